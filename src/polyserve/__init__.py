@@ -1,0 +1,162 @@
+"""polyserve: write a serverless function once, run it on four clouds.
+
+Names are imported on first use, so ``import polyserve`` costs almost nothing
+at cold start.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from polyserve.app import App
+    from polyserve.batch import BatchResult, ItemFailure
+    from polyserve.binding import Body, Header, Query
+    from polyserve.context import Context, ContextLogger
+    from polyserve.cors import CORS
+    from polyserve.errors import (
+        ConfigurationError,
+        CorruptRecordError,
+        EventError,
+        EventValidationError,
+        FieldError,
+        HttpError,
+        IdempotencyError,
+        InProgressError,
+        KeyMissingError,
+        MalformedEventError,
+        MissingDependencyError,
+        PayloadMismatchError,
+        PayloadTooLargeError,
+        PolyserveError,
+        RecordTooLargeError,
+        RetryExhaustedError,
+        StoreUnavailableError,
+        UnsupportedEventError,
+        UnsupportedMediaTypeError,
+    )
+    from polyserve.events import (
+        ChangeType,
+        CloudEvent,
+        Event,
+        Headers,
+        HttpRequest,
+        HttpResponse,
+        Message,
+        QueryParams,
+        ScheduleEvent,
+        StorageAction,
+        StorageEvent,
+        StreamRecord,
+    )
+    from polyserve.routing import Registration, Route, Router, Trigger
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "App": "polyserve.app",
+    "BatchResult": "polyserve.batch",
+    "Body": "polyserve.binding",
+    "CORS": "polyserve.cors",
+    "ChangeType": "polyserve.events",
+    "CloudEvent": "polyserve.events",
+    "ConfigurationError": "polyserve.errors",
+    "Context": "polyserve.context",
+    "ContextLogger": "polyserve.context",
+    "CorruptRecordError": "polyserve.errors",
+    "Event": "polyserve.events",
+    "EventError": "polyserve.errors",
+    "EventValidationError": "polyserve.errors",
+    "FieldError": "polyserve.errors",
+    "Header": "polyserve.binding",
+    "Headers": "polyserve.events",
+    "HttpError": "polyserve.errors",
+    "HttpRequest": "polyserve.events",
+    "HttpResponse": "polyserve.events",
+    "IdempotencyError": "polyserve.errors",
+    "InProgressError": "polyserve.errors",
+    "ItemFailure": "polyserve.batch",
+    "KeyMissingError": "polyserve.errors",
+    "MalformedEventError": "polyserve.errors",
+    "Message": "polyserve.events",
+    "MissingDependencyError": "polyserve.errors",
+    "PayloadMismatchError": "polyserve.errors",
+    "PayloadTooLargeError": "polyserve.errors",
+    "PolyserveError": "polyserve.errors",
+    "Query": "polyserve.binding",
+    "QueryParams": "polyserve.events",
+    "RecordTooLargeError": "polyserve.errors",
+    "Registration": "polyserve.routing",
+    "RetryExhaustedError": "polyserve.errors",
+    "Route": "polyserve.routing",
+    "Router": "polyserve.routing",
+    "ScheduleEvent": "polyserve.events",
+    "StorageAction": "polyserve.events",
+    "StorageEvent": "polyserve.events",
+    "StoreUnavailableError": "polyserve.errors",
+    "StreamRecord": "polyserve.events",
+    "Trigger": "polyserve.routing",
+    "UnsupportedEventError": "polyserve.errors",
+    "UnsupportedMediaTypeError": "polyserve.errors",
+}
+
+__all__ = [
+    "CORS",
+    "App",
+    "BatchResult",
+    "Body",
+    "ChangeType",
+    "CloudEvent",
+    "ConfigurationError",
+    "Context",
+    "ContextLogger",
+    "CorruptRecordError",
+    "Event",
+    "EventError",
+    "EventValidationError",
+    "FieldError",
+    "Header",
+    "Headers",
+    "HttpError",
+    "HttpRequest",
+    "HttpResponse",
+    "IdempotencyError",
+    "InProgressError",
+    "ItemFailure",
+    "KeyMissingError",
+    "MalformedEventError",
+    "Message",
+    "MissingDependencyError",
+    "PayloadMismatchError",
+    "PayloadTooLargeError",
+    "PolyserveError",
+    "Query",
+    "QueryParams",
+    "RecordTooLargeError",
+    "Registration",
+    "RetryExhaustedError",
+    "Route",
+    "Router",
+    "ScheduleEvent",
+    "StorageAction",
+    "StorageEvent",
+    "StoreUnavailableError",
+    "StreamRecord",
+    "Trigger",
+    "UnsupportedEventError",
+    "UnsupportedMediaTypeError",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'polyserve' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return [*__all__, "__version__"]

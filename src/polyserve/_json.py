@@ -1,0 +1,41 @@
+"""JSON encoding of handler results: pydantic models, dataclasses and common scalars."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from typing import Any
+
+__all__ = ["dumps", "to_jsonable"]
+
+
+def _default(obj: Any) -> Any:
+    # pydantic is never imported here: a model is recognised by its method.
+    dump = getattr(obj, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    # datetime, date, time; UUID and Decimal: matched by name so that importing
+    # this module does not import their modules.
+    kind = type(obj).__name__
+    if kind in ("datetime", "date", "time") and hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    if kind in ("UUID", "Decimal"):
+        return str(obj)
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def dumps(data: Any) -> bytes:
+    """Encode ``data`` as compact UTF-8 JSON."""
+    return json.dumps(data, default=_default, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def to_jsonable(data: Any) -> Any:
+    """``data`` as plain JSON values (dicts, lists, strings, numbers, booleans, None)."""
+    return json.loads(dumps(data))

@@ -1,0 +1,296 @@
+"""The application: handlers registered once, dispatched for every provider.
+
+Adapters call four methods and nothing else: ``handle_http`` (or
+``handle_http_async``) for requests, ``handle_event`` (or ``handle_event_async``)
+for single events, ``handle_batch`` for batches of records, and ``resolve`` to
+check that a handler exists. An ``App`` is also an ASGI application, so any ASGI
+server can host it locally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from polyserve.errors import (
+    EventError,
+    HttpError,
+    PayloadTooLargeError,
+    PolyserveError,
+    UnsupportedEventError,
+)
+from polyserve.events.http import Headers, HttpRequest, HttpResponse
+from polyserve.events.storage import StorageEvent
+from polyserve.routing import Registration, Route, Router, Trigger, normalize_path
+
+if TYPE_CHECKING:
+    from polyserve.batch import BatchResult
+    from polyserve.binding import Binder
+    from polyserve.context import Context
+    from polyserve.cors import CORS
+
+__all__ = ["App"]
+
+R = TypeVar("R")
+
+_Prepared = tuple[Callable[..., Any], "Binder", dict[str, Any], Route]
+
+
+class App(Router):
+    """A set of portable handlers.
+
+    Args:
+        name: the app's name, used as the default function name and in logs.
+        cors: CORS settings, or ``None`` to send no CORS headers.
+        max_body_size: the largest request body accepted, in bytes (larger: 413).
+    """
+
+    def __init__(
+        self, name: str, *, cors: CORS | None = None, max_body_size: int = 6 * 1024 * 1024
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.cors = cors
+        self.max_body_size = max_body_size
+        self._binders: dict[Callable[..., Any], Binder] = {}
+
+    def __repr__(self) -> str:
+        counts = f"routes={len(self.routes)}, registrations={len(self.registrations)}"
+        return f"App({self.name!r}, {counts})"
+
+    # -- HTTP -----------------------------------------------------------------
+
+    def handle_http(self, request: HttpRequest, context: Context) -> HttpResponse:
+        """Answer ``request``. Never raises: every error becomes an HTTP error response."""
+        try:
+            prepared = self._prepare(request, context)
+            if isinstance(prepared, HttpResponse):
+                return self._finish(request, prepared)
+            endpoint, binder, kwargs, route = prepared
+            result = endpoint(**kwargs)
+            if binder.is_async:
+                result = _run_sync(result)
+            return self._finish(request, _render(result, route.status))
+        except Exception as exc:
+            return self._finish(request, _error_response(exc, context))
+
+    async def handle_http_async(self, request: HttpRequest, context: Context) -> HttpResponse:
+        """Answer ``request`` from async code. Sync handlers run in a worker thread."""
+        try:
+            prepared = self._prepare(request, context)
+            if isinstance(prepared, HttpResponse):
+                return self._finish(request, prepared)
+            endpoint, binder, kwargs, route = prepared
+            if binder.is_async:
+                result = await endpoint(**kwargs)
+            else:
+                result = await _to_thread(endpoint, kwargs)
+            return self._finish(request, _render(result, route.status))
+        except Exception as exc:
+            return self._finish(request, _error_response(exc, context))
+
+    def _prepare(self, request: HttpRequest, context: Context) -> _Prepared | HttpResponse:
+        if len(request.body) > self.max_body_size:
+            raise PayloadTooLargeError(f"request body exceeds {self.max_body_size} bytes")
+        path = normalize_path(request.path)
+        method = request.method.upper()
+        if self.cors is not None and self.cors.is_preflight(request):
+            return self.cors.preflight(request)
+        match = self.match(method, path)
+        route = match.route
+        if route is None:
+            if not match.allowed:
+                raise HttpError(404, "not_found", f"no route matches {path}")
+            allow = ", ".join(sorted(match.allowed | {"OPTIONS"}))
+            if method == "OPTIONS":
+                return HttpResponse.empty(204, {"allow": allow})
+            raise HttpError(
+                405, "method_not_allowed", f"{method} is not allowed", headers={"allow": allow}
+            )
+        request = request.with_path_params(match.params)
+        binder = self._binder(route.endpoint, route.param_names, http=True)
+        return route.endpoint, binder, binder.http_kwargs(request, context), route
+
+    def _finish(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if self.cors is not None:
+            response = self.cors.apply(request, response)
+        if request.method.upper() == "HEAD" and response.body:
+            headers = response.headers.with_set("content-length", str(len(response.body)))
+            response = HttpResponse(response.status, headers, b"")
+        return response
+
+    # -- other triggers -------------------------------------------------------
+
+    def resolve(self, trigger: Trigger, name: str, action: str | None = None) -> Registration:
+        """The registration for an event, or ``UnsupportedEventError`` describing what arrived."""
+        reg = self.find(trigger, name, action)
+        if reg is None:
+            known = sorted(r.name for r in self.registrations if r.trigger is trigger)
+            what = f"{trigger.value} {name!r}" + (f" ({action})" if action else "")
+            raise UnsupportedEventError(
+                f"no handler is registered for {what}; registered {trigger.value} names: {known}",
+                description={"trigger": trigger.value, "name": name, "action": action},
+            )
+        return reg
+
+    def handle_event(self, trigger: Trigger, name: str, event: object, context: Context) -> Any:
+        """Run the handler registered for ``event`` and return its result.
+
+        Raises:
+            UnsupportedEventError: no handler is registered for ``trigger`` and ``name``.
+            EventValidationError: the payload does not match the handler's declared type.
+            Exception: whatever the handler raised, unchanged, so the platform retries.
+        """
+        endpoint, binder, kwargs = self._prepare_event(trigger, name, event, context)
+        result = endpoint(**kwargs)
+        return _run_sync(result) if binder.is_async else result
+
+    async def handle_event_async(
+        self, trigger: Trigger, name: str, event: object, context: Context
+    ) -> Any:
+        """``handle_event`` for async code; sync handlers run in a worker thread."""
+        endpoint, binder, kwargs = self._prepare_event(trigger, name, event, context)
+        if binder.is_async:
+            return await endpoint(**kwargs)
+        return await _to_thread(endpoint, kwargs)
+
+    def _prepare_event(
+        self, trigger: Trigger, name: str, event: object, context: Context
+    ) -> tuple[Callable[..., Any], Binder, dict[str, Any]]:
+        action = event.action.value if isinstance(event, StorageEvent) else None
+        reg = self.resolve(trigger, name, action)
+        binder = self._binder(reg.endpoint, (), http=False)
+        return reg.endpoint, binder, binder.event_kwargs(event, context)
+
+    def handle_batch(
+        self,
+        trigger: Trigger,
+        records: Sequence[R],
+        context: Context,
+        *,
+        decode: Callable[[R], tuple[str, object]],
+        item_id: Callable[[R], str],
+        ordered: bool = False,
+    ) -> BatchResult:
+        """Handle each record on its own and report which failed, so only those are redelivered.
+
+        ``decode`` turns a native record into ``(logical name, event)``; a record it
+        cannot decode fails alone. With ``ordered`` (FIFO queues, streams), the first
+        failure stops the batch and it and every record after it are reported failed.
+        """
+        from polyserve.batch import process_batch
+
+        return process_batch(
+            records,
+            lambda name, event: self.handle_event(trigger, name, event, context),
+            context,
+            decode=decode,
+            item_id=item_id,
+            ordered=ordered,
+        )
+
+    async def handle_batch_async(
+        self,
+        trigger: Trigger,
+        records: Sequence[R],
+        context: Context,
+        *,
+        decode: Callable[[R], tuple[str, object]],
+        item_id: Callable[[R], str],
+        ordered: bool = False,
+    ) -> BatchResult:
+        """``handle_batch`` for async code."""
+        from polyserve.batch import process_batch_async
+
+        async def run(name: str, event: object) -> Any:
+            return await self.handle_event_async(trigger, name, event, context)
+
+        return await process_batch_async(
+            records, run, context, decode=decode, item_id=item_id, ordered=ordered
+        )
+
+    # -- shared ---------------------------------------------------------------
+
+    def _binder(self, fn: Callable[..., Any], path_params: Sequence[str], *, http: bool) -> Binder:
+        binder = self._binders.get(fn)
+        if binder is None:
+            # Imported on first use: binding needs inspect and typing machinery
+            # that a cold start should not pay for before the first request.
+            from polyserve.binding import Binder
+
+            binder = self._binders[fn] = Binder(fn, path_params=path_params, http=http)
+        return binder
+
+    async def __call__(
+        self,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[dict[str, Any]]],
+        send: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> None:
+        """ASGI entry point: ``uvicorn module:app`` serves the app locally."""
+        from polyserve.asgi import serve
+
+        await serve(self, scope, receive, send)
+
+
+def _run_sync(coro: Any) -> Any:
+    from polyserve._aio import run_sync
+
+    return run_sync(coro)
+
+
+async def _to_thread(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    import asyncio  # already loaded: this only runs inside an event loop
+
+    return await asyncio.to_thread(fn, **kwargs)
+
+
+def _render(result: Any, status: int) -> HttpResponse:
+    if isinstance(result, HttpResponse):
+        return result
+    if result is None:
+        return HttpResponse.empty(204 if status == 200 else status)
+    if isinstance(result, str):
+        return HttpResponse.text(result, status)
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        return HttpResponse.binary(bytes(result), status)
+    return HttpResponse.json(result, status)
+
+
+def _error_response(exc: Exception, context: Context) -> HttpResponse:
+    if isinstance(exc, (EventError, HttpError)) or (
+        isinstance(exc, PolyserveError) and exc.status < 500
+    ):
+        return problem(exc.status, exc.code, exc.detail, context, exc.to_dict(), _headers_of(exc))
+    # The trace goes to the log only; the client sees a generic body and the invocation id.
+    context.logger.exception("unhandled error", exc)
+    return problem(500, "internal_error", "internal server error", context)
+
+
+def _headers_of(exc: PolyserveError) -> dict[str, str]:
+    return dict(exc.headers) if isinstance(exc, HttpError) else {}
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    context: Context,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> HttpResponse:
+    """An ``application/problem+json`` (RFC 9457) error response with a stable ``code``."""
+    from http import HTTPStatus
+
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    body.update(extra or {})
+    body["code"] = code
+    body["detail"] = detail
+    if context.invocation_id:
+        body["invocation_id"] = context.invocation_id
+    hdrs = Headers(headers).with_set("content-type", "application/problem+json")
+    return HttpResponse.json(body, status, hdrs)

@@ -1,0 +1,81 @@
+"""Serving an ``App`` over ASGI, for local runs (``uvicorn module:app``) and tests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from polyserve.context import Context
+from polyserve.events.http import Headers, HttpRequest, QueryParams
+
+if TYPE_CHECKING:
+    from polyserve.app import App
+
+__all__ = ["request_from_scope", "serve"]
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def request_from_scope(scope: dict[str, Any], body: bytes) -> HttpRequest:
+    """The ``HttpRequest`` for an ASGI HTTP scope and its full body."""
+    headers = Headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
+    client = scope.get("client")
+    return HttpRequest(
+        method=scope["method"],
+        path=scope["path"],
+        query=QueryParams.from_string(scope.get("query_string", b"").decode("latin-1")),
+        headers=headers,
+        body=body,
+        client=client[0] if client else None,
+        request_id=headers.get("x-request-id") or uuid.uuid4().hex,
+        raw=scope,
+    )
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks) if size <= limit else b"\0" * (limit + 1)
+
+
+async def serve(app: App, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    """Handle one ASGI connection scope with ``app``."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] != "http":
+        raise ValueError(f"polyserve serves HTTP only, not {scope['type']!r}")
+    # Reading stops keeping bytes past the limit; the app then answers 413.
+    body = await _read_body(receive, app.max_body_size)
+    if body is None:
+        return
+    request = request_from_scope(scope, body)
+    context = Context("local", invocation_id=request.request_id, function_name=app.name)
+    response = await app.handle_http_async(request, context)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": [
+                (k.encode("latin-1"), v.encode("latin-1"))
+                for k, v in response.headers.multi_items()
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body})

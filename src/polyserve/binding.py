@@ -1,0 +1,470 @@
+"""Turning a request or event into a handler's arguments, using its type hints.
+
+This is the one module that imports pydantic, and only on first use: when a
+handler declares a pydantic model, a dataclass or another type that needs
+validation. A handler that takes only events, the context, path parameters and
+plain query/header scalars never loads pydantic.
+
+For an HTTP handler, each parameter is bound by the first rule that applies:
+
+1. annotated ``HttpRequest`` -> the request; ``Context`` -> the context;
+2. ``Annotated[T, Query()]`` / ``Header()`` / ``Body()`` -> that part of the request;
+3. its name is a path parameter -> the converted path value;
+4. a pydantic model, dataclass, TypedDict, ``dict`` or ``list[Model]`` -> the JSON body;
+5. otherwise -> the query parameter of that name (``list[T]`` takes every value).
+
+For any other handler: an event type (or no annotation) -> the event; ``Context``
+-> the context; any other type -> the event's payload (message body, CloudEvent
+data, schedule payload, new stream image), validated against it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import inspect
+import sys
+import types
+import typing
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from polyserve.context import Context
+from polyserve.errors import (
+    ConfigurationError,
+    EventValidationError,
+    FieldError,
+    MalformedEventError,
+    UnsupportedEventError,
+    UnsupportedMediaTypeError,
+)
+from polyserve.events import (
+    CloudEvent,
+    HttpRequest,
+    Message,
+    ScheduleEvent,
+    StorageEvent,
+    StreamRecord,
+)
+from polyserve.events._body import parse_json
+
+__all__ = ["Binder", "Body", "Header", "Query"]
+
+_EMPTY = inspect.Parameter.empty
+_EVENT_TYPES: tuple[type, ...] = (Message, StorageEvent, ScheduleEvent, StreamRecord, CloudEvent)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Marker: bind the parameter to a query parameter (``alias`` overrides its name)."""
+
+    alias: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """Marker: bind the parameter to a header (default name: the parameter with '-' for '_')."""
+
+    alias: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """Marker: bind the parameter to the request body, decoded as JSON unless ``bytes``/``str``."""
+
+
+class _Source(enum.Enum):
+    REQUEST = "request"
+    CONTEXT = "context"
+    PATH = "path"
+    QUERY = "query"
+    HEADER = "header"
+    BODY = "body"
+    EVENT = "event"
+    PAYLOAD = "payload"
+
+
+@dataclass(frozen=True, slots=True)
+class _Param:
+    name: str
+    source: _Source
+    alias: str
+    default: Any
+    annotation: Any
+    is_list: bool = False
+    convert: Callable[[str], Any] | None = None
+    validator: _Validator | None = None
+
+
+class Binder:
+    """Builds the keyword arguments of one handler. Built once per handler, on first use."""
+
+    __slots__ = ("_body", "_params", "is_async")
+
+    def __init__(
+        self, fn: Callable[..., Any], *, path_params: Sequence[str] = (), http: bool
+    ) -> None:
+        target = inspect.unwrap(fn)
+        self.is_async = inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(fn)
+        try:
+            hints = typing.get_type_hints(target, include_extras=True)
+        except Exception as exc:  # a NameError from a forward reference, typically
+            raise ConfigurationError(f"cannot resolve the type hints of {fn!r}: {exc}") from exc
+        params: list[_Param] = []
+        for p in inspect.signature(fn).parameters.values():
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            ann = hints.get(p.name, Any)
+            params.append(_http_param(p, ann, path_params) if http else _event_param(p, ann))
+        bodies = [p for p in params if p.source is _Source.BODY]
+        if len(bodies) > 1:
+            raise ConfigurationError(
+                f"{fn!r} declares more than one body: {[b.name for b in bodies]}"
+            )
+        self._params = tuple(params)
+        self._body = bodies[0] if bodies else None
+
+    @property
+    def body_param(self) -> str | None:
+        return self._body.name if self._body else None
+
+    def http_kwargs(self, request: HttpRequest, ctx: Context) -> dict[str, Any]:
+        """Arguments for an HTTP handler.
+
+        Raises:
+            EventValidationError: missing or invalid parameters or body (every failure listed).
+            UnsupportedMediaTypeError: a body is declared and the content type is not JSON.
+            MalformedEventError: the body is not valid JSON.
+        """
+        kwargs: dict[str, Any] = {}
+        errors: list[FieldError] = []
+        for p in self._params:
+            src = p.source
+            if src is _Source.REQUEST:
+                kwargs[p.name] = request
+            elif src is _Source.CONTEXT:
+                kwargs[p.name] = ctx
+            elif src is _Source.PATH:
+                kwargs[p.name] = request.path_params[p.alias]
+            elif src is _Source.BODY:
+                self._bind_body(p, request, kwargs, errors)
+            else:
+                source = request.query if src is _Source.QUERY else request.headers
+                _bind_scalar(p, source.get_all(p.alias), kwargs, errors)
+        if errors:
+            raise EventValidationError(errors)
+        return kwargs
+
+    def _bind_body(
+        self, p: _Param, request: HttpRequest, kwargs: dict[str, Any], errors: list[FieldError]
+    ) -> None:
+        if p.annotation is bytes:
+            kwargs[p.name] = request.body
+            return
+        if p.annotation is str:
+            kwargs[p.name] = request.text
+            return
+        if not request.body.strip():
+            if p.default is _EMPTY:
+                errors.append(FieldError(("body",), "a request body is required", "missing"))
+            else:
+                kwargs[p.name] = p.default
+            return
+        ctype = request.content_type
+        if ctype and ctype != "application/json" and not ctype.endswith("+json"):
+            raise UnsupportedMediaTypeError(f"expected a JSON body, got content type {ctype!r}")
+        assert p.validator is not None
+        kwargs[p.name] = p.validator.from_json(request.body, ("body",))
+
+    def event_kwargs(self, event: object, ctx: Context) -> dict[str, Any]:
+        """Arguments for a non-HTTP handler.
+
+        Raises:
+            UnsupportedEventError: the handler's declared event type is not what arrived.
+            EventValidationError: the payload does not validate against the declared type.
+        """
+        kwargs: dict[str, Any] = {}
+        for p in self._params:
+            if p.source is _Source.CONTEXT:
+                kwargs[p.name] = ctx
+            elif p.source is _Source.EVENT:
+                if p.annotation is not Any and not isinstance(event, p.annotation):
+                    raise UnsupportedEventError(
+                        f"handler parameter {p.name!r} expects {_type_name(p.annotation)} "
+                        f"but a {type(event).__name__} arrived",
+                        description={"event_type": type(event).__name__},
+                    )
+                kwargs[p.name] = event
+            else:
+                assert p.validator is not None
+                kwargs[p.name] = _payload(event, p.validator)
+        return kwargs
+
+
+def _http_param(p: inspect.Parameter, ann: Any, path_params: Sequence[str]) -> _Param:
+    base, marker = _split_annotated(ann)
+    if base is HttpRequest:
+        return _Param(p.name, _Source.REQUEST, p.name, p.default, base)
+    if base is Context:
+        return _Param(p.name, _Source.CONTEXT, p.name, p.default, base)
+    if isinstance(marker, Body) or (
+        marker is None and p.name not in path_params and _is_body_type(base)
+    ):
+        validator = None if base in (bytes, str) else _Validator(base)
+        return _Param(p.name, _Source.BODY, "body", p.default, base, validator=validator)
+    if marker is None and p.name in path_params:
+        return _Param(p.name, _Source.PATH, p.name, p.default, base)
+    if isinstance(marker, Header):
+        alias = marker.alias or p.name.replace("_", "-")
+        return _scalar_param(p, base, _Source.HEADER, alias.lower())
+    alias = marker.alias if isinstance(marker, Query) and marker.alias else p.name
+    return _scalar_param(p, base, _Source.QUERY, alias)
+
+
+def _event_param(p: inspect.Parameter, ann: Any) -> _Param:
+    base, _ = _split_annotated(ann)
+    if base is Context:
+        return _Param(p.name, _Source.CONTEXT, p.name, p.default, base)
+    if base is Any or base is object:
+        return _Param(p.name, _Source.EVENT, p.name, p.default, Any)
+    event_types = _event_types(base)
+    if event_types:
+        return _Param(p.name, _Source.EVENT, p.name, p.default, event_types)
+    return _Param(p.name, _Source.PAYLOAD, p.name, p.default, base, validator=_Validator(base))
+
+
+def _event_types(tp: Any) -> Any:
+    if isinstance(tp, type) and issubclass(tp, _EVENT_TYPES):
+        return tp
+    if _is_union(tp):
+        members = [a for a in get_args(tp) if a is not type(None)]
+        if members and all(isinstance(a, type) and issubclass(a, _EVENT_TYPES) for a in members):
+            return tuple(members)
+    return None
+
+
+def _payload(event: object, validator: _Validator) -> Any:
+    loc: tuple[str, ...]
+    if isinstance(event, Message):
+        return validator.from_json(event.body, ("body",))
+    if isinstance(event, CloudEvent):
+        loc = ("data",)
+        data = event.data
+        if isinstance(data, (bytes, bytearray, str)):
+            return validator.from_json(
+                bytes(data) if not isinstance(data, str) else data.encode(), loc
+            )
+        return validator.from_python(data, loc)
+    if isinstance(event, ScheduleEvent):
+        return validator.from_python(event.payload, ("payload",))
+    if isinstance(event, StreamRecord):
+        return validator.from_python(event.new if event.new is not None else event.old, ("new",))
+    raise UnsupportedEventError(
+        f"a {type(event).__name__} carries no payload to validate",
+        description={"event_type": type(event).__name__},
+    )
+
+
+def _scalar_param(p: inspect.Parameter, base: Any, source: _Source, alias: str) -> _Param:
+    inner, optional = _strip_optional(base)
+    default = None if (p.default is _EMPTY and optional) else p.default
+    is_list = get_origin(inner) in (list, tuple, Sequence, set, frozenset)
+    item = (get_args(inner) or (str,))[0] if is_list else inner
+    convert = _scalar(item)
+    return _Param(p.name, source, alias, default, base, is_list=is_list, convert=convert)
+
+
+def _bind_scalar(
+    p: _Param, values: list[str], kwargs: dict[str, Any], errors: list[FieldError]
+) -> None:
+    loc = (p.source.value, p.alias)
+    if not values:
+        if p.default is _EMPTY:
+            errors.append(FieldError(loc, "field required", "missing"))
+        else:
+            kwargs[p.name] = p.default
+        return
+    assert p.convert is not None
+    try:
+        converted = [p.convert(v) for v in values] if p.is_list else p.convert(values[0])
+    except (ValueError, TypeError) as exc:
+        errors.append(FieldError(loc, str(exc) or "invalid value", "invalid"))
+        return
+    kwargs[p.name] = converted
+
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def _to_bool(value: str) -> bool:
+    v = value.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise ValueError(f"{value!r} is not a boolean")
+
+
+def _to_int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an integer") from None
+
+
+def _to_float(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number") from None
+
+
+def _scalar(tp: Any) -> Callable[[str], Any]:
+    if tp is str or tp is Any:
+        return str
+    if tp is bool:
+        return _to_bool
+    if tp is int:
+        return _to_int
+    if tp is float:
+        return _to_float
+    if tp is uuid.UUID:
+        return uuid.UUID
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return tp
+    if get_origin(tp) is Literal:
+        allowed = {str(a): a for a in get_args(tp)}
+
+        def literal(value: str) -> Any:
+            if value not in allowed:
+                raise ValueError(f"{value!r} is not one of {sorted(allowed)}")
+            return allowed[value]
+
+        return literal
+    validator = _Validator(tp)
+    return lambda value: validator.from_python(value, ())
+
+
+class _Validator:
+    """Validates JSON or Python values against a type with pydantic, loaded on first use.
+
+    Plain ``dict``, ``list`` and ``Any`` need no validation beyond JSON parsing,
+    so they never load pydantic.
+    """
+
+    __slots__ = ("_adapter", "_plain", "_tp")
+
+    def __init__(self, tp: Any) -> None:
+        self._tp = tp
+        self._adapter: Any = None
+        self._plain = _plain_container(tp)
+
+    def _get(self) -> Any:
+        if self._adapter is None:
+            from pydantic import TypeAdapter  # the lazy import this module exists for
+
+            self._adapter = TypeAdapter(self._tp)
+        return self._adapter
+
+    def from_json(self, data: bytes | str, loc: tuple[str, ...]) -> Any:
+        if self._plain is not None:
+            return self.from_python(parse_json(data, ".".join(loc) or "payload"), loc)
+        from pydantic import ValidationError
+
+        try:
+            return self._get().validate_json(data)
+        except ValidationError as exc:
+            raise _translate(exc, loc) from None
+
+    def from_python(self, data: Any, loc: tuple[str, ...]) -> Any:
+        if self._plain is not None:
+            if not isinstance(data, self._plain):
+                kind = " or ".join(t.__name__ for t in self._plain)
+                raise EventValidationError([FieldError(loc, f"expected {kind}", "type_error")])
+            return data
+        from pydantic import ValidationError
+
+        try:
+            return self._get().validate_python(data)
+        except ValidationError as exc:
+            raise _translate(exc, loc) from None
+
+
+def _plain_container(tp: Any) -> tuple[type, ...] | None:
+    if tp is Any or tp is object:
+        return (object,)
+    origin = get_origin(tp) or tp
+    args = get_args(tp)
+    if origin in (dict, Mapping) and (not args or args == (str, Any)):
+        return (dict,)
+    if origin in (list, Sequence) and (not args or args == (Any,)):
+        return (list,)
+    return None
+
+
+def _translate(exc: Any, loc: tuple[str, ...]) -> Exception:
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    if any(e["type"] == "json_invalid" for e in errors):
+        return MalformedEventError(
+            f"{'.'.join(loc) or 'payload'} is not valid JSON", code="invalid_json"
+        )
+    return EventValidationError(
+        [FieldError((*loc, *e["loc"]), e["msg"], e["type"]) for e in errors]
+    )
+
+
+def _split_annotated(ann: Any) -> tuple[Any, Any]:
+    if get_origin(ann) is Annotated:
+        base, *meta = get_args(ann)
+        marker = next((m for m in meta if isinstance(m, (Query, Header, Body))), None)
+        return base, marker
+    return ann, None
+
+
+def _is_union(tp: Any) -> bool:
+    return get_origin(tp) is Union or isinstance(tp, types.UnionType)
+
+
+def _strip_optional(tp: Any) -> tuple[Any, bool]:
+    if _is_union(tp):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) < len(get_args(tp)):
+            return (args[0] if len(args) == 1 else Union[tuple(args)]), True  # noqa: UP007
+    return tp, False
+
+
+def _is_body_type(tp: Any) -> bool:
+    tp, _ = _strip_optional(tp)
+    origin = get_origin(tp)
+    if tp is dict or origin in (dict, Mapping):
+        return True
+    if origin in (list, Sequence):
+        args = get_args(tp)
+        return bool(args) and _is_model(args[0])
+    return _is_model(tp)
+
+
+def _is_model(tp: Any) -> bool:
+    if not isinstance(tp, type):
+        return False
+    if dataclasses.is_dataclass(tp) or typing.is_typeddict(tp):
+        return True
+    # If pydantic was never imported, no class can be one of its models.
+    pydantic = sys.modules.get("pydantic")
+    return pydantic is not None and issubclass(tp, pydantic.BaseModel)
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, tuple):
+        return " or ".join(t.__name__ for t in tp)
+    return getattr(tp, "__name__", str(tp))
+
+
+def is_model_instance(value: object) -> bool:
+    """True for pydantic models and dataclass instances (rendered as JSON)."""
+    return callable(getattr(value, "model_dump", None)) or (
+        dataclasses.is_dataclass(value) and not isinstance(value, type)
+    )

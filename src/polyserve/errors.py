@@ -1,0 +1,265 @@
+"""The exceptions polyserve raises, all under one base.
+
+Every error carries a stable, machine-readable ``code`` that is safe to show to
+clients, and the HTTP ``status`` it becomes when it ends an HTTP request::
+
+    PolyserveError                       internal_error        500
+    ├── ConfigurationError               configuration_error   500
+    ├── MissingDependencyError           missing_dependency    500  (also ImportError)
+    ├── EventError                       invalid_event         400
+    │   ├── UnsupportedEventError        unsupported_event     400
+    │   ├── MalformedEventError          malformed_event       400
+    │   │   (codes: invalid_json, invalid_base64, invalid_path, ...)
+    │   ├── PayloadTooLargeError         payload_too_large     413
+    │   ├── UnsupportedMediaTypeError    unsupported_media_type 415
+    │   └── EventValidationError         validation_error      422
+    ├── HttpError                        (any status and code, raised by handlers)
+    ├── IdempotencyError                 idempotency_error     500
+    │   ├── InProgressError              in_progress           409
+    │   ├── KeyMissingError              idempotency_key_missing 400
+    │   ├── PayloadMismatchError         payload_mismatch      422
+    │   ├── RecordTooLargeError          record_too_large      500
+    │   ├── CorruptRecordError           corrupt_record        500
+    │   └── StoreUnavailableError        store_unavailable     503
+    └── RetryExhaustedError              retry_exhausted       500
+
+Third-party exceptions (pydantic, cloud SDKs) are translated at the boundary,
+so callers only ever need to catch ``PolyserveError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+__all__ = [
+    "ConfigurationError",
+    "CorruptRecordError",
+    "EventError",
+    "EventValidationError",
+    "FieldError",
+    "HttpError",
+    "IdempotencyError",
+    "InProgressError",
+    "KeyMissingError",
+    "MalformedEventError",
+    "MissingDependencyError",
+    "PayloadMismatchError",
+    "PayloadTooLargeError",
+    "PolyserveError",
+    "RecordTooLargeError",
+    "RetryExhaustedError",
+    "StoreUnavailableError",
+    "UnsupportedEventError",
+    "UnsupportedMediaTypeError",
+]
+
+
+class PolyserveError(Exception):
+    """Base of every polyserve error.
+
+    ``code`` is stable and safe to show to clients; ``detail`` is a human
+    sentence, also safe to show. ``status`` is the HTTP status the error becomes.
+    """
+
+    default_code: ClassVar[str] = "internal_error"
+    default_status: ClassVar[int] = 500
+
+    def __init__(self, detail: str = "", *, code: str | None = None) -> None:
+        super().__init__(detail or self.default_code)
+        self.detail = detail or self.default_code.replace("_", " ")
+        self.code = code or self.default_code
+        self.status = self.default_status
+
+    def to_dict(self) -> dict[str, Any]:
+        """The client-safe fields of the error, as JSON-ready values."""
+        return {"code": self.code, "detail": self.detail}
+
+
+class ConfigurationError(PolyserveError):
+    """The app, a decorator or an adapter was set up wrongly (found at set-up time)."""
+
+    default_code = "configuration_error"
+
+
+class MissingDependencyError(PolyserveError, ImportError):
+    """An optional package a feature needs is not installed."""
+
+    default_code = "missing_dependency"
+
+    def __init__(self, package: str, *, feature: str, extra: str | None = None) -> None:
+        hint = f"pip install '{extra}'" if extra else f"pip install {package}"
+        super().__init__(f"{feature} needs the '{package}' package: {hint}")
+        self.package = package
+
+
+class EventError(PolyserveError):
+    """An incoming event or request cannot be processed as it is (the client's fault)."""
+
+    default_code = "invalid_event"
+    default_status = 400
+
+
+class UnsupportedEventError(EventError):
+    """No adapter recognised the event, or no handler is registered for it."""
+
+    default_code = "unsupported_event"
+
+    def __init__(self, detail: str, *, description: Mapping[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.description: Mapping[str, Any] = dict(description or {})
+
+
+class MalformedEventError(EventError):
+    """The event was recognised but is malformed: a missing field, bad JSON or base64."""
+
+    default_code = "malformed_event"
+
+
+class PayloadTooLargeError(EventError):
+    """The request body is larger than the app accepts."""
+
+    default_code = "payload_too_large"
+    default_status = 413
+
+
+class UnsupportedMediaTypeError(EventError):
+    """The body's content type is not one the handler accepts."""
+
+    default_code = "unsupported_media_type"
+    default_status = 415
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One validation failure: where (``loc``), what (``message``) and its kind (``type``)."""
+
+    loc: tuple[str | int, ...]
+    message: str
+    type: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"loc": list(self.loc), "message": self.message, "type": self.type}
+
+
+class EventValidationError(EventError):
+    """A payload, parameter or header failed validation against its declared type."""
+
+    default_code = "validation_error"
+    default_status = 422
+
+    def __init__(self, errors: Sequence[FieldError], detail: str = "") -> None:
+        self.errors: tuple[FieldError, ...] = tuple(errors)
+        summary = "; ".join(
+            f"{'.'.join(str(p) for p in e.loc) or '<root>'}: {e.message}" for e in self.errors
+        )
+        super().__init__(detail or f"validation failed: {summary}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["errors"] = [e.to_dict() for e in self.errors]
+        return data
+
+
+class HttpError(PolyserveError):
+    """Raised by a handler to end an HTTP request with ``status`` and a JSON error body."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str | None = None,
+        detail: str = "",
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        if not 400 <= status <= 599:
+            raise ValueError(f"HttpError status must be 4xx or 5xx, got {status}")
+        super().__init__(detail, code=code or _default_code(status))
+        self.status = status
+        self.headers: Mapping[str, str] = dict(headers or {})
+
+
+class IdempotencyError(PolyserveError):
+    """Base of the errors raised by ``polyserve.idempotency``."""
+
+    default_code = "idempotency_error"
+
+
+class InProgressError(IdempotencyError):
+    """Another invocation with the same idempotency key is still running."""
+
+    default_code = "in_progress"
+    default_status = 409
+
+
+class KeyMissingError(IdempotencyError):
+    """The idempotency key could not be extracted from the event."""
+
+    default_code = "idempotency_key_missing"
+    default_status = 400
+
+
+class PayloadMismatchError(IdempotencyError):
+    """The idempotency key was reused with a different payload."""
+
+    default_code = "payload_mismatch"
+    default_status = 422
+
+
+class RecordTooLargeError(IdempotencyError):
+    """The result is too large for the idempotency store."""
+
+    default_code = "record_too_large"
+
+
+class CorruptRecordError(IdempotencyError):
+    """A stored idempotency record could not be read back."""
+
+    default_code = "corrupt_record"
+
+
+class StoreUnavailableError(IdempotencyError):
+    """The idempotency store could not be reached; the invocation fails so it is retried."""
+
+    default_code = "store_unavailable"
+    default_status = 503
+
+
+class RetryExhaustedError(PolyserveError):
+    """``@retry`` gave up: attempts ran out, or the deadline left no time for another."""
+
+    default_code = "retry_exhausted"
+
+    def __init__(self, detail: str, *, attempts: int, last_exception: BaseException | None) -> None:
+        super().__init__(detail)
+        self.attempts = attempts
+        self.last_exception = last_exception
+
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    410: "gone",
+    412: "precondition_failed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+    500: "internal_error",
+    501: "not_implemented",
+    502: "bad_gateway",
+    503: "service_unavailable",
+    504: "gateway_timeout",
+}
+
+
+def _default_code(status: int) -> str:
+    return _CODES.get(status, "client_error" if status < 500 else "server_error")

@@ -1,0 +1,309 @@
+"""HTTP requests and responses, the same whichever provider delivered them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from polyserve._json import dumps
+from polyserve.errors import MalformedEventError
+
+__all__ = ["Headers", "HttpRequest", "HttpResponse", "QueryParams"]
+
+_Pairs = Iterable[tuple[str, str]]
+
+
+class _MultiMap(Mapping[str, str]):
+    """An immutable, ordered multi-map; ``m[k]`` is the first value, ``get_all`` every one."""
+
+    __slots__ = ("_items",)
+    _items: tuple[tuple[str, str], ...]
+
+    def __init__(self, items: _Pairs | Mapping[str, str] | None = None) -> None:
+        if items is None:
+            pairs: _Pairs = ()
+        elif isinstance(items, _MultiMap):
+            pairs = items._items
+        elif isinstance(items, Mapping):
+            pairs = items.items()
+        else:
+            pairs = items
+        self._items = tuple((self._norm(str(k)), str(v)) for k, v in pairs)
+
+    @staticmethod
+    def _norm(key: str) -> str:
+        return key
+
+    def __getitem__(self, key: str) -> str:
+        key = self._norm(key)
+        for k, v in self._items:
+            if k == key:
+                return v
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        seen: dict[str, None] = {}
+        for k, _ in self._items:
+            seen.setdefault(k, None)
+        return iter(seen)
+
+    def __len__(self) -> int:
+        return len({k for k, _ in self._items})
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        key = self._norm(key)
+        return any(k == key for k, _ in self._items)
+
+    def get_all(self, key: str) -> list[str]:
+        """Every value of ``key``, in arrival order (empty if absent)."""
+        key = self._norm(key)
+        return [v for k, v in self._items if k == key]
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        """Every (name, value) pair, in arrival order, repeats included."""
+        return list(self._items)
+
+    def to_multi_dict(self) -> dict[str, list[str]]:
+        """A ``{name: [values]}`` dict, as multi-value providers want it."""
+        out: dict[str, list[str]] = {}
+        for k, v in self._items:
+            out.setdefault(k, []).append(v)
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _MultiMap):
+            return type(self) is type(other) and self.to_multi_dict() == other.to_multi_dict()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._items)))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self._items)!r})"
+
+
+class Headers(_MultiMap):
+    """Case-insensitive, multi-valued HTTP headers. Names are stored lower-case.
+
+    Equality ignores the order of different names but keeps the order of the
+    values of one name (``Set-Cookie`` order matters, ``Accept`` vs ``Host`` does not).
+    """
+
+    __slots__ = ()
+
+    @staticmethod
+    def _norm(key: str) -> str:
+        return key.lower()
+
+    def with_added(self, name: str, value: str) -> Headers:
+        """A copy with one more ``name: value`` pair."""
+        return Headers((*self._items, (name, value)))
+
+    def with_set(self, name: str, value: str) -> Headers:
+        """A copy where ``name`` has exactly the one ``value``."""
+        key = name.lower()
+        return Headers((*((k, v) for k, v in self._items if k != key), (key, value)))
+
+
+class QueryParams(_MultiMap):
+    """Case-sensitive, multi-valued query parameters, already percent-decoded."""
+
+    __slots__ = ()
+
+    @classmethod
+    def from_string(cls, query: str) -> QueryParams:
+        """Parse a raw query string (``a=1&a=2&b``); bad escapes never raise."""
+        if not query:
+            return cls()
+        from urllib.parse import parse_qsl
+
+        return cls(parse_qsl(query, keep_blank_values=True, errors="replace"))
+
+    def to_string(self) -> str:
+        """The parameters encoded as a query string (without ``?``)."""
+        from urllib.parse import quote, urlencode
+
+        return urlencode(self._items, quote_via=quote)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """An HTTP request, decoded from whichever provider delivered it.
+
+    ``path`` is percent-decoded. ``body`` is the raw bytes; ``text`` and ``json()``
+    decode it. ``raw`` is the provider's native event, an escape hatch that takes
+    no part in equality.
+    """
+
+    method: str
+    path: str
+    query: QueryParams = field(default_factory=QueryParams)
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+    path_params: Mapping[str, Any] = field(default_factory=dict)
+    client: str | None = None
+    request_id: str = ""
+    raw: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """Cookies from every ``Cookie`` header; a malformed pair is skipped, never fatal."""
+        jar: dict[str, str] = {}
+        for header in self.headers.get_all("cookie"):
+            for part in header.split(";"):
+                name, sep, value = part.strip().partition("=")
+                if sep and name:
+                    jar.setdefault(name, _unquote_cookie(value.strip()))
+        return jar
+
+    @property
+    def content_type(self) -> str:
+        """The media type of the body, lower-case, without parameters ('' if absent)."""
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+    @property
+    def text(self) -> str:
+        """The body decoded as UTF-8 (undecodable bytes are replaced)."""
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON.
+
+        Raises:
+            MalformedEventError: code ``invalid_json`` when the body is not JSON.
+        """
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MalformedEventError(
+                f"request body is not valid JSON: {exc}", code="invalid_json"
+            ) from None
+
+    def with_path_params(self, params: Mapping[str, Any]) -> HttpRequest:
+        """A copy carrying the matched route's path parameters."""
+        return replace(self, path_params=params)
+
+
+def _unquote_cookie(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+_TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript")
+_TEXT_SUFFIXES = ("+json", "+xml")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """An HTTP response. Build one with ``json``, ``text``, ``binary`` or ``empty``."""
+
+    status: int = 200
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+
+    @classmethod
+    def json(
+        cls, data: Any, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> HttpResponse:
+        """A JSON response; pydantic models, dataclasses, datetimes and UUIDs are encoded."""
+        return cls._make(status, dumps(data), "application/json", headers)
+
+    @classmethod
+    def text(
+        cls,
+        text: str,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        *,
+        media_type: str = "text/plain",
+    ) -> HttpResponse:
+        """A text response, UTF-8 encoded."""
+        return cls._make(status, text.encode(), f"{media_type}; charset=utf-8", headers)
+
+    @classmethod
+    def binary(
+        cls,
+        data: bytes,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        *,
+        media_type: str = "application/octet-stream",
+    ) -> HttpResponse:
+        """A binary response; adapters base64-encode it where the provider needs that."""
+        return cls._make(status, bytes(data), media_type, headers)
+
+    @classmethod
+    def empty(cls, status: int = 204, headers: Mapping[str, str] | None = None) -> HttpResponse:
+        """A response with no body."""
+        return cls(status=status, headers=Headers(headers))
+
+    @classmethod
+    def _make(
+        cls, status: int, body: bytes, media_type: str, headers: Mapping[str, str] | None
+    ) -> HttpResponse:
+        merged = Headers(headers)
+        if "content-type" not in merged:
+            merged = merged.with_added("content-type", media_type)
+        return cls(status=status, headers=merged, body=body)
+
+    def with_header(self, name: str, value: str) -> HttpResponse:
+        """A copy with one more header (repeat it for several values)."""
+        return replace(self, headers=self.headers.with_added(name, value))
+
+    def set_cookie(
+        self,
+        name: str,
+        value: str,
+        *,
+        max_age: int | None = None,
+        path: str = "/",
+        domain: str | None = None,
+        secure: bool = True,
+        httponly: bool = True,
+        samesite: Literal["lax", "strict", "none"] | None = "lax",
+    ) -> HttpResponse:
+        """A copy with one more ``Set-Cookie`` header."""
+        from http.cookies import SimpleCookie
+
+        jar: SimpleCookie = SimpleCookie()
+        jar[name] = value
+        morsel = jar[name]
+        morsel["path"] = path
+        if max_age is not None:
+            morsel["max-age"] = max_age
+        if domain:
+            morsel["domain"] = domain
+        if secure:
+            morsel["secure"] = True
+        if httponly:
+            morsel["httponly"] = True
+        if samesite:
+            morsel["samesite"] = samesite.capitalize()
+        return self.with_header("set-cookie", morsel.OutputString())
+
+    @property
+    def media_type(self) -> str:
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+    @property
+    def is_text(self) -> bool:
+        """True when the body is text, so providers may carry it without base64."""
+        if not self.body:
+            return True
+        media = self.media_type
+        if not (media.startswith(_TEXT_TYPES) or media.endswith(_TEXT_SUFFIXES)):
+            return False
+        try:
+            self.body.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        return True
+
+    @property
+    def text_body(self) -> str:
+        return self.body.decode("utf-8", errors="replace")

@@ -1,0 +1,378 @@
+"""Routes and registrations: which handler answers which request or event.
+
+HTTP paths are templates: ``/pets/{pet_id}`` matches one segment as a string,
+``{pet_id:int}`` converts it, and ``{rest:path}`` matches the remaining segments.
+Converters: ``str`` (default), ``int``, ``float``, ``uuid``, ``path``.
+
+Non-HTTP handlers are registered by trigger and logical name (a queue name, a
+bucket, a schedule name, a table, a CloudEvent type).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from polyserve.errors import ConfigurationError, MalformedEventError
+
+__all__ = [
+    "HTTP_METHODS",
+    "Registration",
+    "Route",
+    "RouteMatch",
+    "Router",
+    "Trigger",
+    "normalize_path",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class Trigger(str, enum.Enum):
+    """The kinds of non-HTTP event a handler can be registered for."""
+
+    QUEUE = "queue"
+    TOPIC = "topic"
+    STORAGE = "storage"
+    SCHEDULE = "schedule"
+    STREAM = "stream"
+    CLOUDEVENT = "cloudevent"
+
+
+@dataclass(frozen=True, slots=True)
+class _Converter:
+    regex: str
+    convert: Callable[[str], Any]
+
+
+def _to_uuid(value: str) -> Any:
+    import uuid  # only apps with uuid routes pay for it
+
+    return uuid.UUID(value)
+
+
+_CONVERTERS: dict[str, _Converter] = {
+    "str": _Converter(r"[^/]+", str),
+    "int": _Converter(r"-?[0-9]+", int),
+    "float": _Converter(r"-?[0-9]+(?:\.[0-9]+)?", float),
+    "uuid": _Converter(r"[0-9a-fA-F]{8}-?(?:[0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}", _to_uuid),
+    "path": _Converter(r".*", str),
+}
+
+_PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?}")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One HTTP route: a path template, its methods and the handler."""
+
+    path: str
+    methods: frozenset[str]
+    endpoint: Callable[..., Any]
+    status: int = 200
+    name: str = ""
+    param_names: tuple[str, ...] = ()
+    _regex: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
+    _converters: tuple[Callable[[str], Any], ...] = field(default=(), repr=False, compare=False)
+
+    @classmethod
+    def build(
+        cls, path: str, methods: Iterable[str], endpoint: Callable[..., Any], status: int, name: str
+    ) -> Route:
+        if not path.startswith("/"):
+            raise ConfigurationError(f"route path must start with '/': {path!r}")
+        wanted = frozenset(m.upper() for m in methods)
+        unknown = wanted - HTTP_METHODS
+        if unknown or not wanted:
+            raise ConfigurationError(f"unknown HTTP method(s) {sorted(unknown)} for {path!r}")
+        path = _strip_slash(path)
+        names: list[str] = []
+        converters: list[Callable[[str], Any]] = []
+        pattern = "^"
+        pos = 0
+        for m in _PARAM.finditer(path):
+            kind = m.group(2) or "str"
+            if kind not in _CONVERTERS:
+                raise ConfigurationError(f"unknown converter {kind!r} in route {path!r}")
+            if m.group(1) in names:
+                raise ConfigurationError(f"duplicate parameter {m.group(1)!r} in {path!r}")
+            pattern += re.escape(path[pos : m.start()]) + f"({_CONVERTERS[kind].regex})"
+            names.append(m.group(1))
+            converters.append(_CONVERTERS[kind].convert)
+            pos = m.end()
+        if "{" in path[pos:] or "}" in path[pos:]:
+            raise ConfigurationError(f"malformed parameter in route {path!r}")
+        regex = re.compile(pattern + re.escape(path[pos:]) + "$") if names else None
+        return cls(
+            path, wanted, endpoint, status, name or getattr(endpoint, "__name__", path),
+            tuple(names), regex, tuple(converters),
+        )  # fmt: skip
+
+    def match(self, path: str) -> dict[str, Any] | None:
+        """The converted path parameters if ``path`` matches, else ``None``."""
+        if self._regex is None:
+            return {} if path == self.path else None
+        m = self._regex.match(path)
+        if m is None:
+            return None
+        try:
+            return {
+                n: c(v)
+                for n, c, v in zip(self.param_names, self._converters, m.groups(), strict=False)
+            }
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A non-HTTP handler: its trigger, logical name and options (e.g. ``cron``)."""
+
+    trigger: Trigger
+    name: str
+    endpoint: Callable[..., Any]
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    """The outcome of looking up a path: the route, or the methods the path allows."""
+
+    route: Route | None
+    params: Mapping[str, Any]
+    allowed: frozenset[str]
+
+
+def _strip_slash(path: str) -> str:
+    return path[:-1] if len(path) > 1 and path.endswith("/") else path
+
+
+def normalize_path(path: str) -> str:
+    """The path routes are matched against: one trailing slash dropped.
+
+    Raises:
+        MalformedEventError: code ``invalid_path`` for a relative path, a NUL byte or
+            a ``.``/``..`` segment, so that encoded tricks never reach a route.
+    """
+    if not path.startswith("/") or "\x00" in path:
+        raise MalformedEventError(f"invalid request path {path!r}", code="invalid_path")
+    for segment in path.split("/"):
+        if segment in (".", ".."):
+            raise MalformedEventError("dot segments are not allowed in paths", code="invalid_path")
+    return _strip_slash(path)
+
+
+class Router:
+    """A group of handlers, included into an ``App`` (optionally under a path prefix)."""
+
+    def __init__(self, prefix: str = "") -> None:
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+            raise ConfigurationError(f"router prefix must start and not end with '/': {prefix!r}")
+        self.prefix = prefix
+        self._static: dict[str, list[Route]] = {}
+        self._dynamic: list[Route] = []
+        self._routes: list[Route] = []
+        self._registrations: list[Registration] = []
+
+    # -- HTTP -----------------------------------------------------------------
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        """Every HTTP route, in registration order."""
+        return tuple(self._routes)
+
+    def add_route(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        methods: Iterable[str] = ("GET",),
+        *,
+        status: int = 200,
+        name: str = "",
+    ) -> Route:
+        """Register ``endpoint`` for ``methods`` on ``path`` (prefixed by the router's prefix)."""
+        route = Route.build(self.prefix + path, methods, endpoint, status, name)
+        self._add(route)
+        return route
+
+    def _add(self, route: Route) -> None:
+        for existing in self._routes:
+            if existing.path == route.path and existing.methods & route.methods:
+                raise ConfigurationError(
+                    f"{sorted(existing.methods & route.methods)} {route.path} is already "
+                    f"handled by {existing.name!r}"
+                )
+        self._routes.append(route)
+        if route.param_names:
+            self._dynamic.append(route)
+        else:
+            self._static.setdefault(route.path, []).append(route)
+
+    def route(
+        self, path: str, methods: Iterable[str] = ("GET",), *, status: int = 200, name: str = ""
+    ) -> Callable[[F], F]:
+        """Decorator: register the function for ``methods`` on ``path``."""
+
+        def decorate(fn: F) -> F:
+            self.add_route(path, fn, methods, status=status, name=name)
+            return fn
+
+        return decorate
+
+    def get(self, path: str, *, status: int = 200, name: str = "") -> Callable[[F], F]:
+        """Decorator: register a GET (and HEAD) handler."""
+        return self.route(path, ("GET",), status=status, name=name)
+
+    def post(self, path: str, *, status: int = 200, name: str = "") -> Callable[[F], F]:
+        """Decorator: register a POST handler."""
+        return self.route(path, ("POST",), status=status, name=name)
+
+    def put(self, path: str, *, status: int = 200, name: str = "") -> Callable[[F], F]:
+        """Decorator: register a PUT handler."""
+        return self.route(path, ("PUT",), status=status, name=name)
+
+    def patch(self, path: str, *, status: int = 200, name: str = "") -> Callable[[F], F]:
+        """Decorator: register a PATCH handler."""
+        return self.route(path, ("PATCH",), status=status, name=name)
+
+    def delete(self, path: str, *, status: int = 200, name: str = "") -> Callable[[F], F]:
+        """Decorator: register a DELETE handler."""
+        return self.route(path, ("DELETE",), status=status, name=name)
+
+    def options(self, path: str, *, status: int = 200, name: str = "") -> Callable[[F], F]:
+        """Decorator: register an OPTIONS handler (CORS preflight is answered without one)."""
+        return self.route(path, ("OPTIONS",), status=status, name=name)
+
+    def head(self, path: str, *, status: int = 200, name: str = "") -> Callable[[F], F]:
+        """Decorator: register a HEAD handler (GET handlers answer HEAD without one)."""
+        return self.route(path, ("HEAD",), status=status, name=name)
+
+    def match(self, method: str, path: str) -> RouteMatch:
+        """Find the route for ``method`` and an already normalised ``path``."""
+        allowed: set[str] = set()
+        fallback: tuple[Route, dict[str, Any]] | None = None
+        candidates: Iterable[Route] = self._static.get(path, ())
+        for pass_ in (0, 1):
+            for route in candidates:
+                params = route.match(path) if pass_ else {}
+                if params is None:
+                    continue
+                if method in route.methods:
+                    return RouteMatch(route, params, frozenset())
+                if method == "HEAD" and "GET" in route.methods and fallback is None:
+                    fallback = (route, params)
+                allowed |= route.methods
+            candidates = self._dynamic
+        if fallback is not None:
+            return RouteMatch(fallback[0], fallback[1], frozenset())
+        if "GET" in allowed:
+            allowed.add("HEAD")
+        return RouteMatch(None, {}, frozenset(allowed))
+
+    # -- other triggers -------------------------------------------------------
+
+    @property
+    def registrations(self) -> tuple[Registration, ...]:
+        """Every non-HTTP registration, in registration order."""
+        return tuple(self._registrations)
+
+    def register(
+        self, trigger: Trigger, name: str, endpoint: Callable[..., Any], **options: Any
+    ) -> Registration:
+        """Register ``endpoint`` for events of ``trigger`` from the source called ``name``."""
+        if not name:
+            raise ConfigurationError(f"a {trigger.value} registration needs a name")
+        for existing in self._registrations:
+            if (
+                existing.trigger is trigger
+                and existing.name == name
+                and _overlaps(existing.options, options)
+            ):
+                raise ConfigurationError(f"{trigger.value} {name!r} is already handled")
+        reg = Registration(trigger, name, endpoint, options)
+        self._registrations.append(reg)
+        return reg
+
+    def _registrar(self, trigger: Trigger, name: str, **options: Any) -> Callable[[F], F]:
+        def decorate(fn: F) -> F:
+            self.register(trigger, name, fn, **options)
+            return fn
+
+        return decorate
+
+    def queue(self, name: str, **options: Any) -> Callable[[F], F]:
+        """Decorator: handle messages from the queue called ``name``.
+
+        Adapters read provider settings from ``options`` (for example Azure's
+        ``connection`` setting name).
+        """
+        return self._registrar(Trigger.QUEUE, name, **options)
+
+    def topic(self, name: str, **options: Any) -> Callable[[F], F]:
+        """Decorator: handle messages published to the topic called ``name``."""
+        return self._registrar(Trigger.TOPIC, name, **options)
+
+    def storage(
+        self, bucket: str, *, actions: Iterable[str] = ("created", "deleted"), **options: Any
+    ) -> Callable[[F], F]:
+        """Decorator: handle object events in ``bucket`` for the given ``actions``."""
+        return self._registrar(Trigger.STORAGE, bucket, actions=frozenset(actions), **options)
+
+    def schedule(
+        self, name: str, *, cron: str | None = None, rate: str | None = None, **options: Any
+    ) -> Callable[[F], F]:
+        """Decorator: run on the schedule called ``name``.
+
+        ``cron`` is a five-field cron expression (minute hour day month weekday) in UTC,
+        ``rate`` an interval such as ``"5 minutes"``; adapters and deploy files use
+        them where the provider declares schedules in code.
+        """
+        if cron is not None and len(cron.split()) != 5:
+            raise ConfigurationError(f"cron must have five fields: {cron!r}")
+        return self._registrar(Trigger.SCHEDULE, name, cron=cron, rate=rate, **options)
+
+    def stream(self, name: str, **options: Any) -> Callable[[F], F]:
+        """Decorator: handle change records (or stream messages) from the source ``name``."""
+        return self._registrar(Trigger.STREAM, name, **options)
+
+    def cloudevent(self, type: str, **options: Any) -> Callable[[F], F]:
+        """Decorator: handle CloudEvents of ``type`` (``"*"`` handles every other type)."""
+        return self._registrar(Trigger.CLOUDEVENT, type, **options)
+
+    def find(self, trigger: Trigger, name: str, action: str | None = None) -> Registration | None:
+        """The registration for ``trigger`` and ``name`` (and a storage ``action``), if any."""
+        wildcard: Registration | None = None
+        for reg in self._registrations:
+            if reg.trigger is not trigger:
+                continue
+            if action is not None and action not in reg.options.get("actions", (action,)):
+                continue
+            if reg.name == name:
+                return reg
+            if reg.name == "*":
+                wildcard = reg
+        return wildcard
+
+    def include_router(self, router: Router, prefix: str = "") -> None:
+        """Add every handler of ``router``; its HTTP paths get ``prefix`` in front."""
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+            raise ConfigurationError(f"prefix must start and not end with '/': {prefix!r}")
+        for route in router.routes:
+            self.add_route(
+                prefix + route.path, route.endpoint, route.methods,
+                status=route.status, name=route.name,
+            )  # fmt: skip
+        for reg in router.registrations:
+            self.register(reg.trigger, reg.name, reg.endpoint, **reg.options)
+
+
+def _overlaps(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    actions_a, actions_b = a.get("actions"), b.get("actions")
+    if actions_a is None or actions_b is None:
+        return True
+    return bool(set(actions_a) & set(actions_b))
