@@ -33,8 +33,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--reload", action="store_true", help="restart on code changes")
+    serve.add_argument("--app-dir", default=".", help="folder to import the app from")
     args = parser.parse_args(argv)
-    sys.path.insert(0, ".")
+    sys.path.insert(0, args.app_dir)
     try:
         import uvicorn
     except ImportError:
@@ -42,7 +43,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "uvicorn", feature="polyserve serve", extra="polyserve[serve]"
         ) from None
     target = args.app if args.reload else _load(args.app)
-    uvicorn.run(target, host=args.host, port=args.port, reload=args.reload, log_level="info")  # type: ignore[arg-type]
+    uvicorn.run(
+        target,  # type: ignore[arg-type]  # uvicorn's stubs do not know ASGI callables by protocol
+        host=args.host,
+        port=args.port,
+        reload=args.reload,
+        reload_dirs=[args.app_dir] if args.reload else None,
+        log_level="info",
+    )
     return 0
 
 

@@ -10,7 +10,8 @@ For an HTTP handler, each parameter is bound by the first rule that applies:
 1. annotated ``HttpRequest`` -> the request; ``Context`` -> the context;
 2. ``Annotated[T, Query()]`` / ``Header()`` / ``Body()`` -> that part of the request;
 3. its name is a path parameter -> the converted path value;
-4. a pydantic model, dataclass, TypedDict, ``dict`` or ``list[Model]`` -> the JSON body;
+4. ``bytes`` -> the raw body; a pydantic model, dataclass, TypedDict, ``dict`` or
+   ``list[Model]`` -> the JSON body;
 5. otherwise -> the query parameter of that name (``list[T]`` takes every value).
 
 For any other handler: an event type (or no annotation) -> the event; ``Context``
@@ -438,6 +439,8 @@ def _strip_optional(tp: Any) -> tuple[Any, bool]:
 
 def _is_body_type(tp: Any) -> bool:
     tp, _ = _strip_optional(tp)
+    if tp is bytes:
+        return True
     origin = get_origin(tp)
     if tp is dict or origin in (dict, Mapping):
         return True

@@ -1,0 +1,1 @@
+"""The petstore example: one portable app, deployed unchanged to four clouds."""

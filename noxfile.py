@@ -1,0 +1,60 @@
+"""Development sessions: ``nox -s tests``, ``nox -s adapter``, ``lint``, ``typecheck``, ``bench``, ``docs``."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.sessions = ["lint", "typecheck", "tests"]
+
+ADAPTERS = ["aws", "azure", "gcp", "cloudflare"]
+TEST_DEPS = ["pytest>=8.2", "hypothesis>=6.100"]
+
+
+@nox.session(python=["3.10", "3.11", "3.12", "3.13"])
+def tests(session: nox.Session) -> None:
+    """The whole suite against every package, for each Python version available."""
+    session.run_install("uv", "sync", "--all-packages", "--locked", f"--python={session.virtualenv.location}",
+                        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location})  # fmt: skip
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+@nox.parametrize("provider", ADAPTERS)
+def adapter(session: nox.Session, provider: str) -> None:
+    """One adapter's tests in an environment holding only core and that adapter.
+
+    Proves that no adapter leans on another's dependencies.
+    """
+    session.install("-e", ".", "-e", f"adapters/{provider}", *TEST_DEPS)
+    session.run("pytest", f"adapters/{provider}", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    session.run_install("uv", "sync", "--all-packages", "--locked",
+                        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location})  # fmt: skip
+    session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Import time and per-invocation overhead against hand-written handlers (reports only)."""
+    session.run_install("uv", "sync", "--all-packages", "--locked",
+                        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location})  # fmt: skip
+    session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site (strict: broken links and references fail)."""
+    session.run_install("uv", "sync", "--all-packages", "--locked", "--group", "docs",
+                        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location})  # fmt: skip
+    session.run("mkdocs", "build", "--strict")

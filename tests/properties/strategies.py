@@ -1,0 +1,112 @@
+"""Hypothesis strategies for polyserve's typed events: the one place tests draw them from."""
+
+from __future__ import annotations
+
+import datetime as dt
+import string
+
+from hypothesis import strategies as st
+
+from polyserve import Headers, HttpRequest, Message, QueryParams
+
+__all__ = ["header_names", "http_requests", "messages", "path_segments"]
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+_SEGMENT_CHARS = string.ascii_letters + string.digits + "-._~!$&'()*+,;=:@ %?#/é€"
+
+# Header names used by the providers themselves are left out: platforms set them.
+_RESERVED = frozenset(
+    {"content-length", "host", "connection", "transfer-encoding", "cookie", "content-type",
+     "x-forwarded-for", "x-forwarded-proto", "x-forwarded-port", "x-request-id", "te", "upgrade",
+     "expect", "keep-alive", "trailer", "proxy-connection", "authorization"}
+)  # fmt: skip
+
+
+def path_segments() -> st.SearchStrategy[str]:
+    """One path segment: never empty, never '.' or '..', may hold characters that need encoding."""
+    return st.text(_SEGMENT_CHARS, min_size=1, max_size=12).filter(
+        lambda s: s not in (".", "..") and "/" not in s
+    )
+
+
+def header_names() -> st.SearchStrategy[str]:
+    return (
+        st.text(string.ascii_lowercase + string.digits + "-", min_size=1, max_size=16)
+        .map(lambda s: "x-" + s)
+        .filter(lambda s: s not in _RESERVED)
+    )
+
+
+_header_values = st.text(
+    string.ascii_letters + string.digits + " -_.:/=+;", min_size=1, max_size=24
+).map(str.strip).filter(bool)
+
+_query_keys = st.text(string.ascii_letters + string.digits + "_-. é", min_size=1, max_size=8)
+_query_values = st.text(string.ascii_letters + string.digits + "_-. é&=+/?", max_size=12)
+
+_cookie_names = st.text(string.ascii_letters + string.digits + "_", min_size=1, max_size=8)
+_cookie_values = st.text(string.ascii_letters + string.digits + "_-.", max_size=12)
+
+
+@st.composite
+def http_requests(draw: st.DrawFn, *, prefix: str = "/echo") -> HttpRequest:
+    """A request to ``prefix/...``: encoded path characters, repeated query keys and headers,
+    cookies, and a text or binary body (a body only for methods that carry one)."""
+    method = draw(st.sampled_from(METHODS))
+    segments = draw(st.lists(path_segments(), min_size=1, max_size=3))
+    query = draw(st.lists(st.tuples(_query_keys, _query_values), max_size=4))
+    repeated = draw(st.lists(st.tuples(header_names(), _header_values), max_size=4))
+    headers = list(repeated)
+    if repeated and draw(st.booleans()):
+        headers.append((repeated[0][0], draw(_header_values)))  # one name, two values
+    cookies = draw(st.dictionaries(_cookie_names, _cookie_values, max_size=3))
+    if cookies:
+        headers.append(("cookie", "; ".join(f"{k}={v}" for k, v in cookies.items())))
+    body = b""
+    if method in ("POST", "PUT", "PATCH"):
+        kind = draw(st.sampled_from(["text", "json", "binary", "empty"]))
+        if kind == "text":
+            body = draw(st.text(max_size=64)).encode()
+            headers.append(("content-type", "text/plain; charset=utf-8"))
+        elif kind == "json":
+            body = b'{"n": %d}' % draw(st.integers(-1000, 1000))
+            headers.append(("content-type", "application/json"))
+        elif kind == "binary":
+            body = draw(st.binary(min_size=1, max_size=64))
+            headers.append(("content-type", "application/octet-stream"))
+    return HttpRequest(
+        method=method,
+        path=prefix + "/" + "/".join(segments),
+        query=QueryParams(query),
+        headers=Headers(headers),
+        body=body,
+        client=draw(st.sampled_from(["203.0.113.7", "198.51.100.23", "2001:db8::1"])),
+        request_id=draw(st.uuids()).hex,
+    )
+
+
+_attr_names = st.text(string.ascii_letters + string.digits + "_-", min_size=1, max_size=10)
+_attr_values = st.text(string.ascii_letters + string.digits + " _-.:/", min_size=1, max_size=16)
+
+
+@st.composite
+def messages(draw: st.DrawFn, *, source: str = "orders") -> Message:
+    """A queue message: text or binary body, string attributes, an attempt count and a
+    whole-second enqueue time (the coarsest precision any provider keeps)."""
+    if draw(st.booleans()):
+        body = draw(st.text(max_size=64)).encode()
+    else:
+        body = draw(st.binary(max_size=64))
+    when = draw(
+        st.datetimes(min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2035, 1, 1))
+    ).replace(microsecond=0, tzinfo=dt.timezone.utc)
+    return Message(
+        id=draw(st.uuids()).hex,
+        body=body,
+        attributes=draw(st.dictionaries(_attr_names, _attr_values, max_size=3)),
+        attempt=draw(st.integers(1, 20)),
+        enqueued_at=when,
+        source=source,
+        group_key=None,
+    )

@@ -1,0 +1,73 @@
+"""Importing polyserve and the adapters, and building an app, loads no heavy library."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+HEAVY = ("pydantic", "boto3", "botocore", "azure.functions", "flask", "functions_framework", "redis")
+
+
+def _loaded_after(code: str) -> list[str]:
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        {textwrap.indent(textwrap.dedent(code), "        ").strip()}
+        print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded: list[str] = json.loads(out.stdout.strip().splitlines()[-1])
+    return loaded
+
+
+def test_importing_core_and_every_adapter_loads_no_sdk() -> None:
+    code = """
+    import importlib
+    import polyserve
+    from polyserve import App, Context, HttpRequest, Message
+    for name in ("polyserve_aws", "polyserve_azure", "polyserve_gcp", "polyserve_cloudflare"):
+        module = importlib.import_module(name)
+        for attr in getattr(module, "__all__", []):
+            getattr(module, attr)
+    """
+    assert _loaded_after(code) == []
+
+
+def test_a_twenty_route_app_serving_requests_loads_no_pydantic() -> None:
+    code = """
+    from polyserve import App, Context, HttpRequest, Message, Trigger
+    app = App("cold")
+    def item(item_id: int, q: str = "") -> dict:
+        return {"id": item_id, "q": q}
+    for i in range(20):
+        app.get(f"/items{i}/{{item_id:int}}", name=f"item{i}")(item)
+    @app.queue("orders")
+    def on_order(msg: Message) -> None: ...
+    ctx = Context("test")
+    assert app.handle_http(HttpRequest("GET", "/items7/3"), ctx).status == 200
+    app.handle_event(Trigger.QUEUE, "orders", Message(id="1", body=b"{}"), ctx)
+    """
+    assert _loaded_after(code) == []
+
+
+def test_declaring_a_pydantic_model_is_what_loads_pydantic() -> None:
+    code = """
+    from polyserve import App, Context, HttpRequest, Headers
+    from pydantic import BaseModel
+    class Pet(BaseModel):
+        name: str
+    app = App("warm")
+    @app.post("/pets")
+    def create(pet: Pet) -> Pet:
+        return pet
+    body = b'{"name": "Rex"}'
+    headers = Headers({"content-type": "application/json"})
+    r = app.handle_http(HttpRequest("POST", "/pets", headers=headers, body=body), Context("t"))
+    assert r.status == 200, r
+    """
+    assert _loaded_after(code) == ["pydantic"]

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+
+import pytest
+
+from polyserve import Headers, HttpRequest, HttpResponse, MalformedEventError, QueryParams
+
+
+def test_headers_are_case_insensitive_and_multi_valued() -> None:
+    headers = Headers([("X-Tag", "a"), ("x-tag", "b"), ("Accept", "*/*")])
+    assert headers["X-TAG"] == "a"
+    assert headers.get_all("x-Tag") == ["a", "b"]
+    assert "ACCEPT" in headers
+    assert list(headers) == ["x-tag", "accept"]
+    assert len(headers) == 2
+    assert headers.to_multi_dict() == {"x-tag": ["a", "b"], "accept": ["*/*"]}
+
+
+def test_header_equality_ignores_name_order_but_keeps_value_order() -> None:
+    assert Headers([("a", "1"), ("b", "2")]) == Headers([("B", "2"), ("A", "1")])
+    assert Headers([("a", "1"), ("a", "2")]) != Headers([("a", "2"), ("a", "1")])
+    assert Headers([("a", "1")]) != QueryParams([("a", "1")])
+
+
+def test_header_copies_add_and_set() -> None:
+    base = Headers([("a", "1")])
+    assert base.with_added("A", "2").get_all("a") == ["1", "2"]
+    assert base.with_added("a", "2").with_set("A", "3").get_all("a") == ["3"]
+    assert base.get_all("a") == ["1"]
+
+
+def test_query_params_parse_repeats_blanks_and_bad_escapes() -> None:
+    query = QueryParams.from_string("a=1&a=2&empty=&flag&sp=a+b&enc=%C3%A9&bad=%ZZ%")
+    assert query.get_all("a") == ["1", "2"]
+    assert query["empty"] == ""
+    assert query["flag"] == ""
+    assert query["sp"] == "a b"
+    assert query["enc"] == "é"
+    assert query["bad"] == "%ZZ%"
+    assert "A" not in query
+
+
+def test_query_params_round_trip_through_a_string() -> None:
+    query = QueryParams([("k", "v w"), ("k", "&="), ("é", "/")])
+    assert QueryParams.from_string(query.to_string()) == query
+
+
+def test_cookies_come_from_every_cookie_header_and_skip_junk() -> None:
+    request = HttpRequest(
+        "GET",
+        "/",
+        headers=Headers([("cookie", 'a=1; b="two"; junk; =x'), ("cookie", "c=3; a=9")]),
+    )
+    assert request.cookies == {"a": "1", "b": "two", "c": "3"}
+
+
+def test_json_body_and_invalid_json() -> None:
+    assert HttpRequest("POST", "/", body=b'{"a": [1]}').json() == {"a": [1]}
+    with pytest.raises(MalformedEventError) as info:
+        HttpRequest("POST", "/", body=b"{nope").json()
+    assert info.value.code == "invalid_json"
+    assert HttpRequest("POST", "/", body=b"\xff").text == "\ufffd"
+
+
+def test_raw_takes_no_part_in_equality() -> None:
+    assert HttpRequest("GET", "/", raw={"a": 1}) == HttpRequest("GET", "/", raw={"b": 2})
+
+
+def test_events_are_frozen() -> None:
+    request = HttpRequest("GET", "/")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.method = "POST"  # type: ignore[misc]  # the point of the test
+
+
+@dataclasses.dataclass
+class _Point:
+    x: int
+    when: dt.date
+
+
+def test_json_response_encodes_dataclasses_dates_and_uuids() -> None:
+    ident = uuid.UUID(int=5)
+    response = HttpResponse.json({"p": _Point(1, dt.date(2024, 5, 6)), "id": ident}, 201)
+    assert response.status == 201
+    assert response.media_type == "application/json"
+    assert response.body == (
+        b'{"p":{"x":1,"when":"2024-05-06"},"id":"00000000-0000-0000-0000-000000000005"}'
+    )
+
+
+def test_set_cookie_adds_one_header_per_cookie() -> None:
+    response = HttpResponse.text("hi").set_cookie("a", "1").set_cookie("b", "2", max_age=60)
+    cookies = response.headers.get_all("set-cookie")
+    assert len(cookies) == 2
+    assert cookies[0].startswith("a=1") and "HttpOnly" in cookies[0]
+    assert "Max-Age=60" in cookies[1]
+
+
+@pytest.mark.parametrize(
+    ("response", "is_text"),
+    [
+        (HttpResponse.text("héllo"), True),
+        (HttpResponse.json({"a": 1}), True),
+        (HttpResponse.binary(b"\x89PNG", media_type="image/png"), False),
+        (HttpResponse.binary(b"\xff\xfe", media_type="text/plain"), False),
+        (HttpResponse.empty(), True),
+        (HttpResponse.binary(b"x", media_type="application/vnd.api+json"), True),
+    ],
+)
+def test_is_text_decides_base64(response: HttpResponse, is_text: bool) -> None:
+    assert response.is_text is is_text
+
+
+def test_explicit_content_type_is_kept() -> None:
+    response = HttpResponse.json([1], headers={"Content-Type": "application/vnd.x+json"})
+    assert response.headers.get_all("content-type") == ["application/vnd.x+json"]

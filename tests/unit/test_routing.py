@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from polyserve import ConfigurationError, MalformedEventError, Router, Trigger
+from polyserve.routing import normalize_path
+
+
+def _noop() -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("template", "path", "params"),
+    [
+        ("/pets", "/pets", {}),
+        ("/pets/{pet_id}", "/pets/rex", {"pet_id": "rex"}),
+        ("/pets/{pet_id:int}", "/pets/42", {"pet_id": 42}),
+        ("/pets/{pet_id:int}", "/pets/-3", {"pet_id": -3}),
+        ("/m/{x:float}", "/m/1.5", {"x": 1.5}),
+        ("/files/{rest:path}", "/files/a/b/c.txt", {"rest": "a/b/c.txt"}),
+        ("/a/{x}/b/{y:int}", "/a/one/b/2", {"x": "one", "y": 2}),
+        (
+            "/u/{id:uuid}",
+            "/u/12345678-1234-5678-1234-567812345678",
+            {"id": uuid.UUID("12345678-1234-5678-1234-567812345678")},
+        ),
+    ],
+)
+def test_templates_match_and_convert(template: str, path: str, params: dict[str, object]) -> None:
+    router = Router()
+    router.add_route(template, _noop)
+    match = router.match("GET", path)
+    assert match.route is not None
+    assert match.params == params
+
+
+@pytest.mark.parametrize(
+    ("template", "path"),
+    [
+        ("/pets/{pet_id:int}", "/pets/abc"),
+        ("/pets/{pet_id:int}", "/pets/1.5"),
+        ("/pets/{pet_id}", "/pets/a/b"),
+        ("/pets/{pet_id}", "/pets"),
+        ("/u/{id:uuid}", "/u/not-a-uuid"),
+    ],
+)
+def test_non_matching_paths_find_nothing(template: str, path: str) -> None:
+    router = Router()
+    router.add_route(template, _noop)
+    match = router.match("GET", path)
+    assert match.route is None
+    assert match.allowed == frozenset()
+
+
+def test_wrong_method_reports_allowed_methods_with_head_for_get() -> None:
+    router = Router()
+    router.add_route("/pets", _noop, ["GET"])
+    router.add_route("/pets", _noop, ["POST"], name="create")
+    match = router.match("DELETE", "/pets")
+    assert match.route is None
+    assert match.allowed == {"GET", "HEAD", "POST"}
+
+
+def test_head_falls_back_to_get() -> None:
+    router = Router()
+    route = router.add_route("/pets", _noop, ["GET"])
+    assert router.match("HEAD", "/pets").route is route
+
+
+def test_static_route_wins_over_dynamic() -> None:
+    router = Router()
+    dynamic = router.add_route("/pets/{name}", _noop, name="dynamic")
+    static = router.add_route("/pets/mine", _noop, name="static")
+    assert router.match("GET", "/pets/mine").route is static
+    assert router.match("GET", "/pets/yours").route is dynamic
+
+
+def test_trailing_slash_is_ignored() -> None:
+    router = Router()
+    route = router.add_route("/pets/", _noop)
+    assert route.path == "/pets"
+    assert router.match("GET", normalize_path("/pets/")).route is route
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["pets", "/pets/{", "/pets/{x:nope}", "/a/{x}/{x}"],
+)
+def test_bad_templates_are_configuration_errors(bad: str) -> None:
+    with pytest.raises(ConfigurationError):
+        Router().add_route(bad, _noop)
+
+
+def test_unknown_method_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError):
+        Router().add_route("/x", _noop, ["FETCH"])
+
+
+def test_duplicate_route_is_a_configuration_error() -> None:
+    router = Router()
+    router.add_route("/x", _noop, ["GET", "POST"])
+    with pytest.raises(ConfigurationError, match="already handled"):
+        router.add_route("/x", _noop, ["POST"])
+
+
+@pytest.mark.parametrize("path", ["/a/../b", "/a/./b", "/..", "relative", "/a\x00b"])
+def test_normalize_rejects_dot_segments_and_nul(path: str) -> None:
+    with pytest.raises(MalformedEventError) as info:
+        normalize_path(path)
+    assert info.value.code == "invalid_path"
+    assert info.value.status == 400
+
+
+def test_include_router_applies_prefix_and_keeps_registrations() -> None:
+    child = Router()
+    child.add_route("/items/{item_id:int}", _noop, ["GET"], status=202)
+    child.register(Trigger.QUEUE, "jobs", _noop)
+    parent = Router()
+    parent.include_router(child, prefix="/v1")
+    match = parent.match("GET", "/v1/items/3")
+    assert match.route is not None
+    assert match.route.status == 202
+    assert match.params == {"item_id": 3}
+    assert parent.find(Trigger.QUEUE, "jobs") is not None
+
+
+def test_router_prefix_applies_to_its_routes() -> None:
+    router = Router(prefix="/api")
+    router.add_route("/ping", _noop)
+    assert router.match("GET", "/api/ping").route is not None
+    with pytest.raises(ConfigurationError):
+        Router(prefix="api/")
+
+
+def test_registrations_find_by_name_action_and_wildcard() -> None:
+    router = Router()
+    router.storage("uploads", actions=["created"])(_noop)
+    router.cloudevent("*")(_noop)
+    router.cloudevent("com.example.order")(_noop)
+    assert router.find(Trigger.STORAGE, "uploads", "created") is not None
+    assert router.find(Trigger.STORAGE, "uploads", "deleted") is None
+    assert router.find(Trigger.STORAGE, "other", "created") is None
+    exact = router.find(Trigger.CLOUDEVENT, "com.example.order")
+    assert exact is not None and exact.name == "com.example.order"
+    wildcard = router.find(Trigger.CLOUDEVENT, "com.example.other")
+    assert wildcard is not None and wildcard.name == "*"
+
+
+def test_storage_registrations_for_disjoint_actions_coexist() -> None:
+    router = Router()
+    router.storage("b", actions=["created"])(_noop)
+    router.storage("b", actions=["deleted"])(_noop)
+    with pytest.raises(ConfigurationError):
+        router.storage("b", actions=["deleted", "archived"])(_noop)
+
+
+def test_schedule_validates_cron_fields() -> None:
+    router = Router()
+    with pytest.raises(ConfigurationError):
+        router.schedule("nightly", cron="0 3 * *")
+    router.schedule("nightly", cron="0 3 * * *")(_noop)
+    reg = router.find(Trigger.SCHEDULE, "nightly")
+    assert reg is not None and reg.options["cron"] == "0 3 * * *"
+
+
+def test_empty_registration_name_is_rejected() -> None:
+    with pytest.raises(ConfigurationError):
+        Router().queue("")(_noop)
