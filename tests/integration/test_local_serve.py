@@ -1,0 +1,98 @@
+"""The README's first command: the example served over real HTTP on localhost."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "polyserve._cli", "serve", "petstore.app:app",
+         "--app-dir", str(ROOT / "examples" / "petstore"), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(url + "/health", timeout=1)
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    out = proc.stdout.read().decode() if proc.stdout else ""
+                    pytest.fail(f"the local server did not start:\n{out}")
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+@pytest.mark.integration
+def test_crud_round_trip_over_real_http(base_url: str) -> None:
+    with httpx.Client(base_url=base_url, timeout=5) as client:
+        created = client.post("/pets", json={"name": "Rex", "species": "dog", "age": 3})
+        assert created.status_code == 201
+        pet = created.json()
+        assert pet["name"] == "Rex"
+        fetched = client.get(f"/pets/{pet['id']}")
+        assert fetched.json() == pet
+        listed = client.get("/pets", params={"species": "dog"})
+        assert pet in listed.json()
+        replaced = client.put(f"/pets/{pet['id']}", json={"name": "Max", "species": "dog"})
+        assert replaced.json()["name"] == "Max"
+        assert client.delete(f"/pets/{pet['id']}").status_code == 204
+        gone = client.get(f"/pets/{pet['id']}")
+        assert gone.status_code == 404
+        assert gone.json()["code"] == "pet_not_found"
+        assert gone.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.integration
+def test_bad_input_over_real_http(base_url: str) -> None:
+    with httpx.Client(base_url=base_url, timeout=5) as client:
+        bad_json = client.post(
+            "/pets", content=b'{"name": ', headers={"content-type": "application/json"}
+        )
+        assert (bad_json.status_code, bad_json.json()["code"]) == (400, "invalid_json")
+        invalid = client.post("/pets", json={"name": "", "species": "dog"})
+        assert (invalid.status_code, invalid.json()["code"]) == (422, "validation_error")
+        wrong_type = client.post("/pets", content=b"x", headers={"content-type": "text/plain"})
+        assert wrong_type.status_code == 415
+        not_allowed = client.patch("/pets/1", json={})
+        assert not_allowed.status_code == 405
+        assert "GET" in not_allowed.headers["allow"]
+        sneaky = client.get("/pets/1%2F..%2F2")
+        assert sneaky.status_code in (400, 404)
+        cors = client.options(
+            "/pets",
+            headers={"origin": "https://x.example", "access-control-request-method": "POST"},
+        )
+        assert cors.status_code == 204
+        assert cors.headers["access-control-allow-origin"] == "*"
