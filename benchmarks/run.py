@@ -16,14 +16,16 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 import polyserve_aws
 from polyserve import App, Context, Message
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class NewPet(BaseModel):
@@ -270,4 +272,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

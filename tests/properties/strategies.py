@@ -38,9 +38,11 @@ def header_names() -> st.SearchStrategy[str]:
     )
 
 
-_header_values = st.text(
-    string.ascii_letters + string.digits + " -_.:/=+;", min_size=1, max_size=24
-).map(str.strip).filter(bool)
+_header_values = (
+    st.text(string.ascii_letters + string.digits + " -_.:/=+;", min_size=1, max_size=24)
+    .map(str.strip)
+    .filter(bool)
+)
 
 _query_keys = st.text(string.ascii_letters + string.digits + "_-. é", min_size=1, max_size=8)
 _query_values = st.text(string.ascii_letters + string.digits + "_-. é&=+/?", max_size=12)
@@ -58,7 +60,8 @@ def http_requests(draw: st.DrawFn, *, prefix: str = "/echo") -> HttpRequest:
     query = draw(st.lists(st.tuples(_query_keys, _query_values), max_size=4))
     repeated = draw(st.lists(st.tuples(header_names(), _header_values), max_size=4))
     headers = list(repeated)
-    if repeated and draw(st.booleans()):
+    duplicate: bool = draw(st.booleans())
+    if repeated and duplicate:
         headers.append((repeated[0][0], draw(_header_values)))  # one name, two values
     cookies = draw(st.dictionaries(_cookie_names, _cookie_values, max_size=3))
     if cookies:

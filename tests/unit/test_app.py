@@ -59,9 +59,7 @@ def _body(response: HttpResponse) -> Any:
 
 
 def _get(app: App, path: str, query: str = "", **headers: str) -> HttpResponse:
-    request = HttpRequest(
-        "GET", path, QueryParams.from_string(query), Headers(headers.items())
-    )
+    request = HttpRequest("GET", path, QueryParams.from_string(query), Headers(headers.items()))
     return app.handle_http(request, _ctx())
 
 
@@ -211,7 +209,8 @@ def test_return_values_render(app: App) -> None:
     none = _get(app, "/none")
     assert (none.status, none.body) == (204, b"")
     data = _get(app, "/bytes")
-    assert data.media_type == "application/octet-stream" and data.body == b"\x00\x01"
+    assert data.media_type == "application/octet-stream"
+    assert data.body == b"\x00\x01"
 
 
 def test_http_error_keeps_status_code_and_headers(app: App) -> None:
@@ -230,7 +229,8 @@ def test_unhandled_error_is_a_generic_500_and_the_trace_goes_to_the_log(
     with caplog.at_level(logging.ERROR, logger="polyserve"):
         response = _get(app, "/boom")
     assert response.status == 500
-    assert b"secret" not in response.body and b"Traceback" not in response.body
+    assert b"secret" not in response.body
+    assert b"Traceback" not in response.body
     assert _body(response)["code"] == "internal_error"
     assert _body(response)["invocation_id"] == "inv-1"
     logged = json.loads(caplog.records[-1].getMessage())
@@ -240,7 +240,8 @@ def test_unhandled_error_is_a_generic_500_and_the_trace_goes_to_the_log(
 
 def test_404_and_405_with_allow(app: App) -> None:
     missing = _get(app, "/nothing")
-    assert missing.status == 404 and _body(missing)["code"] == "not_found"
+    assert missing.status == 404
+    assert _body(missing)["code"] == "not_found"
     request = HttpRequest("DELETE", "/pets")
     wrong = app.handle_http(request, _ctx())
     assert wrong.status == 405
@@ -310,7 +311,8 @@ def test_cors_preflight_and_simple_requests() -> None:
     other = _get(app, "/x", origin="https://evil.example")
     assert "access-control-allow-origin" not in other.headers
     errors = _get(app, "/missing", origin="https://a.example")
-    assert errors.status == 404 and "access-control-allow-origin" in errors.headers
+    assert errors.status == 404
+    assert "access-control-allow-origin" in errors.headers
 
 
 class Order(BaseModel):
@@ -339,7 +341,9 @@ def test_events_dispatch_by_trigger_and_name_with_payload_models() -> None:
         seen.append(event.type)
 
     ctx = _ctx()
-    assert app.handle_event(Trigger.QUEUE, "orders", Message("m1", b'{"order_id": 5}'), ctx) == "done"
+    assert (
+        app.handle_event(Trigger.QUEUE, "orders", Message("m1", b'{"order_id": 5}'), ctx) == "done"
+    )
     deleted = StorageEvent("e", StorageAction.DELETED, "uploads", "a.txt")
     app.handle_event(Trigger.STORAGE, "uploads", deleted, ctx)
     app.handle_event(Trigger.SCHEDULE, "tick", ScheduleEvent("s", "tick", payload={"n": 1}), ctx)

@@ -7,7 +7,15 @@ import subprocess
 import sys
 import textwrap
 
-HEAVY = ("pydantic", "boto3", "botocore", "azure.functions", "flask", "functions_framework", "redis")
+HEAVY = (
+    "pydantic",
+    "boto3",
+    "botocore",
+    "azure.functions",
+    "flask",
+    "functions_framework",
+    "redis",
+)
 
 
 def _loaded_after(code: str) -> list[str]:

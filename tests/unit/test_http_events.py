@@ -95,7 +95,8 @@ def test_set_cookie_adds_one_header_per_cookie() -> None:
     response = HttpResponse.text("hi").set_cookie("a", "1").set_cookie("b", "2", max_age=60)
     cookies = response.headers.get_all("set-cookie")
     assert len(cookies) == 2
-    assert cookies[0].startswith("a=1") and "HttpOnly" in cookies[0]
+    assert cookies[0].startswith("a=1")
+    assert "HttpOnly" in cookies[0]
     assert "Max-Age=60" in cookies[1]
 
 

@@ -143,9 +143,11 @@ def test_registrations_find_by_name_action_and_wildcard() -> None:
     assert router.find(Trigger.STORAGE, "uploads", "deleted") is None
     assert router.find(Trigger.STORAGE, "other", "created") is None
     exact = router.find(Trigger.CLOUDEVENT, "com.example.order")
-    assert exact is not None and exact.name == "com.example.order"
+    assert exact is not None
+    assert exact.name == "com.example.order"
     wildcard = router.find(Trigger.CLOUDEVENT, "com.example.other")
-    assert wildcard is not None and wildcard.name == "*"
+    assert wildcard is not None
+    assert wildcard.name == "*"
 
 
 def test_storage_registrations_for_disjoint_actions_coexist() -> None:
@@ -162,7 +164,8 @@ def test_schedule_validates_cron_fields() -> None:
         router.schedule("nightly", cron="0 3 * *")
     router.schedule("nightly", cron="0 3 * * *")(_noop)
     reg = router.find(Trigger.SCHEDULE, "nightly")
-    assert reg is not None and reg.options["cron"] == "0 3 * * *"
+    assert reg is not None
+    assert reg.options["cron"] == "0 3 * * *"
 
 
 def test_empty_registration_name_is_rejected() -> None:
