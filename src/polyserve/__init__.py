@@ -1,7 +1,8 @@
 """polyserve: write a serverless function once, run it on four clouds.
 
 Names are imported on first use, so ``import polyserve`` costs almost nothing
-at cold start.
+at cold start. The decorators live in their modules: ``from polyserve.retry
+import retry`` and ``from polyserve.idempotency import idempotent``.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
         StorageEvent,
         StreamRecord,
     )
+    from polyserve.retry import Retry
     from polyserve.routing import Registration, Route, Router, Trigger
 
 __version__ = "0.1.0"
@@ -91,6 +93,7 @@ _EXPORTS: dict[str, str] = {
     "RetryExhaustedError": "polyserve.errors",
     "Route": "polyserve.routing",
     "Router": "polyserve.routing",
+    "Retry": "polyserve.retry",
     "ScheduleEvent": "polyserve.events",
     "StorageAction": "polyserve.events",
     "StorageEvent": "polyserve.events",
@@ -135,6 +138,7 @@ __all__ = [
     "QueryParams",
     "RecordTooLargeError",
     "Registration",
+    "Retry",
     "RetryExhaustedError",
     "Route",
     "Router",

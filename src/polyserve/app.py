@@ -9,11 +9,12 @@ server can host it locally.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from polyserve.errors import (
-    EventError,
+    ConfigurationError,
     HttpError,
     PayloadTooLargeError,
     PolyserveError,
@@ -43,15 +44,30 @@ class App(Router):
         name: the app's name, used as the default function name and in logs.
         cors: CORS settings, or ``None`` to send no CORS headers.
         max_body_size: the largest request body accepted, in bytes (larger: 413).
+        batch_deadline_margin: seconds before the invocation's deadline at which a
+            batch stops starting records and reports the rest failed, for redelivery.
+
+    Raises:
+        ConfigurationError: ``batch_deadline_margin`` is negative.
     """
 
     def __init__(
-        self, name: str, *, cors: CORS | None = None, max_body_size: int = 6 * 1024 * 1024
+        self,
+        name: str,
+        *,
+        cors: CORS | None = None,
+        max_body_size: int = 6 * 1024 * 1024,
+        batch_deadline_margin: float = 1.0,
     ) -> None:
         super().__init__()
+        if batch_deadline_margin < 0:
+            raise ConfigurationError(
+                f"batch_deadline_margin must not be negative, got {batch_deadline_margin}"
+            )
         self.name = name
         self.cors = cors
         self.max_body_size = max_body_size
+        self.batch_deadline_margin = batch_deadline_margin
         self._binders: dict[Callable[..., Any], Binder] = {}
 
     def __repr__(self) -> str:
@@ -136,31 +152,67 @@ class App(Router):
     def handle_event(self, trigger: Trigger, name: str, event: object, context: Context) -> Any:
         """Run the handler registered for ``event`` and return its result.
 
+        A message that fails on its last attempt (``event.attempt >= max_attempts``
+        of its registration) goes to the registration's ``on_poison`` hook; when the
+        hook returns, the message is set aside and this returns ``None``, so the
+        platform acknowledges it. When the hook raises, or there is none, the
+        handler's exception propagates as usual.
+
         Raises:
             UnsupportedEventError: no handler is registered for ``trigger`` and ``name``.
             EventValidationError: the payload does not match the handler's declared type.
-            Exception: whatever the handler raised, unchanged, so the platform retries.
+            Exception: whatever the handler raised, unchanged, so the platform retries
+                (``Retry`` included).
         """
-        endpoint, binder, kwargs = self._prepare_event(trigger, name, event, context)
-        result = endpoint(**kwargs)
-        return _run_sync(result) if binder.is_async else result
+        result, _ = self._run_event(trigger, name, event, context)
+        return result
 
     async def handle_event_async(
         self, trigger: Trigger, name: str, event: object, context: Context
     ) -> Any:
-        """``handle_event`` for async code; sync handlers run in a worker thread."""
-        endpoint, binder, kwargs = self._prepare_event(trigger, name, event, context)
-        if binder.is_async:
-            return await endpoint(**kwargs)
-        return await _to_thread(endpoint, kwargs)
+        """``handle_event`` for async code; sync handlers and hooks run in a worker thread."""
+        result, _ = await self._run_event_async(trigger, name, event, context)
+        return result
+
+    def _run_event(
+        self, trigger: Trigger, name: str, event: object, context: Context
+    ) -> tuple[Any, bool]:
+        # Returns (result, set_aside); set_aside is True when on_poison took the event.
+        reg, binder = self._prepare_event(trigger, name, event)
+        try:
+            result = reg.endpoint(**binder.event_kwargs(event, context))
+            return (_run_sync(result) if binder.is_async else result), False
+        except Exception as exc:
+            hook = _poison_hook(reg, event, context)
+            # A bare raise re-raises the handler's exception untouched: the platform
+            # keeps the message unless the hook took it.
+            if hook is None or not _set_aside(hook, reg, event, exc, context):
+                raise
+            return None, True
+
+    async def _run_event_async(
+        self, trigger: Trigger, name: str, event: object, context: Context
+    ) -> tuple[Any, bool]:
+        reg, binder = self._prepare_event(trigger, name, event)
+        try:
+            kwargs = binder.event_kwargs(event, context)
+            if binder.is_async:
+                return await reg.endpoint(**kwargs), False
+            return await _to_thread(reg.endpoint, kwargs), False
+        except Exception as exc:
+            hook = _poison_hook(reg, event, context)
+            if hook is None or not await _set_aside_async(hook, reg, event, exc, context):
+                raise
+            return None, True
 
     def _prepare_event(
-        self, trigger: Trigger, name: str, event: object, context: Context
-    ) -> tuple[Callable[..., Any], Binder, dict[str, Any]]:
+        self, trigger: Trigger, name: str, event: object
+    ) -> tuple[Registration, Binder]:
         action = event.action.value if isinstance(event, StorageEvent) else None
         reg = self.resolve(trigger, name, action)
-        binder = self._binder(reg.endpoint, (), http=False)
-        return reg.endpoint, binder, binder.event_kwargs(event, context)
+        # Built outside the handler's try block: a handler whose type hints cannot
+        # be resolved is a set-up error, never a poison message.
+        return reg, self._binder(reg.endpoint, (), http=False)
 
     def handle_batch(
         self,
@@ -177,17 +229,20 @@ class App(Router):
         ``decode`` turns a native record into ``(logical name, event)``; a record it
         cannot decode fails alone. With ``ordered`` (FIFO queues, streams), the first
         failure stops the batch and it and every record after it are reported failed.
+        Poison messages that ``on_poison`` took are in ``BatchResult.set_aside``.
+        When ``context`` has less than ``batch_deadline_margin`` seconds left, the
+        records not yet started are reported failed (see ``polyserve.batch``).
         """
-        from polyserve.batch import process_batch
+        from polyserve.batch import SET_ASIDE, process_batch
+
+        def run(name: str, event: object) -> Any:
+            result, set_aside = self._run_event(trigger, name, event, context)
+            return SET_ASIDE if set_aside else result
 
         return process_batch(
-            records,
-            lambda name, event: self.handle_event(trigger, name, event, context),
-            context,
-            decode=decode,
-            item_id=item_id,
-            ordered=ordered,
-        )
+            records, run, context, decode=decode, item_id=item_id, ordered=ordered,
+            deadline_margin=self.batch_deadline_margin,
+        )  # fmt: skip
 
     async def handle_batch_async(
         self,
@@ -200,14 +255,16 @@ class App(Router):
         ordered: bool = False,
     ) -> BatchResult:
         """``handle_batch`` for async code."""
-        from polyserve.batch import process_batch_async
+        from polyserve.batch import SET_ASIDE, process_batch_async
 
         async def run(name: str, event: object) -> Any:
-            return await self.handle_event_async(trigger, name, event, context)
+            result, set_aside = await self._run_event_async(trigger, name, event, context)
+            return SET_ASIDE if set_aside else result
 
         return await process_batch_async(
-            records, run, context, decode=decode, item_id=item_id, ordered=ordered
-        )
+            records, run, context, decode=decode, item_id=item_id, ordered=ordered,
+            deadline_margin=self.batch_deadline_margin,
+        )  # fmt: skip
 
     # -- shared ---------------------------------------------------------------
 
@@ -245,6 +302,76 @@ async def _to_thread(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     return await asyncio.to_thread(fn, **kwargs)
 
 
+def _poison_hook(reg: Registration, event: object, context: Context) -> Callable[..., Any] | None:
+    """The ``on_poison`` hook to call for a failed ``event`` on its last attempt, if any.
+
+    With ``max_attempts`` and no hook, the poison message is logged and keeps
+    failing, so the platform's own redelivery and dead-letter policy decide.
+    """
+    max_attempts = reg.options.get("max_attempts")
+    attempt = getattr(event, "attempt", None)
+    if max_attempts is None or not isinstance(attempt, int) or attempt < max_attempts:
+        return None
+    hook: Callable[..., Any] | None = reg.options.get("on_poison")
+    if hook is None:
+        context.logger.error(
+            "poison message keeps failing; left to the platform's redelivery policy",
+            message_id=getattr(event, "id", None), attempt=attempt, max_attempts=max_attempts,
+            trigger=reg.trigger.value, name=reg.name,
+        )  # fmt: skip
+    return hook
+
+
+def _set_aside(
+    hook: Callable[..., Any], reg: Registration, event: object, exc: Exception, context: Context
+) -> bool:
+    """Give a poison ``event`` to ``hook``; True when the hook returned (the event is set aside)."""
+    try:
+        outcome = hook(event, exc, context)
+        if inspect.isawaitable(outcome):
+            _run_sync(outcome)
+    except Exception as hook_exc:
+        _hook_failed(event, hook_exc, context)
+        return False
+    _log_set_aside(reg, event, exc, context)
+    return True
+
+
+async def _set_aside_async(
+    hook: Callable[..., Any], reg: Registration, event: object, exc: Exception, context: Context
+) -> bool:
+    """``_set_aside`` from async code: a sync hook runs in a worker thread, like a handler."""
+    import asyncio  # already loaded: this only runs inside an event loop
+
+    try:
+        if inspect.iscoroutinefunction(hook):
+            await hook(event, exc, context)
+        else:
+            outcome = await asyncio.to_thread(hook, event, exc, context)
+            if inspect.isawaitable(outcome):
+                await outcome
+    except Exception as hook_exc:
+        _hook_failed(event, hook_exc, context)
+        return False
+    _log_set_aside(reg, event, exc, context)
+    return True
+
+
+def _log_set_aside(reg: Registration, event: object, exc: Exception, context: Context) -> None:
+    context.logger.warning(
+        "poison message set aside",
+        message_id=getattr(event, "id", None), attempt=getattr(event, "attempt", None),
+        max_attempts=reg.options.get("max_attempts"), trigger=reg.trigger.value,
+        name=reg.name, error_type=type(exc).__name__,
+    )  # fmt: skip
+
+
+def _hook_failed(event: object, exc: Exception, context: Context) -> None:
+    context.logger.exception(
+        "on_poison failed; the message stays failed", exc, message_id=getattr(event, "id", None)
+    )
+
+
 def _render(result: Any, status: int) -> HttpResponse:
     if isinstance(result, HttpResponse):
         return result
@@ -258,17 +385,13 @@ def _render(result: Any, status: int) -> HttpResponse:
 
 
 def _error_response(exc: Exception, context: Context) -> HttpResponse:
-    if isinstance(exc, (EventError, HttpError)) or (
-        isinstance(exc, PolyserveError) and exc.status < 500
-    ):
-        return problem(exc.status, exc.code, exc.detail, context, exc.to_dict(), _headers_of(exc))
+    if isinstance(exc, PolyserveError) and (exc.status < 500 or exc.is_exposed):
+        if exc.status >= 500:
+            context.logger.warning("request failed", code=exc.code, detail=exc.detail)
+        return problem(exc.status, exc.code, exc.detail, context, exc.to_dict(), dict(exc.headers))
     # The trace goes to the log only; the client sees a generic body and the invocation id.
     context.logger.exception("unhandled error", exc)
     return problem(500, "internal_error", "internal server error", context)
-
-
-def _headers_of(exc: PolyserveError) -> dict[str, str]:
-    return dict(exc.headers) if isinstance(exc, HttpError) else {}
 
 
 def problem(

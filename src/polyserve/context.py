@@ -106,6 +106,16 @@ class Context:
             return None
         return max(0.0, self.deadline - self.clock())
 
+    def has_time_for(self, seconds: float) -> bool:
+        """Whether more than ``seconds`` remain before the deadline (always, with no deadline).
+
+        For handlers that loop over work themselves: stop and leave the rest for
+        redelivery when ``not ctx.has_time_for(1.0)``. ``has_time_for(0)`` is
+        ``False`` once the deadline has passed.
+        """
+        remaining = self.remaining_time()
+        return remaining is None or remaining > seconds
+
     @property
     def logger(self) -> ContextLogger:
         """A JSON logger stamped with provider, invocation id, function name and cold start."""

@@ -21,7 +21,8 @@ clients, and the HTTP ``status`` it becomes when it ends an HTTP request::
     │   ├── RecordTooLargeError          record_too_large      500
     │   ├── CorruptRecordError           corrupt_record        500
     │   └── StoreUnavailableError        store_unavailable     503
-    └── RetryExhaustedError              retry_exhausted       500
+    ├── RetryExhaustedError              retry_exhausted       500
+    └── Retry (polyserve.retry)          retry_requested       503  (a hand-off, not a fault)
 
 Third-party exceptions (pydantic, cloud SDKs) are translated at the boundary,
 so callers only ever need to catch ``PolyserveError``.
@@ -67,12 +68,20 @@ class PolyserveError(Exception):
 
     default_code: ClassVar[str] = "internal_error"
     default_status: ClassVar[int] = 500
+    #: Whether an HTTP client may see ``code`` and ``detail`` even for a 5xx status.
+    #: 4xx errors are always shown; other 5xx errors become a generic 500.
+    is_exposed: ClassVar[bool] = False
 
     def __init__(self, detail: str = "", *, code: str | None = None) -> None:
         super().__init__(detail or self.default_code)
         self.detail = detail or self.default_code.replace("_", " ")
         self.code = code or self.default_code
         self.status = self.default_status
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """HTTP headers to send with the error response (for example ``Retry-After``)."""
+        return {}
 
     def to_dict(self) -> dict[str, Any]:
         """The client-safe fields of the error, as JSON-ready values."""
@@ -167,6 +176,8 @@ class EventValidationError(EventError):
 class HttpError(PolyserveError):
     """Raised by a handler to end an HTTP request with ``status`` and a JSON error body."""
 
+    is_exposed = True
+
     def __init__(
         self,
         status: int,
@@ -179,7 +190,11 @@ class HttpError(PolyserveError):
             raise ValueError(f"HttpError status must be 4xx or 5xx, got {status}")
         super().__init__(detail, code=code or _default_code(status))
         self.status = status
-        self.headers: Mapping[str, str] = dict(headers or {})
+        self._headers: Mapping[str, str] = dict(headers or {})
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._headers
 
 
 class IdempotencyError(PolyserveError):
@@ -226,6 +241,7 @@ class StoreUnavailableError(IdempotencyError):
 
     default_code = "store_unavailable"
     default_status = 503
+    is_exposed = True
 
 
 class RetryExhaustedError(PolyserveError):

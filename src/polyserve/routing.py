@@ -284,9 +284,19 @@ class Router:
     def register(
         self, trigger: Trigger, name: str, endpoint: Callable[..., Any], **options: Any
     ) -> Registration:
-        """Register ``endpoint`` for events of ``trigger`` from the source called ``name``."""
+        """Register ``endpoint`` for events of ``trigger`` from the source called ``name``.
+
+        ``options`` are kept for adapters and deploy files. Two are checked here:
+        ``max_attempts`` (an int of at least 1) and ``on_poison`` (a callable taking
+        ``(event, exception, context)``, which needs ``max_attempts``). They apply to
+        queue, topic and stream messages, whose events count their deliveries.
+
+        Raises:
+            ConfigurationError: no name, an invalid option, or an overlapping registration.
+        """
         if not name:
             raise ConfigurationError(f"a {trigger.value} registration needs a name")
+        _check_poison_options(trigger, name, options)
         for existing in self._registrations:
             if (
                 existing.trigger is trigger
@@ -369,6 +379,31 @@ class Router:
             )  # fmt: skip
         for reg in router.registrations:
             self.register(reg.trigger, reg.name, reg.endpoint, **reg.options)
+
+
+_COUNTED = frozenset({Trigger.QUEUE, Trigger.TOPIC, Trigger.STREAM})
+
+
+def _check_poison_options(trigger: Trigger, name: str, options: Mapping[str, Any]) -> None:
+    max_attempts = options.get("max_attempts")
+    on_poison = options.get("on_poison")
+    if max_attempts is None and on_poison is None:
+        return
+    where = f"{trigger.value} {name!r}"
+    if trigger not in _COUNTED:
+        raise ConfigurationError(
+            f"max_attempts/on_poison on {where}: only queue, topic and stream messages "
+            "carry a delivery count"
+        )
+    if max_attempts is not None and (
+        isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
+    ):
+        raise ConfigurationError(f"max_attempts of {where} must be an int >= 1: {max_attempts!r}")
+    if on_poison is not None:
+        if not callable(on_poison):
+            raise ConfigurationError(f"on_poison of {where} must be callable: {on_poison!r}")
+        if max_attempts is None:
+            raise ConfigurationError(f"on_poison of {where} needs max_attempts")
 
 
 def _overlaps(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:

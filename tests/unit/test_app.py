@@ -390,3 +390,24 @@ def test_async_event_handlers() -> None:
     assert app.handle_event(Trigger.QUEUE, "q", Message("m", b"hi"), _ctx()) == "hi"
     result = asyncio.run(app.handle_event_async(Trigger.QUEUE, "q", Message("m", b"yo"), _ctx()))
     assert result == "yo"
+
+
+def test_retry_and_store_outages_are_exposed_503s_with_retry_after() -> None:
+    from polyserve import Retry, StoreUnavailableError
+
+    app = App("busy")
+
+    @app.get("/later")
+    def later() -> None:
+        raise Retry("warming up", delay=2.5)
+
+    @app.get("/store")
+    def store() -> None:
+        raise StoreUnavailableError("idempotency store unreachable")
+
+    later_response = _get(app, "/later")
+    assert later_response.status == 503
+    assert later_response.headers["retry-after"] == "3"
+    assert _body(later_response)["code"] == "retry_requested"
+    store_response = _get(app, "/store")
+    assert (store_response.status, _body(store_response)["code"]) == (503, "store_unavailable")

@@ -1,0 +1,556 @@
+"""``@idempotent``: run a handler once per key, and replay its result for repeats.
+
+One call goes through these steps::
+
+    key, fingerprint <- the event, request or arguments
+    cache hit (COMPLETED only)            -> replay
+    store.acquire(key)  -> owned          -> run the handler
+                                             raised:   store.release, re-raise
+                                             returned: store.complete, return the result
+                        -> COMPLETED      -> replay (PayloadMismatchError if the payload differs)
+                        -> IN_PROGRESS    -> InProgressError, or with wait=True poll store.get
+                                             until it completes, frees up, or time runs out
+
+The handler's binding is kept: the wrapper exposes the handler's own signature plus two
+keyword-only parameters the app fills in (the Context, and the request or event), which
+are removed again before the handler is called.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import secrets
+import threading
+import time
+import typing
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypeVar, cast
+
+from polyserve.context import Context
+from polyserve.errors import (
+    ConfigurationError,
+    CorruptRecordError,
+    IdempotencyError,
+    InProgressError,
+    KeyMissingError,
+    PayloadMismatchError,
+    RecordTooLargeError,
+    StoreUnavailableError,
+)
+from polyserve.events import HttpRequest, HttpResponse
+from polyserve.idempotency import _keys
+from polyserve.idempotency._serialize import canonical, decode_result, digest, encode_result
+from polyserve.idempotency.store import Record, Status, Store, is_live
+
+__all__ = ["REPLAYED_HEADER", "idempotent"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+REPLAYED_HEADER = "Idempotency-Replayed"
+"""Set to ``true`` on an HTTP response that replays a stored one."""
+
+KeySpec = str | Callable[[Any], Any]
+"""A dotted path into the payload (``"order.id"``), or a function of the event, request
+or (for plain functions) the arguments mapping, returning the key."""
+
+_CONTEXT_PARAM = "_idempotency_context"
+_SOURCE_PARAM = "_idempotency_source"
+_MAX_KEY_CHARS = 250
+_FIRST_POLL = 0.01
+_MAX_POLL = 0.25
+
+
+def idempotent(
+    store: Store | None = None,
+    *,
+    key: KeySpec | None = None,
+    payload: KeySpec | None = None,
+    ttl: float = 3600.0,
+    mode: Literal["auto", "header"] = "auto",
+    header: str = "Idempotency-Key",
+    require_key: bool = True,
+    wait: bool = False,
+    cache_size: int = 0,
+    on_missing_key: Literal["error", "skip"] = "error",
+    clock: Callable[[], float] = time.time,
+    lock_timeout: float = 60.0,
+) -> Callable[[F], F]:
+    """Run the decorated function once per key; repeats get the stored result.
+
+    Put it under the app's decorator (``@app.post(...)`` first, then ``@idempotent(...)``).
+    It works on every trigger and on plain functions, sync or async.
+
+    The key is, by default: a message's id; a CloudEvent's source and id; a storage
+    event's bucket, object key, version (or etag) and action; a schedule's name and
+    time; a stream record's source and sequence; for HTTP, the ``Idempotency-Key``
+    header if sent, else a hash of method, path and body (or of the handler's arguments
+    when it does not take the ``HttpRequest``); for plain functions, a hash of the
+    arguments. Keys are namespaced by the function's ``module.qualname``.
+
+    Args:
+        store: where records live; ``None`` gives this function its own ``MemoryStore``.
+        key: a dotted path into the payload, or a function of the event, request or
+            (for plain functions) the mapping of argument names to values.
+        payload: what the fingerprint covers (dotted path or function, like ``key``);
+            default: the whole payload. A repeat with another fingerprint is refused.
+        ttl: seconds a completed result is kept and replayed.
+        mode: ``"header"`` takes the key only from the ``header`` of an HTTP request
+            (IETF Idempotency-Key draft); ``"auto"`` derives it as above.
+        header: the request header carrying the key.
+        require_key: in header mode, refuse a request without the header (400);
+            with ``False`` such a request runs unprotected.
+        wait: when another call holds the key, poll for its result instead of raising
+            ``InProgressError``, for at most the invocation's remaining time.
+        cache_size: keep this many completed records in process memory (0: none).
+        on_missing_key: ``"error"`` raises ``KeyMissingError`` when no key can be found;
+            ``"skip"`` runs the function unprotected.
+        clock: the time source for record timestamps (epoch seconds).
+        lock_timeout: how long a call holds the key when the Context gives no deadline.
+
+    Raises (from the decorated function):
+        KeyMissingError: no key (HTTP 400).
+        InProgressError: another call holds the key (HTTP 409).
+        PayloadMismatchError: the key was used with a different payload (HTTP 422).
+        RecordTooLargeError: the result is larger than ``store.max_result_bytes``. The
+            function has run; its lock is released so that a retry can run it again.
+        CorruptRecordError: the stored record cannot be read (never a silent re-run).
+        StoreUnavailableError: the store cannot be reached; the function does not run.
+    """
+    if mode not in ("auto", "header"):
+        raise ConfigurationError(f"mode must be 'auto' or 'header', got {mode!r}")
+    if on_missing_key not in ("error", "skip"):
+        raise ConfigurationError(
+            f"on_missing_key must be 'error' or 'skip', got {on_missing_key!r}"
+        )
+    if ttl <= 0 or lock_timeout <= 0:
+        raise ConfigurationError("ttl and lock_timeout must be positive")
+    if cache_size < 0:
+        raise ConfigurationError("cache_size must not be negative")
+    if not header:
+        raise ConfigurationError("header must name a header")
+    if mode == "header" and key is not None:
+        raise ConfigurationError("mode='header' takes the key from the header; do not pass key=")
+    for name, spec in (("key", key), ("payload", payload)):
+        if spec is not None and not callable(spec) and not (isinstance(spec, str) and spec):
+            raise ConfigurationError(f"{name} must be a dotted path or a callable")
+
+    def decorate(fn: F) -> F:
+        options = _Options(
+            store=store, key=key, payload=payload, ttl=ttl, mode=mode, header=header,
+            require_key=require_key, wait=wait, cache_size=cache_size,
+            skip_missing=on_missing_key == "skip", clock=clock, lock_timeout=lock_timeout,
+        )  # fmt: skip
+        return cast("F", _Idempotent(fn, options).wrapper())
+
+    return decorate
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    store: Store | None
+    key: KeySpec | None
+    payload: KeySpec | None
+    ttl: float
+    mode: str
+    header: str
+    require_key: bool
+    wait: bool
+    cache_size: int
+    skip_missing: bool
+    clock: Callable[[], float]
+    lock_timeout: float
+
+
+@dataclass(slots=True)
+class _Call:
+    """One invocation's key and claim on it."""
+
+    key: str
+    fingerprint: str | None
+    context: Context | None
+    token: str
+    lock_seconds: float
+    wait_until: float | None = None  # time.monotonic() bound while waiting
+    delay: float = _FIRST_POLL
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """What to do next: run the handler, return a replayed value, or sleep and poll."""
+
+    run: bool = False
+    replay: bool = False
+    value: Any = None
+    sleep: float = 0.0
+
+
+_RUN = _Step(run=True)
+
+
+class _Idempotent:
+    """The state behind one decorated function."""
+
+    def __init__(self, fn: Callable[..., Any], options: _Options) -> None:
+        from polyserve.idempotency.memory import MemoryStore
+
+        self.fn = fn
+        self.options = options
+        self.store: Store = options.store if options.store is not None else MemoryStore()
+        self.namespace = (
+            f"{getattr(fn, '__module__', None) or '?'}."
+            f"{getattr(fn, '__qualname__', None) or getattr(fn, '__name__', repr(fn))}"
+        )
+        self.signature = inspect.signature(fn)
+        for name in (_CONTEXT_PARAM, _SOURCE_PARAM):
+            if name in self.signature.parameters:
+                raise ConfigurationError(f"{self.namespace} may not declare a parameter {name!r}")
+        self.cache = _Cache(options.cache_size) if options.cache_size else None
+        self.is_async = inspect.iscoroutinefunction(inspect.unwrap(fn)) or (
+            inspect.iscoroutinefunction(fn)
+        )
+
+    # -- the wrapper ------------------------------------------------------------
+
+    def wrapper(self) -> Callable[..., Any]:
+        fn = self.fn
+        if self.is_async:
+
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return await self.call_async(args, kwargs)
+
+            wrapper: Any = async_wrapper
+        else:
+
+            def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return self.call(args, kwargs)
+
+            wrapper = sync_wrapper
+        functools.update_wrapper(wrapper, fn)
+        # The binder reads parameters from __signature__ and type hints from the innermost
+        # __wrapped__ function. The extra parameters exist only here, so the chain stops
+        # here and __annotations__ carries the handler's own hints (still unevaluated,
+        # resolved in the handler's module exactly as they would be without this wrapper).
+        del wrapper.__wrapped__
+        wrapper.__signature__ = self._wrapper_signature()
+        wrapper.__annotations__ = self._wrapper_annotations()
+        built: Callable[..., Any] = wrapper
+        return built
+
+    def _source_annotation(self) -> Any:
+        if self.options.mode == "header":
+            return HttpRequest
+        # In auto mode the wrapper does not know whether it will serve HTTP or events.
+        # ``object`` binds to whatever event arrives; the Header marker makes an HTTP route
+        # bind the key header instead (an HTTP handler that also wants method, path and
+        # body hashing declares its own ``HttpRequest`` parameter, which is found by type).
+        from polyserve.binding import Header
+
+        return Annotated[object, Header(self.options.header.lower())]
+
+    def _wrapper_signature(self) -> inspect.Signature:
+        params = list(self.signature.parameters.values())
+        extra = [
+            inspect.Parameter(_CONTEXT_PARAM, inspect.Parameter.KEYWORD_ONLY, default=None,
+                              annotation=Context),
+            inspect.Parameter(_SOURCE_PARAM, inspect.Parameter.KEYWORD_ONLY, default=None,
+                              annotation=self._source_annotation()),
+        ]  # fmt: skip
+        # Keyword-only parameters go before **kwargs, if the handler has one.
+        at = len(params)
+        if params and params[-1].kind is inspect.Parameter.VAR_KEYWORD:
+            at -= 1
+        return self.signature.replace(parameters=[*params[:at], *extra, *params[at:]])
+
+    def _wrapper_annotations(self) -> dict[str, Any]:
+        target = inspect.unwrap(self.fn)
+        module = getattr(target, "__module__", None)
+        own: Mapping[str, Any] = getattr(target, "__annotations__", None) or {}
+        annotations = {
+            name: typing.ForwardRef(value, module=module) if isinstance(value, str) else value
+            for name, value in own.items()
+        }
+        annotations[_CONTEXT_PARAM] = Context
+        annotations[_SOURCE_PARAM] = self._source_annotation()
+        return annotations
+
+    # -- calls ------------------------------------------------------------------
+
+    def call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        call = self._plan(args, kwargs)
+        if call is None:
+            return self.fn(*args, **kwargs)
+        step = self._claim(call)
+        while step.sleep:
+            time.sleep(step.sleep)
+            step = self._poll(call)
+        if step.replay:
+            return step.value
+        try:
+            result = self.fn(*args, **kwargs)
+        except BaseException:
+            self._release(call)
+            raise
+        self._complete(call, result)
+        return result
+
+    async def call_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        call = self._plan(args, kwargs)
+        if call is None:
+            return await self.fn(*args, **kwargs)
+        step = self._claim(call)
+        while step.sleep:
+            import asyncio  # loaded already: this runs inside an event loop
+
+            await asyncio.sleep(step.sleep)
+            step = self._poll(call)
+        if step.replay:
+            return step.value
+        try:
+            result = await self.fn(*args, **kwargs)
+        except BaseException:
+            self._release(call)
+            raise
+        self._complete(call, result)
+        return result
+
+    # -- key and fingerprint ----------------------------------------------------
+
+    def _plan(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call | None:
+        """The call's key and fingerprint; ``None`` to run the function unprotected."""
+        context = kwargs.pop(_CONTEXT_PARAM, None)
+        source = kwargs.pop(_SOURCE_PARAM, None)
+        request = source if isinstance(source, HttpRequest) else None
+        event = source if isinstance(source, _keys.EVENT_TYPES) else None
+        header = source if isinstance(source, str) else None
+        # The handler may declare the request, event or context itself: find them by type.
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, Context):
+                context = context or value
+            elif isinstance(value, HttpRequest):
+                request = request or value
+            elif isinstance(value, _keys.EVENT_TYPES):
+                event = event or value
+        if request is not None and header is None:
+            header = request.headers.get(self.options.header)
+        if header is not None:
+            header = _unquote(header)
+
+        opts = self.options
+        arguments: dict[str, Any] | None = None
+        if request is None and event is None:
+            arguments = self._arguments(args, kwargs)
+        subject: Any = request if request is not None else event if event is not None else arguments
+
+        raw: str | None
+        if opts.mode == "header":
+            if request is None:
+                raise ConfigurationError(
+                    f"{self.namespace}: mode='header' works on HTTP routes only"
+                )
+            raw = header
+            if not raw:
+                if opts.require_key:
+                    raise KeyMissingError(f"the {opts.header} header is required")
+                return None
+        elif opts.key is not None:
+            spec = opts.key
+            raw = _keys.key_text(
+                spec(subject) if callable(spec) else _keys.resolve_path(subject, spec)
+            )
+        elif header:
+            raw = header
+        elif event is not None:
+            raw = _keys.event_key(event)
+        elif request is not None:
+            raw = _keys.request_digest(request)
+        else:
+            raw = self._digest(arguments)
+        if not raw:
+            if opts.skip_missing:
+                _warn(context, "no idempotency key; running unprotected", function=self.namespace)
+                return None
+            raise KeyMissingError(f"{self.namespace}: no idempotency key found")
+        if len(raw) > _MAX_KEY_CHARS:
+            raw = "sha256:" + digest(raw.encode())
+
+        fingerprint: str | None
+        if opts.payload is not None:
+            spec = opts.payload
+            part = spec(subject) if callable(spec) else _keys.resolve_path(subject, spec)
+            fingerprint = self._digest(part)
+        elif request is not None:
+            fingerprint = _keys.request_digest(request)
+        elif event is not None:
+            fingerprint = digest(_keys.payload_bytes(event))
+        else:
+            fingerprint = self._digest(arguments)
+
+        remaining = context.remaining_time() if context is not None else None
+        return _Call(
+            key=f"{self.namespace}#{raw}",
+            fingerprint=fingerprint,
+            context=context,
+            token=secrets.token_hex(16),
+            lock_seconds=opts.lock_timeout if remaining is None else remaining,
+        )
+
+    def _arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return {k: v for k, v in bound.arguments.items() if not isinstance(v, Context)}
+
+    def _digest(self, value: Any) -> str:
+        try:
+            return digest(canonical(value))
+        except TypeError as exc:
+            raise KeyMissingError(
+                f"{self.namespace}: cannot derive an idempotency key or fingerprint from "
+                f"the arguments ({exc}); pass key= and payload="
+            ) from None
+
+    # -- the store --------------------------------------------------------------
+
+    def _claim(self, call: _Call) -> _Step:
+        now = self.options.clock()
+        if self.cache is not None:
+            cached = self.cache.get(call.key, now)
+            if cached is not None:
+                return self._judge(call, cached)
+        found = self.store.acquire(
+            call.key,
+            token=call.token,
+            fingerprint=call.fingerprint,
+            lock_expires_at=now + call.lock_seconds,
+            expires_at=now + self.options.ttl,
+            now=now,
+        )
+        if found is None or (found.token == call.token and found.status is Status.IN_PROGRESS):
+            # The second case is our own write, returned by an acquire its client retried.
+            return _RUN
+        return self._judge(call, found)
+
+    def _judge(self, call: _Call, record: Record) -> _Step:
+        if (
+            call.fingerprint is not None
+            and record.fingerprint is not None
+            and record.fingerprint != call.fingerprint
+        ):
+            raise PayloadMismatchError(
+                "this idempotency key was already used with a different payload"
+            )
+        if record.status is Status.COMPLETED:
+            if record.result is None:
+                raise CorruptRecordError(f"completed record {record.key!r} has no result")
+            value = decode_result(record.result)
+            if self.cache is not None:
+                self.cache.put(record)
+            if isinstance(value, HttpResponse):
+                value = value.with_header(REPLAYED_HEADER.lower(), "true")
+            return _Step(replay=True, value=value)
+        if not self.options.wait:
+            raise InProgressError("a request with this idempotency key is still being processed")
+        now = time.monotonic()
+        if call.wait_until is None:
+            remaining = call.context.remaining_time() if call.context is not None else None
+            budget = self.options.lock_timeout if remaining is None else remaining
+            # Stop a little before the deadline, so the caller fails cleanly instead of
+            # being stopped by the platform mid-wait.
+            call.wait_until = now + budget - min(1.0, budget * 0.1)
+        left = call.wait_until - now
+        if left <= 0:
+            raise InProgressError(
+                "a request with this idempotency key is still being processed; gave up waiting"
+            )
+        delay = min(call.delay, left)
+        call.delay = min(call.delay * 2, _MAX_POLL)
+        return _Step(sleep=delay)
+
+    def _poll(self, call: _Call) -> _Step:
+        record = self.store.get(call.key)
+        if record is None or not is_live(record, self.options.clock()):
+            # The holder released the key or its lock expired: try to take it.
+            return self._claim(call)
+        return self._judge(call, record)
+
+    def _release(self, call: _Call) -> None:
+        try:
+            self.store.release(call.key, token=call.token)
+        except (StoreUnavailableError, CorruptRecordError) as exc:
+            # The handler's own exception matters more; the lock expires by itself.
+            _warn(call.context, "could not release an idempotency lock", error=str(exc))
+
+    def _complete(self, call: _Call, result: Any) -> None:
+        try:
+            data = encode_result(result)
+        except IdempotencyError:
+            self._release(call)
+            raise
+        limit = self.store.max_result_bytes
+        if len(data) > limit:
+            self._release(call)
+            raise RecordTooLargeError(
+                f"the result takes {len(data)} bytes; the store keeps at most {limit}"
+            )
+        expires_at = self.options.clock() + self.options.ttl
+        if not self.store.complete(call.key, token=call.token, result=data, expires_at=expires_at):
+            _warn(
+                call.context,
+                "idempotency lock expired before the handler finished; result not stored",
+                key=call.key,
+            )
+            return
+        if self.cache is not None:
+            self.cache.put(
+                Record(call.key, Status.COMPLETED, call.token, call.fingerprint,
+                       expires_at, expires_at, data)
+            )  # fmt: skip
+
+
+class _Cache:
+    """A thread-safe LRU of COMPLETED records, dropped once expired."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._records: OrderedDict[str, Record] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str, now: float) -> Record | None:
+        with self._lock:
+            record = self._records.get(key)
+            if record is None:
+                return None
+            if not is_live(record, now):
+                del self._records[key]
+                return None
+            self._records.move_to_end(key)
+            return record
+
+    def put(self, record: Record) -> None:
+        if record.status is not Status.COMPLETED:
+            return
+        with self._lock:
+            self._records[record.key] = record
+            self._records.move_to_end(record.key)
+            while len(self._records) > self._size:
+                self._records.popitem(last=False)
+
+
+def _unquote(value: str) -> str:
+    # The draft defines the header as a structured-field string ("..."); bare tokens
+    # are common in practice and accepted as they are.
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def _warn(context: Context | None, message: str, **fields: Any) -> None:
+    if context is not None:
+        context.logger.warning(message, **fields)
+        return
+    import logging
+
+    logging.getLogger("polyserve").warning("%s %s", message, fields)

@@ -1,0 +1,172 @@
+"""For any mix of outcomes in a batch, every record is accounted for exactly once.
+
+A record succeeds, fails (raises, raises ``Retry``, cannot be decoded, or is
+never started) or is set aside (a poison message that ``on_poison`` took). The
+reported failures must be exactly the records that failed (for ordered batches:
+everything from the first failure on); succeeded, failed and set aside must
+together be the whole batch and never overlap: no record is both acknowledged
+and failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from hypothesis import given
+from hypothesis import strategies as st
+from tests.properties.strategies import messages
+
+from polyserve import App, BatchResult, Context, Message, Trigger
+from polyserve.retry import Retry
+
+MAX_ATTEMPTS = 5
+KINDS = ("ok", "fail", "retry", "undecodable")
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    message: Message
+    kind: str  # what the handler (or the decoder) does with it
+    hook_fails: bool  # whether on_poison raises for it
+
+    @property
+    def is_poison(self) -> bool:
+        return self.kind in ("fail", "retry") and self.message.attempt >= MAX_ATTEMPTS
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> tuple[list[Spec], bool, int | None]:
+    """Records with unique ids, whether the batch is ordered, and the index before
+    which the deadline falls (``None``: no deadline; ``0``: already passed)."""
+    specs = draw(
+        st.lists(
+            st.builds(Spec, messages(), st.sampled_from(KINDS), st.booleans()),
+            max_size=12,
+            unique_by=lambda s: s.message.id,
+        )
+    )
+    stop = draw(st.none() | st.integers(min_value=0, max_value=len(specs)))
+    return specs, draw(st.booleans()), stop
+
+
+class Harness:
+    """An app wired so that each record does what its ``Spec`` says.
+
+    The clock moves one second per decoded record, and the deadline is placed so
+    that the batch stops just before record ``stop``.
+    """
+
+    def __init__(self, specs: list[Spec], stop: int | None) -> None:
+        self.kinds = {s.message.id: s for s in specs}
+        self.now = 0.0
+        margin = 0.5
+        deadline = None if stop is None else stop + margin - 0.25
+        self.app = App("props", batch_deadline_margin=margin)
+        self.ctx = Context("test", deadline=deadline, clock=lambda: self.now)
+        self.app.queue("orders", max_attempts=MAX_ATTEMPTS, on_poison=self.on_poison)(self.handle)
+
+    def decode(self, spec: Spec) -> tuple[str, object]:
+        self.now += 1.0
+        if spec.kind == "undecodable":
+            raise ValueError("not a message")
+        return "orders", spec.message
+
+    def handle(self, msg: Message) -> None:
+        kind = self.kinds[msg.id].kind
+        if kind == "fail":
+            raise RuntimeError(msg.id)
+        if kind == "retry":
+            raise Retry(delay=float(len(msg.id)))
+
+    def on_poison(self, event: Message, exc: BaseException, ctx: Context) -> None:
+        if self.kinds[event.id].hook_fails:
+            raise OSError("dead-letter queue unreachable")
+
+    def run(self, specs: list[Spec], ordered: bool) -> BatchResult:
+        return self.app.handle_batch(
+            Trigger.QUEUE, specs, self.ctx, decode=self.decode, item_id=lambda s: s.message.id,
+            ordered=ordered,
+        )  # fmt: skip
+
+    def run_async(self, specs: list[Spec], ordered: bool) -> BatchResult:
+        return asyncio.run(
+            self.app.handle_batch_async(
+                Trigger.QUEUE, specs, self.ctx, decode=self.decode,
+                item_id=lambda s: s.message.id, ordered=ordered,
+            )
+        )  # fmt: skip
+
+
+def expected(specs: list[Spec], ordered: bool, stop: int | None) -> dict[str, list[str]]:
+    """The outcome the rules promise, worked out without running anything."""
+    out: dict[str, list[str]] = {"succeeded": [], "failed": [], "set_aside": []}
+    # The first record is always started, however late it is.
+    start_limit = None if stop is None else max(stop, 1)
+    broken = False
+    for index, spec in enumerate(specs):
+        ident = spec.message.id
+        if broken or (start_limit is not None and index >= start_limit):
+            out["failed"].append(ident)
+            continue
+        if spec.kind == "ok":
+            out["succeeded"].append(ident)
+        elif spec.is_poison and not spec.hook_fails:
+            out["set_aside"].append(ident)
+        else:
+            out["failed"].append(ident)
+            broken = ordered
+    return out
+
+
+def check(result: BatchResult, specs: list[Spec], ordered: bool, stop: int | None) -> None:
+    ids = [s.message.id for s in specs]
+    want = expected(specs, ordered, stop)
+    assert list(result.succeeded) == want["succeeded"]
+    assert result.failed_ids == want["failed"]
+    assert list(result.set_aside) == want["set_aside"]
+
+    succeeded, failed = set(result.succeeded), set(result.failed_ids)
+    set_aside = set(result.set_aside)
+    assert succeeded | failed | set_aside == set(ids)
+    assert len(result.succeeded) + len(result.failed) + len(result.set_aside) == len(ids)
+    assert not succeeded & failed
+    assert not succeeded & set_aside
+    assert not failed & set_aside
+    assert not set(result.acknowledged) & failed
+
+    if ordered and result.failed:
+        first = ids.index(result.failed_ids[0])
+        assert result.failed_ids == ids[first:]
+
+    by_id = {s.message.id: s for s in specs}
+    for failure in result.failed:
+        spec = by_id[failure.item_id]
+        handed_back = isinstance(failure.error, Retry)
+        assert handed_back == (failure.retry_delay is not None)
+        if handed_back:
+            assert spec.kind == "retry"
+            assert failure.retry_delay == float(len(spec.message.id))
+
+
+@given(batches())
+def test_every_record_is_acknowledged_or_failed_never_both(
+    batch: tuple[list[Spec], bool, int | None],
+) -> None:
+    specs, ordered, stop = batch
+    check(Harness(specs, stop).run(specs, ordered), specs, ordered, stop)
+
+
+@given(batches())
+def test_the_async_path_reports_the_same_outcomes(
+    batch: tuple[list[Spec], bool, int | None],
+) -> None:
+    specs, ordered, stop = batch
+    sync_result = Harness(specs, stop).run(specs, ordered)
+    async_result = Harness(specs, stop).run_async(specs, ordered)
+    check(async_result, specs, ordered, stop)
+    assert async_result.succeeded == sync_result.succeeded
+    assert async_result.set_aside == sync_result.set_aside
+    assert [(f.item_id, f.reason, f.retry_delay) for f in async_result.failed] == [
+        (f.item_id, f.reason, f.retry_delay) for f in sync_result.failed
+    ]
