@@ -1,0 +1,605 @@
+"""``function_app``: a real ``azure.functions.FunctionApp`` generated from a polyserve ``App``.
+
+Every function is a small closure: it builds the ``Context``, converts the
+native input with the trigger's module (``_http``, ``_queue``, ...) and calls the
+app. Which function is generated for what::
+
+    HTTP routes (any)           one httpTrigger "http", route "{*path}", every method
+    Trigger.QUEUE               queueTrigger (Storage), or serviceBusTrigger with service="servicebus"
+    Trigger.TOPIC               serviceBusTrigger on topic + subscription (option subscription=)
+    Trigger.STREAM              eventHubTrigger (many), or cosmosDBTrigger with service="cosmosdb"
+    Trigger.STORAGE             blobTrigger "<container>/{name}" for created blobs
+    Trigger.SCHEDULE            timerTrigger, NCRONTAB from cron= or rate=
+    Trigger.CLOUDEVENT (any)    one eventGridTrigger "eventgrid" for every type, which also
+                                carries blob deletions to storage registrations
+
+The closures carry real ``azure.functions`` annotations, set when they are built,
+because the worker picks each parameter's converter from its annotation.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from polyserve.context import Context
+from polyserve.errors import (
+    ConfigurationError,
+    EventError,
+    MissingDependencyError,
+    UnsupportedEventError,
+)
+from polyserve.events import StorageAction
+from polyserve.routing import HTTP_METHODS, Trigger
+from polyserve_azure import (
+    _blob,
+    _cosmos,
+    _eventgrid,
+    _eventhub,
+    _http,
+    _queue,
+    _servicebus,
+    _timer,
+)
+from polyserve_azure._batch import raise_for_failures
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    import azure.functions as func
+
+    from polyserve.app import App
+    from polyserve.routing import Registration
+    from polyserve_azure._types import (
+        InvocationContext,
+        NativeBlob,
+        NativeCloudEvent,
+        NativeEventGridEvent,
+        NativeEventHubEvent,
+        NativeHttpRequest,
+        NativeQueueMessage,
+        NativeServiceBusMessage,
+        NativeTimer,
+    )
+
+__all__ = ["DEFAULT_CONNECTIONS", "function_app"]
+
+DEFAULT_CONNECTIONS: Mapping[str, str] = {
+    "storage": "AzureWebJobsStorage",
+    "servicebus": "ServiceBusConnection",
+    "eventhub": "EventHubConnection",
+    "cosmosdb": "CosmosDBConnection",
+}
+"""The app setting each service's triggers read their connection from, by default."""
+
+_AUTH_LEVELS = ("anonymous", "function", "admin")
+_INVALID_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+_MAX_NAME = 127
+# Event Hubs and Cosmos DB checkpoint after every invocation, failed or not: only a
+# retry policy redelivers a failed batch. Five tries, 4 s to 15 min apart.
+_STREAM_RETRIES = 5
+# Azure's load balancer ends an HTTP request after 230 seconds, whatever
+# functionTimeout allows, so an HTTP handler's deadline is never later than that.
+_HTTP_LIMIT = 230.0
+
+
+def function_app(
+    app: App,
+    *,
+    connections: Mapping[str, str] | None = None,
+    http_route: str = "{*path}",
+    auth_level: str = "anonymous",
+    function_timeout: float | None = 300.0,
+    names: Mapping[str, str] | None = None,
+    route_prefix: str = "api",
+) -> func.FunctionApp:
+    """An Azure Functions app (Python v2 programming model) that serves ``app``.
+
+    Put it in ``function_app.py`` as a module-level variable; the worker indexes it.
+
+    Args:
+        app: the polyserve app.
+        connections: app-setting names by service (``storage``, ``servicebus``,
+            ``eventhub``, ``cosmosdb``), replacing ``DEFAULT_CONNECTIONS``; a
+            registration's ``connection=`` option wins over both.
+        http_route: the catch-all route template of the one HTTP function.
+        auth_level: ``"anonymous"``, ``"function"`` or ``"admin"``.
+        function_timeout: seconds an invocation may run (host.json's
+            ``functionTimeout``), for ``Context.deadline``; ``None`` for no deadline.
+            HTTP invocations get at most 230 seconds, Azure's limit for a request.
+        names: native entity name -> logical registration name, for queues,
+            topics, hubs, containers and blob containers named differently in Azure.
+            Several entities may map to one name: each gets its own function.
+        route_prefix: host.json's ``extensions.http.routePrefix``; it is removed from
+            request paths before routing.
+
+    Raises:
+        MissingDependencyError: ``azure-functions`` is not installed.
+        ConfigurationError: an argument or a registration cannot be deployed on Azure
+            (a topic without ``subscription``, a schedule without ``cron``/``rate``, ...).
+    """
+    try:
+        import azure.functions as func
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "azure-functions", feature="polyserve_azure.function_app"
+        ) from exc
+    settings = _Settings.build(connections, auth_level, function_timeout, names, route_prefix)
+    if not isinstance(http_route, str) or not http_route or http_route.startswith("/"):
+        raise ConfigurationError(f"http_route must be a route template without '/': {http_route!r}")
+    return _Builder(app, func, settings).build(http_route)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    connections: Mapping[str, str]
+    auth_level: str
+    timeout: float | None
+    names: Mapping[str, str]
+    route_prefix: str
+
+    @classmethod
+    def build(
+        cls,
+        connections: Mapping[str, str] | None,
+        auth_level: str,
+        timeout: float | None,
+        names: Mapping[str, str] | None,
+        route_prefix: str,
+    ) -> _Settings:
+        merged = dict(DEFAULT_CONNECTIONS)
+        for service, setting in (connections or {}).items():
+            if service not in DEFAULT_CONNECTIONS:
+                raise ConfigurationError(
+                    f"unknown connection service {service!r}; use {sorted(DEFAULT_CONNECTIONS)}"
+                )
+            merged[service] = _setting_name(setting, f"connections[{service!r}]")
+        level = auth_level.lower() if isinstance(auth_level, str) else ""
+        if level not in _AUTH_LEVELS:
+            raise ConfigurationError(f"auth_level must be one of {_AUTH_LEVELS}: {auth_level!r}")
+        if timeout is not None and not timeout > 0:
+            raise ConfigurationError(f"function_timeout must be positive or None: {timeout!r}")
+        mapping = dict(names or {})
+        for native, logical in mapping.items():
+            if not isinstance(native, str) or not native or not isinstance(logical, str):
+                raise ConfigurationError(f"names must map names to names: {native!r}: {logical!r}")
+        if not isinstance(route_prefix, str):
+            raise ConfigurationError(f"route_prefix must be a string: {route_prefix!r}")
+        return cls(merged, level, timeout, mapping, route_prefix)
+
+
+def _setting_name(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{what} must name an app setting, got {value!r}")
+    return value
+
+
+class _Builder:
+    """Adds one function per HTTP app, registration and native entity to a ``FunctionApp``."""
+
+    def __init__(self, app: App, sdk: Any, settings: _Settings) -> None:
+        self.app = app
+        self.func = sdk
+        self.settings = settings
+        self.native: func.FunctionApp = sdk.FunctionApp(
+            http_auth_level=sdk.AuthLevel(settings.auth_level)
+        )
+        self._names: set[str] = set()
+
+    def build(self, http_route: str) -> func.FunctionApp:
+        if self.app.routes:
+            self._http(http_route)
+        for reg in self.app.registrations:
+            if reg.trigger is Trigger.QUEUE:
+                self._queue(reg)
+            elif reg.trigger is Trigger.TOPIC:
+                self._topic(reg)
+            elif reg.trigger is Trigger.STREAM:
+                self._stream(reg)
+            elif reg.trigger is Trigger.STORAGE:
+                self._storage(reg)
+            elif reg.trigger is Trigger.SCHEDULE:
+                self._schedule(reg)
+        if self._needs_event_grid():
+            self._event_grid()
+        return self.native
+
+    # -- shared -----------------------------------------------------------------
+
+    def _context(
+        self, native: InvocationContext | None, name: str, limit: float | None = None
+    ) -> Context:
+        invocation_id = getattr(native, "invocation_id", None) or ""
+        function_name = getattr(native, "function_name", None) or name
+        timeout = self.settings.timeout
+        if limit is not None:
+            timeout = limit if timeout is None else min(timeout, limit)
+        return Context.with_timeout(
+            "azure",
+            timeout,
+            invocation_id=str(invocation_id),
+            function_name=str(function_name),
+            raw=native,
+        )
+
+    def _name(self, *parts: str) -> str:
+        # Azure function names: a letter first, then letters, digits, '_' and '-';
+        # unique without regard to case.
+        base = _INVALID_NAME_CHARS.sub("_", "_".join(parts)).strip("_-") or "function"
+        if not base[0].isalpha():
+            base = "f_" + base
+        base = base[:_MAX_NAME]
+        name, n = base, 1
+        while name.lower() in self._names:
+            n += 1
+            suffix = f"_{n}"
+            name = base[: _MAX_NAME - len(suffix)] + suffix
+        self._names.add(name.lower())
+        return name
+
+    def _declare(
+        self, handler: Callable[..., Any], name: str, param: str, native_type: Any
+    ) -> Callable[..., Any]:
+        handler.__name__ = handler.__qualname__ = name
+        # The worker reads these with typing.get_type_hints to choose converters.
+        handler.__annotations__ = {param: native_type, "context": self.func.Context}
+        return handler
+
+    def _register(self, name: str, builder: Any, retries: int | None = None) -> None:
+        if retries:
+            builder = self.native.retry(
+                strategy="exponential_backoff",
+                max_retry_count=str(retries),
+                minimum_interval="00:00:04",
+                maximum_interval="00:15:00",
+            )(builder)
+        self.native.function_name(name=name)(builder)
+
+    def _natives(self, reg: Registration) -> list[str]:
+        if reg.name == "*":
+            raise ConfigurationError(
+                f"{reg.trigger.value} '*': an Azure trigger binds to one named entity"
+            )
+        found = [native for native, logical in self.settings.names.items() if logical == reg.name]
+        return found or [reg.name]
+
+    def _service(self, reg: Registration, allowed: tuple[str, ...]) -> str:
+        service = reg.options.get("service", allowed[0])
+        if service not in allowed:
+            raise ConfigurationError(
+                f"{reg.trigger.value} {reg.name!r}: service must be one of {allowed}, "
+                f"got {service!r}"
+            )
+        return str(service)
+
+    def _connection(self, reg: Registration, service: str) -> str:
+        value = reg.options.get("connection", self.settings.connections[service])
+        return _setting_name(value, f"{reg.trigger.value} {reg.name!r} connection")
+
+    # -- HTTP -------------------------------------------------------------------
+
+    def _http(self, route: str) -> None:
+        app, prefix = self.app, self.settings.route_prefix
+        name = self._name("http")
+
+        def handler(req: NativeHttpRequest, context: InvocationContext | None = None) -> Any:
+            ctx = self._context(context, name, _HTTP_LIMIT)
+            try:
+                request = _http.to_event(req, ctx, route_prefix=prefix)
+            except EventError as exc:
+                return _http.to_native(_http.problem(exc, ctx))
+            return _http.to_native(app.handle_http(request, ctx))
+
+        self._declare(handler, name, "req", self.func.HttpRequest)
+        handler.__annotations__["return"] = self.func.HttpResponse
+        builder = self.native.route(
+            route=route,
+            trigger_arg_name="req",
+            methods=sorted(HTTP_METHODS),
+            auth_level=self.settings.auth_level,
+        )(handler)
+        self._register(name, builder)
+
+    # -- queues and topics --------------------------------------------------------
+
+    def _queue(self, reg: Registration) -> None:
+        service = self._service(reg, ("storage", "servicebus"))
+        connection = self._connection(reg, service)
+        for native in self._natives(reg):
+            if service == "storage":
+                name = self._name("queue", native)
+                handler = self._storage_queue_handler(reg.name, name)
+                builder = self.native.queue_trigger(
+                    arg_name="msg",
+                    queue_name=native,
+                    connection=connection,
+                    data_type=self.func.DataType.BINARY,
+                )(self._declare(handler, name, "msg", self.func.QueueMessage))
+            else:
+                name = self._name("servicebus", native)
+                handler = self._service_bus_handler(Trigger.QUEUE, reg.name, name)
+                builder = self.native.service_bus_queue_trigger(
+                    arg_name="msg",
+                    connection=connection,
+                    queue_name=native,
+                    data_type=self.func.DataType.BINARY,
+                    is_sessions_enabled=_flag(reg, "sessions"),
+                )(self._declare(handler, name, "msg", self.func.ServiceBusMessage))
+            self._register(name, builder)
+
+    def _topic(self, reg: Registration) -> None:
+        self._service(reg, ("servicebus",))
+        subscription = reg.options.get("subscription")
+        if not isinstance(subscription, str) or not subscription:
+            raise ConfigurationError(
+                f"topic {reg.name!r} needs subscription='<name>' for its Service Bus subscription"
+            )
+        connection = self._connection(reg, "servicebus")
+        for native in self._natives(reg):
+            name = self._name("topic", native, subscription)
+            handler = self._service_bus_handler(Trigger.TOPIC, reg.name, name)
+            builder = self.native.service_bus_topic_trigger(
+                arg_name="msg",
+                connection=connection,
+                topic_name=native,
+                subscription_name=subscription,
+                data_type=self.func.DataType.BINARY,
+                is_sessions_enabled=_flag(reg, "sessions"),
+            )(self._declare(handler, name, "msg", self.func.ServiceBusMessage))
+            self._register(name, builder)
+
+    def _storage_queue_handler(self, logical: str, name: str) -> Callable[..., Any]:
+        app = self.app
+
+        def handler(msg: NativeQueueMessage, context: InvocationContext | None = None) -> None:
+            ctx = self._context(context, name)
+            event = _queue.to_event(
+                _expect(msg, _queue.matches, "queue message"), ctx, source=logical
+            )
+            return _queue.to_native(app.handle_event(Trigger.QUEUE, logical, event, ctx))
+
+        return handler
+
+    def _service_bus_handler(self, trigger: Trigger, logical: str, name: str) -> Callable[..., Any]:
+        app = self.app
+
+        def handler(msg: NativeServiceBusMessage, context: InvocationContext | None = None) -> None:
+            ctx = self._context(context, name)
+            raw = _expect(msg, _servicebus.matches, "Service Bus message")
+            event = _servicebus.to_event(raw, ctx, source=logical)
+            return _servicebus.to_native(app.handle_event(trigger, logical, event, ctx))
+
+        return handler
+
+    # -- streams ------------------------------------------------------------------
+
+    def _stream(self, reg: Registration) -> None:
+        service = self._service(reg, ("eventhub", "cosmosdb"))
+        connection = self._connection(reg, service)
+        retries = _retries(reg)
+        for native in self._natives(reg):
+            if service == "eventhub":
+                name = self._name("eventhub", native)
+                handler = self._event_hub_handler(reg.name, name)
+                builder = self.native.event_hub_message_trigger(
+                    arg_name="events",
+                    connection=connection,
+                    event_hub_name=native,
+                    cardinality="many",
+                    data_type=self.func.DataType.BINARY,
+                    consumer_group=reg.options.get("consumer_group"),
+                )(self._declare(handler, name, "events", self._event_list))
+            else:
+                database = reg.options.get("database")
+                if not isinstance(database, str) or not database:
+                    raise ConfigurationError(
+                        f"stream {reg.name!r} (cosmosdb) needs database='<name>'"
+                    )
+                paths = _cosmos.partition_paths(reg.options.get("partition_key"), reg.name)
+                name = self._name("cosmos", native)
+                handler = self._cosmos_handler(reg.name, name, paths)
+                builder = self.native.cosmos_db_trigger(
+                    arg_name="documents",
+                    connection=connection,
+                    database_name=database,
+                    container_name=native,
+                    lease_container_name=_setting_name(
+                        reg.options.get("lease_container", "leases"),
+                        f"stream {reg.name!r} lease_container",
+                    ),
+                    create_lease_container_if_not_exists=_flag(reg, "create_lease_container", True),
+                )(self._declare(handler, name, "documents", self.func.DocumentList))
+            self._register(name, builder, retries)
+
+    @property
+    def _event_list(self) -> Any:
+        # typing.List, not list[...]: the worker's typing_inspect recognises only
+        # typing's generic aliases as iterable annotations.
+        generic: Any = typing.List  # noqa: UP006
+        return generic[self.func.EventHubEvent]
+
+    def _event_hub_handler(self, logical: str, name: str) -> Callable[..., Any]:
+        app = self.app
+
+        def handler(
+            events: list[NativeEventHubEvent], context: InvocationContext | None = None
+        ) -> None:
+            ctx = self._context(context, name)
+            batch = list(enumerate(_expect(events, _eventhub.matches, "Event Hubs batch")))
+            attempt = _retry_attempt(context)
+            result = app.handle_batch(
+                Trigger.STREAM,
+                batch,
+                ctx,
+                decode=lambda item: (
+                    logical,
+                    _eventhub.to_event(item[1], item[0], source=logical, attempt=attempt),
+                ),
+                item_id=lambda item: _eventhub.item_id(item[1], item[0]),
+                ordered=True,
+            )
+            raise_for_failures(result)
+
+        return handler
+
+    def _cosmos_handler(
+        self, logical: str, name: str, paths: tuple[str, ...]
+    ) -> Callable[..., Any]:
+        app = self.app
+
+        def handler(documents: list[object], context: InvocationContext | None = None) -> None:
+            ctx = self._context(context, name)
+            batch = list(enumerate(_expect(documents, _cosmos.matches, "Cosmos DB batch")))
+            result = app.handle_batch(
+                Trigger.STREAM,
+                batch,
+                ctx,
+                decode=lambda item: (
+                    logical,
+                    _cosmos.to_event(item[1], source=logical, partition_key=paths),
+                ),
+                item_id=lambda item: _cosmos.item_id(item[1], item[0]),
+                ordered=True,
+            )
+            raise_for_failures(result)
+
+        return handler
+
+    # -- storage ------------------------------------------------------------------
+
+    def _storage(self, reg: Registration) -> None:
+        if not _has_blob_trigger(reg):
+            return  # every event of this registration comes through Event Grid
+        connection = self._connection(reg, "storage")
+        for native in self._natives(reg):
+            name = self._name("blob", native)
+            handler = self._blob_handler(reg.name, native, name)
+            builder = self.native.blob_trigger(
+                arg_name="blob", path=f"{native}/{{name}}", connection=connection
+            )(self._declare(handler, name, "blob", self.func.InputStream))
+            self._register(name, builder)
+
+    def _blob_handler(self, logical: str, container: str, name: str) -> Callable[..., Any]:
+        app = self.app
+
+        def handler(blob: NativeBlob, context: InvocationContext | None = None) -> None:
+            ctx = self._context(context, name)
+            raw = _expect(blob, _blob.matches, "blob")
+            event = _blob.to_event(raw, ctx, container=container)
+            return _blob.to_native(app.handle_event(Trigger.STORAGE, logical, event, ctx))
+
+        return handler
+
+    # -- schedules ----------------------------------------------------------------
+
+    def _schedule(self, reg: Registration) -> None:
+        if reg.name == "*":
+            raise ConfigurationError("schedule '*': every schedule needs its own name")
+        schedule = _timer.ncrontab(reg.name, reg.options.get("cron"), reg.options.get("rate"))
+        name = self._name("schedule", reg.name)
+        app, logical = self.app, reg.name
+
+        def handler(timer: NativeTimer, context: InvocationContext | None = None) -> None:
+            ctx = self._context(context, name)
+            event = _timer.to_event(_expect(timer, _timer.matches, "timer"), ctx, name=logical)
+            return _timer.to_native(app.handle_event(Trigger.SCHEDULE, logical, event, ctx))
+
+        builder = self.native.timer_trigger(arg_name="timer", schedule=schedule)(
+            self._declare(handler, name, "timer", self.func.TimerRequest)
+        )
+        self._register(name, builder)
+
+    # -- Event Grid ---------------------------------------------------------------
+
+    def _needs_event_grid(self) -> bool:
+        for reg in self.app.registrations:
+            if reg.trigger is Trigger.CLOUDEVENT:
+                return True
+            if reg.trigger is Trigger.STORAGE and _event_grid_actions(reg):
+                return True
+        return False
+
+    def _event_grid(self) -> None:
+        name = self._name("eventgrid")
+        app, names = self.app, self.settings.names
+
+        def handler(
+            event: NativeEventGridEvent | NativeCloudEvent,
+            context: InvocationContext | None = None,
+        ) -> None:
+            ctx = self._context(context, name)
+            cloud = _eventgrid.to_event(_expect(event, _eventgrid.matches, "Event Grid event"), ctx)
+            change = _eventgrid.storage_change(cloud)
+            if change is not None:
+                logical = names.get(change.bucket, change.bucket)
+                reg = app.find(Trigger.STORAGE, logical, change.action.value)
+                if reg is not None:
+                    if change.action is StorageAction.CREATED and _has_blob_trigger(reg):
+                        # The blob trigger delivers this creation; handling it here too
+                        # would run the handler twice for one blob.
+                        ctx.logger.info(
+                            "blob creation left to the blob trigger",
+                            container=change.bucket,
+                            key=change.key,
+                        )
+                        return None
+                    return _eventgrid.to_native(
+                        app.handle_event(Trigger.STORAGE, logical, change, ctx)
+                    )
+            return _eventgrid.to_native(
+                app.handle_event(Trigger.CLOUDEVENT, cloud.type, cloud, ctx)
+            )
+
+        builder = self.native.event_grid_trigger(arg_name="event")(
+            self._declare(handler, name, "event", self.func.EventGridEvent)
+        )
+        self._register(name, builder)
+
+
+def _expect(raw: Any, matches: Callable[[object], bool], what: str) -> Any:
+    if not matches(raw):
+        raise UnsupportedEventError(
+            f"expected a {what}, got {type(raw).__name__}",
+            description={"provider": "azure", "expected": what},
+        )
+    return raw
+
+
+def _retry_attempt(context: InvocationContext | None) -> int:
+    # With a retry policy the worker counts the runs of one invocation: retry_count
+    # is 0 on the first run. Without one there is no count, and every run is the first.
+    count = getattr(getattr(context, "retry_context", None), "retry_count", None)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        return 1
+    return count + 1
+
+
+def _flag(reg: Registration, option: str, default: bool | None = None) -> bool | None:
+    value = reg.options.get(option, default)
+    if value is not None and not isinstance(value, bool):
+        raise ConfigurationError(f"{reg.trigger.value} {reg.name!r}: {option} must be a boolean")
+    return value
+
+
+def _retries(reg: Registration) -> int:
+    value = reg.options.get("max_retries", _STREAM_RETRIES)
+    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+        raise ConfigurationError(
+            f"stream {reg.name!r}: max_retries must be an integer >= -1 (-1: forever)"
+        )
+    return value
+
+
+def _actions(reg: Registration) -> frozenset[str]:
+    return frozenset(str(a) for a in reg.options.get("actions", ("created", "deleted")))
+
+
+def _has_blob_trigger(reg: Registration) -> bool:
+    return "created" in _actions(reg) and reg.options.get("blob_trigger", True) is not False
+
+
+def _event_grid_actions(reg: Registration) -> bool:
+    wanted = _actions(reg) & {a.value for a in (StorageAction.CREATED, StorageAction.DELETED)}
+    return bool(wanted - ({"created"} if _has_blob_trigger(reg) else set()))
