@@ -1,0 +1,142 @@
+"""The CloudEvent entry point, and CloudEvents of every type no other module claims.
+
+``cloudevent(app)`` returns the function functions-framework calls with one
+``cloudevents.http.CloudEvent`` (``--signature-type=cloudevent``; 2nd gen
+event-triggered functions). The event goes to the first module that matches:
+Pub/Sub (``_pubsub``), Cloud Storage (``_storage``), Firestore
+(``_firestore``); any other type (Eventarc audit logs, Firebase, custom
+events) becomes a ``polyserve.CloudEvent`` for the ``Trigger.CLOUDEVENT``
+registration of that ``type``, or the ``"*"`` one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any, Protocol
+
+from polyserve.errors import EventError, MalformedEventError, PolyserveError
+from polyserve.events import CloudEvent
+from polyserve.routing import Trigger
+from polyserve_gcp import _firestore, _pubsub, _storage
+from polyserve_gcp._context import DEFAULT_TIMEOUT, make_context
+from polyserve_gcp._dispatch import Dispatch, Names
+from polyserve_gcp._formats import optional_text, parse_time, text
+from polyserve_gcp._problem import answer_event_errors
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from polyserve import App
+    from polyserve_gcp.types import CloudEventFunction, CloudEventLike
+
+__all__ = ["cloudevent", "matches", "to_event", "to_native", "translate"]
+
+# Attributes the CloudEvents 1.0 spec defines; every other one is an extension.
+_SPEC_ATTRIBUTES = frozenset(
+    {"id", "source", "type", "specversion", "subject", "time", "datacontenttype", "dataschema",
+     "data", "data_base64"}
+)  # fmt: skip
+
+
+class _Family(Protocol):
+    """A trigger-family module: recognises its CloudEvents and translates them."""
+
+    def matches(self, event: CloudEventLike) -> bool: ...
+
+    def to_event(self, event: CloudEventLike, app: App, names: Names) -> Dispatch: ...
+
+
+_FAMILIES: tuple[_Family, ...] = (_pubsub, _storage, _firestore)
+
+
+def cloudevent(
+    app: App, *, names: Mapping[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT
+) -> CloudEventFunction:
+    """A functions-framework CloudEvent function that runs ``app``'s event handlers.
+
+    Args:
+        app: the application.
+        names: native source id -> logical registration name (topic, subscription,
+            bucket or collection ids, short or full resource names).
+        timeout: the function's timeout in seconds, for ``ctx.deadline`` when
+            ``FUNCTION_TIMEOUT_SEC`` is not set.
+
+    The function returns ``None`` when the handler succeeds (functions-framework
+    answers 200) and raises when it fails, so the platform retries the event when
+    the trigger has retries enabled. An event nobody handles raises
+    ``UnsupportedEventError``, a broken one ``MalformedEventError``; under
+    functions-framework both are answered with 400 instead of 500.
+    """
+    lookup = Names(names)
+    answer_event_errors()
+
+    def handle_cloudevent(event: CloudEventLike) -> None:
+        attrs = event.get_attributes()
+        ctx = make_context(app, str(attrs.get("id") or ""), timeout, event)
+        try:
+            dispatch = translate(event, app, lookup)
+            result = app.handle_event(dispatch.trigger, dispatch.name, dispatch.event, ctx)
+        except EventError as exc:
+            ctx.logger.warning(
+                "event rejected", code=exc.code, detail=exc.detail, type=attrs.get("type")
+            )
+            raise
+        to_native(result)
+
+    return handle_cloudevent
+
+
+def translate(event: CloudEventLike, app: App, names: Names) -> Dispatch:
+    """The typed event for ``event`` and the registration it goes to.
+
+    Raises:
+        MalformedEventError: the event is recognised but cannot be read.
+        UnsupportedEventError: no registration matches (Pub/Sub decides this early).
+    """
+    try:
+        for family in _FAMILIES:
+            if family.matches(event):
+                return family.to_event(event, app, names)
+        return to_event(event, app, names)
+    except PolyserveError:
+        raise
+    except Exception as exc:
+        # The modules read fields through typed readers; this is the last guard,
+        # so an SDK object of an unexpected shape still fails as a malformed event.
+        raise MalformedEventError(f"cannot read the CloudEvent: {exc!r}") from exc
+
+
+def matches(event: CloudEventLike) -> bool:
+    """Every CloudEvent matches: this module takes the types no other module claims."""
+    return True
+
+
+def to_event(event: CloudEventLike, app: App, names: Names) -> Dispatch:
+    """A ``polyserve.CloudEvent`` for the registration named by its ``type``."""
+    attrs = event.get_attributes()
+    what = "CloudEvent"
+    event_type = text(attrs, "type", what)
+    when = attrs.get("time")
+    if isinstance(when, dt.datetime):
+        time: dt.datetime | None = when
+    else:
+        time = parse_time(when, "CloudEvent time") if when else None
+    typed = CloudEvent(
+        id=text(attrs, "id", what),
+        source=text(attrs, "source", what),
+        type=event_type,
+        specversion=str(attrs.get("specversion") or "1.0"),
+        subject=optional_text(attrs, "subject", what),
+        time=time,
+        datacontenttype=optional_text(attrs, "datacontenttype", what),
+        dataschema=optional_text(attrs, "dataschema", what),
+        data=event.get_data(),
+        extensions={k: v for k, v in attrs.items() if k not in _SPEC_ATTRIBUTES},
+        raw=event,
+    )
+    return Dispatch(Trigger.CLOUDEVENT, event_type, typed)
+
+
+def to_native(result: Any) -> None:
+    """Nothing: functions-framework answers 200 once the function returns."""
+    return None

@@ -1,0 +1,212 @@
+"""The HTTP entry point: Flask requests in, Flask responses out.
+
+``http(app)`` returns the function functions-framework calls with a
+``flask.Request`` (``--signature-type=http``). The request becomes a
+``polyserve.HttpRequest``:
+
+- ``path``: percent-decoded (UTF-8), as Werkzeug decodes it;
+- ``query``: parsed from the raw query string, repeated keys kept;
+- ``headers``: every header; the WSGI server has already joined repeated
+  request headers into one comma-separated value;
+- ``client``: the first address of ``X-Forwarded-For``, else the peer address;
+- ``request_id``: ``Function-Execution-Id``, else the trace id of
+  ``X-Cloud-Trace-Context``, else a generated one.
+
+Two paths belong to the adapter rather than the app. A POST to ``push_path``
+(default ``/_pubsub``) carrying a Pub/Sub push envelope goes to the topic, queue
+or schedule handler (the topic may follow the path: ``/_pubsub/orders`` or
+``/_pubsub/projects/P/topics/orders``; without it the subscription names the
+handler). A POST to ``schedule_path`` (default ``/_scheduler``) is a Cloud
+Scheduler HTTP job (see ``_scheduler``). Both answer 204 on success, so Pub/Sub
+acknowledges; a rejected event gets its 4xx and a failed handler 500, so Pub/Sub
+redelivers. Set either path to ``None`` to give it back to the app.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from polyserve.errors import ConfigurationError, MalformedEventError, PolyserveError
+from polyserve.events import Headers, HttpRequest, HttpResponse, QueryParams
+from polyserve_gcp import _pubsub, _scheduler
+from polyserve_gcp._context import DEFAULT_TIMEOUT, make_context
+from polyserve_gcp._dispatch import Names
+from polyserve_gcp._formats import as_object
+from polyserve_gcp._problem import problem, problem_for
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    import flask
+
+    from polyserve import App, Context
+    from polyserve_gcp._dispatch import Dispatch
+    from polyserve_gcp.types import HttpFunction
+
+__all__ = ["http", "matches", "request_id", "to_event", "to_native"]
+
+_EXECUTION_ID = "function-execution-id"
+_TRACE_CONTEXT = "x-cloud-trace-context"
+
+
+def http(
+    app: App,
+    *,
+    names: Mapping[str, str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    push_path: str | None = "/_pubsub",
+    schedule_path: str | None = "/_scheduler",
+) -> HttpFunction:
+    """A functions-framework HTTP function that serves ``app``.
+
+    Args:
+        app: the application.
+        names: native source id -> logical name, for push and scheduler requests.
+        timeout: the function's timeout in seconds, for ``ctx.deadline`` when
+            ``FUNCTION_TIMEOUT_SEC`` is not set.
+        push_path: where Pub/Sub push subscriptions deliver, or ``None``.
+        schedule_path: where Cloud Scheduler HTTP jobs call, or ``None``.
+
+    Raises:
+        ConfigurationError: a path that does not start with ``/`` or ends with one.
+    """
+    for path in (push_path, schedule_path):
+        if path is not None and (not path.startswith("/") or path.endswith("/")):
+            raise ConfigurationError(f"adapter paths must start and not end with '/': {path!r}")
+    lookup = Names(names)
+
+    def handle_http(request: flask.Request) -> flask.Response:
+        native = to_event(request)
+        ctx = make_context(app, native.request_id, timeout, native.raw)
+        push = _below(native.path, push_path)
+        schedule = _below(native.path, schedule_path)
+        if push is not None:
+            response = _deliver(app, native, ctx, lambda: _push(app, lookup, native, push))
+        elif schedule is not None:
+            response = _deliver(
+                app, native, ctx, lambda: _scheduler.to_event(native, schedule, lookup)
+            )
+        else:
+            response = app.handle_http(native, ctx)
+        return to_native(response)
+
+    return handle_http
+
+
+def matches(request: flask.Request) -> bool:
+    """Every request functions-framework routes to an HTTP function is one."""
+    return True
+
+
+def request_id(headers: Headers) -> str:
+    """``Function-Execution-Id``, the trace id of ``X-Cloud-Trace-Context``, or a new id."""
+    execution = headers.get(_EXECUTION_ID, "").strip()
+    if execution:
+        return execution
+    trace = headers.get(_TRACE_CONTEXT, "").split("/", 1)[0].strip()
+    return trace or uuid.uuid4().hex
+
+
+def to_event(request: flask.Request) -> HttpRequest:
+    """The ``HttpRequest`` for a Flask request (see the module docstring)."""
+    # ``flask.request`` is a context-local proxy; ``raw`` must stay usable after the
+    # request context ends, so it keeps the request object itself.
+    unwrap = getattr(request, "_get_current_object", None)
+    if callable(unwrap):
+        request = unwrap()
+    headers = Headers(list(request.headers.items()))
+    forwarded = headers.get("x-forwarded-for", "").split(",", 1)[0].strip()
+    return HttpRequest(
+        method=request.method.upper(),
+        path=request.path,
+        query=QueryParams.from_string(request.query_string.decode("utf-8", "replace")),
+        headers=headers,
+        body=request.get_data(cache=True),
+        client=forwarded or request.remote_addr or None,
+        request_id=request_id(headers),
+        raw=request,
+    )
+
+
+def to_native(response: HttpResponse) -> flask.Response:
+    """A Flask response with exactly the response's status, headers and body.
+
+    Repeated headers (``Set-Cookie``) stay separate, Flask adds no default
+    ``Content-Type``, and ``Content-Length`` is Werkzeug's count unless the
+    response sets its own (a HEAD answer keeps the GET length).
+    """
+    import flask
+
+    native = flask.Response(response.body, status=response.status)
+    length = native.headers.get("Content-Length")
+    native.headers.clear()
+    for name, value in response.headers.multi_items():
+        native.headers.add(name, value)
+    if length is not None and "content-length" not in response.headers:
+        native.headers["Content-Length"] = length
+    return native
+
+
+def _below(path: str, prefix: str | None) -> str | None:
+    """The rest of ``path`` under ``prefix`` ('' for the prefix itself), or ``None``."""
+    if prefix is None:
+        return None
+    if path == prefix or path == prefix + "/":
+        return ""
+    if path.startswith(prefix + "/"):
+        return path[len(prefix) + 1 :].strip("/")
+    return None
+
+
+def _push(app: App, names: Names, request: HttpRequest, topic: str) -> Dispatch:
+    envelope = as_object(request.json(), "Pub/Sub push body")
+    if not _pubsub.is_push_envelope(envelope):
+        raise MalformedEventError(
+            "the request is not a Pub/Sub push envelope with 'message' and 'subscription'"
+        )
+    return _pubsub.route(
+        app,
+        names,
+        envelope["message"],
+        topic=topic or None,
+        subscription=envelope["subscription"],
+        attempt=envelope.get("deliveryAttempt"),
+        fallback_id=request.request_id,
+        fallback_time=None,
+        raw=request.raw,
+    )
+
+
+def _deliver(
+    app: App, request: HttpRequest, ctx: Context, translate: Callable[[], Dispatch]
+) -> HttpResponse:
+    """Run an event that arrived over HTTP and answer the way Pub/Sub and Scheduler expect."""
+    if request.method != "POST":
+        return problem(
+            405, "method_not_allowed", f"{request.method} is not allowed", ctx.invocation_id
+        ).with_header("allow", "POST")
+    try:
+        dispatch = _translated(translate)
+        app.handle_event(dispatch.trigger, dispatch.name, dispatch.event, ctx)
+    except PolyserveError as exc:
+        if exc.status >= 500:
+            ctx.logger.exception("event handler failed", exc, path=request.path)
+            return problem(500, "internal_error", "internal server error", ctx.invocation_id)
+        ctx.logger.warning("event rejected", code=exc.code, detail=exc.detail, path=request.path)
+        return problem_for(exc, ctx.invocation_id)
+    except Exception as exc:
+        # The handler failed: answer 500 so Pub/Sub redelivers; the trace goes to the log only.
+        ctx.logger.exception("event handler failed", exc, path=request.path)
+        return problem(500, "internal_error", "internal server error", ctx.invocation_id)
+    return HttpResponse.empty(204)
+
+
+def _translated(translate: Callable[[], Dispatch]) -> Dispatch:
+    try:
+        return translate()
+    except PolyserveError:
+        raise
+    except Exception as exc:
+        # The readers are typed; this guard keeps an unforeseen shape a 400, not a 500.
+        raise MalformedEventError(f"cannot read the event: {exc!r}") from exc

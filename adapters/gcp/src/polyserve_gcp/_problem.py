@@ -1,0 +1,81 @@
+"""Error answers the adapter gives itself: problem+json bodies and 4xx for bad events.
+
+functions-framework answers 500 whenever a CloudEvent or background function
+raises. For an event the adapter rejects (``EventError``: unsupported,
+malformed, failing validation) that hides a client error among crashes, so the
+event entry points register a Flask error handler that answers with the
+error's own status (400, 413, 415 or 422) and an ``application/problem+json``
+body. Every other exception keeps functions-framework's 500.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from polyserve.errors import EventError, PolyserveError
+from polyserve.events import Headers, HttpResponse
+
+if TYPE_CHECKING:
+    import flask
+
+__all__ = ["answer_event_errors", "problem", "problem_for"]
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    invocation_id: str = "",
+    extra: dict[str, Any] | None = None,
+) -> HttpResponse:
+    """An RFC 9457 ``application/problem+json`` response with a stable ``code``."""
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    body.update(extra or {})
+    body["code"] = code
+    body["detail"] = detail
+    if invocation_id:
+        body["invocation_id"] = invocation_id
+    return HttpResponse.json(body, status, Headers({"content-type": "application/problem+json"}))
+
+
+def problem_for(exc: PolyserveError, invocation_id: str = "") -> HttpResponse:
+    """The problem response for a polyserve error whose fields are safe to show."""
+    return problem(exc.status, exc.code, exc.detail, invocation_id, exc.to_dict())
+
+
+def answer_event_errors() -> None:
+    """Make the running functions-framework app answer ``EventError`` with its 4xx status.
+
+    functions-framework imports the function's source inside its Flask app
+    context, so an entry point built at module level finds the app there.
+    Outside functions-framework (no Flask loaded, or no app context) this does
+    nothing.
+    """
+    import sys
+
+    if "flask" not in sys.modules:
+        return
+    import flask
+
+    if not flask.has_app_context():
+        return
+    try:
+        flask.current_app.register_error_handler(EventError, _answer)
+    except AssertionError:
+        # Flask refuses new handlers once the app has served a request; the
+        # entry point then works with functions-framework's plain 500s.
+        return
+
+
+def _answer(exc: EventError) -> flask.Response:
+    import flask
+
+    from polyserve_gcp._http import to_native
+
+    invocation_id = flask.request.headers.get("ce-id", "") if flask.has_request_context() else ""
+    return to_native(problem_for(exc, invocation_id))

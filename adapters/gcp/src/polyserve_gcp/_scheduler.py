@@ -1,0 +1,93 @@
+"""Cloud Scheduler jobs: those that publish to Pub/Sub and those that call the HTTP function.
+
+A Pub/Sub job publishes an ordinary message, so the topic decides: a message on
+topic ``T`` is a ``ScheduleEvent`` when a schedule registration claims ``T``,
+either explicitly (``@app.schedule("nightly", topic="T")``, the topic id or its
+resource name) or by name (the schedule's name is the topic's logical name).
+An explicit ``topic`` option wins over a name match.
+
+An HTTP job is recognised by its path: a POST to the schedule path of the HTTP
+target (``/_scheduler`` unless configured otherwise) or below it. The schedule
+name is the rest of the path (``/_scheduler/nightly``), else the
+``X-CloudScheduler-JobName`` header; ``X-CloudScheduler-ScheduleTime`` becomes
+``scheduled_at``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from polyserve.errors import MalformedEventError
+from polyserve.events import ScheduleEvent
+from polyserve.routing import Trigger
+from polyserve_gcp._dispatch import Dispatch
+from polyserve_gcp._formats import last_segment, parse_time, payload
+
+if TYPE_CHECKING:
+    from polyserve import App, HttpRequest, Message
+    from polyserve_gcp._dispatch import Names
+
+__all__ = [
+    "JOB_NAME_HEADER",
+    "SCHEDULE_TIME_HEADER",
+    "from_message",
+    "schedule_for_topic",
+    "to_event",
+]
+
+JOB_NAME_HEADER = "x-cloudscheduler-jobname"
+SCHEDULE_TIME_HEADER = "x-cloudscheduler-scheduletime"
+
+
+def schedule_for_topic(app: App, names: Names, topic: str | None, topic_id: str) -> str | None:
+    """The name of the schedule that claims messages on the topic, if one does."""
+    schedules = [r for r in app.registrations if r.trigger is Trigger.SCHEDULE]
+    claimed = {topic_id, topic} - {None}
+    for reg in schedules:
+        if reg.options.get("topic") in claimed:
+            return reg.name
+    logical = names.logical(topic, topic_id)
+    for reg in schedules:
+        if reg.name == logical:
+            return reg.name
+    return None
+
+
+def from_message(message: Message, name: str) -> Dispatch:
+    """The ``ScheduleEvent`` for a message a Pub/Sub scheduler job published."""
+    event = ScheduleEvent(
+        id=message.id,
+        name=name,
+        scheduled_at=message.enqueued_at,
+        payload=payload(message.body),
+        raw=message.raw,
+    )
+    return Dispatch(Trigger.SCHEDULE, name, event)
+
+
+def to_event(request: HttpRequest, suffix: str, names: Names) -> Dispatch:
+    """The ``ScheduleEvent`` for a request to the schedule path (``suffix``: the rest of it).
+
+    Raises:
+        MalformedEventError: no schedule name in the path or the headers, or an
+            unreadable schedule time.
+    """
+    if suffix:
+        name = names.logical(suffix)
+    else:
+        job = request.headers.get(JOB_NAME_HEADER, "")
+        if not job:
+            raise MalformedEventError(
+                "a scheduler request needs the schedule name in its path or an "
+                "X-CloudScheduler-JobName header"
+            )
+        name = names.logical(job, last_segment(job, "jobs"))
+    when = request.headers.get(SCHEDULE_TIME_HEADER)
+    event = ScheduleEvent(
+        id=request.request_id,
+        name=name,
+        scheduled_at=parse_time(when, "X-CloudScheduler-ScheduleTime") if when else None,
+        payload=payload(request.body),
+        raw=request.raw,
+    )
+    return Dispatch(Trigger.SCHEDULE, name, event)

@@ -1,0 +1,18 @@
+"""Fixtures for the GCP adapter tests."""
+
+from __future__ import annotations
+
+import pytest
+from adapters.gcp.tests.support import Recorder, recording_app
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return recording_app()
+
+
+@pytest.fixture(autouse=True)
+def _no_platform_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The adapter reads these per invocation; a developer's shell must not change results.
+    for variable in ("FUNCTION_TIMEOUT_SEC", "K_SERVICE", "FUNCTION_TARGET", "FUNCTION_NAME"):
+        monkeypatch.delenv(variable, raising=False)
