@@ -1,0 +1,84 @@
+"""The one module that touches Pyodide's ``js`` and ``pyodide.ffi`` and the runtime's ``workers``.
+
+Each is imported on first use, so the adapter imports (and its unit tests run)
+under CPython, where none of them exist.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from polyserve.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+__all__ = ["PlainEntrypoint", "PyodideRuntime", "entrypoint_base"]
+
+
+class PlainEntrypoint:
+    """The base class used where the runtime's ``workers.WorkerEntrypoint`` is not importable."""
+
+    def __init__(self, ctx: Any = None, env: Any = None) -> None:
+        self.ctx = ctx
+        self.env = env
+
+
+def entrypoint_base() -> type:
+    """The runtime's ``workers.WorkerEntrypoint`` inside Pyodide, else ``PlainEntrypoint``.
+
+    The runtime finds the Worker's handlers by looking for subclasses of its own
+    ``WorkerEntrypoint`` in the main module, so the generated class must derive from it.
+    Outside Pyodide the name ``workers`` could be an unrelated package, so it is not tried.
+    """
+    # Read at run time: a type checker would treat sys.platform as the host's constant.
+    platform: str = sys.platform
+    if platform != "emscripten":
+        return PlainEntrypoint
+    try:
+        workers = import_module("workers")
+    except ImportError:
+        return PlainEntrypoint
+    base = getattr(workers, "WorkerEntrypoint", None)
+    return base if isinstance(base, type) else PlainEntrypoint
+
+
+class PyodideRuntime:
+    """Creates JavaScript values through Pyodide (``JsRuntime`` for the real runtime)."""
+
+    __slots__ = ("_ffi", "_js")
+
+    def __init__(self) -> None:
+        """Raises ``ConfigurationError`` outside Pyodide, where ``js`` does not exist."""
+        try:
+            self._js: Any = import_module("js")
+            self._ffi: Any = import_module("pyodide.ffi")
+        except ImportError:
+            raise ConfigurationError(
+                "creating JavaScript values needs Pyodide's js module, which only the "
+                "Workers runtime provides; elsewhere pass runtime= (for example "
+                "polyserve_cloudflare.testing.FakeRuntime())"
+            ) from None
+
+    def new_response(
+        self, status: int, headers: Sequence[tuple[str, str]], body: bytes | None
+    ) -> Any:
+        js_headers = self._js.Headers.new()
+        for name, value in headers:
+            # append, not set: each Set-Cookie must stay a header of its own.
+            js_headers.append(name, value)
+        init = self.new_object({"status": status, "headers": js_headers})
+        # bytes become a Uint8Array copy; None becomes undefined, a response without a body.
+        payload = None if body is None else self._ffi.to_js(body)
+        return self._js.Response.new(payload, init)
+
+    def new_object(self, fields: Mapping[str, Any]) -> Any:
+        # Without dict_converter a dict would reach JavaScript as a Map, which
+        # Response and retry() do not read as options.
+        return self._ffi.to_js(dict(fields), dict_converter=self._js.Object.fromEntries)
+
+    def json_stringify(self, value: Any) -> str | None:
+        text = self._js.JSON.stringify(value)
+        return text if isinstance(text, str) else None

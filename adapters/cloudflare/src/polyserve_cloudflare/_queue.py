@@ -1,0 +1,155 @@
+"""Queue consumers: a ``MessageBatch`` in, one ``ack()`` or ``retry()`` per message out.
+
+Each message becomes a ``Message`` handled on its own. Its body becomes bytes:
+a string as UTF-8, an ``ArrayBuffer`` or typed array as its bytes, and any other
+value (an object, an array, a number, ``null``) as its JSON text. A message that
+succeeds is acknowledged; one whose handler fails, or that cannot be decoded, is
+retried, so Queues redelivers it (and dead-letters it after ``max_retries``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import TYPE_CHECKING, Any, TypeGuard
+
+from polyserve.errors import MalformedEventError
+from polyserve.events import Message
+from polyserve_cloudflare._time import from_js_time
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from polyserve.batch import BatchResult
+    from polyserve.context import ContextLogger
+    from polyserve_cloudflare.types import JsMessageBatch, JsQueueMessage, JsRuntime
+
+__all__ = ["MAX_RETRY_DELAY", "body_bytes", "matches", "settle", "source_name", "to_event"]
+
+MAX_RETRY_DELAY = 43_200
+"""Cloudflare's largest per-message retry delay, in seconds (12 hours)."""
+
+
+def matches(raw: object) -> TypeGuard[JsMessageBatch]:
+    """True when ``raw`` looks like a Queues ``MessageBatch``."""
+    return hasattr(raw, "queue") and hasattr(raw, "messages")
+
+
+def source_name(batch: JsMessageBatch, names: Mapping[str, str]) -> str:
+    """The logical queue name: ``names[queue]`` when mapped, else the queue's own name."""
+    queue = str(batch.queue)
+    return names.get(queue, queue)
+
+
+def to_event(message: JsQueueMessage, source: str, runtime: JsRuntime) -> Message:
+    """The ``Message`` for one queue message.
+
+    Raises:
+        MalformedEventError: the body, timestamp or attempt count cannot be decoded.
+    """
+    attempts = message.attempts
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise MalformedEventError(f"message attempts is not a positive integer: {attempts!r}")
+    return Message(
+        id=str(message.id),
+        body=body_bytes(message.body, runtime),
+        attempt=attempts,
+        enqueued_at=from_js_time(message.timestamp, "message timestamp"),
+        source=source,
+        raw=message,
+    )
+
+
+def body_bytes(value: Any, runtime: JsRuntime) -> bytes:
+    """A message body as bytes; see the module docstring for the rules.
+
+    Raises:
+        MalformedEventError: the value has no JSON form (a function, a cycle, a
+            non-finite number) or is text with a lone surrogate.
+    """
+    if isinstance(value, str):
+        return _utf8(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    # Checked before buffers: Python's int has a to_bytes method too.
+    if value is None or isinstance(value, (bool, int, float)):
+        return _dumps(value)
+    if callable(getattr(value, "to_bytes", None)):
+        try:
+            return bytes(value.to_bytes())
+        except Exception as exc:
+            raise MalformedEventError(f"message body could not be read: {exc}") from None
+    try:
+        text = runtime.json_stringify(value)
+    except Exception as exc:
+        raise MalformedEventError(f"message body has no JSON form: {exc}") from None
+    if text is None:
+        raise MalformedEventError(f"message body has no JSON form: {type(value).__name__}")
+    return _utf8(text)
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A JavaScript string may hold a lone surrogate, which UTF-8 cannot carry.
+        raise MalformedEventError("message body is not valid Unicode text") from None
+
+
+def _dumps(value: object) -> bytes:
+    try:
+        return json.dumps(value, allow_nan=False).encode()
+    except ValueError:
+        raise MalformedEventError(f"message body is not a JSON number: {value!r}") from None
+
+
+def settle(
+    messages: Sequence[JsQueueMessage],
+    result: BatchResult,
+    *,
+    retry_delay: int | None,
+    runtime: JsRuntime,
+    logger: ContextLogger,
+) -> list[str]:
+    """Acknowledge each message the batch acknowledged and retry every other one.
+
+    A message is acknowledged only when its id is among ``result.acknowledged``
+    (handled, or set aside by ``on_poison``) and not among the failures; anything
+    else, including a message whose id could not be read, is retried. A failure
+    that asked for a delay (``raise Retry(delay=...)``) is retried after it, rounded
+    up to whole seconds and capped at Cloudflare's 12 hours; the others after
+    ``retry_delay`` (``None``: the queue's own setting). Returns the ids whose
+    ``ack()`` or ``retry()`` call itself failed (logged here), so the caller can
+    fail the invocation.
+    """
+    failures = {f.item_id: f for f in result.failed}
+    acknowledged = set(result.acknowledged) - failures.keys()
+    broken: list[str] = []
+    for index, message in enumerate(messages):
+        ident = _id_of(message, index)
+        is_ack = ident in acknowledged
+        try:
+            if is_ack:
+                message.ack()
+                continue
+            failure = failures.get(ident)
+            delay = retry_delay
+            if failure is not None and failure.retry_delay is not None:
+                delay = min(MAX_RETRY_DELAY, math.ceil(failure.retry_delay))
+            if delay is None:
+                message.retry()
+            else:
+                message.retry(runtime.new_object({"delaySeconds": delay}))
+        except Exception as exc:
+            action = "ack" if is_ack else "retry"
+            logger.exception(f"queue message {action} failed", exc, item_id=ident)
+            broken.append(ident)
+    return broken
+
+
+def _id_of(message: JsQueueMessage, index: int) -> str:
+    # The same fallback as the batch processor: the position when the id is unreadable.
+    try:
+        return str(message.id)
+    except Exception:
+        return str(index)

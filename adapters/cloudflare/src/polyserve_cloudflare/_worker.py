@@ -1,0 +1,197 @@
+"""The dispatcher behind every entry point: one Workers event in, the app's handler run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from polyserve.app import problem
+from polyserve.context import Context
+from polyserve.errors import ConfigurationError, EventError, PolyserveError, UnsupportedEventError
+from polyserve.routing import Trigger
+from polyserve_cloudflare import _http, _queue, _scheduled
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from polyserve.app import App
+    from polyserve.batch import BatchResult
+    from polyserve.events import HttpResponse
+    from polyserve_cloudflare.types import JsQueueMessage, JsRuntime
+
+__all__ = ["PROVIDER", "Worker", "WorkerContext"]
+
+PROVIDER = "cloudflare"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerContext:
+    """``Context.raw`` on Cloudflare: the Worker's ``env`` (its bindings) and its ``ctx``.
+
+    A handler reaches a KV namespace as ``context.raw.env.MY_KV`` and keeps work
+    going after the response with ``context.raw.ctx.waitUntil(promise)``.
+    """
+
+    env: Any
+    ctx: Any
+
+
+class Worker:
+    """Runs an app's handlers for the Workers runtime's ``fetch``, ``scheduled`` and ``queue``.
+
+    See ``polyserve_cloudflare.entrypoint`` for the arguments.
+
+    Raises:
+        ConfigurationError: a timeout is not positive, ``retry_delay`` is outside
+            0..43200 seconds, or two schedules share one cron expression.
+    """
+
+    __slots__ = (
+        "_runtime",
+        "app",
+        "event_timeout",
+        "function_name",
+        "http_timeout",
+        "names",
+        "retry_delay",
+    )
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        names: Mapping[str, str] | None = None,
+        function_name: str | None = None,
+        http_timeout: float | None = 30.0,
+        event_timeout: float | None = 900.0,
+        retry_delay: int | None = None,
+        runtime: JsRuntime | None = None,
+    ) -> None:
+        for label, timeout in (("http_timeout", http_timeout), ("event_timeout", event_timeout)):
+            if timeout is not None and not timeout > 0:
+                raise ConfigurationError(f"{label} must be positive or None, got {timeout!r}")
+        if retry_delay is not None and not 0 <= retry_delay <= _queue.MAX_RETRY_DELAY:
+            raise ConfigurationError(
+                f"retry_delay must be 0..{_queue.MAX_RETRY_DELAY} seconds, got {retry_delay!r}"
+            )
+        _scheduled.cron_table(app)  # two schedules on one cron fail here, at set-up time
+        self.app = app
+        self.names: dict[str, str] = dict(names or {})
+        self.function_name = function_name or app.name
+        self.http_timeout = http_timeout
+        self.event_timeout = event_timeout
+        self.retry_delay = retry_delay
+        self._runtime = runtime
+
+    @property
+    def runtime(self) -> JsRuntime:
+        """The ``JsRuntime`` given, or Pyodide's (created on first use)."""
+        if self._runtime is None:
+            from polyserve_cloudflare._js import PyodideRuntime
+
+            self._runtime = PyodideRuntime()
+        return self._runtime
+
+    def context(self, timeout: float | None, invocation_id: str, env: Any, ctx: Any) -> Context:
+        """A ``Context`` for one invocation; a missing ``invocation_id`` is generated."""
+        if not invocation_id:
+            import uuid
+
+            invocation_id = uuid.uuid4().hex
+        return Context.with_timeout(
+            PROVIDER,
+            timeout,
+            invocation_id=invocation_id,
+            function_name=self.function_name,
+            raw=WorkerContext(env, ctx),
+        )
+
+    async def fetch(self, request: object, env: Any, ctx: Any) -> Any:
+        """Answer a Fetch ``Request`` (or the runtime's wrapper of one) with a ``Response``.
+
+        Never raises for a bad request: it becomes a 4xx problem response.
+
+        Raises:
+            UnsupportedEventError: ``request`` is not a request at all.
+        """
+        raw = _http.native(request)
+        if not _http.matches(raw):
+            raise _unsupported("fetch", "a Request", raw)
+        context = self.context(self.http_timeout, _http.request_id(raw), env, ctx)
+        response: HttpResponse
+        try:
+            body = await _http.read_body(raw)
+            event = _http.to_event(raw, body, request_id=context.invocation_id)
+        except EventError as exc:
+            context.logger.warning("request rejected", code=exc.code, detail=exc.detail)
+            response = problem(exc.status, exc.code, exc.detail, context, exc.to_dict())
+        else:
+            response = await self.app.handle_http_async(event, context)
+        try:
+            return _http.to_native(response, self.runtime)
+        except Exception as exc:
+            # Response() rejects what HTTP cannot carry, a newline in a header value say.
+            context.logger.exception("response could not be sent", exc)
+            failure = problem(500, "internal_error", "internal server error", context)
+            return _http.to_native(failure, self.runtime)
+
+    async def scheduled(self, controller: object, env: Any, ctx: Any) -> None:
+        """Run the schedule whose cron fired.
+
+        Raises:
+            UnsupportedEventError: no schedule matches the cron expression.
+            MalformedEventError: the controller's fields are not what Cloudflare sends.
+            Exception: whatever the handler raised, so the runtime records a failed run.
+        """
+        if not _scheduled.matches(controller):
+            raise _unsupported("scheduled", "a ScheduledController", controller)
+        context = self.context(self.event_timeout, "", env, ctx)
+        try:
+            name = _scheduled.schedule_name(self.app, _scheduled.cron_of(controller), self.names)
+            event = _scheduled.to_event(controller, name)
+            await self.app.handle_event_async(Trigger.SCHEDULE, name, event, context)
+        except Exception as exc:
+            context.logger.exception("scheduled run failed", exc)
+            raise
+
+    async def queue(self, batch: object, env: Any, ctx: Any) -> BatchResult:
+        """Handle each message of a ``MessageBatch`` on its own, then ack or retry it.
+
+        Raises:
+            UnsupportedEventError: ``batch`` is not a message batch.
+            PolyserveError: code ``queue_settle_failed`` when an ``ack()`` or
+                ``retry()`` call failed, so that Queues redelivers what is unsettled.
+        """
+        if not _queue.matches(batch):
+            raise _unsupported("queue", "a MessageBatch", batch)
+        context = self.context(self.event_timeout, "", env, ctx)
+        source = _queue.source_name(batch, self.names)
+        messages = list(batch.messages)
+        runtime = self.runtime
+
+        def decode(message: JsQueueMessage) -> tuple[str, object]:
+            return source, _queue.to_event(message, source, runtime)
+
+        result = await self.app.handle_batch_async(
+            Trigger.QUEUE, messages, context, decode=decode, item_id=lambda m: str(m.id)
+        )
+        broken = _queue.settle(
+            messages,
+            result,
+            retry_delay=self.retry_delay,
+            runtime=runtime,
+            logger=context.logger,
+        )
+        if broken:
+            raise PolyserveError(
+                f"could not acknowledge or retry queue messages {broken}",
+                code="queue_settle_failed",
+            )
+        return result
+
+
+def _unsupported(handler: str, expected: str, raw: object) -> UnsupportedEventError:
+    return UnsupportedEventError(
+        f"{handler}() expected {expected}, got {type(raw).__name__}",
+        description={"handler": handler, "type": type(raw).__name__},
+    )

@@ -1,0 +1,197 @@
+// Runs the polyserve Cloudflare adapter inside real Pyodide under Node.js and prints
+// one JSON object with what came back.
+//
+//   node run_worker.mjs [PYODIDE_DIR]
+//
+// PYODIDE_DIR defaults to tests/node/node_modules/pyodide. Nothing is fetched: Pyodide
+// loads its standard library from that folder, and polyserve's sources are copied from
+// this checkout into Pyodide's file system. Node provides the real Fetch Request,
+// Response and Headers classes, so the adapter's `js` calls hit real JavaScript objects;
+// only the runtime's `workers` module and the queue/cron objects are stand-ins.
+
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "../../../..");
+const pyodideDir = path.resolve(process.argv[2] ?? path.join(root, "tests/node/node_modules/pyodide"));
+const { loadPyodide } = await import(pathToFileURL(path.join(pyodideDir, "pyodide.mjs")).href);
+
+const APP_DIR = "/polyserve-worker";
+
+// The runtime's `workers` module, reduced to what the adapter meets: the class whose
+// subclasses the runtime treats as entrypoints (which, like the real one, wraps each
+// subclass's constructor so that `self.env` is a Python wrapper of the JavaScript env),
+// and the Request wrapper it passes to class-based fetch handlers (the JavaScript
+// request is its `js_object`).
+const WORKERS_STANDIN = `
+class EnvWrapper:
+    def __init__(self, env):
+        self._env = env
+
+    def __getattr__(self, name):
+        return getattr(self._env, name)
+
+
+class WorkerEntrypoint:
+    def __init__(self, ctx, env):
+        self.ctx = ctx
+        self.env = env
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        init = cls.__init__
+
+        def wrapped(self, ctx, env):
+            init(self, ctx, EnvWrapper(env))
+
+        cls.__init__ = wrapped
+
+
+class Request:
+    def __init__(self, js_object):
+        self.js_object = js_object
+`;
+
+function copyTree(py, source, target) {
+  py.FS.mkdirTree(target);
+  for (const entry of fs.readdirSync(source, { withFileTypes: true })) {
+    if (entry.name === "__pycache__") continue;
+    const from = path.join(source, entry.name);
+    const to = `${target}/${entry.name}`;
+    if (entry.isDirectory()) copyTree(py, from, to);
+    else if (entry.name.endsWith(".py") || entry.name === "py.typed") py.FS.writeFile(to, fs.readFileSync(from));
+  }
+}
+
+async function responseSummary(response) {
+  const body = new Uint8Array(await response.arrayBuffer());
+  return {
+    status: response.status,
+    headers: Object.fromEntries([...response.headers.entries()].filter(([name]) => name !== "set-cookie")),
+    setCookies: response.headers.getSetCookie(),
+    bodyHex: Buffer.from(body).toString("hex"),
+    bodyText: Buffer.from(body).toString("utf8"),
+  };
+}
+
+function queueMessage(calls, id, body, attempts = 1) {
+  return {
+    id,
+    body,
+    attempts,
+    timestamp: new Date(Date.UTC(2025, 5, 1, 9, 15, 2, 481)),
+    ack() {
+      calls.push({ id, action: "ack" });
+    },
+    retry(options) {
+      calls.push({ id, action: "retry", options: options === undefined ? null : { ...options } });
+    },
+  };
+}
+
+async function errorOf(promise) {
+  try {
+    await promise;
+    return null;
+  } catch (error) {
+    return String(error.message ?? error).split("\n").filter(Boolean).at(-1);
+  }
+}
+
+const started = performance.now();
+const py = await loadPyodide({ indexURL: pyodideDir + path.sep });
+const loadedMs = performance.now() - started;
+
+copyTree(py, path.join(root, "src/polyserve"), `${APP_DIR}/polyserve`);
+copyTree(py, path.join(root, "adapters/cloudflare/src/polyserve_cloudflare"), `${APP_DIR}/polyserve_cloudflare`);
+py.FS.writeFile(`${APP_DIR}/workers.py`, WORKERS_STANDIN);
+py.FS.writeFile(`${APP_DIR}/worker.py`, fs.readFileSync(path.join(here, "worker.py")));
+py.runPython(`import sys; sys.path.insert(0, ${JSON.stringify(APP_DIR)})`);
+
+const worker = py.pyimport("worker");
+const env = { KV: "kv-binding" };
+const waited = [];
+const ctx = { waitUntil: (promise) => waited.push(promise) };
+const instance = worker.Default(ctx, env);
+const result = {
+  pyodide: py.version,
+  python: py.runPython("import sys; sys.version.split()[0]"),
+  loadMs: Math.round(loadedMs),
+  isWorkerEntrypoint: py.runPython("import worker, workers; issubclass(worker.Default, workers.WorkerEntrypoint)"),
+  envIsWrapped: py.runPython("import worker, workers; isinstance(worker.Default(None, {}).env, workers.EnvWrapper)"),
+  heavyModules: py.runPython("import sys; sorted({'pydantic', 'typing_extensions'} & set(sys.modules))").toJs(),
+  http: {},
+};
+
+const origin = "https://worker.example.com";
+result.http.get = await responseSummary(
+  await instance.fetch(
+    new Request(`${origin}/pets/7?tag=a&tag=b%20c`, {
+      headers: { accept: "application/json", "cf-ray": "8f00aa11bb22cc33-AMS", "cf-connecting-ip": "203.0.113.5" },
+    }),
+  ),
+);
+result.http.post = await responseSummary(
+  await instance.fetch(
+    new Request(`${origin}/pets`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "Rex" }),
+    }),
+  ),
+);
+result.http.invalid = await responseSummary(
+  await instance.fetch(new Request(`${origin}/pets`, { method: "POST", body: "{}" })),
+);
+result.http.notFound = await responseSummary(await instance.fetch(new Request(`${origin}/nowhere`)));
+result.http.badPath = await responseSummary(await instance.fetch(new Request(`${origin}/pets/%FF`)));
+const binary = new Uint8Array(256).map((_, i) => i);
+result.http.binary = await responseSummary(
+  await instance.fetch(new Request(`${origin}/blobs/caf%C3%A9`, { method: "POST", body: binary })),
+);
+result.http.head = await responseSummary(await instance.fetch(new Request(`${origin}/pets/3`, { method: "HEAD" })));
+
+// A class-based fetch receives the runtime's Request wrapper, not the JavaScript object.
+py.globals.set("wrapped_request", new Request(`${origin}/pets/9`));
+py.globals.set("js_env", env);
+py.globals.set("js_ctx", ctx);
+result.http.wrapped = await responseSummary(
+  await py.runPythonAsync(`
+import worker, workers
+await worker.Default(js_ctx, js_env).fetch(workers.Request(wrapped_request))
+`),
+);
+
+const calls = [];
+const batch = {
+  queue: "orders",
+  messages: [
+    queueMessage(calls, "m1", { ok: true, n: [1, null] }),
+    queueMessage(calls, "m2", { ok: false }, 2),
+    queueMessage(calls, "m3", "plain text é"),
+    queueMessage(calls, "m4", new Uint8Array([0, 1, 255]).buffer),
+    queueMessage(calls, "m5", new Uint8Array([7, 8])),
+    queueMessage(calls, "m6", () => "a function has no JSON form"),
+    queueMessage(calls, "m7", null),
+  ],
+};
+result.queue = { error: await errorOf(instance.queue(batch, env, ctx)), calls };
+
+const delayedCalls = [];
+const delayedBatch = { queue: "orders-delayed", messages: [queueMessage(delayedCalls, "d1", { ok: false }, 3)] };
+result.delayedQueue = {
+  error: await errorOf(worker.Delayed(ctx, env).queue(delayedBatch, env, ctx)),
+  calls: delayedCalls,
+};
+
+const nightly = { scheduledTime: Date.UTC(2025, 5, 1, 3, 0, 0), cron: "0 3 * * *" };
+result.scheduled = {
+  error: await errorOf(instance.scheduled(nightly, env, ctx)),
+  unknownCronError: await errorOf(instance.scheduled({ scheduledTime: Date.now(), cron: "1 2 3 4 5" }, env, ctx)),
+};
+result.recorded = JSON.parse(worker.recorded());
+result.totalMs = Math.round(performance.now() - started);
+
+process.stdout.write(JSON.stringify(result) + "\n");

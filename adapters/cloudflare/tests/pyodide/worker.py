@@ -1,0 +1,77 @@
+"""The main module of the Worker that run_worker.mjs loads into Pyodide.
+
+It uses only the standard library, polyserve and the adapter (no pydantic), and
+records what its handlers receive so the driver can report it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from polyserve import App, Context, HttpError, HttpRequest, HttpResponse, Message, ScheduleEvent
+from polyserve_cloudflare import entrypoint
+
+app = App("pyodide-worker")
+RECORDED: dict[str, list[dict[str, Any]]] = {"messages": [], "schedules": []}
+
+
+@app.get("/pets/{pet_id:int}")
+async def get_pet(pet_id: int, request: HttpRequest, ctx: Context) -> HttpResponse:
+    body = {
+        "pet_id": pet_id,
+        "path": request.path,
+        "tags": request.query.get_all("tag"),
+        "client": request.client,
+        "request_id": request.request_id,
+        "accept": request.headers.get("accept"),
+        "kv": str(ctx.raw.env.KV),
+        "provider": ctx.provider,
+        "has_deadline": ctx.deadline is not None,
+    }
+    response = HttpResponse.json(body, headers={"x-pet": str(pet_id)})
+    return response.set_cookie("seen", "1").set_cookie("pet", str(pet_id))
+
+
+@app.post("/pets", status=201)
+def create_pet(request: HttpRequest) -> dict[str, Any]:
+    # A sync handler: the adapter's async path runs it through asyncio.to_thread.
+    data = request.json()
+    if not isinstance(data, dict) or not data.get("name"):
+        raise HttpError(422, "name_required", "a pet needs a name")
+    return {"created": data["name"], "path": request.path}
+
+
+@app.post("/blobs/{name}")
+async def reverse_blob(name: str, request: HttpRequest) -> HttpResponse:
+    return HttpResponse.binary(request.body[::-1], headers={"x-name": name})
+
+
+@app.queue("orders")
+async def on_order(message: Message) -> None:
+    RECORDED["messages"].append(
+        {
+            "id": message.id,
+            "body": message.body.hex(),
+            "attempt": message.attempt,
+            "source": message.source,
+            "enqueued_at": message.enqueued_at.isoformat() if message.enqueued_at else None,
+        }
+    )
+    if message.body.startswith(b"{") and message.json().get("ok") is False:
+        raise RuntimeError(f"order {message.id} rejected")
+
+
+@app.schedule("nightly", cron="0 3 * * *")
+async def nightly(event: ScheduleEvent) -> None:
+    when = event.scheduled_at.isoformat() if event.scheduled_at else None
+    RECORDED["schedules"].append({"id": event.id, "name": event.name, "at": when})
+
+
+Default = entrypoint(app)
+Delayed = entrypoint(app, names={"orders-delayed": "orders"}, retry_delay=30)
+
+
+def recorded() -> str:
+    """What the handlers saw, as JSON for the driver."""
+    return json.dumps(RECORDED)

@@ -1,0 +1,163 @@
+"""The adapter inside real Pyodide 0.28 (Python 3.13) under Node.js.
+
+``pyodide/run_worker.mjs`` loads Pyodide from ``tests/node/node_modules/pyodide``,
+copies polyserve's and the adapter's sources into its file system, imports
+``pyodide/worker.py`` as the Worker's main module and drives its ``Default``
+class with real Fetch ``Request`` objects, a queue batch whose ``ack``/``retry``
+are JavaScript functions, and a cron firing. No network is used.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from tests.support.servers import skip_or_fail
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+pytestmark = pytest.mark.integration
+
+DRIVER = Path(__file__).parent / "pyodide" / "run_worker.mjs"
+TIMEOUT = 120
+
+
+@pytest.fixture(scope="module")
+def run(pyodide_dir: Path) -> dict[str, Any]:
+    """What run_worker.mjs reported (one JSON object on its last stdout line)."""
+    node = shutil.which("node")
+    if node is None:
+        skip_or_fail("node is not on PATH; run .ci/install-servers")
+    try:
+        done = subprocess.run(
+            [node, str(DRIVER), str(pyodide_dir)],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"run_worker.mjs did not finish in {TIMEOUT}s: {exc.stderr!r}")
+    if done.returncode != 0:
+        pytest.fail(f"run_worker.mjs failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def body(response: Mapping[str, Any]) -> Any:
+    return json.loads(response["bodyText"])
+
+
+def test_it_is_pyodide_with_python_3_13(run: dict[str, Any]) -> None:
+    assert run["pyodide"] == "0.28.2"
+    assert run["python"].startswith("3.13.")
+    assert run["isWorkerEntrypoint"] is True
+    assert run["envIsWrapped"] is True
+    assert run["heavyModules"] == []
+
+
+def test_get_with_path_parameter_query_headers_and_cookies(run: dict[str, Any]) -> None:
+    get = run["http"]["get"]
+    assert get["status"] == 200
+    assert get["headers"] == {"content-type": "application/json", "x-pet": "7"}
+    assert [c.split(";")[0] for c in get["setCookies"]] == ["seen=1", "pet=7"]
+    assert body(get) == {
+        "pet_id": 7,
+        "path": "/pets/7",
+        "tags": ["a", "b c"],
+        "client": "203.0.113.5",
+        "request_id": "8f00aa11bb22cc33-AMS",
+        "accept": "application/json",
+        "kv": "kv-binding",
+        "provider": "cloudflare",
+        "has_deadline": True,
+    }
+
+
+def test_post_json_to_a_sync_handler(run: dict[str, Any]) -> None:
+    post = run["http"]["post"]
+    assert post["status"] == 201
+    assert body(post) == {"created": "Rex", "path": "/pets"}
+
+
+def test_errors_are_problem_responses(run: dict[str, Any]) -> None:
+    expected = {"invalid": (422, "name_required"), "notFound": (404, "not_found")}
+    expected["badPath"] = (400, "invalid_path")
+    for case, (status, code) in expected.items():
+        response = run["http"][case]
+        assert response["status"] == status, case
+        assert response["headers"]["content-type"] == "application/problem+json"
+        assert body(response)["code"] == code
+        assert len(body(response)["invocation_id"]) == 32
+
+
+def test_binary_body_round_trip(run: dict[str, Any]) -> None:
+    binary = run["http"]["binary"]
+    assert binary["status"] == 200
+    assert bytes.fromhex(binary["bodyHex"]) == bytes(range(255, -1, -1))
+    assert binary["headers"] == {"content-type": "application/octet-stream", "x-name": "café"}
+
+
+def test_head_has_headers_and_no_body(run: dict[str, Any]) -> None:
+    head = run["http"]["head"]
+    assert head["status"] == 200
+    assert head["bodyHex"] == ""
+    assert int(head["headers"]["content-length"]) > 0
+
+
+def test_the_runtime_request_wrapper_is_accepted(run: dict[str, Any]) -> None:
+    wrapped = run["http"]["wrapped"]
+    assert wrapped["status"] == 200
+    assert body(wrapped)["pet_id"] == 9
+
+
+def test_each_queue_message_is_acked_or_retried(run: dict[str, Any]) -> None:
+    assert run["queue"]["error"] is None
+    settled = {call["id"]: call["action"] for call in run["queue"]["calls"]}
+    assert settled == {
+        "m1": "ack",
+        "m2": "retry",  # the handler raised
+        "m3": "ack",
+        "m4": "ack",
+        "m5": "ack",
+        "m6": "retry",  # a function body has no JSON form
+        "m7": "ack",
+    }
+    assert len(run["queue"]["calls"]) == 7
+
+
+def test_queue_bodies_and_metadata(run: dict[str, Any]) -> None:
+    seen = {m["id"]: m for m in run["recorded"]["messages"] if m["source"] == "orders"}
+    bodies = {key: bytes.fromhex(m["body"]) for key, m in seen.items()}
+    assert bodies["m1"] == b'{"ok":true,"n":[1,null]}'
+    assert bodies["m3"] == "plain text é".encode()
+    assert bodies["m4"] == b"\x00\x01\xff"
+    assert bodies["m5"] == b"\x07\x08"
+    assert bodies["m7"] == b"null"
+    assert "m6" not in seen
+    assert seen["m2"]["attempt"] == 2
+    assert seen["m1"]["enqueued_at"] == "2025-06-01T09:15:02.481000+00:00"
+
+
+def test_retry_delay_reaches_javascript_as_a_plain_object(run: dict[str, Any]) -> None:
+    assert run["delayedQueue"] == {
+        "error": None,
+        "calls": [{"id": "d1", "action": "retry", "options": {"delaySeconds": 30}}],
+    }
+
+
+def test_scheduled(run: dict[str, Any]) -> None:
+    assert run["scheduled"]["error"] is None
+    assert run["recorded"]["schedules"] == [
+        {
+            "id": "nightly@2025-06-01T03:00:00+00:00",
+            "name": "nightly",
+            "at": "2025-06-01T03:00:00+00:00",
+        }
+    ]
+    assert "UnsupportedEventError" in run["scheduled"]["unknownCronError"]
