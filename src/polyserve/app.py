@@ -20,7 +20,7 @@ from polyserve.errors import (
     PolyserveError,
     UnsupportedEventError,
 )
-from polyserve.events.http import Headers, HttpRequest, HttpResponse
+from polyserve.events.http import HttpRequest, HttpResponse
 from polyserve.events.storage import StorageEvent
 from polyserve.routing import Registration, Route, Router, Trigger, normalize_path
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from polyserve.context import Context
     from polyserve.cors import CORS
 
-__all__ = ["App"]
+__all__ = ["App", "error_response", "problem"]
 
 R = TypeVar("R")
 
@@ -88,7 +88,7 @@ class App(Router):
                 result = _run_sync(result)
             return self._finish(request, _render(result, route.status))
         except Exception as exc:
-            return self._finish(request, _error_response(exc, context))
+            return self._finish(request, error_response(exc, context))
 
     async def handle_http_async(self, request: HttpRequest, context: Context) -> HttpResponse:
         """Answer ``request`` from async code. Sync handlers run in a worker thread."""
@@ -103,7 +103,7 @@ class App(Router):
                 result = await _to_thread(endpoint, kwargs)
             return self._finish(request, _render(result, route.status))
         except Exception as exc:
-            return self._finish(request, _error_response(exc, context))
+            return self._finish(request, error_response(exc, context))
 
     def _prepare(self, request: HttpRequest, context: Context) -> _Prepared | HttpResponse:
         if len(request.body) > self.max_body_size:
@@ -384,7 +384,13 @@ def _render(result: Any, status: int) -> HttpResponse:
     return HttpResponse.json(result, status)
 
 
-def _error_response(exc: Exception, context: Context) -> HttpResponse:
+def error_response(exc: Exception, context: Context) -> HttpResponse:
+    """The HTTP answer for ``exc``, as the app gives it; adapters use it for events they reject.
+
+    A polyserve error with a 4xx status (or one marked ``is_exposed``) shows its
+    ``code`` and ``detail``; anything else becomes a generic 500 carrying only the
+    invocation id, and its traceback goes to the log.
+    """
     if isinstance(exc, PolyserveError) and (exc.status < 500 or exc.is_exposed):
         if exc.status >= 500:
             context.logger.warning("request failed", code=exc.code, detail=exc.detail)
@@ -402,18 +408,7 @@ def problem(
     extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> HttpResponse:
-    """An ``application/problem+json`` (RFC 9457) error response with a stable ``code``."""
-    from http import HTTPStatus
-
-    try:
-        title = HTTPStatus(status).phrase
-    except ValueError:
-        title = "Error"
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
-    body.update(extra or {})
-    body["code"] = code
-    body["detail"] = detail
-    if context.invocation_id:
-        body["invocation_id"] = context.invocation_id
-    hdrs = Headers(headers).with_set("content-type", "application/problem+json")
-    return HttpResponse.json(body, status, hdrs)
+    """``HttpResponse.problem`` stamped with the context's invocation id."""
+    return HttpResponse.problem(
+        status, code, detail, invocation_id=context.invocation_id, extra=extra, headers=headers
+    )

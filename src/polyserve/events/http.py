@@ -243,6 +243,37 @@ class HttpResponse:
         return cls(status=status, headers=Headers(headers))
 
     @classmethod
+    def problem(
+        cls,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        invocation_id: str = "",
+        extra: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpResponse:
+        """An ``application/problem+json`` (RFC 9457) error with a stable, machine-readable ``code``.
+
+        ``extra`` adds members (for example ``errors``); ``code``, ``detail`` and
+        ``invocation_id`` always win over them.
+        """
+        from http import HTTPStatus
+
+        try:
+            title = HTTPStatus(status).phrase
+        except ValueError:
+            title = "Error"
+        body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+        body.update(extra or {})
+        body["code"] = code
+        body["detail"] = detail
+        if invocation_id:
+            body["invocation_id"] = invocation_id
+        merged = Headers(headers).with_set("content-type", "application/problem+json")
+        return cls._make(status, dumps(body), "application/problem+json", merged)
+
+    @classmethod
     def _make(
         cls, status: int, body: bytes, media_type: str, headers: Mapping[str, str] | None
     ) -> HttpResponse:

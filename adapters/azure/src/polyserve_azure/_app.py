@@ -24,6 +24,7 @@ import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from polyserve.app import error_response
 from polyserve.context import Context
 from polyserve.errors import (
     ConfigurationError,
@@ -289,7 +290,7 @@ class _Builder:
             try:
                 request = _http.to_event(req, ctx, route_prefix=prefix)
             except EventError as exc:
-                return _http.to_native(_http.problem(exc, ctx))
+                return _http.to_native(error_response(exc, ctx))
             return _http.to_native(app.handle_http(request, ctx))
 
         self._declare(handler, name, "req", self.func.HttpRequest)

@@ -21,10 +21,9 @@ if TYPE_CHECKING:
     import azure.functions as func
 
     from polyserve.context import Context
-    from polyserve.errors import PolyserveError
     from polyserve_azure._types import NativeHttpRequest
 
-__all__ = ["matches", "problem", "to_event", "to_native"]
+__all__ = ["matches", "to_event", "to_native"]
 
 
 def matches(raw: object) -> bool:
@@ -82,20 +81,6 @@ def to_native(response: HttpResponse) -> func.HttpResponse:
     for cookie in cookies:
         native.headers.add("Set-Cookie", cookie)
     return native
-
-
-def problem(error: PolyserveError, context: Context) -> HttpResponse:
-    """An ``application/problem+json`` answer for a request that could not be read."""
-    from http import HTTPStatus
-
-    try:
-        title = HTTPStatus(error.status).phrase
-    except ValueError:
-        title = "Error"
-    data = {"type": "about:blank", "title": title, "status": error.status, **error.to_dict()}
-    if context.invocation_id:
-        data["invocation_id"] = context.invocation_id
-    return HttpResponse.json(data, error.status, {"content-type": "application/problem+json"})
 
 
 def _headers(value: object) -> Headers:

@@ -27,13 +27,13 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
+from polyserve.app import error_response
 from polyserve.errors import ConfigurationError, MalformedEventError, PolyserveError
 from polyserve.events import Headers, HttpRequest, HttpResponse, QueryParams
 from polyserve_gcp import _pubsub, _scheduler
 from polyserve_gcp._context import DEFAULT_TIMEOUT, make_context
 from polyserve_gcp._dispatch import Names
 from polyserve_gcp._formats import as_object
-from polyserve_gcp._problem import problem, problem_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -183,22 +183,18 @@ def _deliver(
 ) -> HttpResponse:
     """Run an event that arrived over HTTP and answer the way Pub/Sub and Scheduler expect."""
     if request.method != "POST":
-        return problem(
-            405, "method_not_allowed", f"{request.method} is not allowed", ctx.invocation_id
-        ).with_header("allow", "POST")
+        detail = f"{request.method} is not allowed"
+        return HttpResponse.problem(
+            405, "method_not_allowed", detail, invocation_id=ctx.invocation_id,
+            headers={"allow": "POST"},
+        )  # fmt: skip
     try:
         dispatch = _translated(translate)
         app.handle_event(dispatch.trigger, dispatch.name, dispatch.event, ctx)
-    except PolyserveError as exc:
-        if exc.status >= 500:
-            ctx.logger.exception("event handler failed", exc, path=request.path)
-            return problem(500, "internal_error", "internal server error", ctx.invocation_id)
-        ctx.logger.warning("event rejected", code=exc.code, detail=exc.detail, path=request.path)
-        return problem_for(exc, ctx.invocation_id)
     except Exception as exc:
-        # The handler failed: answer 500 so Pub/Sub redelivers; the trace goes to the log only.
-        ctx.logger.exception("event handler failed", exc, path=request.path)
-        return problem(500, "internal_error", "internal server error", ctx.invocation_id)
+        # A rejected event gets its 4xx; a failed handler a 5xx, so Pub/Sub redelivers.
+        # Either way the trace goes to the log only.
+        return error_response(exc, ctx)
     return HttpResponse.empty(204)
 
 

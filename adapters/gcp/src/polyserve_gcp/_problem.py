@@ -10,42 +10,22 @@ body. Every other exception keeps functions-framework's 500.
 
 from __future__ import annotations
 
-from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from polyserve.errors import EventError, PolyserveError
-from polyserve.events import Headers, HttpResponse
+from polyserve.events import HttpResponse
 
 if TYPE_CHECKING:
     import flask
 
-__all__ = ["answer_event_errors", "problem", "problem_for"]
-
-
-def problem(
-    status: int,
-    code: str,
-    detail: str,
-    invocation_id: str = "",
-    extra: dict[str, Any] | None = None,
-) -> HttpResponse:
-    """An RFC 9457 ``application/problem+json`` response with a stable ``code``."""
-    try:
-        title = HTTPStatus(status).phrase
-    except ValueError:
-        title = "Error"
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
-    body.update(extra or {})
-    body["code"] = code
-    body["detail"] = detail
-    if invocation_id:
-        body["invocation_id"] = invocation_id
-    return HttpResponse.json(body, status, Headers({"content-type": "application/problem+json"}))
+__all__ = ["answer_event_errors", "problem_for"]
 
 
 def problem_for(exc: PolyserveError, invocation_id: str = "") -> HttpResponse:
     """The problem response for a polyserve error whose fields are safe to show."""
-    return problem(exc.status, exc.code, exc.detail, invocation_id, exc.to_dict())
+    return HttpResponse.problem(
+        exc.status, exc.code, exc.detail, invocation_id=invocation_id, extra=exc.to_dict()
+    )
 
 
 def answer_event_errors() -> None:
