@@ -7,8 +7,14 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.sessions = ["lint", "typecheck", "tests"]
 
-ADAPTERS = ["aws", "azure", "gcp", "cloudflare"]
 TEST_DEPS = ["pytest>=8.2", "hypothesis>=6.100"]
+# Per adapter: its extras, and what its tests drive it with besides pytest and hypothesis.
+ADAPTERS = {
+    "aws": ("[dynamodb]", ["awslambdaric>=3", "cfn-lint>=1.0"]),
+    "azure": ("[tables]", []),
+    "gcp": ("[firestore]", ["httpx>=0.27"]),
+    "cloudflare": ("", []),
+}
 
 
 @nox.session(python=["3.10", "3.11", "3.12", "3.13"])
@@ -20,13 +26,14 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
-@nox.parametrize("provider", ADAPTERS)
+@nox.parametrize("provider", list(ADAPTERS))
 def adapter(session: nox.Session, provider: str) -> None:
     """One adapter's tests in an environment holding only core and that adapter.
 
     Proves that no adapter leans on another's dependencies.
     """
-    session.install("-e", ".", "-e", f"adapters/{provider}", *TEST_DEPS)
+    extras, test_deps = ADAPTERS[provider]
+    session.install("-e", ".", "-e", f"adapters/{provider}{extras}", *TEST_DEPS, *test_deps)
     session.run("pytest", f"adapters/{provider}", "-p", "no:cacheprovider", *session.posargs)
 
 
