@@ -1,0 +1,190 @@
+"""API Gateway REST APIs (payload 1.0), HTTP APIs (payload 2.0) and Lambda Function URLs.
+
+Recognised by shape:
+
+* payload 2.0 (HTTP API, Function URL): ``version == "2.0"`` with ``rawPath`` or
+  ``routeKey``. A Function URL is told apart by its ``requestContext.domainName``
+  (``<url-id>.lambda-url.<region>.on.aws``); both are read and answered alike.
+* payload 1.0 (REST API, HTTP API with payload 1.0): ``httpMethod`` and a
+  ``requestContext`` without ``elb`` (that one is an ALB's).
+
+Authorizer events (``methodArn``/``routeArn``) are not requests and are not recognised.
+
+Requests: the path is percent-decoded. Payload 1.0 prefers ``multiValueHeaders`` and
+``multiValueQueryStringParameters`` over the single-value maps. Payload 2.0 parses
+``rawQueryString`` itself; its headers arrive with repeated values already joined by
+commas (AWS does that), and its ``cookies`` array becomes one ``cookie`` header.
+
+Responses: payload 1.0 gets ``headers`` for single values and ``multiValueHeaders`` for
+repeated ones (several ``Set-Cookie``); payload 2.0 gets repeated values joined with
+``", "`` and every ``Set-Cookie`` in ``cookies``. Bodies that are not text are base64.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import unquote
+
+from polyserve.errors import EventError, MalformedEventError
+from polyserve.events import Headers, HttpRequest, QueryParams
+from polyserve_aws._http import (
+    NO_HEADERS,
+    NO_QUERY,
+    multi_pairs,
+    pairs,
+    problem,
+    request_body,
+    response_body,
+)
+from polyserve_aws._wire import as_object, malformed, optional_text, text
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from polyserve.app import App
+    from polyserve.context import Context
+    from polyserve.events import HttpResponse
+
+__all__ = ["handle", "kind", "matches", "to_event", "to_native"]
+
+Kind = Literal["rest", "http", "function_url"]
+
+_WHAT: dict[Kind, str] = {
+    "rest": "API Gateway REST event",
+    "http": "API Gateway HTTP API event",
+    "function_url": "Lambda Function URL event",
+}
+
+
+def _is_v2(raw: dict[str, Any]) -> bool:
+    return raw.get("version") == "2.0" and ("rawPath" in raw or "routeKey" in raw)
+
+
+def matches(raw: dict[str, Any]) -> bool:
+    """True for a payload 1.0 or 2.0 request event (not an authorizer event)."""
+    if "methodArn" in raw or "routeArn" in raw:
+        return False
+    if _is_v2(raw):
+        return True
+    context = raw.get("requestContext")
+    return "httpMethod" in raw and isinstance(context, dict) and "elb" not in context
+
+
+def kind(raw: dict[str, Any]) -> Kind:
+    """Which service sent a recognised event: a REST API, an HTTP API or a Function URL."""
+    if not _is_v2(raw):
+        return "rest"
+    context = raw.get("requestContext")
+    domain = context.get("domainName") if isinstance(context, dict) else None
+    return "function_url" if isinstance(domain, str) and ".lambda-url." in domain else "http"
+
+
+def to_event(raw: dict[str, Any], context: Context) -> HttpRequest:
+    """The ``HttpRequest`` in a recognised event.
+
+    Raises:
+        MalformedEventError: a required field is missing or has the wrong type, or the
+            body is not valid base64 (code ``invalid_base64``).
+    """
+    return _read(raw, context, kind(raw))
+
+
+def _read(raw: dict[str, Any], context: Context, service: Kind) -> HttpRequest:
+    what = _WHAT[service]
+    try:
+        if service == "rest":
+            return _v1_request(raw, context, what)
+        return _v2_request(raw, context, what)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise malformed(what, exc) from None
+
+
+def _v1_request(raw: dict[str, Any], context: Context, what: str) -> HttpRequest:
+    request_context = as_object(raw["requestContext"], what, "requestContext")
+    multi_headers = raw.get("multiValueHeaders")
+    if multi_headers:
+        headers = multi_pairs(multi_headers, what, "multiValueHeaders")
+    else:
+        headers = pairs(raw.get("headers"), what, "headers")
+    multi_query = raw.get("multiValueQueryStringParameters")
+    if multi_query:
+        query = multi_pairs(multi_query, what, "multiValueQueryStringParameters")
+    else:
+        query = pairs(raw.get("queryStringParameters"), what, "queryStringParameters")
+    identity = request_context.get("identity")
+    return HttpRequest(
+        method=text(raw, "httpMethod", what),
+        path=unquote(text(raw, "path", what)),
+        query=QueryParams(query) if query else NO_QUERY,
+        headers=Headers(headers) if headers else NO_HEADERS,
+        body=request_body(raw, what),
+        client=optional_text(identity, "sourceIp", what) if isinstance(identity, dict) else None,
+        request_id=optional_text(request_context, "requestId", what) or context.invocation_id,
+        raw=raw,
+    )
+
+
+def _v2_request(raw: dict[str, Any], context: Context, what: str) -> HttpRequest:
+    request_context = as_object(raw.get("requestContext"), what, "requestContext")
+    http = as_object(request_context.get("http"), what, "requestContext.http")
+    headers = pairs(raw.get("headers"), what, "headers")
+    cookies = raw.get("cookies")
+    if cookies:
+        if not isinstance(cookies, list) or not all(isinstance(c, str) for c in cookies):
+            raise MalformedEventError(f"{what} cookies must be a list of strings")
+        headers.append(("cookie", "; ".join(cookies)))
+    raw_query = optional_text(raw, "rawQueryString", what)
+    return HttpRequest(
+        method=text(http, "method", what),
+        path=unquote(text(raw, "rawPath", what)),
+        query=QueryParams.from_string(raw_query) if raw_query else NO_QUERY,
+        headers=Headers(headers) if headers else NO_HEADERS,
+        body=request_body(raw, what),
+        client=optional_text(http, "sourceIp", what),
+        request_id=optional_text(request_context, "requestId", what) or context.invocation_id,
+        raw=raw,
+    )
+
+
+def to_native(response: HttpResponse, raw: dict[str, Any]) -> dict[str, Any]:
+    """The response document for the payload version of ``raw``."""
+    return _render(response, is_v2=_is_v2(raw))
+
+
+def _render(response: HttpResponse, *, is_v2: bool) -> dict[str, Any]:
+    body, is_base64 = response_body(response)
+    if is_v2:
+        headers: dict[str, str] = {}
+        cookies: list[str] = []
+        for name, value in response.headers.multi_items():
+            if name == "set-cookie":
+                cookies.append(value)
+            elif name in headers:
+                headers[name] += ", " + value
+            else:
+                headers[name] = value
+        out: dict[str, Any] = {"statusCode": response.status, "headers": headers}
+        if cookies:
+            out["cookies"] = cookies
+    else:
+        single: dict[str, str] = {}
+        multi: dict[str, list[str]] = {}
+        for name, values in response.headers.to_multi_dict().items():
+            if len(values) == 1:
+                single[name] = values[0]
+            else:
+                multi[name] = values
+        out = {"statusCode": response.status, "headers": single, "multiValueHeaders": multi}
+    out["body"] = body
+    out["isBase64Encoded"] = is_base64
+    return out
+
+
+def handle(app: App, raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> Any:
+    """Answer the request; an unreadable event gets a 400 problem response, never an error."""
+    service = kind(raw)
+    try:
+        request = _read(raw, context, service)
+    except EventError as exc:
+        return _render(problem(exc, context), is_v2=service != "rest")
+    return _render(app.handle_http(request, context), is_v2=service != "rest")

@@ -1,0 +1,122 @@
+"""The Lambda entry point: recognise the event, translate it, dispatch it, answer natively.
+
+Event sources are tried in this fixed order; the first that recognises the event
+handles it:
+
+1. API Gateway REST (payload 1.0), HTTP API (payload 2.0) and Function URLs
+2. Application Load Balancer
+3. SQS
+4. SNS
+5. S3 notifications
+6. DynamoDB Streams
+7. Kinesis Data Streams
+8. EventBridge (S3 via EventBridge, scheduled rules and Scheduler, other events)
+
+The checks do not overlap, so the order only puts the most frequent (HTTP) first.
+Anything else raises ``UnsupportedEventError`` describing what arrived.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from polyserve.errors import UnsupportedEventError
+from polyserve_aws import (
+    _alb,
+    _apigateway,
+    _dynamodb,
+    _eventbridge,
+    _kinesis,
+    _s3,
+    _sns,
+    _sqs,
+)
+from polyserve_aws._context import to_context
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from polyserve.app import App
+    from polyserve.context import Context
+    from polyserve_aws._context import LambdaContext
+
+__all__ = ["SOURCES", "describe", "handler"]
+
+
+class Source(Protocol):
+    """One event source family: a module with ``matches`` and ``handle``."""
+
+    def matches(self, raw: dict[str, Any]) -> bool: ...
+
+    def handle(
+        self, app: App, raw: dict[str, Any], context: Context, names: Mapping[str, str]
+    ) -> Any: ...
+
+
+SOURCES: tuple[Source, ...] = (
+    _apigateway,
+    _alb,
+    _sqs,
+    _sns,
+    _s3,
+    _dynamodb,
+    _kinesis,
+    _eventbridge,
+)
+"""The event sources, in the order they are tried."""
+
+
+def describe(event: object) -> dict[str, Any]:
+    """What arrived, for an ``UnsupportedEventError``: its type, keys and source fields."""
+    if not isinstance(event, dict):
+        return {"type": type(event).__name__}
+    described: dict[str, Any] = {"keys": sorted(str(k) for k in event)[:20]}
+    for key in ("source", "detail-type", "eventSource", "type", "triggerSource"):
+        value = event.get(key)
+        if isinstance(value, str):
+            described[key] = value
+    records = event.get("Records")
+    if isinstance(records, list) and records and isinstance(records[0], dict):
+        record = records[0]
+        value = record.get("eventSource", record.get("EventSource"))
+        if isinstance(value, str):
+            described["Records[0].eventSource"] = value
+    return described
+
+
+def handler(
+    app: App, *, names: Mapping[str, str] | None = None
+) -> Callable[[Any, LambdaContext], Any]:
+    """A Lambda handler running ``app``: ``handler = polyserve_aws.handler(app)``.
+
+    ``names`` maps native source ids to registration names: a queue, topic, stream,
+    table, bucket, rule or schedule, by ARN or by name (``{"prod-orders-3F2A": "orders"}``).
+    An unmapped source keeps its own name.
+
+    The returned function answers HTTP events with the service's response document,
+    returns ``batchItemFailures`` for SQS, Kinesis and DynamoDB batches, and returns
+    ``None`` for SNS, S3 and EventBridge events, whose failures raise so Lambda retries.
+
+    Raises (from the returned function):
+        UnsupportedEventError: no source recognises the event, or no handler is
+            registered for an SNS, S3 or EventBridge event (a batch record without a
+            handler fails alone).
+        MalformedEventError: a recognised non-HTTP event cannot be read (HTTP events get
+            a 400 response instead, batch records fail alone).
+        Exception: whatever a handler raised for an SNS, S3 or EventBridge event.
+    """
+    mapping: Mapping[str, str] = dict(names or {})
+
+    def lambda_handler(event: Any, lambda_context: LambdaContext) -> Any:
+        if isinstance(event, dict):
+            for source in SOURCES:
+                if source.matches(event):
+                    return source.handle(app, event, to_context(lambda_context), mapping)
+        description = describe(event)
+        raise UnsupportedEventError(
+            f"polyserve-aws does not recognise this event: {description}",
+            description=description,
+        )
+
+    lambda_handler.__name__ = lambda_handler.__qualname__ = f"handler[{app.name}]"
+    return lambda_handler

@@ -1,0 +1,106 @@
+"""Pieces shared by the HTTP sources (API Gateway, Function URLs, ALB): bodies, header maps
+and the problem response sent for an event that cannot be read."""
+
+from __future__ import annotations
+
+from base64 import b64encode
+from typing import TYPE_CHECKING, Any
+
+from polyserve.errors import MalformedEventError
+from polyserve.events import Headers, HttpResponse, QueryParams
+from polyserve_aws._wire import decode_base64
+
+if TYPE_CHECKING:
+    from polyserve.context import Context
+    from polyserve.errors import EventError
+
+__all__ = [
+    "NO_HEADERS",
+    "NO_QUERY",
+    "multi_pairs",
+    "pairs",
+    "problem",
+    "request_body",
+    "response_body",
+]
+
+# Both are immutable: one empty instance serves every request without headers or query.
+NO_HEADERS = Headers()
+NO_QUERY = QueryParams()
+
+
+def pairs(value: Any, what: str, field: str) -> list[tuple[str, str]]:
+    """``(name, value)`` pairs from the ``{name: value}`` map ``field`` (``None`` is empty)."""
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        raise MalformedEventError(f"{what} {field} must be an object, got {type(value).__name__}")
+    out = list(value.items())
+    for name, item in out:
+        if not isinstance(item, str):
+            raise MalformedEventError(f"{what} {field} value of {name!r} must be a string")
+    return out
+
+
+def multi_pairs(value: Any, what: str, field: str) -> list[tuple[str, str]]:
+    """``(name, value)`` pairs from the ``{name: [values]}`` map ``field``, repeats in order."""
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        raise MalformedEventError(f"{what} {field} must be an object, got {type(value).__name__}")
+    out: list[tuple[str, str]] = []
+    for name, items in value.items():
+        if not isinstance(items, list):
+            raise MalformedEventError(f"{what} {field} value of {name!r} must be a list")
+        for item in items:
+            if item is None:  # a key sent without a value
+                item = ""
+            elif not isinstance(item, str):
+                raise MalformedEventError(f"{what} {field} value of {name!r} must be strings")
+            out.append((name, item))
+    return out
+
+
+def request_body(raw: dict[str, Any], what: str) -> bytes:
+    """The request body: ``body`` as UTF-8, or base64-decoded when ``isBase64Encoded``."""
+    body = raw.get("body")
+    if body is None or body == "":
+        return b""
+    if raw.get("isBase64Encoded") is True:
+        return decode_base64(body, f"{what} body")
+    if not isinstance(body, str):
+        raise MalformedEventError(f"{what} body must be a string, got {type(body).__name__}")
+    try:
+        return body.encode()
+    except UnicodeEncodeError:  # a lone surrogate escaped in the JSON
+        raise MalformedEventError(f"{what} body is not valid Unicode") from None
+
+
+def response_body(response: HttpResponse) -> tuple[str, bool]:
+    """``(body, isBase64Encoded)``: text travels as is, anything else as base64."""
+    body = response.body
+    if not body:
+        return "", False
+    if response.is_text:
+        return body.decode(), False
+    return b64encode(body).decode("ascii"), True
+
+
+def problem(exc: EventError, context: Context) -> HttpResponse:
+    """The ``application/problem+json`` response for an event that could not be translated.
+
+    The same document ``App.handle_http`` sends for its own errors (RFC 9457, with the
+    error's stable ``code`` and the invocation id).
+    """
+    from http import HTTPStatus
+
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(exc.status).phrase,
+        "status": exc.status,
+        **exc.to_dict(),
+    }
+    if context.invocation_id:
+        body["invocation_id"] = context.invocation_id
+    headers = Headers([("content-type", "application/problem+json")])
+    return HttpResponse.json(body, exc.status, headers)

@@ -1,0 +1,94 @@
+"""Kinesis Data Streams.
+
+Recognised by ``Records[0].eventSource == "aws:kinesis"``. Each record becomes a
+``Message`` for the ``Trigger.STREAM`` registration named after the stream (from
+``eventSourceARN``, or its entry in ``names``): ``data`` base64-decoded is the body,
+``partitionKey`` the group key, ``sequenceNumber`` the id and
+``approximateArrivalTimestamp`` the enqueue time. Kinesis keeps no delivery count, so
+``attempt`` is 1.
+
+Records are handled in order: the first failure stops the batch, and it and every
+later record are reported in ``batchItemFailures`` by sequence number, where Lambda
+resumes. A record whose ``data`` is not valid base64 fails like any other.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from polyserve.events import Message
+from polyserve.routing import Trigger
+from polyserve_aws._batch import batch_response
+from polyserve_aws._wire import (
+    as_object,
+    decode_base64,
+    first_record,
+    from_epoch,
+    logical_name,
+    malformed,
+    optional_text,
+    text,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from polyserve.app import App
+    from polyserve.context import Context
+
+__all__ = ["handle", "matches", "to_event", "to_native"]
+
+_WHAT = "Kinesis record"
+
+to_native = batch_response
+
+
+def matches(raw: dict[str, Any]) -> bool:
+    """True for a batch of Kinesis stream records."""
+    record = first_record(raw)
+    return record is not None and record.get("eventSource") == "aws:kinesis"
+
+
+def to_event(record: Any, names: Mapping[str, str]) -> Message:
+    """The ``Message`` in one Kinesis record.
+
+    Raises:
+        MalformedEventError: a required field is missing or has the wrong type, or the
+            data is not valid base64 (code ``invalid_base64``).
+    """
+    try:
+        record = as_object(record, _WHAT)
+        kinesis = as_object(record.get("kinesis"), _WHAT, "kinesis")
+        arrived = kinesis.get("approximateArrivalTimestamp")
+        return Message(
+            id=text(kinesis, "sequenceNumber", _WHAT),
+            body=decode_base64(kinesis.get("data"), f"{_WHAT} data"),
+            enqueued_at=None if arrived is None else from_epoch(arrived, f"{_WHAT} arrival"),
+            source=logical_name(text(record, "eventSourceARN", _WHAT), names),
+            group_key=optional_text(kinesis, "partitionKey", _WHAT),
+            raw=record,
+        )
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise malformed(_WHAT, exc) from None
+
+
+def _sequence_number(record: dict[str, Any]) -> str:
+    return str(record["kinesis"]["sequenceNumber"])
+
+
+def handle(app: App, raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> Any:
+    """Handle the records in order; report the first failure and everything after it."""
+
+    def decode(record: Any) -> tuple[str, object]:
+        message = to_event(record, names)
+        return message.source, message
+
+    result = app.handle_batch(
+        Trigger.STREAM,
+        raw["Records"],
+        context,
+        decode=decode,
+        item_id=_sequence_number,
+        ordered=True,
+    )
+    return to_native(result)

@@ -1,0 +1,110 @@
+"""SQS queues, standard and FIFO.
+
+Recognised by ``Records[0].eventSource == "aws:sqs"``. Each record becomes a
+``Message`` for the ``Trigger.QUEUE`` registration named after the queue (the last
+part of ``eventSourceARN``, or its entry in ``names``). Records are handled one by one
+and the failures reported as ``batchItemFailures``. A FIFO queue (ARN ending in
+``.fifo``, or records with a ``MessageGroupId``) is handled in order: the first failure
+stops the batch and it and every later record are reported.
+
+Message attributes: ``stringValue`` (String and Number types); a Binary attribute keeps
+its base64 text, because attribute values are strings.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from polyserve.events import Message
+from polyserve.routing import Trigger
+from polyserve_aws._batch import batch_response
+from polyserve_aws._wire import (
+    as_object,
+    first_record,
+    from_epoch_ms,
+    logical_name,
+    malformed,
+    optional_text,
+    text,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from polyserve.app import App
+    from polyserve.context import Context
+
+__all__ = ["handle", "is_fifo", "matches", "to_event", "to_native"]
+
+_WHAT = "SQS record"
+
+to_native = batch_response
+
+
+def matches(raw: dict[str, Any]) -> bool:
+    """True for a batch of SQS records."""
+    record = first_record(raw)
+    return record is not None and record.get("eventSource") == "aws:sqs"
+
+
+def is_fifo(record: dict[str, Any]) -> bool:
+    """True when ``record`` comes from a FIFO queue."""
+    arn = record.get("eventSourceARN")
+    attributes = record.get("attributes")
+    return (isinstance(arn, str) and arn.endswith(".fifo")) or (
+        isinstance(attributes, dict) and "MessageGroupId" in attributes
+    )
+
+
+def to_event(record: Any, names: Mapping[str, str]) -> Message:
+    """The ``Message`` in one SQS record.
+
+    Raises:
+        MalformedEventError: a required field is missing or has the wrong type.
+    """
+    try:
+        record = as_object(record, _WHAT)
+        attributes = as_object(record.get("attributes") or {}, _WHAT, "attributes")
+        message_attributes: dict[str, str] = {}
+        for name, attribute in (record.get("messageAttributes") or {}).items():
+            value = attribute.get("stringValue")
+            if value is None:
+                value = attribute.get("binaryValue")
+            if isinstance(value, str):
+                message_attributes[name] = value
+        sent = attributes.get("SentTimestamp")
+        return Message(
+            id=text(record, "messageId", _WHAT),
+            body=text(record, "body", _WHAT).encode(),
+            attributes=message_attributes,
+            attempt=int(attributes.get("ApproximateReceiveCount", 1)),
+            enqueued_at=None if sent is None else from_epoch_ms(sent, f"{_WHAT} SentTimestamp"),
+            source=logical_name(text(record, "eventSourceARN", _WHAT), names),
+            group_key=optional_text(attributes, "MessageGroupId", _WHAT),
+            raw=record,
+        )
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise malformed(_WHAT, exc) from None
+
+
+def _message_id(record: dict[str, Any]) -> str:
+    return str(record["messageId"])
+
+
+def handle(app: App, raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> Any:
+    """Handle every message; return the ones to redeliver as ``batchItemFailures``."""
+    records: list[Any] = raw["Records"]
+
+    def decode(record: Any) -> tuple[str, object]:
+        message = to_event(record, names)
+        return message.source, message
+
+    result = app.handle_batch(
+        Trigger.QUEUE,
+        records,
+        context,
+        decode=decode,
+        item_id=_message_id,
+        ordered=is_fifo(records[0]),
+    )
+    return to_native(result)

@@ -1,0 +1,157 @@
+"""The entry point: recognising events, dispatch order, unsupported events, imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from adapters.aws.tests.support import EVENTS, FakeLambdaContext, Recorder, load
+
+import polyserve_aws
+from polyserve import App
+from polyserve.errors import PolyserveError, UnsupportedEventError
+from polyserve_aws import (
+    _alb,
+    _apigateway,
+    _dynamodb,
+    _eventbridge,
+    _handler,
+    _kinesis,
+    _s3,
+    _sns,
+    _sqs,
+)
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+# Which source recognises each of this adapter's samples (None: no source does).
+EXPECTED_SOURCE: dict[str, ModuleType | None] = {
+    "alb-multi.json": _alb,
+    "alb-single.json": _alb,
+    "apigw-http-post.json": _apigateway,
+    "apigw-rest-get.json": _apigateway,
+    "apigw-rest-post-binary.json": _apigateway,
+    "cloudwatch-logs.json": None,
+    "cognito-pre-sign-up.json": None,
+    "dynamodb-stream.json": _dynamodb,
+    "eventbridge-custom.json": _eventbridge,
+    "eventbridge-s3-object-created.json": _eventbridge,
+    "eventbridge-scheduled-rule.json": _eventbridge,
+    "eventbridge-scheduler.json": _eventbridge,
+    "function-url-get.json": _apigateway,
+    "kinesis.json": _kinesis,
+    "s3-delete.json": _s3,
+    "s3-put.json": _s3,
+    "scheduler-input.json": _eventbridge,
+    "ses-receipt.json": None,
+    "sns.json": _sns,
+    "sqs-fifo.json": _sqs,
+    "sqs-standard.json": _sqs,
+}
+
+
+def test_every_sample_is_listed() -> None:
+    assert sorted(p.name for p in EVENTS.glob("*.json")) == sorted(EXPECTED_SOURCE)
+
+
+@pytest.mark.parametrize(("name", "source"), list(EXPECTED_SOURCE.items()))
+def test_exactly_one_source_recognises_each_sample(name: str, source: ModuleType | None) -> None:
+    raw = load(name)
+    recognised = [s for s in _handler.SOURCES if s.matches(raw)]
+    assert recognised == ([source] if source else [])
+
+
+@pytest.mark.parametrize("name", ["cognito-pre-sign-up.json", "ses-receipt.json"])
+def test_unrecognised_event_describes_what_arrived(
+    recorder: Recorder, lambda_context: FakeLambdaContext, name: str
+) -> None:
+    with pytest.raises(UnsupportedEventError) as info:
+        polyserve_aws.handler(recorder.app)(load(name), lambda_context)
+
+    description = info.value.description
+    assert description["keys"] == sorted(load(name))
+    if name == "ses-receipt.json":
+        assert description["Records[0].eventSource"] == "aws:ses"
+    else:
+        assert description["triggerSource"] == "PreSignUp_SignUp"
+    assert info.value.status == 400
+    assert recorder.seen == []
+
+
+@pytest.mark.parametrize("event", [None, [], "text", 3, [{"Records": []}], {}, {"Records": []}])
+def test_non_events_are_unsupported(
+    recorder: Recorder, lambda_context: FakeLambdaContext, event: Any
+) -> None:
+    with pytest.raises(UnsupportedEventError) as info:
+        polyserve_aws.handler(recorder.app)(event, lambda_context)
+    if not isinstance(event, dict):
+        assert info.value.description == {"type": type(event).__name__}
+
+
+def test_handler_is_named_after_the_app() -> None:
+    handler = polyserve_aws.handler(App("petstore"))
+    assert handler.__name__ == "handler[petstore]"
+
+
+def test_names_are_copied(lambda_context: FakeLambdaContext) -> None:
+    app = App("names")
+    seen: list[str] = []
+    app.queue("orders")(lambda message: seen.append(message.id))
+    names = {"adoptions": "orders"}
+    handler = polyserve_aws.handler(app, names=names)
+    names.clear()
+
+    handler(load("sqs-standard.json"), lambda_context)
+
+    assert len(seen) == 2
+
+
+def test_exports() -> None:
+    assert polyserve_aws.__all__ == sorted(polyserve_aws.__all__)
+    for name in polyserve_aws.__all__:
+        assert getattr(polyserve_aws, name) is not None
+    assert sorted(dir(polyserve_aws)) == sorted(polyserve_aws.__all__)
+    with pytest.raises(AttributeError):
+        polyserve_aws.nothing  # noqa: B018 - the attribute access is the test
+
+
+def test_polyserve_errors_share_a_base(lambda_context: FakeLambdaContext) -> None:
+    with pytest.raises(PolyserveError):
+        polyserve_aws.handler(App("x"))({"unknown": True}, lambda_context)
+
+
+def test_handling_events_imports_no_heavy_library() -> None:
+    samples = sorted(str(p) for p in EVENTS.glob("*.json"))
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        import polyserve_aws
+        from polyserve import App
+        app = App("cold")
+        app.get("/pets/{{pet_id:int}}")(lambda pet_id: {{"id": pet_id}})
+        handler = polyserve_aws.handler(app)
+
+        class Ctx:
+            aws_request_id = "r"
+            function_name = "f"
+            def get_remaining_time_in_millis(self):
+                return 1000
+
+        for path in {samples!r}:
+            try:
+                handler(json.load(open(path)), Ctx())
+            except Exception:
+                pass
+        heavy = ("boto3", "botocore", "pydantic")
+        print(json.dumps([m for m in heavy if m in sys.modules]))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

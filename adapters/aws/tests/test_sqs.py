@@ -1,0 +1,137 @@
+"""SQS batches: messages, partial batch failures and FIFO ordering."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from adapters.aws.tests.support import FakeLambdaContext, Recorder, load
+
+import polyserve_aws
+from polyserve import App, Message
+from polyserve.errors import MalformedEventError
+from polyserve_aws import _sqs
+
+
+def test_records_become_messages(recorder: Recorder, lambda_context: FakeLambdaContext) -> None:
+    raw = load("sqs-standard.json")
+
+    out = polyserve_aws.handler(recorder.app)(raw, lambda_context)
+
+    assert out == {"batchItemFailures": []}
+    first, second = recorder.seen
+    assert isinstance(first, Message)
+    assert first.id == "a1b2c3d4-0001-4000-8000-000000000001"
+    assert first.json() == {"pet_id": 1, "adopter": "Ada"}
+    assert first.attributes == {"tenant": "acme", "priority": "5", "signature": "c2lnbmVk"}
+    assert first.attempt == 1
+    assert first.enqueued_at == dt.datetime(2024, 5, 1, 10, 0, 0, 123000, tzinfo=dt.timezone.utc)
+    assert first.source == "adoptions"
+    assert first.group_key is None
+    assert first.raw is raw["Records"][0]
+    assert second.text == "plain text, ünïcödé"
+    assert second.attempt == 3
+    assert second.attributes == {}
+
+
+def _failing_app(bad_bodies: set[str], name: str = "adoptions") -> tuple[App, list[str]]:
+    app = App("sqs")
+    handled: list[str] = []
+
+    @app.queue(name)
+    def on_message(message: Message) -> None:
+        if message.text in bad_bodies:
+            raise ValueError("bad message")
+        handled.append(message.text)
+
+    return app, handled
+
+
+def test_only_failed_messages_are_reported(lambda_context: FakeLambdaContext) -> None:
+    app, handled = _failing_app({"plain text, ünïcödé"})
+
+    out = polyserve_aws.handler(app)(load("sqs-standard.json"), lambda_context)
+
+    assert out == {
+        "batchItemFailures": [{"itemIdentifier": "a1b2c3d4-0002-4000-8000-000000000002"}]
+    }
+    assert handled == ['{"pet_id": 1, "adopter": "Ada"}']
+
+
+def test_a_malformed_record_fails_alone(lambda_context: FakeLambdaContext) -> None:
+    app, handled = _failing_app(set())
+    raw = load("sqs-standard.json")
+    del raw["Records"][0]["body"]
+
+    out = polyserve_aws.handler(app)(raw, lambda_context)
+
+    assert out == {
+        "batchItemFailures": [{"itemIdentifier": "a1b2c3d4-0001-4000-8000-000000000001"}]
+    }
+    assert handled == ["plain text, ünïcödé"]
+
+
+def test_fifo_stops_at_the_first_failure(lambda_context: FakeLambdaContext) -> None:
+    app, handled = _failing_app({"second"}, name="adoptions.fifo")
+
+    out = polyserve_aws.handler(app)(load("sqs-fifo.json"), lambda_context)
+
+    assert handled == ["first"]
+    assert out == {
+        "batchItemFailures": [{"itemIdentifier": "f1f0-0002"}, {"itemIdentifier": "f1f0-0003"}]
+    }
+
+
+def test_fifo_group_key(recorder: Recorder, lambda_context: FakeLambdaContext) -> None:
+    polyserve_aws.handler(recorder.app)(load("sqs-fifo.json"), lambda_context)
+
+    assert [m.group_key for m in recorder.seen] == ["pet-7", "pet-7", "pet-8"]
+    assert [m.source for m in recorder.seen] == ["adoptions.fifo"] * 3
+
+
+def test_fifo_is_detected_by_group_id_without_the_suffix() -> None:
+    record = load("sqs-fifo.json")["Records"][0]
+    record["eventSourceARN"] = "arn:aws:sqs:us-east-1:210987654321:renamed"
+    assert _sqs.is_fifo(record)
+    assert not _sqs.is_fifo(load("sqs-standard.json")["Records"][0])
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        {"arn:aws:sqs:eu-west-1:210987654321:adoptions": "orders"},
+        {"adoptions": "orders"},
+    ],
+)
+def test_names_map_queue_arn_or_name(
+    names: dict[str, str], lambda_context: FakeLambdaContext
+) -> None:
+    app, handled = _failing_app(set(), name="orders")
+
+    out = polyserve_aws.handler(app, names=names)(load("sqs-standard.json"), lambda_context)
+
+    assert out == {"batchItemFailures": []}
+    assert len(handled) == 2
+
+
+def test_unregistered_queue_fails_every_record(lambda_context: FakeLambdaContext) -> None:
+    out = polyserve_aws.handler(App("none"))(load("sqs-standard.json"), lambda_context)
+
+    assert len(out["batchItemFailures"]) == 2
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"messageId": 5},
+        {"attributes": {"ApproximateReceiveCount": "many"}},
+        {"attributes": {"SentTimestamp": "yesterday"}},
+        {"messageAttributes": {"a": "not an object"}},
+        {"eventSourceARN": None},
+    ],
+)
+def test_to_event_maps_bad_fields_to_malformed_event(change: dict[str, object]) -> None:
+    record = load("sqs-standard.json")["Records"][0] | change
+
+    with pytest.raises(MalformedEventError):
+        _sqs.to_event(record, {})

@@ -1,0 +1,332 @@
+"""AWS Lambda: API Gateway REST and HTTP APIs, Function URLs, ALB targets, SQS queues.
+
+Each codec builds the event the AWS service sends, passes it through JSON (as the Lambda
+service does) to ``polyserve_aws.handler``, and reads the response document back as a
+client would see it. What a format cannot carry is in ``expected`` and
+``expected_response``, and in the "Known limits" of ``docs/providers/aws.md``:
+
+* HTTP API and Function URLs join the values of a repeated request header with ``,``,
+  and answer a repeated response header (but ``Set-Cookie``) as one ``", "``-joined value.
+* An ALB target group without multi-value headers keeps the last value of a repeated
+  request header or query key, joins repeated response headers with ``", "`` and sends
+  only the last ``Set-Cookie``.
+* ALB events carry no client address or request id: the address travels in
+  ``X-Forwarded-For`` (which the handler sees), the id is Lambda's request id.
+* SQS bodies are strings: bytes that are not UTF-8 arrive with replacement characters.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from tests.properties.providers import HttpCodec, MessageCodec, NativeResponse
+
+import polyserve_aws
+from polyserve import Headers, HttpRequest, Message, QueryParams
+
+if TYPE_CHECKING:
+    from polyserve import App
+
+__all__ = ["HTTP_CODECS", "MESSAGE_CODECS", "BatchItemFailedError", "FakeLambdaContext"]
+
+_ACCOUNT = "123456789012"
+
+
+@dataclasses.dataclass
+class FakeLambdaContext:
+    """The Lambda context object, with the request id the codec chose."""
+
+    aws_request_id: str
+    function_name: str = "portability"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+class BatchItemFailedError(Exception):
+    """The SQS batch response listed the message as failed: Lambda would redeliver it."""
+
+
+def _wire(value: Any) -> Any:
+    """``value`` as the other side of a JSON hop sees it."""
+    return json.loads(json.dumps(value))
+
+
+def _invoke(
+    app: App, event: dict[str, Any], request_id: str, names: dict[str, str] | None = None
+) -> Any:
+    handler = polyserve_aws.handler(app, names=names)
+    return _wire(handler(_wire(event), FakeLambdaContext(request_id)))
+
+
+def _body(request: HttpRequest) -> tuple[str | None, bool]:
+    if not request.body:
+        return None, False
+    if request.content_type == "application/octet-stream":
+        return base64.b64encode(request.body).decode(), True
+    return request.body.decode(), False
+
+
+def _last(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    return dict(pairs)
+
+
+def _joined(headers: Headers, sep: str, *, keep: str = "") -> Headers:
+    pairs: list[tuple[str, str]] = []
+    for name, values in headers.to_multi_dict().items():
+        if name == keep:
+            pairs.extend((name, v) for v in values)
+        else:
+            pairs.append((name, sep.join(values)))
+    return Headers(pairs)
+
+
+def _response_body(out: dict[str, Any]) -> bytes:
+    body = out.get("body") or ""
+    return base64.b64decode(body) if out.get("isBase64Encoded") else body.encode()
+
+
+@dataclasses.dataclass
+class _RestApi:
+    """API Gateway REST API, Lambda proxy integration (payload 1.0)."""
+
+    name: str = "aws_rest_v1"
+
+    def expected(self, request: HttpRequest) -> HttpRequest:
+        return request
+
+    def expected_response(self, response: NativeResponse) -> NativeResponse:
+        return response
+
+    def call(self, app: App, request: HttpRequest) -> NativeResponse:
+        body, is_base64 = _body(request)
+        path = quote(request.path, safe="/")
+        query = request.query.to_multi_dict()
+        event = {
+            "resource": "/{proxy+}",
+            "path": path,
+            "httpMethod": request.method,
+            "headers": _last(request.headers.multi_items()) or None,
+            "multiValueHeaders": request.headers.to_multi_dict() or None,
+            "queryStringParameters": _last(request.query.multi_items()) or None,
+            "multiValueQueryStringParameters": query or None,
+            "pathParameters": {"proxy": path[1:]},
+            "stageVariables": None,
+            "requestContext": {
+                "accountId": _ACCOUNT,
+                "apiId": "a1b2c3",
+                "httpMethod": request.method,
+                "identity": {"sourceIp": request.client},
+                "path": "/prod" + path,
+                "requestId": request.request_id,
+                "resourcePath": "/{proxy+}",
+                "stage": "prod",
+            },
+            "body": body,
+            "isBase64Encoded": is_base64,
+        }
+        out = _invoke(app, event, "lambda-" + request.request_id)
+        headers = {**{k: [v] for k, v in out["headers"].items()}, **out["multiValueHeaders"]}
+        pairs = [(k, v) for k, values in headers.items() for v in values]
+        return NativeResponse(out["statusCode"], Headers(pairs), _response_body(out))
+
+
+@dataclasses.dataclass
+class _PayloadV2:
+    """API Gateway HTTP API (payload 2.0), or a Lambda Function URL (the same format)."""
+
+    name: str
+    domain: str
+
+    def expected(self, request: HttpRequest) -> HttpRequest:
+        headers = [(k, v) for k, v in _joined(request.headers, ",").multi_items() if k != "cookie"]
+        cookies = _cookies(request)
+        if cookies:
+            headers.append(("cookie", "; ".join(cookies)))
+        return dataclasses.replace(request, headers=Headers(headers))
+
+    def expected_response(self, response: NativeResponse) -> NativeResponse:
+        return dataclasses.replace(
+            response, headers=_joined(response.headers, ", ", keep="set-cookie")
+        )
+
+    def call(self, app: App, request: HttpRequest) -> NativeResponse:
+        body, is_base64 = _body(request)
+        headers: dict[str, str] = {}
+        for name, value in request.headers.multi_items():
+            if name != "cookie":
+                headers[name] = f"{headers[name]},{value}" if name in headers else value
+        event: dict[str, Any] = {
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": quote(request.path, safe="/"),
+            "rawQueryString": request.query.to_string(),
+            "headers": headers,
+            "requestContext": {
+                "accountId": _ACCOUNT,
+                "apiId": self.domain.split(".", 1)[0],
+                "domainName": self.domain,
+                "http": {
+                    "method": request.method,
+                    "path": request.path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": request.client,
+                    "userAgent": "hypothesis",
+                },
+                "requestId": request.request_id,
+                "routeKey": "$default",
+                "stage": "$default",
+                "timeEpoch": 1714557600000,
+            },
+            "isBase64Encoded": is_base64,
+        }
+        cookies = _cookies(request)
+        if cookies:
+            event["cookies"] = cookies
+        if body is not None:
+            event["body"] = body
+        out = _invoke(app, event, "lambda-" + request.request_id)
+        pairs = list(out["headers"].items())
+        pairs += [("set-cookie", c) for c in out.get("cookies", [])]
+        return NativeResponse(out["statusCode"], Headers(pairs), _response_body(out))
+
+
+def _cookies(request: HttpRequest) -> list[str]:
+    """The ``cookies`` array AWS builds from the request's ``Cookie`` headers."""
+    parts = (p.strip() for h in request.headers.get_all("cookie") for p in h.split(";"))
+    return [p for p in parts if p]
+
+
+@dataclasses.dataclass
+class _Alb:
+    """An ALB target group, with or without multi-value headers."""
+
+    name: str
+    multi_value: bool
+
+    def expected(self, request: HttpRequest) -> HttpRequest:
+        headers = request.headers.multi_items()
+        query = request.query.multi_items()
+        if not self.multi_value:
+            headers = list(_last(headers).items())
+            query = list(_last(query).items())
+        if request.client:
+            headers.append(("x-forwarded-for", request.client))
+        return dataclasses.replace(
+            request,
+            headers=Headers(headers),
+            query=QueryParams(query),
+            request_id=self._id(request),
+        )
+
+    def expected_response(self, response: NativeResponse) -> NativeResponse:
+        if self.multi_value:
+            return response
+        headers = _joined(response.headers, ", ", keep="set-cookie").multi_items()
+        cookies = response.headers.get_all("set-cookie")
+        headers = [(k, v) for k, v in headers if k != "set-cookie"] + [
+            ("set-cookie", c) for c in cookies[-1:]
+        ]
+        return dataclasses.replace(response, headers=Headers(headers))
+
+    @staticmethod
+    def _id(request: HttpRequest) -> str:
+        return "lambda-" + request.request_id
+
+    def call(self, app: App, request: HttpRequest) -> NativeResponse:
+        body, is_base64 = _body(request)
+        # The load balancer passes the query as the client encoded it.
+        query = [(quote(k, safe=""), quote(v, safe="")) for k, v in request.query.multi_items()]
+        headers = request.headers.multi_items()
+        if request.client:
+            headers.append(("x-forwarded-for", request.client))
+        event: dict[str, Any] = {
+            "requestContext": {
+                "elb": {
+                    "targetGroupArn": f"arn:aws:elasticloadbalancing:us-east-1:{_ACCOUNT}"
+                    ":targetgroup/portability/0123456789abcdef"
+                }
+            },
+            "httpMethod": request.method,
+            "path": quote(request.path, safe="/"),
+            "body": body or "",
+            "isBase64Encoded": is_base64,
+        }
+        if self.multi_value:
+            event["multiValueHeaders"] = Headers(headers).to_multi_dict()
+            event["multiValueQueryStringParameters"] = QueryParams(query).to_multi_dict()
+        else:
+            event["headers"] = _last(headers)
+            event["queryStringParameters"] = _last(query)
+        out = _invoke(app, event, self._id(request))
+        assert out["statusDescription"].startswith(f"{out['statusCode']} ")
+        if self.multi_value:
+            assert "headers" not in out
+            pairs = [(k, v) for k, values in out["multiValueHeaders"].items() for v in values]
+        else:
+            assert "multiValueHeaders" not in out
+            pairs = list(out["headers"].items())
+        return NativeResponse(out["statusCode"], Headers(pairs), _response_body(out))
+
+
+@dataclasses.dataclass
+class _Sqs:
+    """An SQS queue, standard or FIFO, through an event source mapping."""
+
+    name: str
+    fifo: bool
+
+    def expected(self, message: Message) -> Message:
+        return dataclasses.replace(
+            message,
+            body=message.body.decode("utf-8", errors="replace").encode(),
+            group_key="group-1" if self.fifo else None,
+        )
+
+    def call(self, app: App, message: Message) -> None:
+        assert message.enqueued_at is not None
+        attributes = {
+            "ApproximateReceiveCount": str(message.attempt),
+            "SentTimestamp": str(int(message.enqueued_at.timestamp() * 1000)),
+            "SenderId": "AIDAEXAMPLE",
+            "ApproximateFirstReceiveTimestamp": str(int(message.enqueued_at.timestamp() * 1000)),
+        }
+        queue = message.source
+        if self.fifo:
+            attributes |= {"MessageGroupId": "group-1", "MessageDeduplicationId": message.id}
+            queue += ".fifo"  # a FIFO queue's name ends so; ``names`` maps it back
+        record = {
+            "messageId": message.id,
+            "receiptHandle": "handle",
+            "body": message.body.decode("utf-8", errors="replace"),
+            "attributes": attributes,
+            "messageAttributes": {
+                k: {"stringValue": v, "dataType": "String"} for k, v in message.attributes.items()
+            },
+            "md5OfBody": "0" * 32,
+            "eventSource": "aws:sqs",
+            "eventSourceARN": f"arn:aws:sqs:us-east-1:{_ACCOUNT}:{queue}",
+            "awsRegion": "us-east-1",
+        }
+        names = {queue: message.source}
+        out = _invoke(app, {"Records": [record]}, "lambda-" + message.id, names)
+        if out["batchItemFailures"]:
+            raise BatchItemFailedError(f"message {message.id} reported failed: {out}")
+
+
+HTTP_CODECS: list[HttpCodec] = [
+    _RestApi(),
+    _PayloadV2("aws_http_v2", "p8w2m1.execute-api.us-east-1.amazonaws.com"),
+    _PayloadV2("aws_function_url", "x7a2b9c4d5e6f.lambda-url.us-east-1.on.aws"),
+    _Alb("aws_alb_single", multi_value=False),
+    _Alb("aws_alb_multi", multi_value=True),
+]
+
+MESSAGE_CODECS: list[MessageCodec] = [
+    _Sqs("aws_sqs", fifo=False),
+    _Sqs("aws_sqs_fifo", fifo=True),
+]
