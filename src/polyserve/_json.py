@@ -31,9 +31,13 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
+# One encoder for the process: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(data: Any) -> bytes:
     """Encode ``data`` as compact UTF-8 JSON."""
-    return json.dumps(data, default=_default, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(data).encode()
 
 
 def to_jsonable(data: Any) -> Any:

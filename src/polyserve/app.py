@@ -123,9 +123,8 @@ class App(Router):
             raise HttpError(
                 405, "method_not_allowed", f"{method} is not allowed", headers={"allow": allow}
             )
-        request = request.with_path_params(match.params)
         binder = self._binder(route.endpoint, route.param_names, http=True)
-        return route.endpoint, binder, binder.http_kwargs(request, context), route
+        return route.endpoint, binder, binder.http_kwargs(request, context, match.params), route
 
     def _finish(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         if self.cors is not None:

@@ -131,8 +131,10 @@ class Binder:
     def body_param(self) -> str | None:
         return self._body.name if self._body else None
 
-    def http_kwargs(self, request: HttpRequest, ctx: Context) -> dict[str, Any]:
-        """Arguments for an HTTP handler.
+    def http_kwargs(
+        self, request: HttpRequest, ctx: Context, path_params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Arguments for an HTTP handler; ``path_params`` are the matched route's.
 
         Raises:
             EventValidationError: missing or invalid parameters or body (every failure listed).
@@ -141,14 +143,17 @@ class Binder:
         """
         kwargs: dict[str, Any] = {}
         errors: list[FieldError] = []
+        params = request.path_params if path_params is None else path_params
         for p in self._params:
             src = p.source
             if src is _Source.REQUEST:
-                kwargs[p.name] = request
+                # Copied only for handlers that take the request: most never pay for it.
+                has_params = path_params is not None and path_params
+                kwargs[p.name] = request.with_path_params(params) if has_params else request
             elif src is _Source.CONTEXT:
                 kwargs[p.name] = ctx
             elif src is _Source.PATH:
-                kwargs[p.name] = request.path_params[p.alias]
+                kwargs[p.name] = params[p.alias]
             elif src is _Source.BODY:
                 self._bind_body(p, request, kwargs, errors)
             else:

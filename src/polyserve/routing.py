@@ -161,10 +161,13 @@ def normalize_path(path: str) -> str:
     """
     if not path.startswith("/") or "\x00" in path:
         raise MalformedEventError(f"invalid request path {path!r}", code="invalid_path")
-    for segment in path.split("/"):
-        if segment in (".", ".."):
-            raise MalformedEventError("dot segments are not allowed in paths", code="invalid_path")
-    return _strip_slash(path)
+    if "/." in path:  # only then can a segment be "." or ".."
+        for segment in path.split("/"):
+            if segment in (".", ".."):
+                raise MalformedEventError(
+                    "dot segments are not allowed in paths", code="invalid_path"
+                )
+    return path[:-1] if len(path) > 1 and path[-1] == "/" else path
 
 
 class Router:

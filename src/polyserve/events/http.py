@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -22,19 +22,17 @@ class _MultiMap(Mapping[str, str]):
     _items: tuple[tuple[str, str], ...]
 
     def __init__(self, items: _Pairs | Mapping[str, str] | None = None) -> None:
+        # Hot path: adapters build several of these per request, so no ABC checks.
         if items is None:
-            pairs: _Pairs = ()
-        elif isinstance(items, _MultiMap):
-            pairs = items._items
-        elif isinstance(items, Mapping):
-            pairs = items.items()
+            self._items = ()
+        elif type(items) is type(self):
+            self._items = items._items
         else:
-            pairs = items
-        self._items = tuple((self._norm(str(k)), str(v)) for k, v in pairs)
+            pairs = items.items() if hasattr(items, "items") else items
+            norm = self._norm
+            self._items = tuple([(norm(k), v) for k, v in pairs])
 
-    @staticmethod
-    def _norm(key: str) -> str:
-        return key
+    _norm: Callable[[str], str] = staticmethod(str)
 
     def __getitem__(self, key: str) -> str:
         key = self._norm(key)
@@ -95,9 +93,7 @@ class Headers(_MultiMap):
 
     __slots__ = ()
 
-    @staticmethod
-    def _norm(key: str) -> str:
-        return key.lower()
+    _norm = staticmethod(str.lower)
 
     def with_added(self, name: str, value: str) -> Headers:
         """A copy with one more ``name: value`` pair."""
@@ -130,6 +126,11 @@ class QueryParams(_MultiMap):
         return urlencode(self._items, quote_via=quote)
 
 
+# Shared empty instances: both types are immutable, and requests default to them.
+_NO_QUERY = QueryParams()
+_NO_HEADERS = Headers()
+
+
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
     """An HTTP request, decoded from whichever provider delivered it.
@@ -141,8 +142,8 @@ class HttpRequest:
 
     method: str
     path: str
-    query: QueryParams = field(default_factory=QueryParams)
-    headers: Headers = field(default_factory=Headers)
+    query: QueryParams = _NO_QUERY
+    headers: Headers = _NO_HEADERS
     body: bytes = b""
     path_params: Mapping[str, Any] = field(default_factory=dict)
     client: str | None = None
@@ -185,7 +186,11 @@ class HttpRequest:
 
     def with_path_params(self, params: Mapping[str, Any]) -> HttpRequest:
         """A copy carrying the matched route's path parameters."""
-        return replace(self, path_params=params)
+        # Positional construction: several times faster than dataclasses.replace.
+        return HttpRequest(
+            self.method, self.path, self.query, self.headers, self.body,
+            params, self.client, self.request_id, self.raw,
+        )  # fmt: skip
 
 
 def _unquote_cookie(value: str) -> str:
@@ -203,7 +208,7 @@ class HttpResponse:
     """An HTTP response. Build one with ``json``, ``text``, ``binary`` or ``empty``."""
 
     status: int = 200
-    headers: Headers = field(default_factory=Headers)
+    headers: Headers = _NO_HEADERS
     body: bytes = b""
 
     @classmethod
@@ -277,10 +282,12 @@ class HttpResponse:
     def _make(
         cls, status: int, body: bytes, media_type: str, headers: Mapping[str, str] | None
     ) -> HttpResponse:
+        if not headers:
+            return cls(status, Headers((("content-type", media_type),)), body)
         merged = Headers(headers)
         if "content-type" not in merged:
             merged = merged.with_added("content-type", media_type)
-        return cls(status=status, headers=merged, body=body)
+        return cls(status, merged, body)
 
     def with_header(self, name: str, value: str) -> HttpResponse:
         """A copy with one more header (repeat it for several values)."""

@@ -1,10 +1,10 @@
 """Turning results into stored bytes and back, and values into stable hashes.
 
-A stored result is a small JSON document with a kind tag::
+A stored result is a kind tag on the first line, then the data::
 
-    {"t": "json", "v": <value>}                         JSON values, models, dataclasses
-    {"t": "bytes", "v": "<base64>"}                     bytes
-    {"t": "http", "status": 201, "headers": [[name, value], ...], "body": "<base64>"}
+    json\n<JSON value>                                    JSON values, models, dataclasses
+    bytes\n<the bytes>
+    http\n{"status": 201, "headers": [[name, value], ...]}\n<the body>
 
 pydantic models are dumped with ``mode="json"`` and dataclasses field by field, so a
 replay returns the JSON value, not the original object. An ``HttpResponse`` comes back
@@ -14,7 +14,7 @@ exactly: status, every header in order (repeats included) and the body bytes.
 from __future__ import annotations
 
 import base64
-import binascii
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -37,48 +37,60 @@ def encode_result(value: Any) -> bytes:
             ``HttpResponse``).
     """
     if isinstance(value, HttpResponse):
-        document = {
-            "t": "http",
-            "status": value.status,
-            "headers": value.headers.multi_items(),
-            "body": _b64(value.body),
-        }
-        return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+        meta = {"status": value.status, "headers": value.headers.multi_items()}
+        return b"http\n" + dumps(meta) + b"\n" + value.body
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return b'{"t":"bytes","v":"' + base64.b64encode(bytes(value)) + b'"}'
+        return b"bytes\n" + bytes(value)
     try:
-        data = dumps(value)
+        return b"json\n" + dumps(value)
     except (TypeError, ValueError) as exc:
         raise IdempotencyError(
             f"cannot store a result of type {type(value).__name__}: {exc}",
             code="result_not_serializable",
         ) from None
-    return b'{"t":"json","v":' + data + b"}"
 
 
-def decode_result(data: bytes) -> Any:
-    """The value ``encode_result`` stored.
+def decode_result(data: bytes, *, add_header: tuple[str, str] | None = None) -> Any:
+    """The value ``encode_result`` stored; ``add_header`` is appended to a response's headers.
 
     Raises:
         CorruptRecordError: ``data`` is not a stored result.
     """
+    kind, _, rest = data.partition(b"\n")
+    if kind == b"http":
+        if len(data) <= _MEMO_BYTES:
+            return _decode_response_memo(rest, add_header)
+        return _decode_response(rest, add_header)
     try:
-        document = json.loads(data)
-        kind = document["t"]
-        if kind == "json":
-            return document["v"]
-        if kind == "bytes":
-            return base64.b64decode(document["v"], validate=True)
-        if kind == "http":
-            status = document["status"]
-            pairs = document["headers"]
-            if not isinstance(status, int) or not isinstance(pairs, list):
-                raise TypeError("bad status or headers")
-            headers = Headers(_pair(p) for p in pairs)
-            return HttpResponse(status, headers, base64.b64decode(document["body"], validate=True))
-    except (ValueError, TypeError, KeyError, IndexError, binascii.Error) as exc:
+        if kind == b"json":
+            return json.loads(rest)
+    except ValueError as exc:
         raise CorruptRecordError(f"stored result cannot be decoded: {exc!r}") from None
-    raise CorruptRecordError(f"stored result has unknown kind {kind!r}")
+    if kind == b"bytes":
+        return rest
+    raise CorruptRecordError(f"stored result has unknown kind {kind[:16]!r}")
+
+
+def _decode_response(rest: bytes, add_header: tuple[str, str] | None) -> HttpResponse:
+    try:
+        meta, newline, body = rest.partition(b"\n")
+        fields = json.loads(meta)
+        status, pairs = fields["status"], fields["headers"]
+        if not newline or not isinstance(status, int) or not isinstance(pairs, list):
+            raise TypeError("bad status, headers or body")
+        items = [_pair(p) for p in pairs]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CorruptRecordError(f"stored result cannot be decoded: {exc!r}") from None
+    if add_header is not None:
+        items.append(add_header)
+    return HttpResponse(status, Headers(items), body)
+
+
+# Replays of one small response are decoded once: an HttpResponse (its Headers and body
+# included) is immutable, so every replay can share it. JSON values are mutable and are
+# decoded afresh each time.
+_MEMO_BYTES = 8 * 1024
+_decode_response_memo = functools.lru_cache(maxsize=256)(_decode_response)
 
 
 def canonical(value: Any) -> bytes:
@@ -99,11 +111,7 @@ def canonical(value: Any) -> bytes:
 
 def digest(*parts: bytes) -> str:
     """The SHA-256 of ``parts``, each length-prefixed so that no two splits collide."""
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(len(part).to_bytes(8, "big"))
-        h.update(part)
-    return h.hexdigest()
+    return hashlib.sha256(b"".join(b"%d:%b" % (len(p), p) for p in parts)).hexdigest()
 
 
 def _canonical_default(obj: Any) -> Any:

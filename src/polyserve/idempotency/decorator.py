@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-import secrets
+import itertools
+import os
 import threading
 import time
 import typing
@@ -40,7 +41,7 @@ from polyserve.errors import (
     RecordTooLargeError,
     StoreUnavailableError,
 )
-from polyserve.events import HttpRequest, HttpResponse
+from polyserve.events import HttpRequest
 from polyserve.idempotency import _keys
 from polyserve.idempotency._serialize import canonical, decode_result, digest, encode_result
 from polyserve.idempotency.store import Record, Status, Store, is_live
@@ -51,6 +52,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 REPLAYED_HEADER = "Idempotency-Replayed"
 """Set to ``true`` on an HTTP response that replays a stored one."""
+
+_REPLAYED = (REPLAYED_HEADER.lower(), "true")
 
 KeySpec = str | Callable[[Any], Any]
 """A dotted path into the payload (``"order.id"``), or a function of the event, request
@@ -325,14 +328,16 @@ class _Idempotent:
         request = source if isinstance(source, HttpRequest) else None
         event = source if isinstance(source, _keys.EVENT_TYPES) else None
         header = source if isinstance(source, str) else None
-        # The handler may declare the request, event or context itself: find them by type.
-        for value in (*args, *kwargs.values()):
-            if isinstance(value, Context):
-                context = context or value
-            elif isinstance(value, HttpRequest):
-                request = request or value
-            elif isinstance(value, _keys.EVENT_TYPES):
-                event = event or value
+        if context is None or (request is None and event is None):
+            # Called directly, or an HTTP route in auto mode: the handler may declare the
+            # request, event or context itself, so find them among its arguments by type.
+            for value in (*args, *kwargs.values()):
+                if isinstance(value, Context):
+                    context = context or value
+                elif isinstance(value, HttpRequest):
+                    request = request or value
+                elif isinstance(value, _keys.EVENT_TYPES):
+                    event = event or value
         if request is not None and header is None:
             header = request.headers.get(self.options.header)
         if header is not None:
@@ -345,6 +350,7 @@ class _Idempotent:
         subject: Any = request if request is not None else event if event is not None else arguments
 
         raw: str | None
+        derived: str | None = None  # a key that is already the payload's fingerprint
         if opts.mode == "header":
             if request is None:
                 raise ConfigurationError(
@@ -365,9 +371,9 @@ class _Idempotent:
         elif event is not None:
             raw = _keys.event_key(event)
         elif request is not None:
-            raw = _keys.request_digest(request)
+            raw = derived = _keys.request_digest(request)
         else:
-            raw = self._digest(arguments)
+            raw = derived = self._digest(arguments)
         if not raw:
             if opts.skip_missing:
                 _warn(context, "no idempotency key; running unprotected", function=self.namespace)
@@ -381,6 +387,8 @@ class _Idempotent:
             spec = opts.payload
             part = spec(subject) if callable(spec) else _keys.resolve_path(subject, spec)
             fingerprint = self._digest(part)
+        elif derived is not None:
+            fingerprint = derived
         elif request is not None:
             fingerprint = _keys.request_digest(request)
         elif event is not None:
@@ -393,7 +401,7 @@ class _Idempotent:
             key=f"{self.namespace}#{raw}",
             fingerprint=fingerprint,
             context=context,
-            token=secrets.token_hex(16),
+            token=_tokens.next(),
             lock_seconds=opts.lock_timeout if remaining is None else remaining,
         )
 
@@ -444,11 +452,9 @@ class _Idempotent:
         if record.status is Status.COMPLETED:
             if record.result is None:
                 raise CorruptRecordError(f"completed record {record.key!r} has no result")
-            value = decode_result(record.result)
+            value = decode_result(record.result, add_header=_REPLAYED)
             if self.cache is not None:
                 self.cache.put(record)
-            if isinstance(value, HttpResponse):
-                value = value.with_header(REPLAYED_HEADER.lower(), "true")
             return _Step(replay=True, value=value)
         if not self.options.wait:
             raise InProgressError("a request with this idempotency key is still being processed")
@@ -507,6 +513,28 @@ class _Idempotent:
                 Record(call.key, Status.COMPLETED, call.token, call.fingerprint,
                        expires_at, expires_at, data)
             )  # fmt: skip
+
+
+class _Tokens:
+    """Owner tokens: a random per-process prefix and a counter, cheaper than fresh randomness.
+
+    A forked child draws a new prefix, so parent and child never hand out the same token.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._prefix = os.urandom(12).hex() + "-"
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        return self._prefix + str(next(self._counter))
+
+
+_tokens = _Tokens()
 
 
 class _Cache:

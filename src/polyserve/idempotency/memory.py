@@ -10,9 +10,10 @@ from polyserve.idempotency.store import Record, Status, is_live
 
 __all__ = ["MemoryStore"]
 
-# Dead records are swept every this many acquires, so a long-lived process that sees a
-# stream of unique keys does not grow without bound.
-_SWEEP_EVERY = 1024
+# Dead records are swept whenever the store has doubled since the last sweep (and holds at
+# least this many), so a long-lived process that sees a stream of unique keys does not grow
+# without bound, at a constant cost per acquire on average.
+_SWEEP_AT_LEAST = 1024
 
 
 class MemoryStore:
@@ -30,7 +31,7 @@ class MemoryStore:
         self.max_result_bytes = max_result_bytes
         self._records: dict[str, Record] = {}
         self._lock = threading.Lock()
-        self._acquires = 0
+        self._sweep_at = _SWEEP_AT_LEAST
 
     def __repr__(self) -> str:
         return f"MemoryStore(records={len(self._records)})"
@@ -47,8 +48,7 @@ class MemoryStore:
     ) -> Record | None:
         """Take ``key`` unless a live record holds it (see ``Store.acquire``)."""
         with self._lock:
-            self._acquires += 1
-            if self._acquires % _SWEEP_EVERY == 0:
+            if len(self._records) >= self._sweep_at:
                 self._sweep(now)
             existing = self._records.get(key)
             if existing is not None and is_live(existing, now):
@@ -91,6 +91,7 @@ class MemoryStore:
         dead = [k for k, r in self._records.items() if not is_live(r, now)]
         for k in dead:
             del self._records[k]
+        self._sweep_at = max(_SWEEP_AT_LEAST, 2 * len(self._records))
 
 
 def _owned(record: Record | None, token: str) -> TypeGuard[Record]:
