@@ -129,7 +129,7 @@ class App(Router):
     def _finish(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         if self.cors is not None:
             response = self.cors.apply(request, response)
-        if request.method.upper() == "HEAD" and response.body:
+        if request.method == "HEAD" and response.body:
             headers = response.headers.with_set("content-length", str(len(response.body)))
             response = HttpResponse(response.status, headers, b"")
         return response

@@ -14,7 +14,7 @@ import enum
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from polyserve.errors import ConfigurationError, MalformedEventError
 
@@ -139,13 +139,15 @@ class Registration:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class RouteMatch:
+class RouteMatch(NamedTuple):
     """The outcome of looking up a path: the route, or the methods the path allows."""
 
     route: Route | None
     params: Mapping[str, Any]
     allowed: frozenset[str]
+
+
+_NO_METHODS: frozenset[str] = frozenset()
 
 
 def _strip_slash(path: str) -> str:
@@ -257,6 +259,21 @@ class Router:
 
     def match(self, method: str, path: str) -> RouteMatch:
         """Find the route for ``method`` and an already normalised ``path``."""
+        # Fast path: the route exists for this method (almost every request).
+        static = self._static.get(path)
+        if static is not None:
+            for route in static:
+                if method in route.methods:
+                    return RouteMatch(route, {}, _NO_METHODS)
+        for route in self._dynamic:
+            if method in route.methods:
+                params = route.match(path)
+                if params is not None:
+                    return RouteMatch(route, params, _NO_METHODS)
+        return self._miss(method, path)
+
+    def _miss(self, method: str, path: str) -> RouteMatch:
+        # HEAD answered by GET, or no route for the method: collect what the path allows.
         allowed: set[str] = set()
         fallback: tuple[Route, dict[str, Any]] | None = None
         candidates: Iterable[Route] = self._static.get(path, ())
@@ -265,14 +282,12 @@ class Router:
                 params = route.match(path) if pass_ else {}
                 if params is None:
                     continue
-                if method in route.methods:
-                    return RouteMatch(route, params, frozenset())
                 if method == "HEAD" and "GET" in route.methods and fallback is None:
                     fallback = (route, params)
                 allowed |= route.methods
             candidates = self._dynamic
         if fallback is not None:
-            return RouteMatch(fallback[0], fallback[1], frozenset())
+            return RouteMatch(fallback[0], fallback[1], _NO_METHODS)
         if "GET" in allowed:
             allowed.add("HEAD")
         return RouteMatch(None, {}, frozenset(allowed))

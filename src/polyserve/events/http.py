@@ -199,6 +199,12 @@ def _unquote_cookie(value: str) -> str:
     return value
 
 
+# Headers are immutable, so the common bare content types are built once.
+_CONTENT_TYPES = {
+    t: Headers((("content-type", t),))
+    for t in ("application/json", "text/plain; charset=utf-8", "application/octet-stream")
+}
+
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript")
 _TEXT_SUFFIXES = ("+json", "+xml")
 
@@ -283,7 +289,10 @@ class HttpResponse:
         cls, status: int, body: bytes, media_type: str, headers: Mapping[str, str] | None
     ) -> HttpResponse:
         if not headers:
-            return cls(status, Headers((("content-type", media_type),)), body)
+            shared = _CONTENT_TYPES.get(media_type)
+            if shared is None:
+                shared = Headers((("content-type", media_type),))
+            return cls(status, shared, body)
         merged = Headers(headers)
         if "content-type" not in merged:
             merged = merged.with_added("content-type", media_type)
