@@ -69,6 +69,7 @@ class App(Router):
         self.max_body_size = max_body_size
         self.batch_deadline_margin = batch_deadline_margin
         self._binders: dict[Callable[..., Any], Binder] = {}
+        self._resolved: dict[tuple[Trigger, str, str | None], tuple[Registration, Binder]] = {}
 
     def __repr__(self) -> str:
         counts = f"routes={len(self.routes)}, registrations={len(self.registrations)}"
@@ -208,10 +209,20 @@ class App(Router):
         self, trigger: Trigger, name: str, event: object
     ) -> tuple[Registration, Binder]:
         action = event.action.value if isinstance(event, StorageEvent) else None
-        reg = self.resolve(trigger, name, action)
-        # Built outside the handler's try block: a handler whose type hints cannot
-        # be resolved is a set-up error, never a poison message.
-        return reg, self._binder(reg.endpoint, (), http=False)
+        key = (trigger, name, action)
+        prepared = self._resolved.get(key)
+        if prepared is None:
+            reg = self.resolve(trigger, name, action)
+            # Built outside the handler's try block: a handler whose type hints cannot
+            # be resolved is a set-up error, never a poison message.
+            prepared = self._resolved[key] = (reg, self._binder(reg.endpoint, (), http=False))
+        return prepared
+
+    def register(
+        self, trigger: Trigger, name: str, endpoint: Callable[..., Any], **options: Any
+    ) -> Registration:
+        self._resolved.clear()  # a new registration may change what a name resolves to
+        return super().register(trigger, name, endpoint, **options)
 
     def handle_batch(
         self,
@@ -380,6 +391,9 @@ def _render(result: Any, status: int) -> HttpResponse:
         return HttpResponse.text(result, status)
     if isinstance(result, (bytes, bytearray, memoryview)):
         return HttpResponse.binary(bytes(result), status)
+    dump_json = getattr(result, "model_dump_json", None)
+    if dump_json is not None:  # a pydantic model serialises itself, much faster
+        return HttpResponse.binary(dump_json().encode(), status, media_type="application/json")
     return HttpResponse.json(result, status)
 
 

@@ -98,12 +98,14 @@ class BatchResult:
 
 
 class _Collector:
-    __slots__ = ("context", "failed", "margin", "ordered", "set_aside", "stopped", "succeeded")
+    __slots__ = ("context", "cutoff", "failed", "ordered", "set_aside", "stopped", "succeeded")
 
     def __init__(self, context: Context, ordered: bool, margin: float) -> None:
         self.context = context
         self.ordered = ordered
-        self.margin = margin
+        # The clock time after which no further record starts (None: no deadline).
+        deadline = context.deadline
+        self.cutoff = None if deadline is None else deadline - margin
         self.succeeded: list[str] = []
         self.failed: list[ItemFailure] = []
         self.set_aside: list[str] = []
@@ -147,9 +149,10 @@ def _pending(
     # Lazy on purpose: a failure reported by the caller stops an ordered batch
     # before the next record is decoded, and the deadline is checked just
     # before each record starts.
+    cutoff, clock = out.cutoff, out.context.clock
     for index, record in enumerate(records):
         ident = _safe_id(item_id, record, index)
-        if out.stopped is None and index and not out.context.has_time_for(out.margin):
+        if out.stopped is None and index and cutoff is not None and clock() >= cutoff:
             out.stopped = _DEADLINE
             out.context.logger.warning(
                 "batch stopped before the deadline; the rest will be redelivered",

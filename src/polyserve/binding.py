@@ -358,31 +358,41 @@ class _Validator:
     """Validates JSON or Python values against a type with pydantic, loaded on first use.
 
     Plain ``dict``, ``list`` and ``Any`` need no validation beyond JSON parsing,
-    so they never load pydantic.
+    so they never load pydantic. A pydantic model validates with its own methods;
+    other types go through a ``TypeAdapter``.
     """
 
-    __slots__ = ("_adapter", "_plain", "_tp")
+    __slots__ = ("_error", "_plain", "_tp", "_validate_json", "_validate_python")
 
     def __init__(self, tp: Any) -> None:
         self._tp = tp
-        self._adapter: Any = None
         self._plain = _plain_container(tp)
+        self._validate_json: Callable[[Any], Any] | None = None
+        self._validate_python: Callable[[Any], Any] = _unloaded
+        self._error: type[Exception] = Exception
 
-    def _get(self) -> Any:
-        if self._adapter is None:
-            from pydantic import TypeAdapter  # the lazy import this module exists for
+    def _load(self) -> Callable[[Any], Any]:
+        # The lazy import this module exists for.
+        from pydantic import BaseModel, TypeAdapter, ValidationError
 
-            self._adapter = TypeAdapter(self._tp)
-        return self._adapter
+        self._error = ValidationError
+        if isinstance(self._tp, type) and issubclass(self._tp, BaseModel):
+            self._validate_python = self._tp.model_validate
+            validate_json: Callable[[Any], Any] = self._tp.model_validate_json
+        else:
+            adapter = TypeAdapter(self._tp)
+            self._validate_python = adapter.validate_python
+            validate_json = adapter.validate_json
+        self._validate_json = validate_json
+        return validate_json
 
     def from_json(self, data: bytes | str, loc: tuple[str, ...]) -> Any:
         if self._plain is not None:
             return self.from_python(parse_json(data, ".".join(loc) or "payload"), loc)
-        from pydantic import ValidationError
-
+        validate = self._validate_json or self._load()
         try:
-            return self._get().validate_json(data)
-        except ValidationError as exc:
+            return validate(data)
+        except self._error as exc:
             raise _translate(exc, loc) from None
 
     def from_python(self, data: Any, loc: tuple[str, ...]) -> Any:
@@ -391,12 +401,16 @@ class _Validator:
                 kind = " or ".join(t.__name__ for t in self._plain)
                 raise EventValidationError([FieldError(loc, f"expected {kind}", "type_error")])
             return data
-        from pydantic import ValidationError
-
+        if self._validate_json is None:
+            self._load()
         try:
-            return self._get().validate_python(data)
-        except ValidationError as exc:
+            return self._validate_python(data)
+        except self._error as exc:
             raise _translate(exc, loc) from None
+
+
+def _unloaded(data: Any) -> Any:
+    raise AssertionError("validator used before pydantic was loaded")
 
 
 def _plain_container(tp: Any) -> tuple[type, ...] | None:

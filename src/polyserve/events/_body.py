@@ -10,6 +10,18 @@ from polyserve.errors import MalformedEventError
 
 def parse_json(body: bytes | bytearray | str, what: str) -> Any:
     """``body`` parsed as JSON, or ``MalformedEventError`` (code ``invalid_json``)."""
+    if isinstance(body, (bytes, bytearray)) and body[:1] not in (
+        b"\xef",
+        b"\xfe",
+        b"\xff",
+        b"\x00",
+    ):
+        # Most bodies are UTF-8 without a BOM: decoding first skips json's encoding
+        # detection. Anything else (UTF-16/32, a BOM) goes to json.loads as bytes.
+        try:  # noqa: SIM105  # contextlib.suppress would cost a context manager per call
+            body = body.decode()
+        except UnicodeDecodeError:
+            pass
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
