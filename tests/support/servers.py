@@ -225,7 +225,7 @@ def _require_node_package(name: str) -> Path:
     return path
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     """Ports the kernel has just given out on the loopback interface, all different."""
     with contextlib.ExitStack() as stack:
         sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
@@ -234,7 +234,7 @@ def _free_ports(count: int) -> list[int]:
         return [sock.getsockname()[1] for sock in sockets]
 
 
-def _answers_http(port: int) -> bool:
+def answers_http(port: int) -> bool:
     # http.client rather than urllib, which would send the request to a proxy named in the
     # environment.
     connection = http.client.HTTPConnection(HOST, port, timeout=1)
@@ -286,7 +286,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def _running(
+def running(
     name: str, command: list[str], ready: Callable[[], bool], workdir: Path
 ) -> Iterator[None]:
     """Run ``command`` in ``workdir`` until the block ends, once ``ready()`` is true.
@@ -343,7 +343,7 @@ def pyodide_dir() -> Path:
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A redis-server that keeps everything in memory."""
     executable = _require_executable("redis-server")
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     workdir = tmp_path_factory.mktemp("redis")
     command = [
         executable,
@@ -353,7 +353,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         "--save", "",
         "--appendonly", "no",
     ]  # fmt: skip
-    with _running("redis-server", command, lambda: _answers_ping(port), workdir):
+    with running("redis-server", command, lambda: _answers_ping(port), workdir):
         yield RedisServer(HOST, port)
 
 
@@ -364,7 +364,7 @@ def dynamodb_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DynamoD
     if not jar.is_file():
         skip_or_fail(f"DynamoDB Local is not installed in .cache/dynamodb-local; {INSTALL_HINT}")
     java = _require_executable("java")
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     workdir = tmp_path_factory.mktemp("dynamodb-local")
     launcher = workdir / "LoopbackDynamoDBLocal.java"
     launcher.write_text(_DYNAMODB_LOCAL_LAUNCHER)
@@ -376,7 +376,7 @@ def dynamodb_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DynamoD
         "-inMemory",
         "-port", str(port),
     ]  # fmt: skip
-    with _running("DynamoDB Local", command, lambda: _answers_http(port), workdir):
+    with running("DynamoDB Local", command, lambda: answers_http(port), workdir):
         yield DynamoDBServer("dynamodb-local", HOST, port)
 
 
@@ -385,7 +385,7 @@ def dynalite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DynamoDBServe
     """dynalite, in memory, with tables that become ACTIVE at once as in DynamoDB Local."""
     package = _require_node_package("dynalite")
     node = _require_executable("node")
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     workdir = tmp_path_factory.mktemp("dynalite")
     command = [
         node,
@@ -396,7 +396,7 @@ def dynalite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DynamoDBServe
         "--deleteTableMs", "0",
         "--updateTableMs", "0",
     ]  # fmt: skip
-    with _running("dynalite", command, lambda: _answers_http(port), workdir):
+    with running("dynalite", command, lambda: answers_http(port), workdir):
         yield DynamoDBServer("dynalite", HOST, port)
 
 
@@ -417,7 +417,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]
     """Azurite's blob, queue and table services, in memory, with telemetry off."""
     package = _require_node_package("azurite")
     node = _require_executable("node")
-    blob_port, queue_port, table_port = _free_ports(3)
+    blob_port, queue_port, table_port = free_ports(3)
     workdir = tmp_path_factory.mktemp("azurite")
     command = [
         node,
@@ -436,7 +436,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]
         "--tablePort", str(table_port),
     ]  # fmt: skip
     ports = (blob_port, queue_port, table_port)
-    with _running("Azurite", command, lambda: all(map(_answers_http, ports)), workdir):
+    with running("Azurite", command, lambda: all(map(answers_http, ports)), workdir):
         yield AzuriteServer(HOST, blob_port, queue_port, table_port)
 
 
@@ -472,10 +472,10 @@ def _gcloud_emulator(
         )
     if shutil.which("java") is None:
         pytest.skip(f"java is not on PATH, which the gcloud {component} needs")
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     workdir = tmp_path_factory.mktemp(component)
     command = [str(executable), *arguments, f"--host={HOST}", f"--port={port}"]
-    with _running(component, command, lambda: _answers_http(port), workdir):
+    with running(component, command, lambda: answers_http(port), workdir):
         yield GcloudEmulator(env_var, HOST, port)
 
 
