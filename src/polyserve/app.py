@@ -21,7 +21,6 @@ from polyserve.errors import (
     UnsupportedEventError,
 )
 from polyserve.events.http import HttpRequest, HttpResponse
-from polyserve.events.storage import StorageEvent
 from polyserve.routing import Registration, Route, Router, Trigger, normalize_path
 
 if TYPE_CHECKING:
@@ -208,7 +207,9 @@ class App(Router):
     def _prepare_event(
         self, trigger: Trigger, name: str, event: object
     ) -> tuple[Registration, Binder]:
-        action = event.action.value if isinstance(event, StorageEvent) else None
+        # Storage events are resolved by their action too; no other event has one.
+        action_of = getattr(event, "action", None)
+        action: str | None = action_of.value if action_of is not None else None
         key = (trigger, name, action)
         prepared = self._resolved.get(key)
         if prepared is None:

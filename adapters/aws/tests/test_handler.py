@@ -62,7 +62,7 @@ def test_every_sample_is_listed() -> None:
 @pytest.mark.parametrize(("name", "source"), list(EXPECTED_SOURCE.items()))
 def test_exactly_one_source_recognises_each_sample(name: str, source: ModuleType | None) -> None:
     raw = load(name)
-    recognised = [s for s in _handler.SOURCES if s.matches(raw)]
+    recognised = [s for s in _handler.sources() if s.matches(raw)]
     assert recognised == ([source] if source else [])
 
 

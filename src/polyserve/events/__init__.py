@@ -1,13 +1,24 @@
-"""Provider-neutral, typed events: frozen, slotted dataclasses with no third-party imports."""
+"""Provider-neutral, typed events: frozen, slotted dataclasses with no third-party imports.
+
+Each event type lives in its own module and is imported on first use, so a
+function that only serves HTTP never creates the other classes at cold start.
+"""
 
 from __future__ import annotations
 
-from polyserve.events.cloudevent import CloudEvent
-from polyserve.events.http import Headers, HttpRequest, HttpResponse, QueryParams
-from polyserve.events.queue import Message
-from polyserve.events.schedule import ScheduleEvent
-from polyserve.events.storage import StorageAction, StorageEvent
-from polyserve.events.stream import ChangeType, StreamRecord
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from polyserve.events.cloudevent import CloudEvent
+    from polyserve.events.http import Headers, HttpRequest, HttpResponse, QueryParams
+    from polyserve.events.queue import Message
+    from polyserve.events.schedule import ScheduleEvent
+    from polyserve.events.storage import StorageAction, StorageEvent
+    from polyserve.events.stream import ChangeType, StreamRecord
+
+    Event = Message | StorageEvent | ScheduleEvent | StreamRecord | CloudEvent
+    """Any non-HTTP event a handler can receive."""
 
 __all__ = [
     "ChangeType",
@@ -24,5 +35,34 @@ __all__ = [
     "StreamRecord",
 ]
 
-Event = Message | StorageEvent | ScheduleEvent | StreamRecord | CloudEvent
-"""Any non-HTTP event a handler can receive."""
+_MODULES = {
+    "ChangeType": "stream",
+    "CloudEvent": "cloudevent",
+    "Headers": "http",
+    "HttpRequest": "http",
+    "HttpResponse": "http",
+    "Message": "queue",
+    "QueryParams": "http",
+    "ScheduleEvent": "schedule",
+    "StorageAction": "storage",
+    "StorageEvent": "storage",
+    "StreamRecord": "stream",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Event":
+        value: Any = (
+            __getattr__("Message") | __getattr__("StorageEvent") | __getattr__("ScheduleEvent")
+            | __getattr__("StreamRecord") | __getattr__("CloudEvent")
+        )  # fmt: skip
+    elif name in _MODULES:
+        value = getattr(import_module(f"polyserve.events.{_MODULES[name]}"), name)
+    else:
+        raise AttributeError(f"module 'polyserve.events' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return list(__all__)

@@ -14,33 +14,27 @@ handles it:
 
 The checks do not overlap, so the order only puts the most frequent (HTTP) first.
 Anything else raises ``UnsupportedEventError`` describing what arrived.
+
+A source's module is imported the first time an event gets that far down the list,
+so a function that only ever answers HTTP never loads the others.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any, Protocol
 
 from polyserve.errors import UnsupportedEventError
-from polyserve_aws import (
-    _alb,
-    _apigateway,
-    _dynamodb,
-    _eventbridge,
-    _kinesis,
-    _s3,
-    _sns,
-    _sqs,
-)
 from polyserve_aws._context import to_context
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
     from polyserve.app import App
     from polyserve.context import Context
     from polyserve_aws._context import LambdaContext
 
-__all__ = ["SOURCES", "describe", "handler"]
+__all__ = ["SOURCES", "describe", "handler", "sources"]
 
 
 class Source(Protocol):
@@ -53,17 +47,28 @@ class Source(Protocol):
     ) -> Any: ...
 
 
-SOURCES: tuple[Source, ...] = (
-    _apigateway,
-    _alb,
-    _sqs,
-    _sns,
-    _s3,
-    _dynamodb,
-    _kinesis,
-    _eventbridge,
+SOURCES: tuple[str, ...] = (
+    "_apigateway",
+    "_alb",
+    "_sqs",
+    "_sns",
+    "_s3",
+    "_dynamodb",
+    "_kinesis",
+    "_eventbridge",
 )
-"""The event sources, in the order they are tried."""
+"""The event source modules of ``polyserve_aws``, in the order they are tried."""
+
+_loaded: list[Source] = []
+
+
+def sources() -> Iterator[Source]:
+    """The event sources in order, importing each the first time it is reached."""
+    yield from _loaded
+    for name in SOURCES[len(_loaded) :]:
+        module: Source = import_module(f"polyserve_aws.{name}")
+        _loaded.append(module)
+        yield module
 
 
 def describe(event: object) -> dict[str, Any]:
@@ -109,7 +114,7 @@ def handler(
 
     def lambda_handler(event: Any, lambda_context: LambdaContext) -> Any:
         if isinstance(event, dict):
-            for source in SOURCES:
+            for source in sources():
                 if source.matches(event):
                     return source.handle(app, event, to_context(lambda_context), mapping)
         description = describe(event)
