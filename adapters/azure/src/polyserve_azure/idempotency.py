@@ -60,9 +60,10 @@ _T = TypeVar("_T")
 CHUNK_BYTES = 64 * 1024
 """The largest value of one binary property; longer results are split over several."""
 
-# Entities are at most 1 MiB; 14 chunks leave room for the key (up to 32 Ki characters in
-# a string property) and the other properties.
-_DEFAULT_MAX_RESULT_BYTES = 14 * CHUNK_BYTES
+# Entities are at most 1 MiB. Azure counts a binary property at its length, but Azurite
+# checks the JSON request body, where binary values are base64 (4/3 longer): 11 chunks
+# (704 KiB, 939 KiB in base64) fit both, with room for the key and the other properties.
+_DEFAULT_MAX_RESULT_BYTES = 11 * CHUNK_BYTES
 _MAX_CHUNKS = 15
 
 _ROW_KEY = "record"
@@ -78,12 +79,15 @@ _RESULT = "Result"
 # Each retry follows another writer's successful write to the same entity.
 _ATTEMPTS = 8
 
+# ETags remembered between acquire() and complete()/release(), at most.
+_ETAG_CACHE_SIZE = 1024
+
 # Service error codes for an entity or property over the size limits.
 _TOO_LARGE = ("EntityTooLarge", "PropertyValueTooLarge", "RequestBodyTooLarge")
 
 
 class TableStore:
-    """An idempotency store backed by one Azure Storage (or Cosmos DB) table.
+    """An idempotency store backed by one Azure Table Storage table.
 
     Pass a ``TableClient`` as ``client``, or a ``connection_string``, or an ``endpoint``
     (``https://<account>.table.core.windows.net``) with a ``credential`` (an
@@ -91,7 +95,8 @@ class TableStore:
     ``DefaultAzureCredential``). The client is created on first use.
     :meth:`create_table` creates the table.
 
-    ``max_result_bytes`` defaults to 896 KiB, within Table Storage's 1 MiB entity limit.
+    ``max_result_bytes`` defaults to 704 KiB, which fits Table Storage's 1 MiB entity limit
+    as Azure and Azurite measure it.
     Service and connection errors are raised as
     :class:`~polyserve.errors.StoreUnavailableError`; an entity over the size limits as
     :class:`~polyserve.errors.RecordTooLargeError`; an entity the store cannot read as
@@ -214,7 +219,7 @@ class TableStore:
                 record, etag = existing
                 if record.token == token and record.status is Status.IN_PROGRESS:
                     # The client retried an insert whose first attempt had landed.
-                    self._etags[(key, token)] = etag
+                    self._remember(key, token, {"etag": etag})
                     return None
                 if is_live(record, now):
                     return record
@@ -388,6 +393,10 @@ class TableStore:
     def _remember(self, key: str, token: str, written: Mapping[str, Any]) -> None:
         etag = written.get("etag")
         if isinstance(etag, str):
+            # complete() or release() normally takes the entry out again; the bound only
+            # matters if callers stop calling them. Forgetting an ETag costs one read.
+            if len(self._etags) >= _ETAG_CACHE_SIZE:
+                self._etags.clear()
             self._etags[(key, token)] = etag
 
     def _read(self, key: str) -> tuple[Record, str] | None:

@@ -6,6 +6,7 @@ import hashlib
 import os
 import socket
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -79,6 +80,33 @@ def test_store_follows_the_record_lifecycle_model(table_factory: TableStoreFacto
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )
+
+
+@integration
+def test_one_caller_takes_over_a_dead_record(table_factory: TableStoreFactory) -> None:
+    key = f"takeover-{uuid.uuid4().hex}"
+    stores = [table_factory() for _ in range(8)]
+    try:
+        first = {"lock_expires_at": NOW + 30, "expires_at": NOW + 600, "now": NOW}
+        assert stores[0].acquire(key, token="dead", fingerprint=None, **first) is None
+        after_lock = {"lock_expires_at": NOW + 90, "expires_at": NOW + 600, "now": NOW + 60}
+
+        def take(index: int) -> Record | None:
+            token = f"caller-{index}"
+            return stores[index].acquire(key, token=token, fingerprint=None, **after_lock)
+
+        with ThreadPoolExecutor(len(stores)) as pool:
+            answers = list(pool.map(take, range(len(stores))))
+
+        winners = [i for i, answer in enumerate(answers) if answer is None]
+        assert len(winners) == 1, answers
+        stored = stores[0].get(key)
+        assert stored is not None
+        assert stored.token == f"caller-{winners[0]}"
+        assert all(answer == stored for answer in answers if answer is not None)
+    finally:
+        for store in stores:
+            store.close()
 
 
 @pytest.fixture
@@ -167,10 +195,11 @@ def test_stale_owner_cannot_complete_or_release(table_factory: TableStoreFactory
 
 
 @integration
-@pytest.mark.parametrize("size", [0, 1, CHUNK_BYTES, CHUNK_BYTES + 1, 14 * CHUNK_BYTES])
-def test_results_are_stored_in_chunks(table_store: TableStore, size: int) -> None:
+@pytest.mark.parametrize("size", [0, 1, CHUNK_BYTES, CHUNK_BYTES + 1, None])
+def test_results_are_stored_in_chunks(table_store: TableStore, size: int | None) -> None:
     key = f"chunks-{uuid.uuid4().hex}"
-    result = os.urandom(size)
+    # None: the largest result the store accepts by default.
+    result = os.urandom(table_store.max_result_bytes if size is None else size)
     assert table_store.acquire(key, token="t", fingerprint=None, **TIMES) is None
 
     assert table_store.complete(key, token="t", result=result, expires_at=NOW + 600)

@@ -1,0 +1,223 @@
+"""DynamoDBStore against DynamoDB Local and dynalite: the store contract and the error paths."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
+from tests.support.store_contract import (
+    check_crash_recovery,
+    check_exactly_once_across_processes,
+    check_exception_cleanup,
+    check_expiry,
+    check_mismatch,
+    make_lifecycle_machine,
+)
+
+from polyserve.errors import CorruptRecordError, RecordTooLargeError
+from polyserve.idempotency.store import Record, Status
+from polyserve_aws.idempotency import ITEM_SIZE_LIMIT
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from adapters.aws.tests.idempotency.factories import ClosingDynamoDBStore, DynamoDBStoreFactory
+
+pytestmark = pytest.mark.integration
+
+NOW = 1_700_000_000.0
+
+
+def test_one_of_sixteen_processes_runs_the_handler(
+    dynamodb_factory: DynamoDBStoreFactory, tmp_path: Path
+) -> None:
+    report = check_exactly_once_across_processes(dynamodb_factory, n_procs=16, workdir=tmp_path)
+
+    assert (report.callers, report.executions) == (16, 1)
+    assert report.results + report.in_progress == 16
+
+
+def test_killed_worker_is_retried_after_its_lock_expires(
+    dynamodb_factory: DynamoDBStoreFactory, tmp_path: Path
+) -> None:
+    check_crash_recovery(dynamodb_factory, workdir=tmp_path)
+
+
+def test_results_and_locks_expire(dynamodb_factory: DynamoDBStoreFactory) -> None:
+    check_expiry(dynamodb_factory)
+
+
+def test_reused_key_with_another_payload_is_refused(
+    dynamodb_factory: DynamoDBStoreFactory,
+) -> None:
+    check_mismatch(dynamodb_factory)
+
+
+def test_raising_handler_leaves_no_record(dynamodb_factory: DynamoDBStoreFactory) -> None:
+    check_exception_cleanup(dynamodb_factory)
+
+
+def test_store_follows_the_record_lifecycle_model(dynamodb_factory: DynamoDBStoreFactory) -> None:
+    run_state_machine_as_test(
+        make_lifecycle_machine(dynamodb_factory),
+        settings=settings(
+            max_examples=15,
+            stateful_step_count=10,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
+
+
+def test_one_caller_takes_over_a_dead_record(dynamodb_factory: DynamoDBStoreFactory) -> None:
+    key = f"takeover-{uuid.uuid4().hex}"
+    stores = [dynamodb_factory() for _ in range(8)]
+    try:
+        first = {"lock_expires_at": NOW + 30, "expires_at": NOW + 600, "now": NOW}
+        assert stores[0].acquire(key, token="dead", fingerprint=None, **first) is None
+        after_lock = {"lock_expires_at": NOW + 90, "expires_at": NOW + 600, "now": NOW + 60}
+
+        def take(index: int) -> Record | None:
+            token = f"caller-{index}"
+            return stores[index].acquire(key, token=token, fingerprint=None, **after_lock)
+
+        with ThreadPoolExecutor(len(stores)) as pool:
+            answers = list(pool.map(take, range(len(stores))))
+
+        winners = [i for i, answer in enumerate(answers) if answer is None]
+        assert len(winners) == 1, answers
+        stored = stores[0].get(key)
+        assert stored is not None
+        assert stored.token == f"caller-{winners[0]}"
+        assert all(answer == stored for answer in answers if answer is not None)
+    finally:
+        for store in stores:
+            store.close()
+
+
+def count_requests(store: ClosingDynamoDBStore) -> list[str]:
+    """The names of the DynamoDB operations the store's client sends from now on."""
+    sent: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        sent.append(model.name)
+
+    store.client.meta.events.register("before-call.dynamodb", record)
+    return sent
+
+
+def test_round_trips(dynamodb_store: ClosingDynamoDBStore) -> None:
+    key = f"trips-{uuid.uuid4().hex}"
+    sent = count_requests(dynamodb_store)
+    times = {"lock_expires_at": NOW + 30, "expires_at": NOW + 600, "now": NOW}
+
+    assert dynamodb_store.acquire(key, token="a", fingerprint=None, **times) is None
+    assert sent == ["PutItem"]
+
+    sent.clear()
+    hit = dynamodb_store.acquire(key, token="b", fingerprint=None, **times)
+    assert hit is not None
+    assert hit.token == "a"
+    # One request where the server returns the old item with the failed condition; neither
+    # DynamoDB Local 1.x nor dynalite does, so they need the consistent read.
+    assert sent in (["PutItem"], ["PutItem", "GetItem"])
+
+    sent.clear()
+    assert dynamodb_store.complete(key, token="a", result=b"42", expires_at=NOW + 600)
+    assert sent == ["UpdateItem"]
+
+    sent.clear()
+    assert not dynamodb_store.release(key, token="a")
+    assert sent == ["DeleteItem"]
+
+
+def test_largest_result_fits_beside_the_largest_key(dynamodb_store: ClosingDynamoDBStore) -> None:
+    key = "k" * 2048  # DynamoDB's largest partition key
+    result = os.urandom(dynamodb_store.max_result_bytes)
+    times = {"lock_expires_at": NOW + 30, "expires_at": NOW + 600, "now": NOW}
+
+    assert dynamodb_store.acquire(key, token="t", fingerprint="f" * 64, **times) is None
+    assert dynamodb_store.complete(key, token="t", result=result, expires_at=NOW + 600)
+
+    stored = dynamodb_store.get(key)
+    assert stored is not None
+    assert (stored.status, stored.result) == (Status.COMPLETED, result)
+
+
+def test_result_over_the_item_limit_raises_record_too_large(
+    dynamodb_store: ClosingDynamoDBStore,
+) -> None:
+    key = f"large-{uuid.uuid4().hex}"
+    times = {"lock_expires_at": NOW + 30, "expires_at": NOW + 600, "now": NOW}
+    assert dynamodb_store.acquire(key, token="t", fingerprint=None, **times) is None
+
+    with pytest.raises(RecordTooLargeError):
+        dynamodb_store.complete(key, token="t", result=bytes(ITEM_SIZE_LIMIT), expires_at=NOW)
+
+    stored = dynamodb_store.get(key)
+    assert stored is not None
+    assert stored.status is Status.IN_PROGRESS
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"status": {"S": "exploded"}},
+        {"status": {"N": "1"}},
+        {"token": {"N": "1"}},
+        {"expires_at": {"S": "tomorrow"}},
+    ],
+)
+def test_corrupted_item_raises_corrupt_record(
+    dynamodb_store: ClosingDynamoDBStore, changes: dict[str, Any]
+) -> None:
+    key = f"corrupt-{uuid.uuid4().hex}"
+    item = {
+        "id": {"S": key},
+        "status": {"S": "completed"},
+        "token": {"S": "t"},
+        "lock_expires_at": {"N": str(NOW)},
+        "expires_at": {"N": str(NOW + 600)},
+        "result": {"B": b"42"},
+        **changes,
+    }
+    dynamodb_store.client.put_item(TableName=dynamodb_store.table_name, Item=item)
+
+    with pytest.raises(CorruptRecordError):
+        dynamodb_store.get(key)
+    # The condition cannot judge the record either, so acquire reads it and refuses it
+    # rather than overwriting it.
+    with pytest.raises(CorruptRecordError):
+        dynamodb_store.acquire(
+            key, token="u", fingerprint=None, lock_expires_at=NOW + 1, expires_at=NOW + 2, now=NOW
+        )
+
+
+def test_create_table_again_leaves_the_records(dynamodb_store: ClosingDynamoDBStore) -> None:
+    key = f"kept-{uuid.uuid4().hex}"
+    times = {"lock_expires_at": NOW + 30, "expires_at": NOW + 600, "now": NOW}
+    assert dynamodb_store.acquire(key, token="t", fingerprint=None, **times) is None
+
+    dynamodb_store.create_table()
+
+    assert dynamodb_store.get(key) is not None
+
+
+def test_clear_removes_every_record(dynamodb_factory: DynamoDBStoreFactory) -> None:
+    store = dynamodb_factory()
+    keys = [f"clear-{i}-{uuid.uuid4().hex}" for i in range(3)]
+    times = {"lock_expires_at": NOW + 30, "expires_at": NOW + 600, "now": NOW}
+    try:
+        for key in keys:
+            assert store.acquire(key, token="t", fingerprint=None, **times) is None
+
+        store.clear()
+
+        assert [store.get(key) for key in keys] == [None, None, None]
+    finally:
+        store.close()
