@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, unquote_plus
 
+from polyserve.app import error_response
 from polyserve.errors import EventError
 from polyserve.events import Headers, HttpRequest, QueryParams
 from polyserve_aws._http import (
@@ -28,7 +29,6 @@ from polyserve_aws._http import (
     NO_QUERY,
     multi_pairs,
     pairs,
-    problem,
     request_body,
     response_body,
 )
@@ -134,5 +134,5 @@ def handle(app: App, raw: dict[str, Any], context: Context, names: Mapping[str, 
     try:
         request = to_event(raw, context)
     except EventError as exc:
-        return to_native(problem(exc, context), raw, context)
+        return to_native(error_response(exc, context), raw, context)
     return to_native(app.handle_http(request, context), raw, context)

@@ -23,8 +23,8 @@ repeated ones (several ``Set-Cookie``); payload 2.0 gets repeated values joined 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import unquote
 
+from polyserve.app import error_response
 from polyserve.errors import EventError, MalformedEventError
 from polyserve.events import Headers, HttpRequest, QueryParams
 from polyserve_aws._http import (
@@ -32,7 +32,7 @@ from polyserve_aws._http import (
     NO_QUERY,
     multi_pairs,
     pairs,
-    problem,
+    percent_decoded,
     request_body,
     response_body,
 )
@@ -114,7 +114,7 @@ def _v1_request(raw: dict[str, Any], context: Context, what: str) -> HttpRequest
     identity = request_context.get("identity")
     return HttpRequest(
         method=text(raw, "httpMethod", what),
-        path=unquote(text(raw, "path", what)),
+        path=percent_decoded(text(raw, "path", what)),
         query=QueryParams(query) if query else NO_QUERY,
         headers=Headers(headers) if headers else NO_HEADERS,
         body=request_body(raw, what),
@@ -136,7 +136,7 @@ def _v2_request(raw: dict[str, Any], context: Context, what: str) -> HttpRequest
     raw_query = optional_text(raw, "rawQueryString", what)
     return HttpRequest(
         method=text(http, "method", what),
-        path=unquote(text(raw, "rawPath", what)),
+        path=percent_decoded(text(raw, "rawPath", what)),
         query=QueryParams.from_string(raw_query) if raw_query else NO_QUERY,
         headers=Headers(headers) if headers else NO_HEADERS,
         body=request_body(raw, what),
@@ -186,5 +186,5 @@ def handle(app: App, raw: dict[str, Any], context: Context, names: Mapping[str, 
     try:
         request = _read(raw, context, service)
     except EventError as exc:
-        return _render(problem(exc, context), is_v2=service != "rest")
+        return _render(error_response(exc, context), is_v2=service != "rest")
     return _render(app.handle_http(request, context), is_v2=service != "rest")

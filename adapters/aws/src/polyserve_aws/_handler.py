@@ -114,7 +114,8 @@ def handler(
 
     def lambda_handler(event: Any, lambda_context: LambdaContext) -> Any:
         if isinstance(event, dict):
-            for source in sources():
+            # The sources already imported first (a plain list walk), then the rest.
+            for source in _loaded if len(_loaded) == len(SOURCES) else sources():
                 if source.matches(event):
                     return source.handle(app, event, to_context(lambda_context), mapping)
         description = describe(event)

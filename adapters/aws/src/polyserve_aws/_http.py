@@ -3,23 +3,19 @@ and the problem response sent for an event that cannot be read."""
 
 from __future__ import annotations
 
-from base64 import b64encode
-from typing import TYPE_CHECKING, Any
+from binascii import b2a_base64
+from typing import Any
 
 from polyserve.errors import MalformedEventError
 from polyserve.events import Headers, HttpResponse, QueryParams
 from polyserve_aws._wire import decode_base64
-
-if TYPE_CHECKING:
-    from polyserve.context import Context
-    from polyserve.errors import EventError
 
 __all__ = [
     "NO_HEADERS",
     "NO_QUERY",
     "multi_pairs",
     "pairs",
-    "problem",
+    "percent_decoded",
     "request_body",
     "response_body",
 ]
@@ -61,6 +57,15 @@ def multi_pairs(value: Any, what: str, field: str) -> list[tuple[str, str]]:
     return out
 
 
+def percent_decoded(path: str) -> str:
+    """``path`` with %-escapes decoded (as UTF-8); urllib is loaded only when one is present."""
+    if "%" not in path:
+        return path
+    from urllib.parse import unquote
+
+    return unquote(path)
+
+
 def request_body(raw: dict[str, Any], what: str) -> bytes:
     """The request body: ``body`` as UTF-8, or base64-decoded when ``isBase64Encoded``."""
     body = raw.get("body")
@@ -83,24 +88,4 @@ def response_body(response: HttpResponse) -> tuple[str, bool]:
         return "", False
     if response.is_text:
         return body.decode(), False
-    return b64encode(body).decode("ascii"), True
-
-
-def problem(exc: EventError, context: Context) -> HttpResponse:
-    """The ``application/problem+json`` response for an event that could not be translated.
-
-    The same document ``App.handle_http`` sends for its own errors (RFC 9457, with the
-    error's stable ``code`` and the invocation id).
-    """
-    from http import HTTPStatus
-
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": HTTPStatus(exc.status).phrase,
-        "status": exc.status,
-        **exc.to_dict(),
-    }
-    if context.invocation_id:
-        body["invocation_id"] = context.invocation_id
-    headers = Headers([("content-type", "application/problem+json")])
-    return HttpResponse.json(body, exc.status, headers)
+    return b2a_base64(body, newline=False).decode("ascii"), True

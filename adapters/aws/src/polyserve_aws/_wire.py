@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import binascii
 import datetime as dt
-from base64 import b64decode
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +73,8 @@ def decode_base64(value: Any, what: str) -> bytes:
     """Strictly decoded base64, or ``MalformedEventError`` with code ``invalid_base64``."""
     if not isinstance(value, str):
         raise MalformedEventError(f"{what} must be a base64 string", code="invalid_base64")
+    from base64 import b64decode  # only events that carry base64 pay for the import
+
     try:
         return b64decode(value, validate=True)
     except (binascii.Error, ValueError):
