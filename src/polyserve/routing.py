@@ -44,32 +44,82 @@ class Trigger(str, enum.Enum):
     CLOUDEVENT = "cloudevent"
 
 
-@dataclass(frozen=True, slots=True)
-class _Converter:
-    regex: str
-    convert: Callable[[str], Any]
+def _to_str(value: str) -> str:
+    if not value:
+        raise ValueError("empty segment")
+    return value
+
+
+def _to_int(value: str) -> int:
+    digits = value[1:] if value[:1] == "-" else value
+    if not (digits.isascii() and digits.isdigit()):
+        raise ValueError(f"{value!r} is not an integer")
+    return int(value)
+
+
+def _to_float(value: str) -> float:
+    whole, dot, fraction = (value[1:] if value[:1] == "-" else value).partition(".")
+    if not (whole.isascii() and whole.isdigit()) or (
+        dot and not (fraction.isascii() and fraction.isdigit())
+    ):
+        raise ValueError(f"{value!r} is not a number")
+    return float(value)
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 def _to_uuid(value: str) -> Any:
+    digits = value.replace("-", "")
+    if len(digits) != 32 or not _HEX.issuperset(digits):
+        raise ValueError(f"{value!r} is not a UUID")
     import uuid  # only apps with uuid routes pay for it
 
-    return uuid.UUID(value)
+    return uuid.UUID(digits)
 
 
-_CONVERTERS: dict[str, _Converter] = {
-    "str": _Converter(r"[^/]+", str),
-    "int": _Converter(r"-?[0-9]+", int),
-    "float": _Converter(r"-?[0-9]+(?:\.[0-9]+)?", float),
-    "uuid": _Converter(r"[0-9a-fA-F]{8}-?(?:[0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}", _to_uuid),
-    "path": _Converter(r".*", str),
+# name -> (converter, the regex used only inside mixed segments such as "v{n:int}.json")
+_CONVERTERS: dict[str, tuple[Callable[[str], Any], str]] = {
+    "str": (_to_str, r"[^/]+"),
+    "int": (_to_int, r"-?[0-9]+"),
+    "float": (_to_float, r"-?[0-9]+(?:\.[0-9]+)?"),
+    "uuid": (_to_uuid, r"[0-9a-fA-F-]{32,36}"),
+    "path": (str, r".*"),
 }
 
-_PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?}")
+_PARAM_PATTERN = r"{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """A template segment that is not plain text: one parameter, or text mixed with some."""
+
+    names: tuple[str, ...]
+    converters: tuple[Callable[[str], Any], ...]
+    regex: re.Pattern[str] | None = None  # mixed segments only
+
+    def bind(self, part: str, params: dict[str, Any]) -> bool:
+        try:
+            if self.regex is None:
+                params[self.names[0]] = self.converters[0](part)
+                return True
+            m = self.regex.fullmatch(part)
+            if m is None:
+                return False
+            for name, convert, value in zip(self.names, self.converters, m.groups(), strict=True):
+                params[name] = convert(value)
+            return True
+        except ValueError:
+            return False
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """One HTTP route: a path template, its methods and the handler."""
+    """One HTTP route: a path template, its methods and the handler.
+
+    Matching works segment by segment (no regular expression per route), so
+    registering many routes costs little at cold start.
+    """
 
     path: str
     methods: frozenset[str]
@@ -77,8 +127,8 @@ class Route:
     status: int = 200
     name: str = ""
     param_names: tuple[str, ...] = ()
-    _regex: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
-    _converters: tuple[Callable[[str], Any], ...] = field(default=(), repr=False, compare=False)
+    _segments: tuple[str | _Slot, ...] = field(default=(), repr=False, compare=False)
+    _tail: str | None = field(default=None, repr=False, compare=False)  # a {name:path} ending
 
     @classmethod
     def build(
@@ -91,42 +141,80 @@ class Route:
         if unknown or not wanted:
             raise ConfigurationError(f"unknown HTTP method(s) {sorted(unknown)} for {path!r}")
         path = _strip_slash(path)
+        name = name or getattr(endpoint, "__name__", path)
+        if "{" not in path and "}" not in path:
+            return cls(path, wanted, endpoint, status, name)
         names: list[str] = []
-        converters: list[Callable[[str], Any]] = []
-        pattern = "^"
-        pos = 0
-        for m in _PARAM.finditer(path):
-            kind = m.group(2) or "str"
-            if kind not in _CONVERTERS:
-                raise ConfigurationError(f"unknown converter {kind!r} in route {path!r}")
-            if m.group(1) in names:
-                raise ConfigurationError(f"duplicate parameter {m.group(1)!r} in {path!r}")
-            pattern += re.escape(path[pos : m.start()]) + f"({_CONVERTERS[kind].regex})"
-            names.append(m.group(1))
-            converters.append(_CONVERTERS[kind].convert)
-            pos = m.end()
-        if "{" in path[pos:] or "}" in path[pos:]:
-            raise ConfigurationError(f"malformed parameter in route {path!r}")
-        regex = re.compile(pattern + re.escape(path[pos:]) + "$") if names else None
-        return cls(
-            path, wanted, endpoint, status, name or getattr(endpoint, "__name__", path),
-            tuple(names), regex, tuple(converters),
-        )  # fmt: skip
+        segments: list[str | _Slot] = []
+        tail: str | None = None
+        parts = path.split("/")
+        for index, part in enumerate(parts):
+            slot = _parse_segment(part, path, names)
+            if isinstance(slot, _Slot) and slot.regex is None and _is_path(part):
+                if index != len(parts) - 1:
+                    raise ConfigurationError(f"a path parameter must end the route: {path!r}")
+                tail = slot.names[0]
+                continue
+            segments.append(slot)
+        return cls(path, wanted, endpoint, status, name, tuple(names), tuple(segments), tail)
 
     def match(self, path: str) -> dict[str, Any] | None:
         """The converted path parameters if ``path`` matches, else ``None``."""
-        if self._regex is None:
+        if not self.param_names:
             return {} if path == self.path else None
-        m = self._regex.match(path)
-        if m is None:
+        return self.match_parts(path.split("/"))
+
+    def match_parts(self, parts: list[str]) -> dict[str, Any] | None:
+        """``match`` for a path already split on ``/``."""
+        segments = self._segments
+        count = len(segments)
+        if len(parts) != count and (self._tail is None or len(parts) <= count):
             return None
-        try:
-            return {
-                n: c(v)
-                for n, c, v in zip(self.param_names, self._converters, m.groups(), strict=False)
-            }
-        except ValueError:
-            return None
+        params: dict[str, Any] = {}
+        # zip stops at the template's end; a {name:path} tail takes the remaining parts.
+        for segment, part in zip(segments, parts, strict=False):
+            if isinstance(segment, str):
+                if segment != part:
+                    return None
+            elif not segment.bind(part, params):
+                return None
+        if self._tail is not None:
+            params[self._tail] = "/".join(parts[count:])
+        return params
+
+
+def _is_path(part: str) -> bool:
+    return part.endswith(":path}") and part.startswith("{") and part.count("{") == 1
+
+
+def _parse_segment(part: str, path: str, names: list[str]) -> str | _Slot:
+    if "{" not in part and "}" not in part:
+        return part
+    found = list(re.finditer(_PARAM_PATTERN, part))
+    if not found:
+        raise ConfigurationError(f"malformed parameter in route {path!r}")
+    pattern, pos = "", 0
+    slot_names: list[str] = []
+    converters: list[Callable[[str], Any]] = []
+    for m in found:
+        kind = m.group(2) or "str"
+        if kind not in _CONVERTERS:
+            raise ConfigurationError(f"unknown converter {kind!r} in route {path!r}")
+        if m.group(1) in names:
+            raise ConfigurationError(f"duplicate parameter {m.group(1)!r} in {path!r}")
+        convert, regex = _CONVERTERS[kind]
+        pattern += re.escape(part[pos : m.start()]) + f"({regex})"
+        names.append(m.group(1))
+        slot_names.append(m.group(1))
+        converters.append(convert)
+        pos = m.end()
+    rest = part[pos:]
+    if "{" in rest or "}" in rest or "{" in re.sub(_PARAM_PATTERN, "", part):
+        raise ConfigurationError(f"malformed parameter in route {path!r}")
+    whole = len(found) == 1 and found[0].start() == 0 and found[0].end() == len(part)
+    if whole:
+        return _Slot(tuple(slot_names), tuple(converters))
+    return _Slot(tuple(slot_names), tuple(converters), re.compile(pattern + re.escape(rest)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,11 +353,13 @@ class Router:
             for route in static:
                 if method in route.methods:
                     return RouteMatch(route, {}, _NO_METHODS)
-        for route in self._dynamic:
-            if method in route.methods:
-                params = route.match(path)
-                if params is not None:
-                    return RouteMatch(route, params, _NO_METHODS)
+        if self._dynamic:
+            parts = path.split("/")
+            for route in self._dynamic:
+                if method in route.methods:
+                    params = route.match_parts(parts)
+                    if params is not None:
+                        return RouteMatch(route, params, _NO_METHODS)
         return self._miss(method, path)
 
     def _miss(self, method: str, path: str) -> RouteMatch:
