@@ -1,16 +1,19 @@
 """polyserve: write a serverless function once, run it on four clouds.
 
 Names are imported on first use, so ``import polyserve`` costs almost nothing
-at cold start. The decorators live in their modules: ``from polyserve.retry
-import retry`` and ``from polyserve.idempotency import idempotent``.
+at cold start. ``retry`` is imported from its module, ``from polyserve.retry
+import retry``, because the module of the same name would shadow it here.
 """
 
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
 
+# Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from polyserve.app import App
     from polyserve.batch import BatchResult, ItemFailure
     from polyserve.binding import Body, Header, Query
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
         StorageEvent,
         StreamRecord,
     )
+    from polyserve.idempotency.decorator import idempotent
     from polyserve.retry import Retry
     from polyserve.routing import Registration, Route, Router, Trigger
 
@@ -102,6 +106,7 @@ _EXPORTS: dict[str, str] = {
     "Trigger": "polyserve.routing",
     "UnsupportedEventError": "polyserve.errors",
     "UnsupportedMediaTypeError": "polyserve.errors",
+    "idempotent": "polyserve.idempotency.decorator",
 }
 
 __all__ = [
@@ -150,6 +155,7 @@ __all__ = [
     "Trigger",
     "UnsupportedEventError",
     "UnsupportedMediaTypeError",
+    "idempotent",
 ]
 
 

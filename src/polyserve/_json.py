@@ -5,7 +5,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
-from typing import Any
+
+# Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 __all__ = ["dumps", "to_jsonable"]
 

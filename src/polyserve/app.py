@@ -10,8 +10,6 @@ server can host it locally.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
 
 from polyserve.errors import (
     ConfigurationError,
@@ -23,17 +21,21 @@ from polyserve.errors import (
 from polyserve.events.http import HttpRequest, HttpResponse
 from polyserve.routing import Registration, Route, Router, Trigger, normalize_path
 
+# Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Sequence
+    from typing import Any, TypeVar
+
     from polyserve.batch import BatchResult
     from polyserve.binding import Binder
     from polyserve.context import Context
     from polyserve.cors import CORS
 
+    R = TypeVar("R")
+    _Prepared = tuple[Callable[..., Any], Binder, dict[str, Any], Route]
+
 __all__ = ["App", "error_response", "problem"]
-
-R = TypeVar("R")
-
-_Prepared = tuple[Callable[..., Any], "Binder", dict[str, Any], Route]
 
 
 class App(Router):

@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
 
 from polyserve.errors import ConfigurationError, MalformedEventError
+
+# Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import Any, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
     "HTTP_METHODS",
@@ -28,7 +34,6 @@ __all__ = [
     "normalize_path",
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -227,12 +232,20 @@ class Registration:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
-class RouteMatch(NamedTuple):
+class RouteMatch:
     """The outcome of looking up a path: the route, or the methods the path allows."""
 
-    route: Route | None
-    params: Mapping[str, Any]
-    allowed: frozenset[str]
+    __slots__ = ("allowed", "params", "route")
+
+    def __init__(
+        self, route: Route | None, params: Mapping[str, Any], allowed: frozenset[str]
+    ) -> None:
+        self.route = route
+        self.params = params
+        self.allowed = allowed
+
+    def __repr__(self) -> str:
+        return f"RouteMatch(route={self.route!r}, params={self.params!r}, allowed={self.allowed!r})"
 
 
 _NO_METHODS: frozenset[str] = frozenset()

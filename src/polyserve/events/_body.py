@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from polyserve.errors import MalformedEventError
+
+# Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def parse_json(body: bytes | bytearray | str, what: str) -> Any:

@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
 
 from polyserve._json import dumps
 from polyserve.errors import MalformedEventError
+
+# Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
 
 __all__ = ["Headers", "HttpRequest", "HttpResponse", "QueryParams"]
 

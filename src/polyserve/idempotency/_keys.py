@@ -16,6 +16,7 @@ same key.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -29,7 +30,7 @@ from polyserve.events import (
     StorageEvent,
     StreamRecord,
 )
-from polyserve.idempotency._serialize import canonical, digest
+from polyserve.idempotency._serialize import canonical
 
 __all__ = [
     "EVENT_TYPES",
@@ -68,8 +69,14 @@ def event_key(event: object) -> str | None:
 
 
 def request_digest(request: HttpRequest) -> str:
-    """A hash of what a request asks for: method, path and body."""
-    return digest(request.method.upper().encode(), request.path.encode(), request.body)
+    """A hash of what a request asks for: method, path and body.
+
+    The method is a token (no spaces) and the path is length-prefixed, so no two
+    requests share an encoding.
+    """
+    path = request.path.encode()
+    head = b"%s %d:%s\n" % (request.method.upper().encode(), len(path), path)
+    return hashlib.sha256(head + request.body).hexdigest()
 
 
 def payload_bytes(event: object) -> bytes:

@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from polyserve._json import _default as _json_default
-from polyserve._json import dumps
 from polyserve.errors import CorruptRecordError, IdempotencyError
 from polyserve.events import Headers, HttpRequest, HttpResponse
 
@@ -38,11 +37,11 @@ def encode_result(value: Any) -> bytes:
     """
     if isinstance(value, HttpResponse):
         meta = {"status": value.status, "headers": value.headers.multi_items()}
-        return b"http\n" + dumps(meta) + b"\n" + value.body
+        return b"http\n" + _ENCODER.encode(meta).encode() + b"\n" + value.body
     if isinstance(value, (bytes, bytearray, memoryview)):
         return b"bytes\n" + bytes(value)
     try:
-        return b"json\n" + dumps(value)
+        return b"json\n" + _ENCODER.encode(value).encode()
     except (TypeError, ValueError) as exc:
         raise IdempotencyError(
             f"cannot store a result of type {type(value).__name__}: {exc}",
@@ -100,10 +99,7 @@ def canonical(value: Any) -> bytes:
         TypeError: the value (or something inside it) has no JSON form.
     """
     try:
-        text = json.dumps(
-            value, default=_canonical_default, sort_keys=True, separators=(",", ":"),
-            ensure_ascii=False,
-        )  # fmt: skip
+        text = _CANONICAL.encode(value)
     except ValueError as exc:  # a circular reference
         raise TypeError(str(exc)) from None
     return text.encode()
@@ -126,6 +122,14 @@ def _canonical_default(obj: Any) -> Any:
     if isinstance(obj, (set, frozenset)):
         return sorted(canonical(item).decode() for item in obj)
     return _json_default(obj)
+
+
+# Encoders are built once: json.dumps with options builds a new one on every call.
+# Results are encoded as the app renders them (polyserve._json), so replays match.
+_ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"), ensure_ascii=False)
+_CANONICAL = json.JSONEncoder(
+    default=_canonical_default, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+)
 
 
 def _b64(data: bytes) -> str:

@@ -180,7 +180,7 @@ class _Call:
     delay: float = _FIRST_POLL
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Step:
     """What to do next: run the handler, return a replayed value, or sleep and poll."""
 
@@ -349,52 +349,28 @@ class _Idempotent:
             arguments = self._arguments(args, kwargs)
         subject: Any = request if request is not None else event if event is not None else arguments
 
-        raw: str | None
-        derived: str | None = None  # a key that is already the payload's fingerprint
         if opts.mode == "header":
             if request is None:
                 raise ConfigurationError(
                     f"{self.namespace}: mode='header' works on HTTP routes only"
                 )
-            raw = header
-            if not raw:
+            if not header:
                 if opts.require_key:
                     raise KeyMissingError(f"the {opts.header} header is required")
                 return None
-        elif opts.key is not None:
-            spec = opts.key
-            raw = _keys.key_text(
-                spec(subject) if callable(spec) else _keys.resolve_path(subject, spec)
-            )
-        elif header:
-            raw = header
-        elif event is not None:
-            raw = _keys.event_key(event)
-        elif request is not None:
-            raw = derived = _keys.request_digest(request)
-        else:
-            raw = derived = self._digest(arguments)
-        if not raw:
-            if opts.skip_missing:
-                _warn(context, "no idempotency key; running unprotected", function=self.namespace)
-                return None
-            raise KeyMissingError(f"{self.namespace}: no idempotency key found")
+        try:
+            raw, derived = self._key(header, request, event, subject, arguments)
+            if not raw:
+                raise KeyMissingError(f"{self.namespace}: no idempotency key found")
+            # A key that is the hash of the whole payload leaves nothing to fingerprint.
+            fingerprint = derived or self._fingerprint(request, event, subject, arguments)
+        except KeyMissingError:
+            if not opts.skip_missing:
+                raise
+            _warn(context, "no idempotency key; running unprotected", function=self.namespace)
+            return None
         if len(raw) > _MAX_KEY_CHARS:
             raw = "sha256:" + digest(raw.encode())
-
-        fingerprint: str | None
-        if opts.payload is not None:
-            spec = opts.payload
-            part = spec(subject) if callable(spec) else _keys.resolve_path(subject, spec)
-            fingerprint = self._digest(part)
-        elif derived is not None:
-            fingerprint = derived
-        elif request is not None:
-            fingerprint = _keys.request_digest(request)
-        elif event is not None:
-            fingerprint = digest(_keys.payload_bytes(event))
-        else:
-            fingerprint = self._digest(arguments)
 
         remaining = context.remaining_time() if context is not None else None
         return _Call(
@@ -405,12 +381,51 @@ class _Idempotent:
             lock_seconds=opts.lock_timeout if remaining is None else remaining,
         )
 
+    def _key(
+        self,
+        header: str | None,
+        request: HttpRequest | None,
+        event: object,
+        subject: Any,
+        arguments: dict[str, Any] | None,
+    ) -> tuple[str | None, str | None]:
+        """The raw key, and the same value again when it is the hash of the whole payload."""
+        spec = self.options.key
+        if self.options.mode == "header" or (spec is None and header):
+            return header, None
+        if spec is not None:
+            return _keys.key_text(
+                spec(subject) if callable(spec) else _keys.resolve_path(subject, spec)
+            ), None
+        if event is not None:
+            return _keys.event_key(event), None
+        hashed = _keys.request_digest(request) if request is not None else self._digest(arguments)
+        return hashed, hashed
+
+    def _fingerprint(
+        self,
+        request: HttpRequest | None,
+        event: object,
+        subject: Any,
+        arguments: dict[str, Any] | None,
+    ) -> str:
+        spec = self.options.payload
+        if spec is not None:
+            return self._digest(
+                spec(subject) if callable(spec) else _keys.resolve_path(subject, spec)
+            )
+        if request is not None:
+            return _keys.request_digest(request)
+        if event is not None:
+            return digest(_keys.payload_bytes(event))
+        return self._digest(arguments)
+
     def _arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         return {k: v for k, v in bound.arguments.items() if not isinstance(v, Context)}
 
-    def _digest(self, value: Any) -> str:
+    def _digest(self, value: object) -> str:
         try:
             return digest(canonical(value))
         except TypeError as exc:

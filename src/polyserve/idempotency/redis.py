@@ -1,15 +1,18 @@
-"""A store in Redis: one round trip per hit, shared by every host that reaches the server.
+"""A store in Redis: one round trip per call, shared by every host that reaches the server.
 
 ``redis`` (redis-py) is imported when the store first talks to the server, never at import.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+import math
 from typing import TYPE_CHECKING, Any
 
 from polyserve.errors import CorruptRecordError, MissingDependencyError, StoreUnavailableError
-from polyserve.idempotency.store import Record, Status
+from polyserve.idempotency.store import Record, Status, is_live
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -85,6 +88,22 @@ end
 return 1
 """)
 
+# The same two steps when this client still knows the exact in-progress record it wrote
+# (the token in it is unique, so an unchanged record means an unchanged owner): no parsing.
+# ARGV: the in-progress record, the completed record, cleanup_ms.
+_COMPLETE_WRITTEN = _Script("""
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+""")
+
+# ARGV: the in-progress record.
+_RELEASE_WRITTEN = _Script("""
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+""")
+
 # ARGV: token. Returns 1 if deleted, 0 if the token no longer owns the key.
 _RELEASE = _Script(f"""
 local record = redis.call('GET', KEYS[1])
@@ -96,13 +115,18 @@ return 1
 """)
 
 
-class RedisStore:
-    """Records as Redis hashes under ``prefix``, shared by every process and host.
+_WRITTEN_LIMIT = 4096
 
-    A hit costs one round trip: ``acquire`` is one Lua script that reads the record,
-    applies the liveness rules and either writes IN_PROGRESS or returns what it found.
-    ``complete`` and ``release`` are token-checked scripts. Scripts run with EVALSHA and
-    fall back to EVAL when the server has not cached them (after a restart or failover).
+
+class RedisStore:
+    """Records as Redis string values under ``prefix``, shared by every process and host.
+
+    ``acquire`` costs one round trip for a free key and for a hit: an atomic
+    ``SET ... NX GET`` either writes IN_PROGRESS or returns the record found. A record
+    that is no longer live is replaced by a Lua script that applies the liveness rules
+    with the caller's ``now``. ``complete`` and ``release`` are token-checked Lua
+    scripts. Scripts run with EVALSHA and fall back to EVAL when the server has not
+    cached them (after a restart or failover).
 
     Durability is the server's: with persistence off, a restarted server forgets every
     record. Records get a Redis expiry as cleanup only.
@@ -138,6 +162,11 @@ class RedisStore:
             raise ValueError("RedisStore needs a client with decode_responses=False")
         self._client: Any = given
         self._exceptions: Any = None
+        self._set_get = True  # SET NX GET works (Redis 7.0 and later) until a server says no
+        # token -> (key, the in-progress record this client wrote, its now), kept from a
+        # successful acquire until complete or release. Single dict operations are atomic,
+        # so threads share it without a lock.
+        self._written: dict[str, tuple[str, bytes, float]] = {}
         if given is not None:
             from redis import exceptions  # already loaded: the caller made a client
 
@@ -157,21 +186,69 @@ class RedisStore:
         expires_at: float,
         now: float,
     ) -> Record | None:
-        """Take ``key`` unless a live record holds it (see ``Store.acquire``). One round trip."""
+        """Take ``key`` unless a live record holds it (see ``Store.acquire``).
+
+        One round trip: ``SET key <in-progress record> NX PX <lock> GET`` writes the record
+        if the key is free and otherwise returns what is there, atomically. Only when that
+        is a record that is no longer live (an expired result, or the lock of a caller
+        that died) does a second round trip run the acquire script, which replaces it
+        under the same rules. Servers before Redis 7.0, which cannot combine NX with GET,
+        get the script every time.
+        """
         if "\n" in token or (fingerprint and "\n" in fingerprint):
             raise ValueError("tokens and fingerprints must not contain newlines")
         cleanup_ms = max(1, int((lock_expires_at - now) * 1000) + 1)
-        args = (repr(now), token, fingerprint or "", repr(lock_expires_at), repr(expires_at),
-                cleanup_ms)  # fmt: skip
-        found = self._run(_ACQUIRE, key, args)
-        return None if found is None else _record(key, found)
+        now_text, lock_text, fingerprint_text = repr(now), repr(lock_expires_at), fingerprint or ""
+        # Exactly what the acquire script writes, too.
+        value = (
+            f"in_progress\n{lock_text}\n{expires_at!r}\n{now_text}\n{token}\n{fingerprint_text}\n"
+        ).encode()
+        found: Any = None
+        if self._set_get:
+            client = self._client or self._connect()
+            try:
+                found = client.set(self.prefix + key, value, nx=True, px=cleanup_ms, get=True)
+            except self._exceptions.ResponseError as exc:
+                if "syntax error" not in str(exc).lower():
+                    raise self._translate(key, exc) from exc
+                self._set_get = False
+            except self._exceptions.RedisError as exc:
+                raise self._translate(key, exc) from exc
+            else:
+                if found is not None:
+                    record = _record(key, found)
+                    if is_live(record, now):
+                        return record
+        if found is not None or not self._set_get:
+            args = (now_text, token, fingerprint_text, lock_text, repr(expires_at), cleanup_ms)
+            found = self._run(_ACQUIRE, key, args)
+            if found is not None:
+                return _record(key, found)
+        written = self._written
+        if len(written) >= _WRITTEN_LIMIT:
+            # Callers that never complete nor release (only direct store users) must not
+            # grow this without bound; their keys fall back to the token scripts.
+            with contextlib.suppress(StopIteration, KeyError, RuntimeError):
+                del written[next(iter(written))]
+        written[token] = (key, value, now)
+        return None
 
     def complete(self, key: str, *, token: str, result: bytes, expires_at: float) -> bool:
         """Store ``result`` iff ``key`` is IN_PROGRESS with ``token`` (see ``Store.complete``)."""
+        written = self._written.pop(token, None)
+        if written is not None and written[0] == key:
+            value, acquired_at = written[1], written[2]
+            _, lock, _, tail = value.split(b"\n", 3)
+            completed = b"completed\n%s\n%r\n%s=%s" % (lock, expires_at, tail, result)
+            cleanup_ms = max(1, math.ceil((expires_at - acquired_at) * 1000))
+            return bool(self._run(_COMPLETE_WRITTEN, key, (value, completed, cleanup_ms)) == 1)
         return bool(self._run(_COMPLETE, key, (token, bytes(result), repr(expires_at))) == 1)
 
     def release(self, key: str, *, token: str) -> bool:
         """Delete ``key`` iff it is IN_PROGRESS with ``token`` (see ``Store.release``)."""
+        written = self._written.pop(token, None)
+        if written is not None and written[0] == key:
+            return bool(self._run(_RELEASE_WRITTEN, key, (written[1],)) == 1)
         return bool(self._run(_RELEASE, key, (token,)) == 1)
 
     def get(self, key: str) -> Record | None:
@@ -244,13 +321,17 @@ class RedisStore:
     def _translate(self, key: str, exc: BaseException) -> Exception:
         if isinstance(exc, self._exceptions.ResponseError) and str(exc).startswith("WRONGTYPE"):
             return CorruptRecordError(f"Redis key {self.prefix}{key} is not an idempotency record")
-        return StoreUnavailableError(f"Redis store unavailable: {exc}")
+        # Clients see this detail (503), so it names the kind of failure, never the server;
+        # the redis-py exception stays chained for the logs.
+        return StoreUnavailableError(
+            f"the idempotency store (Redis) is unavailable: {type(exc).__name__}"
+        )
 
 
 _STATUS = {b"in_progress": Status.IN_PROGRESS, b"completed": Status.COMPLETED}
 
 
-def _record(key: str, value: bytes) -> Record:
+def _parse(key: str, value: bytes) -> Record:
     try:
         status, lock_expires_at, expires_at, _, token, fingerprint, result = value.split(b"\n", 6)
         if not token or status not in _STATUS:
@@ -266,6 +347,18 @@ def _record(key: str, value: bytes) -> Record:
         )
     except (ValueError, UnicodeDecodeError) as exc:
         raise CorruptRecordError(f"unreadable idempotency record for {key!r}: {exc!r}") from None
+
+
+# A completed record comes back byte for byte the same on every hit, and a Record is
+# immutable, so recent small ones are parsed once.
+_parse_recent = functools.lru_cache(maxsize=256)(_parse)
+_MEMO_BYTES = 8 * 1024
+
+
+def _record(key: str, value: bytes) -> Record:
+    if len(value) <= _MEMO_BYTES:
+        return _parse_recent(key, value)
+    return _parse(key, value)
 
 
 def _escape_glob(text: str) -> str:

@@ -210,7 +210,11 @@ class SQLiteStore:
         try:
             yield
         except sqlite3.OperationalError as exc:
-            raise StoreUnavailableError(f"SQLite store {self.path!r}: {exc}") from exc
+            # Clients see this detail (503): SQLite's message ("database is locked"), never
+            # the file's path.
+            raise StoreUnavailableError(
+                f"the idempotency store (SQLite) is unavailable: {exc}"
+            ) from exc
         except sqlite3.DatabaseError as exc:
             raise CorruptRecordError(f"SQLite store {self.path!r}: {exc}") from exc
 

@@ -7,16 +7,19 @@ cold start and never imports boto3.
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
 
+# Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from polyserve_aws._context import LambdaContext
+    from typing import Any
+
     from polyserve_aws._handler import handler
+    from polyserve_aws.types import LambdaContext
 
 __all__ = ["LambdaContext", "handler"]
 
 _EXPORTS: dict[str, str] = {
-    "LambdaContext": "polyserve_aws._context",
+    "LambdaContext": "polyserve_aws.types",
     "handler": "polyserve_aws._handler",
 }
 

@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Protocol
 
 from polyserve.context import Context
 
-__all__ = ["LambdaContext", "to_context"]
+# Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from polyserve_aws.types import LambdaContext
 
-
-class LambdaContext(Protocol):
-    """The part of the Lambda runtime's context object that polyserve reads.
-
-    The runtime's object has more (``invoked_function_arn``, ``memory_limit_in_mb``,
-    ``log_group_name``, ...); handlers reach it as ``ctx.raw``.
-    """
-
-    @property
-    def aws_request_id(self) -> str: ...
-
-    @property
-    def function_name(self) -> str: ...
-
-    def get_remaining_time_in_millis(self) -> int: ...
+__all__ = ["to_context"]
 
 
 def to_context(lambda_context: LambdaContext | None) -> Context:

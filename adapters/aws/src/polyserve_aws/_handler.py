@@ -21,30 +21,34 @@ so a function that only ever answers HTTP never loads the others.
 
 from __future__ import annotations
 
+import functools
 from importlib import import_module
-from typing import TYPE_CHECKING, Any, Protocol
 
-from polyserve.errors import UnsupportedEventError
+from polyserve.errors import ConfigurationError, UnsupportedEventError
 from polyserve_aws._context import to_context
 
+# Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
+    from typing import Any, Protocol
 
     from polyserve.app import App
     from polyserve.context import Context
-    from polyserve_aws._context import LambdaContext
+    from polyserve_aws.types import LambdaContext
+
+    class Source(Protocol):
+        """One event source family: a module with ``matches`` and ``handle``."""
+
+        def matches(self, raw: dict[str, Any]) -> bool: ...
+
+        def handle(
+            self, app: App, raw: dict[str, Any], context: Context, names: Mapping[str, str]
+        ) -> Any: ...
+
+    from polyserve_aws._visibility import VisibilityClient
 
 __all__ = ["SOURCES", "describe", "handler", "sources"]
-
-
-class Source(Protocol):
-    """One event source family: a module with ``matches`` and ``handle``."""
-
-    def matches(self, raw: dict[str, Any]) -> bool: ...
-
-    def handle(
-        self, app: App, raw: dict[str, Any], context: Context, names: Mapping[str, str]
-    ) -> Any: ...
 
 
 SOURCES: tuple[str, ...] = (
@@ -90,13 +94,25 @@ def describe(event: object) -> dict[str, Any]:
 
 
 def handler(
-    app: App, *, names: Mapping[str, str] | None = None
+    app: App,
+    *,
+    names: Mapping[str, str] | None = None,
+    sqs_client: VisibilityClient | None = None,
+    honor_retry_delay: bool = False,
 ) -> Callable[[Any, LambdaContext], Any]:
     """A Lambda handler running ``app``: ``handler = polyserve_aws.handler(app)``.
 
     ``names`` maps native source ids to registration names: a queue, topic, stream,
     table, bucket, rule or schedule, by ARN or by name (``{"prod-orders-3F2A": "orders"}``).
     An unmapped source keeps its own name.
+
+    ``honor_retry_delay=True`` passes ``Retry(delay=N)`` on to SQS: after each SQS
+    batch, the records that failed with a delay get a visibility timeout of
+    ``ceil(N)`` seconds (0 to 43200) through ``ChangeMessageVisibilityBatch``. The
+    changes are best effort: one that fails is logged, and the response stays the
+    same. ``sqs_client`` makes the calls (anything with
+    ``change_message_visibility_batch``, such as a boto3 SQS client); by default a
+    botocore client is created on first use.
 
     The returned function answers HTTP events with the service's response document,
     returns ``batchItemFailures`` for SQS, Kinesis and DynamoDB batches, and returns
@@ -109,15 +125,30 @@ def handler(
         MalformedEventError: a recognised non-HTTP event cannot be read (HTTP events get
             a 400 response instead, batch records fail alone).
         Exception: whatever a handler raised for an SNS, S3 or EventBridge event.
+
+    Raises:
+        ConfigurationError: ``sqs_client`` is given without ``honor_retry_delay=True``.
     """
     mapping: Mapping[str, str] = dict(names or {})
+    if sqs_client is not None and not honor_retry_delay:
+        raise ConfigurationError("sqs_client is used only with honor_retry_delay=True")
+    # Sources whose events go to another handle than their module's own.
+    handles: dict[object, Callable[[App, dict[str, Any], Context, Mapping[str, str]], Any]] = {}
+    if honor_retry_delay:
+        # Imported now rather than on the first SQS event, since a function that asks
+        # for this takes SQS events; botocore still waits for the first delayed record.
+        from polyserve_aws import _sqs
+        from polyserve_aws._visibility import RetryDelays
+
+        handles[_sqs] = functools.partial(_sqs.handle, retry_delays=RetryDelays(sqs_client))
 
     def lambda_handler(event: Any, lambda_context: LambdaContext) -> Any:
         if isinstance(event, dict):
             # The sources already imported first (a plain list walk), then the rest.
             for source in _loaded if len(_loaded) == len(SOURCES) else sources():
                 if source.matches(event):
-                    return source.handle(app, event, to_context(lambda_context), mapping)
+                    handle = handles.get(source, source.handle) if handles else source.handle
+                    return handle(app, event, to_context(lambda_context), mapping)
         description = describe(event)
         raise UnsupportedEventError(
             f"polyserve-aws does not recognise this event: {description}",

@@ -9,6 +9,10 @@ stops the batch and it and every later record are reported.
 
 Message attributes: ``stringValue`` (String and Number types); a Binary attribute keeps
 its base64 text, because attribute values are strings.
+
+With ``handler(app, honor_retry_delay=True)``, records that failed with
+``Retry(delay=...)`` also get their visibility changed after the batch (see
+``_visibility``); the response is the same either way.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
 
     from polyserve.app import App
     from polyserve.context import Context
+    from polyserve_aws._visibility import RetryDelays
 
 __all__ = ["handle", "is_fifo", "matches", "to_event", "to_native"]
 
@@ -91,8 +96,19 @@ def _message_id(record: dict[str, Any]) -> str:
     return str(record["messageId"])
 
 
-def handle(app: App, raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> Any:
-    """Handle every message; return the ones to redeliver as ``batchItemFailures``."""
+def handle(
+    app: App,
+    raw: dict[str, Any],
+    context: Context,
+    names: Mapping[str, str],
+    *,
+    retry_delays: RetryDelays | None = None,
+) -> Any:
+    """Handle every message; return the ones to redeliver as ``batchItemFailures``.
+
+    With ``retry_delays``, the records that failed with ``Retry(delay=...)`` then get
+    that visibility timeout; nothing that happens there changes the response.
+    """
     records: list[Any] = raw["Records"]
 
     def decode(record: Any) -> tuple[str, object]:
@@ -107,4 +123,7 @@ def handle(app: App, raw: dict[str, Any], context: Context, names: Mapping[str, 
         item_id=_message_id,
         ordered=is_fifo(records[0]),
     )
-    return to_native(result)
+    response = to_native(result)
+    if retry_delays is not None:
+        retry_delays.apply(records, result.failed, context)
+    return response

@@ -9,12 +9,14 @@ from __future__ import annotations
 import binascii
 import datetime as dt
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
 
 from polyserve.errors import MalformedEventError
 
+# Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Any
 
 __all__ = [
     "as_object",
