@@ -14,10 +14,16 @@ a backend's own TTL feature, which stores may use for cleanup only.
 from __future__ import annotations
 
 import enum
+import threading
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, runtime_checkable
 
-__all__ = ["Record", "Status", "Store", "is_live"]
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+_C = TypeVar("_C")
+
+__all__ = ["LazyClient", "Record", "Status", "Store", "is_live"]
 
 
 class Status(str, enum.Enum):
@@ -110,3 +116,39 @@ class Store(Protocol):
     def clear(self) -> None:
         """Remove every record of this store (its table, file or key prefix). For tests."""
         ...
+
+
+class LazyClient(Generic[_C]):
+    """A store's client, created on first use (once, even when threads race).
+
+    A client passed in is used as is and never closed here; one this object
+    created is closed by ``close()``. Stores use it so that constructing a store
+    neither imports its client library nor opens a connection.
+    """
+
+    __slots__ = ("_client", "_factory", "_lock", "_owned")
+
+    def __init__(self, factory: Callable[[], _C], client: _C | None = None) -> None:
+        self._factory = factory
+        self._client = client
+        self._owned = client is None
+        self._lock = threading.Lock()
+
+    def get(self) -> _C:
+        """The client, created by the factory on the first call."""
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._factory()
+                client = self._client
+        return client
+
+    def close(self) -> None:
+        """Close the client if this object created it; the next ``get`` creates a new one."""
+        with self._lock:
+            client = self._client
+            if self._owned:
+                self._client = None
+        if self._owned and client is not None:
+            client.close()  # type: ignore[attr-defined]  # every SDK client used here has close()

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import threading
 from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 from polyserve.errors import (
@@ -44,7 +43,7 @@ from polyserve.errors import (
     RecordTooLargeError,
     StoreUnavailableError,
 )
-from polyserve.idempotency.store import Record, Status, is_live
+from polyserve.idempotency.store import LazyClient, Record, Status, is_live
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -132,9 +131,7 @@ class DynamoDBStore:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._max_attempts = max_attempts
-        self._client = client
-        self._owns_client = client is None
-        self._client_lock = threading.Lock()
+        self._client: LazyClient[DynamoDBClient] = LazyClient(self._new_client, client)
 
     def __repr__(self) -> str:
         return f"DynamoDBStore({self.table_name!r})"
@@ -142,13 +139,7 @@ class DynamoDBStore:
     @property
     def client(self) -> DynamoDBClient:
         """The DynamoDB client, created on first use unless one was given."""
-        client = self._client
-        if client is None:
-            with self._client_lock:
-                if self._client is None:
-                    self._client = self._new_client()
-                client = self._client
-        return client
+        return self._client.get()
 
     def _new_client(self) -> DynamoDBClient:
         try:
@@ -315,9 +306,7 @@ class DynamoDBStore:
 
     def close(self) -> None:
         """Close the connections of a client this store created (a given client stays open)."""
-        if self._owns_client and self._client is not None:
-            self._client.close()
-            self._client = None
+        self._client.close()
 
     def create_table(self) -> None:
         """Create the table (on-demand billing) if it does not exist, and enable TTL.

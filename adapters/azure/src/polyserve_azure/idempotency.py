@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-import threading
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -46,7 +45,7 @@ from polyserve.errors import (
     RecordTooLargeError,
     StoreUnavailableError,
 )
-from polyserve.idempotency.store import Record, Status, is_live
+from polyserve.idempotency.store import LazyClient, Record, Status, is_live
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -127,9 +126,7 @@ class TableStore:
             )
         self.table_name = table_name
         self.max_result_bytes = max_result_bytes
-        self._client = client
-        self._owns_client = client is None
-        self._client_lock = threading.Lock()
+        self._client: LazyClient[TableClient] = LazyClient(self._new_client, client)
         self._connection_string = connection_string
         self._endpoint = endpoint
         self._credential = credential
@@ -148,13 +145,7 @@ class TableStore:
     @property
     def client(self) -> TableClient:
         """The ``TableClient``, created on first use unless one was given."""
-        client = self._client
-        if client is None:
-            with self._client_lock:
-                if self._client is None:
-                    self._client = self._new_client()
-                client = self._client
-        return client
+        return self._client.get()
 
     def _new_client(self) -> TableClient:
         try:
@@ -348,9 +339,7 @@ class TableStore:
 
     def close(self) -> None:
         """Close the connections of a client this store created (a given client stays open)."""
-        if self._owns_client and self._client is not None:
-            self._client.close()
-            self._client = None
+        self._client.close()
 
     def create_table(self) -> None:
         """Create the table if it does not exist (for tests and local development)."""

@@ -38,7 +38,6 @@ import contextlib
 import datetime
 import hashlib
 import math
-import threading
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from polyserve.errors import (
@@ -48,7 +47,7 @@ from polyserve.errors import (
     RecordTooLargeError,
     StoreUnavailableError,
 )
-from polyserve.idempotency.store import Record, Status, is_live
+from polyserve.idempotency.store import LazyClient, Record, Status, is_live
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -123,9 +122,7 @@ class FirestoreStore:
         self._database = database
         self._timeout = timeout
         # google-cloud-firestore's client is typed loosely; it stays Any at this boundary.
-        self._client: Any = client
-        self._owns_client = client is None
-        self._client_lock = threading.Lock()
+        self._client: LazyClient[Any] = LazyClient(self._new_client, client)
         self._call_options: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
@@ -134,13 +131,7 @@ class FirestoreStore:
     @property
     def client(self) -> Any:
         """The ``google.cloud.firestore.Client``, created on first use unless one was given."""
-        client = self._client
-        if client is None:
-            with self._client_lock:
-                if self._client is None:
-                    self._client = self._new_client()
-                client = self._client
-        return client
+        return self._client.get()
 
     def _new_client(self) -> Any:
         try:
@@ -245,9 +236,7 @@ class FirestoreStore:
 
     def close(self) -> None:
         """Close the channel of a client this store created (a given client stays open)."""
-        if self._owns_client and self._client is not None:
-            self._client.close()
-            self._client = None
+        self._client.close()
 
     def _owner_write(self, key: str, token: str, write: Callable[[Any, Any], object]) -> bool:
         """Run ``write(document, precondition)`` iff the record is IN_PROGRESS with ``token``."""
