@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 
+from polyserve._json import dumps
 from polyserve.errors import (
     ConfigurationError,
     HttpError,
@@ -18,7 +19,7 @@ from polyserve.errors import (
     PolyserveError,
     UnsupportedEventError,
 )
-from polyserve.events.http import HttpRequest, HttpResponse
+from polyserve.events.http import Headers, HttpRequest, HttpResponse
 from polyserve.routing import Registration, Route, Router, Trigger, normalize_path
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     _Prepared = tuple[Callable[..., Any], Binder, dict[str, Any], Route]
 
 __all__ = ["App", "error_response", "problem"]
+
+_JSON = Headers((("content-type", "application/json"),))
 
 
 class App(Router):
@@ -386,6 +389,9 @@ def _hook_failed(event: object, exc: Exception, context: Context) -> None:
 
 
 def _render(result: Any, status: int) -> HttpResponse:
+    cls = result.__class__
+    if cls is dict or cls is list:  # the commonest results, first
+        return HttpResponse(status, _JSON, dumps(result))
     if isinstance(result, HttpResponse):
         return result
     if result is None:

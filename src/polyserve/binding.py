@@ -102,7 +102,7 @@ class _Param:
 class Binder:
     """Builds the keyword arguments of one handler. Built once per handler, on first use."""
 
-    __slots__ = ("_body", "_params", "is_async")
+    __slots__ = ("_body", "_params", "_path_only", "is_async")
 
     def __init__(
         self, fn: Callable[..., Any], *, path_params: Sequence[str] = (), http: bool
@@ -126,6 +126,12 @@ class Binder:
             )
         self._params = tuple(params)
         self._body = bodies[0] if bodies else None
+        # The commonest handler takes exactly its path parameters: no loop needed.
+        self._path_only = (
+            bool(params)
+            and all(p.source is _Source.PATH and p.alias == p.name for p in params)
+            and {p.name for p in params} == set(path_params)
+        )
 
     @property
     def body_param(self) -> str | None:
@@ -141,9 +147,11 @@ class Binder:
             UnsupportedMediaTypeError: a body is declared and the content type is not JSON.
             MalformedEventError: the body is not valid JSON.
         """
+        params = request.path_params if path_params is None else path_params
+        if self._path_only:
+            return dict(params)
         kwargs: dict[str, Any] = {}
         errors: list[FieldError] = []
-        params = request.path_params if path_params is None else path_params
         for p in self._params:
             src = p.source
             if src is _Source.REQUEST:
