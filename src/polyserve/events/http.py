@@ -12,7 +12,9 @@ from polyserve.errors import MalformedEventError
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Literal
+    from typing import Any, Literal, TypeVar, overload
+
+    _T = TypeVar("_T")
 
 
 __all__ = ["Headers", "HttpRequest", "HttpResponse", "QueryParams"]
@@ -46,13 +48,26 @@ class _MultiMap(Mapping[str, str]):
                 return v
         raise KeyError(key)
 
-    def get(self, key: str, default: Any = None) -> Any:
-        """The first value of ``key``, or ``default`` (faster than ``Mapping.get``)."""
+    def _first(self, key: str, default: Any = None) -> Any:
         key = self._norm(key)
         for k, v in self._items:
             if k == key:
                 return v
         return default
+
+    if TYPE_CHECKING:
+
+        @overload
+        def get(self, key: str, /) -> str | None: ...
+        @overload
+        def get(self, key: str, /, default: str | _T) -> str | _T: ...
+        def get(self, key: str, /, default: object = None) -> object:
+            """The first value of ``key``, or ``default``."""
+            return self._first(key, default)
+
+    else:
+        # Mapping.get goes through __getitem__ and KeyError; a direct loop is faster.
+        get = _first
 
     def __iter__(self) -> Iterator[str]:
         seen: dict[str, None] = {}
@@ -177,8 +192,7 @@ class HttpRequest:
     @property
     def content_type(self) -> str:
         """The media type of the body, lower-case, without parameters ('' if absent)."""
-        value: str = self.headers.get("content-type", "")
-        return value.split(";", 1)[0].strip().lower()
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
     @property
     def text(self) -> str:
@@ -350,8 +364,7 @@ class HttpResponse:
     @property
     def media_type(self) -> str:
         """The media type of the body, lower-case, without parameters ('' if absent)."""
-        value: str = self.headers.get("content-type", "")
-        return value.split(";", 1)[0].strip().lower()
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
     @property
     def is_text(self) -> bool:
