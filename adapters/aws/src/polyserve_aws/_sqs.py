@@ -68,28 +68,65 @@ def to_event(record: Any, names: Mapping[str, str]) -> Message:
         MalformedEventError: a required field is missing or has the wrong type.
     """
     try:
+        if record.__class__ is dict:
+            message_id = record.get("messageId")
+            body = record.get("body")
+            arn = record.get("eventSourceARN")
+            attributes = record.get("attributes") or {}
+            # One check for the well-formed record; the detailed checks below only run
+            # to say what is wrong with a malformed one.
+            if (
+                message_id.__class__ is str
+                and body.__class__ is str
+                and arn.__class__ is str
+                and attributes.__class__ is dict
+            ):
+                return _message(record, message_id, body, arn, attributes, names)
         record = as_object(record, _WHAT)
-        attributes = as_object(record.get("attributes") or {}, _WHAT, "attributes")
-        message_attributes: dict[str, str] = {}
-        for name, attribute in (record.get("messageAttributes") or {}).items():
+        return _message(
+            record,
+            text(record, "messageId", _WHAT),
+            text(record, "body", _WHAT),
+            text(record, "eventSourceARN", _WHAT),
+            as_object(record.get("attributes") or {}, _WHAT, "attributes"),
+            names,
+        )
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise malformed(_WHAT, exc) from None
+
+
+def _message(
+    record: dict[str, Any],
+    message_id: str,
+    body: str,
+    arn: str,
+    attributes: dict[str, Any],
+    names: Mapping[str, str],
+) -> Message:
+    message_attributes: dict[str, str] = {}
+    raw_attributes = record.get("messageAttributes")
+    if raw_attributes:
+        for name, attribute in raw_attributes.items():
             value = attribute.get("stringValue")
             if value is None:
                 value = attribute.get("binaryValue")
             if isinstance(value, str):
                 message_attributes[name] = value
-        sent = attributes.get("SentTimestamp")
-        return Message(
-            id=text(record, "messageId", _WHAT),
-            body=text(record, "body", _WHAT).encode(),
-            attributes=message_attributes,
-            attempt=int(attributes.get("ApproximateReceiveCount", 1)),
-            enqueued_at=None if sent is None else from_epoch_ms(sent, f"{_WHAT} SentTimestamp"),
-            source=logical_name(text(record, "eventSourceARN", _WHAT), names),
-            group_key=optional_text(attributes, "MessageGroupId", _WHAT),
-            raw=record,
-        )
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise malformed(_WHAT, exc) from None
+    sent = attributes.get("SentTimestamp")
+    group = attributes.get("MessageGroupId")
+    if group is not None and group.__class__ is not str:
+        group = optional_text(attributes, "MessageGroupId", _WHAT)
+    return Message(
+        message_id,
+        body.encode(),
+        message_attributes,
+        int(attributes.get("ApproximateReceiveCount", 1)),
+        None if sent is None else from_epoch_ms(sent, f"{_WHAT} SentTimestamp"),
+        logical_name(arn, names),
+        group,
+        None,
+        record,
+    )
 
 
 def _message_id(record: dict[str, Any]) -> str:
