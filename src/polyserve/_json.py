@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 
@@ -36,15 +36,26 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
-# One encoder for the process: json.dumps with options builds a new one per call.
-_ENCODER = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False)
+_encode: Callable[[Any], str] | None = None
+
+
+def _encoder() -> Callable[[Any], str]:
+    # One encoder for the process (json.dumps with options builds one per call),
+    # created on first use so that importing polyserve does not import json.
+    global _encode
+    import json
+
+    _encode = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False).encode
+    return _encode
 
 
 def dumps(data: Any) -> bytes:
     """Encode ``data`` as compact UTF-8 JSON."""
-    return _ENCODER.encode(data).encode()
+    return (_encode or _encoder())(data).encode()
 
 
 def to_jsonable(data: Any) -> Any:
     """``data`` as plain JSON values (dicts, lists, strings, numbers, booleans, None)."""
+    import json
+
     return json.loads(dumps(data))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 
@@ -65,6 +64,8 @@ class ContextLogger:
             record["traceback"] = "".join(
                 traceback.format_exception(type(exc), exc, exc.__traceback__)
             )
+        import json  # loaded by then: every response or event body has used it
+
         self._logger.log(level, json.dumps(record, default=str))
 
     def debug(self, message: str, **fields: Any) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from polyserve.errors import MalformedEventError
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
@@ -26,6 +24,8 @@ def parse_json(body: bytes | bytearray | str, what: str) -> Any:
             body = body.decode()
         except UnicodeDecodeError:
             pass
+    import json  # on first use: importing polyserve does not import json
+
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 from polyserve._json import dumps
-from polyserve.errors import MalformedEventError
+from polyserve.events._body import parse_json
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
 TYPE_CHECKING = False
@@ -205,12 +204,7 @@ class HttpRequest:
         Raises:
             MalformedEventError: code ``invalid_json`` when the body is not JSON.
         """
-        try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MalformedEventError(
-                f"request body is not valid JSON: {exc}", code="invalid_json"
-            ) from None
+        return parse_json(self.body, "request body")
 
     def with_path_params(self, params: Mapping[str, Any]) -> HttpRequest:
         """A copy carrying the matched route's path parameters."""
