@@ -182,6 +182,7 @@ def test_the_timeout_is_the_delay_rounded_up_and_clamped(delay: float, timeout: 
 
 
 def test_visibility_timeout_is_never_negative_and_refuses_nan() -> None:
+    assert MAX_VISIBILITY_TIMEOUT == 12 * 60 * 60
     assert visibility_timeout(-5) == 0
     with pytest.raises(ValueError, match="NaN"):
         visibility_timeout(math.nan)
@@ -189,12 +190,12 @@ def test_visibility_timeout_is_never_negative_and_refuses_nan() -> None:
 
 def test_calls_hold_at_most_ten_entries_and_one_queue_each() -> None:
     client = RecordingClient()
-    event = sqs_event(*[f"retry:{n}" for n in range(1, 13)])
-    event["Records"] += sqs_event(*[f"retry:{n}" for n in range(13, 24)], arn=OTHER_ARN, first=13)[
-        "Records"
-    ]
-    # Interleave the two queues: the grouping must not depend on the records' order.
-    event["Records"] = event["Records"][::2] + event["Records"][1::2]
+    records = (
+        sqs_event(*[f"retry:{n}" for n in range(1, 13)])["Records"]
+        + sqs_event(*[f"retry:{n}" for n in range(13, 24)], arn=OTHER_ARN, first=13)["Records"]
+    )
+    # Mix the two queues: the grouping must not depend on the records' order.
+    event = {"Records": records[::2] + records[1::2]}
 
     out = run(event, client)
 
@@ -408,6 +409,17 @@ def test_records_without_a_usable_handle_or_arn_are_skipped(
     assert '"message_ids": ["m1"]' in caplog.text
 
 
+def test_a_delay_that_is_not_a_number_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
+    client = RecordingClient()
+
+    with caplog.at_level(logging.WARNING, logger="polyserve"):
+        out = run(sqs_event("retry:nan", "retry:40"), client)
+
+    assert out == failures("m1", "m2")
+    assert client.changes == [(URL, "rh-2", 40)]
+    assert '"message_ids": ["m1"]' in caplog.text
+
+
 def test_no_call_starts_without_the_time_for_it(caplog: pytest.LogCaptureFixture) -> None:
     client = RecordingClient()
     context = FakeLambdaContext(remaining_ms=int(_visibility.CALL_TIME * 1000) - 500)
@@ -487,7 +499,6 @@ def test_the_option_imports_no_botocore() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip().splitlines()[-1] == "[]"
-    assert MAX_VISIBILITY_TIMEOUT == 12 * 60 * 60
 
 
 # Against an SQS-compatible server: moto's standalone server
@@ -520,7 +531,7 @@ def sqs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqsServer]:
     if executable is None:
         skip_or_fail("moto_server is not on PATH; pip install 'moto[server]'")
     (port,) = free_ports(1)
-    workdir: Path = tmp_path_factory.mktemp("moto")
+    workdir = tmp_path_factory.mktemp("moto")
     command = [executable, "-H", HOST, "-p", str(port)]
     with running("moto_server", command, lambda: answers_http(port), workdir):
         yield SqsServer(f"http://{HOST}:{port}")
@@ -564,63 +575,77 @@ def _bodies_visible(client: SQSClient, url: str, wait: int) -> list[str]:
     return sorted(m["Body"] for m in answer.get("Messages", []))
 
 
+def _use_created_client(monkeypatch: pytest.MonkeyPatch, endpoint_url: str, tmp: Path) -> None:
+    """Point the botocore client that polyserve creates at ``endpoint_url``, with test keys."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    # Nothing from the machine's own AWS configuration.
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp / "credentials"))
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_an_unreachable_sqs_leaves_the_response_unchanged(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (port,) = free_ports(1)  # given out and closed again: nothing listens there
+    _use_created_client(monkeypatch, f"http://{HOST}:{port}", tmp_path)
+    handler = polyserve_aws.handler(outcome_app(), honor_retry_delay=True)
+
+    with caplog.at_level(logging.WARNING, logger="polyserve"):
+        out = handler(sqs_event("retry:30", "ok", "retry:5"), FakeLambdaContext())
+
+    assert out == failures("m1", "m3")
+    assert "ChangeMessageVisibilityBatch failed" in caplog.text
+    assert "EndpointConnectionError" in caplog.text
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("client_kind", ["given", "created"])
 def test_delays_reach_a_real_queue(
-    sqs_server: SqsServer, client_kind: str, monkeypatch: pytest.MonkeyPatch
+    sqs_server: SqsServer, client_kind: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     sqs = sqs_server.client()
     queue = f"adoptions-{client_kind}"
     url = sqs.create_queue(QueueName=queue, Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
-    bodies = [
-        "ok",
-        "fail",
-        "retry",
-        "retry:0",
-        "retry:1.5",
-        *[f"retry:{n}" for n in range(300, 311)],
-    ]
+    # 16 messages, 13 of them delayed: two ChangeMessageVisibilityBatch calls.
+    delayed = ["retry:0", "retry:2.5", *[f"retry:{n}" for n in range(300, 311)]]
+    bodies = ["ok", "fail", "retry", *delayed]
     for start in range(0, len(bodies), 10):
+        entries = bodies[start : start + 10]
         sqs.send_message_batch(
-            QueueUrl=url,
-            Entries=[
-                {"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])
-            ],
+            QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(entries)]
         )
     event = _lambda_records(sqs_server, queue, _receive_all(sqs, url, len(bodies)))
     given: VisibilityClient | None = sqs
     if client_kind == "created":
-        # The client polyserve creates itself, pointed at the server as botocore allows.
         given = None
-        monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", sqs_server.endpoint_url)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", sqs_server.access_key_id)
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", sqs_server.secret_access_key)
-        monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        _use_created_client(monkeypatch, sqs_server.endpoint_url, tmp_path)
     handler = polyserve_aws.handler(outcome_app(), sqs_client=given, honor_retry_delay=True)
 
     out = handler(event, FakeLambdaContext())
-    changed_at = time.monotonic()
+    handled_at = time.monotonic()
 
-    by_body = {r["body"]: r["messageId"] for r in event["Records"]}
+    message_ids = {r["body"]: r["messageId"] for r in event["Records"]}
     assert sorted(f["itemIdentifier"] for f in out["batchItemFailures"]) == sorted(
-        by_body[b] for b in bodies if b != "ok"
+        message_ids[b] for b in bodies if b != "ok"
     )
-    # Delay 0 is visible again at once; delay 1.5 after 2 s; the others keep 60 s or 300 s+.
+    # Delay 0 is visible again at once, delay 2.5 after 3 s. The others keep the
+    # queue's 60 s ("fail", "retry", and "ok", which Lambda would delete) or 300 s+.
     assert _bodies_visible(sqs, url, wait=0) == ["retry:0"]
-    assert _bodies_visible(sqs, url, wait=0) == []
-    seen = _bodies_visible(sqs, url, wait=5)
-    assert seen == ["retry:1.5"]
-    assert time.monotonic() - changed_at >= 1.0
+    assert _bodies_visible(sqs, url, wait=10) == ["retry:2.5"]
+    assert time.monotonic() - handled_at >= 2.0
     assert _bodies_visible(sqs, url, wait=1) == []
 
 
 @pytest.mark.integration
-def test_a_stale_receipt_handle_keeps_the_response(
+def test_a_refused_receipt_handle_keeps_the_response(
     sqs_server: SqsServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     sqs = sqs_server.client()
-    queue = "adoptions-stale"
+    queue = "adoptions-refused"
     url = sqs.create_queue(QueueName=queue)["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="retry:30")
     event = _lambda_records(sqs_server, queue, _receive_all(sqs, url, 1))
@@ -631,4 +656,5 @@ def test_a_stale_receipt_handle_keeps_the_response(
         out = handler(event, FakeLambdaContext())
 
     assert out == failures(event["Records"][0]["messageId"])
-    assert "visibility" in caplog.text
+    assert "SQS refused some visibility changes" in caplog.text
+    assert "ReceiptHandleIsInvalid" in caplog.text

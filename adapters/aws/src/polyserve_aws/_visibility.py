@@ -218,8 +218,10 @@ def _entries_by_queue(
     # queue may deliver one message twice in a batch, so an id can name several records.
     positions: dict[str, list[int]] = {}
     for index, record in enumerate(records):
-        message_id = record.get("messageId") if isinstance(record, dict) else None
-        key = message_id if isinstance(message_id, str) else str(index)
+        try:
+            key = str(record["messageId"])
+        except (KeyError, TypeError, IndexError):
+            key = str(index)
         positions.setdefault(key, []).append(index)
     queues: dict[str, tuple[str, list[tuple[VisibilityEntry, str]]]] = {}
     skipped: list[str] = []
