@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
+import time
+
 import nox
 
 nox.options.default_venv_backend = "uv"
@@ -53,10 +58,42 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Import time and per-invocation overhead against hand-written handlers (reports only)."""
+    """Import time and per-invocation overhead against hand-written handlers (reports only).
+
+    The idempotency benchmark runs too when ``redis-server`` is installed: it gets a
+    server of its own on a free loopback port for the length of the run.
+    """
     session.run_install("uv", "sync", "--all-packages", "--locked",
                         env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location})  # fmt: skip
     session.run("python", "benchmarks/run.py", *session.posargs)
+    if shutil.which("redis-server") is None:
+        session.warn("redis-server is not installed: the idempotency benchmark is skipped")
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(0.5)
+        session.run(
+            "python", "benchmarks/bench_idempotency.py", "--redis-url", f"redis://127.0.0.1:{port}"
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 @nox.session

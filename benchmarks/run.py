@@ -244,6 +244,9 @@ handler = polyserve_aws.handler(app)
 
 
 def run(rounds: int = 25, inner: int = 200) -> list[Row]:
+    import logging
+
+    logging.getLogger("polyserve").disabled = True  # measure dispatch, not log formatting
     app = build_app()
     handler = polyserve_aws.handler(app)
     ctx = _LambdaContext()
@@ -256,10 +259,6 @@ def run(rounds: int = 25, inner: int = 200) -> list[Row]:
     assert handler(get1, ctx)["statusCode"] == bare_get_v1(get1, ctx)["statusCode"] == 200
     assert handler(post_bad, ctx)["statusCode"] == bare_post(post_bad, ctx)["statusCode"] == 422
     assert len(handler(batch, ctx)["batchItemFailures"]) == 2
-
-    import logging
-
-    logging.getLogger("polyserve").disabled = True  # measure dispatch, not log formatting
 
     rows = [
         _compare("GET path param (REST v1)", lambda: handler(get1, ctx),
