@@ -118,3 +118,18 @@ def test_is_text_decides_base64(response: HttpResponse, is_text: bool) -> None:
 def test_explicit_content_type_is_kept() -> None:
     response = HttpResponse.json([1], headers={"Content-Type": "application/vnd.x+json"})
     assert response.headers.get_all("content-type") == ["application/vnd.x+json"]
+
+
+@pytest.mark.parametrize(
+    ("response", "text"),
+    [
+        (HttpResponse.text("héllo"), "héllo"),
+        (HttpResponse.json({"a": 1}), '{"a":1}'),
+        (HttpResponse.binary(b"\x89PNG", media_type="image/png"), None),
+        (HttpResponse.binary(b"\xff\xfe", media_type="text/plain"), None),
+        (HttpResponse.empty(), ""),
+    ],
+)
+def test_as_text_agrees_with_is_text(response: HttpResponse, text: str | None) -> None:
+    assert response.as_text() == text
+    assert response.is_text is (text is not None)

@@ -374,6 +374,22 @@ class HttpResponse:
             return False
         return True
 
+    def as_text(self) -> str | None:
+        """The body as text when it can travel as text (``is_text``), else ``None``.
+
+        One decode: cheaper than checking ``is_text`` and then decoding.
+        """
+        body = self.body
+        if not body:
+            return ""
+        media = self.media_type
+        if not (media.startswith(_TEXT_TYPES) or media.endswith(_TEXT_SUFFIXES)):
+            return None
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
     @property
     def text_body(self) -> str:
         return self.body.decode("utf-8", errors="replace")

@@ -88,9 +88,7 @@ def request_body(raw: dict[str, Any], what: str) -> bytes:
 
 def response_body(response: HttpResponse) -> tuple[str, bool]:
     """``(body, isBase64Encoded)``: text travels as is, anything else as base64."""
-    body = response.body
-    if not body:
-        return "", False
-    if response.is_text:
-        return body.decode(), False
-    return b2a_base64(body, newline=False).decode("ascii"), True
+    text = response.as_text()
+    if text is not None:
+        return text, False
+    return b2a_base64(response.body, newline=False).decode("ascii"), True
