@@ -460,6 +460,7 @@ def _strip_optional(tp: Any) -> tuple[Any, bool]:
     if _is_union(tp):
         args = [a for a in get_args(tp) if a is not type(None)]
         if len(args) < len(get_args(tp)):
+            # Union[...] built at run time from a tuple of types has no `X | Y` spelling.
             return (args[0] if len(args) == 1 else Union[tuple(args)]), True  # noqa: UP007
     return tp, False
 
