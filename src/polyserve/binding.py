@@ -102,7 +102,7 @@ class _Param:
 class Binder:
     """Builds the keyword arguments of one handler. Built once per handler, on first use."""
 
-    __slots__ = ("_body", "_params", "_path_only", "is_async")
+    __slots__ = ("_body", "_event_only", "_params", "_path_only", "is_async")
 
     def __init__(
         self, fn: Callable[..., Any], *, path_params: Sequence[str] = (), http: bool
@@ -131,6 +131,13 @@ class Binder:
             bool(params)
             and all(p.source is _Source.PATH and p.alias == p.name for p in params)
             and {p.name for p in params} == set(path_params)
+        )
+        # The commonest event handler takes exactly the event: (name, type), else None.
+        only = params[0] if len(params) == 1 else None
+        self._event_only: tuple[str, Any] | None = (
+            (only.name, only.annotation)
+            if only is not None and only.source is _Source.EVENT
+            else None
         )
 
     @property
@@ -199,6 +206,9 @@ class Binder:
             UnsupportedEventError: the handler's declared event type is not what arrived.
             EventValidationError: the payload does not validate against the declared type.
         """
+        only = self._event_only
+        if only is not None and (only[1] is Any or event.__class__ is only[1]):
+            return {only[0]: event}
         kwargs: dict[str, Any] = {}
         for p in self._params:
             if p.source is _Source.CONTEXT:

@@ -10,13 +10,14 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+# First bytes that UTF-8 text without a BOM never starts with (a BOM, UTF-16/32).
+_NOT_PLAIN_UTF8 = frozenset(b"\xef\xfe\xff\x00")
+
+
 def parse_json(body: bytes | bytearray | str, what: str) -> Any:
     """``body`` parsed as JSON, or ``MalformedEventError`` (code ``invalid_json``)."""
-    if isinstance(body, (bytes, bytearray)) and body[:1] not in (
-        b"\xef",
-        b"\xfe",
-        b"\xff",
-        b"\x00",
+    if (body.__class__ is bytes or isinstance(body, (bytes, bytearray))) and (
+        not body or body[0] not in _NOT_PLAIN_UTF8
     ):
         # Most bodies are UTF-8 without a BOM: decoding first skips json's encoding
         # detection. Anything else (UTF-16/32, a BOM) goes to json.loads as bytes.

@@ -127,6 +127,46 @@ def _v1_request(raw: dict[str, Any], context: Context, what: str) -> HttpRequest
 
 
 def _v2_request(raw: dict[str, Any], context: Context, what: str) -> HttpRequest:
+    request_context: Any = raw.get("requestContext")
+    http: Any = request_context.get("http") if request_context.__class__ is dict else None
+    if http.__class__ is dict and not raw.get("cookies"):
+        method = http.get("method")
+        path = raw.get("rawPath")
+        raw_query = raw.get("rawQueryString")
+        client = http.get("sourceIp")
+        request_id = request_context.get("requestId")
+        headers = raw.get("headers")
+        # One check for the well-formed event; the detailed checks below only run
+        # to say what is wrong with a malformed one.
+        if (
+            method.__class__ is str
+            and path.__class__ is str
+            and (raw_query is None or raw_query.__class__ is str)
+            and (client is None or client.__class__ is str)
+            and (request_id is None or request_id.__class__ is str)
+            and (
+                headers is None
+                or (
+                    headers.__class__ is dict
+                    and all(value.__class__ is str for value in headers.values())
+                )
+            )
+        ):
+            return HttpRequest(
+                method,
+                percent_decoded(path),
+                QueryParams.from_string(raw_query) if raw_query else NO_QUERY,
+                Headers(headers) if headers else NO_HEADERS,
+                request_body(raw, what),
+                {},
+                client,
+                request_id or context.invocation_id,
+                raw,
+            )
+    return _v2_checked(raw, context, what)
+
+
+def _v2_checked(raw: dict[str, Any], context: Context, what: str) -> HttpRequest:
     request_context = as_object(raw.get("requestContext"), what, "requestContext")
     http = as_object(request_context.get("http"), what, "requestContext.http")
     headers = pairs(raw.get("headers"), what, "headers")

@@ -69,6 +69,11 @@ _loaded: list[Source] = []
 def sources() -> Iterator[Source]:
     """The event sources in order, importing each the first time it is reached."""
     yield from _loaded
+    yield from _unloaded()
+
+
+def _unloaded() -> Iterator[Source]:
+    # The sources not imported yet, importing each as it is reached.
     for name in SOURCES[len(_loaded) :]:
         module: Source = import_module(f"polyserve_aws.{name}")
         _loaded.append(module)
@@ -145,7 +150,11 @@ def handler(
     def lambda_handler(event: Any, lambda_context: LambdaContext) -> Any:
         if isinstance(event, dict):
             # The sources already imported first (a plain list walk), then the rest.
-            for source in _loaded if len(_loaded) == len(SOURCES) else sources():
+            for source in _loaded:
+                if source.matches(event):
+                    handle = handles.get(source, source.handle) if handles else source.handle
+                    return handle(app, event, to_context(lambda_context), mapping)
+            for source in _unloaded():
                 if source.matches(event):
                     handle = handles.get(source, source.handle) if handles else source.handle
                     return handle(app, event, to_context(lambda_context), mapping)

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["handle", "is_fifo", "matches", "to_event", "to_native"]
 
 _WHAT = "SQS record"
+_SENT = f"{_WHAT} SentTimestamp"
 
 to_native = batch_response
 
@@ -121,7 +122,7 @@ def _message(
         body.encode(),
         message_attributes,
         int(attributes.get("ApproximateReceiveCount", 1)),
-        None if sent is None else from_epoch_ms(sent, f"{_WHAT} SentTimestamp"),
+        None if sent is None else from_epoch_ms(sent, _SENT),
         logical_name(arn, names),
         group,
         None,
