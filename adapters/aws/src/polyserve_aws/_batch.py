@@ -7,12 +7,40 @@ response counts as success for the whole batch.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from polyserve.batch import BatchResult
+    from collections.abc import Callable, Mapping
 
-__all__ = ["batch_response"]
+    from polyserve.app import App
+    from polyserve.batch import BatchResult
+    from polyserve.context import Context
+    from polyserve.events import Message, StreamRecord
+    from polyserve.routing import Trigger
+
+__all__ = ["batch_response", "handle_records"]
+
+
+def handle_records(
+    app: App,
+    trigger: Trigger,
+    records: list[Any],
+    context: Context,
+    *,
+    to_event: Callable[[Any, Mapping[str, str]], Message | StreamRecord],
+    names: Mapping[str, str],
+    item_id: Callable[[Any], str],
+    ordered: bool,
+) -> BatchResult:
+    """Decode and handle each record of an SQS, Kinesis or DynamoDB Streams batch."""
+
+    def decode(record: Any) -> tuple[str, object]:
+        event = to_event(record, names)
+        return event.source, event
+
+    return app.handle_batch(
+        trigger, records, context, decode=decode, item_id=item_id, ordered=ordered
+    )
 
 
 def batch_response(result: BatchResult) -> dict[str, list[dict[str, str]]]:

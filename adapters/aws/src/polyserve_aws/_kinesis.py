@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from polyserve.events import Message
 from polyserve.routing import Trigger
-from polyserve_aws._batch import batch_response
+from polyserve_aws._batch import batch_response, handle_records
 from polyserve_aws._wire import (
     as_object,
     decode_base64,
@@ -78,17 +78,8 @@ def _sequence_number(record: dict[str, Any]) -> str:
 
 def handle(app: App, raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> Any:
     """Handle the records in order; report the first failure and everything after it."""
-
-    def decode(record: Any) -> tuple[str, object]:
-        message = to_event(record, names)
-        return message.source, message
-
-    result = app.handle_batch(
-        Trigger.STREAM,
-        raw["Records"],
-        context,
-        decode=decode,
-        item_id=_sequence_number,
-        ordered=True,
-    )
+    result = handle_records(
+        app, Trigger.STREAM, raw["Records"], context,
+        to_event=to_event, names=names, item_id=_sequence_number, ordered=True,
+    )  # fmt: skip
     return to_native(result)

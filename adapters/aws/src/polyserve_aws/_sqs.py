@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from polyserve.events import Message
 from polyserve.routing import Trigger
-from polyserve_aws._batch import batch_response
+from polyserve_aws._batch import batch_response, handle_records
 from polyserve_aws._wire import (
     as_object,
     first_record,
@@ -148,19 +148,10 @@ def handle(
     that visibility timeout; nothing that happens there changes the response.
     """
     records: list[Any] = raw["Records"]
-
-    def decode(record: Any) -> tuple[str, object]:
-        message = to_event(record, names)
-        return message.source, message
-
-    result = app.handle_batch(
-        Trigger.QUEUE,
-        records,
-        context,
-        decode=decode,
-        item_id=_message_id,
-        ordered=is_fifo(records[0]),
-    )
+    result = handle_records(
+        app, Trigger.QUEUE, records, context,
+        to_event=to_event, names=names, item_id=_message_id, ordered=is_fifo(records[0]),
+    )  # fmt: skip
     response = to_native(result)
     if retry_delays is not None:
         retry_delays.apply(records, result.failed, context)
