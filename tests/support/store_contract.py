@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FakeClock",
     "RaceReport",
+    "StoreContract",
     "StoreFactory",
     "check_crash_recovery",
     "check_exactly_once_across_processes",
@@ -54,6 +55,8 @@ __all__ = [
     "check_exception_cleanup",
     "check_expiry",
     "check_mismatch",
+    "check_single_takeover",
+    "check_stale_owner",
     "make_lifecycle_machine",
     "namespaced",
 ]
@@ -607,3 +610,114 @@ def make_lifecycle_machine(make_store: StoreFactory) -> type[RuleBasedStateMachi
             _close(self.store)
 
     return StoreLifecycle
+
+
+_NOW = 1_700_000_000.0
+_LIVE = {"lock_expires_at": _NOW + 30, "expires_at": _NOW + 600, "now": _NOW}
+_AFTER_LOCK = {"lock_expires_at": _NOW + 90, "expires_at": _NOW + 600, "now": _NOW + 60}
+
+
+def check_single_takeover(make_store: StoreFactory, callers: int = 8) -> None:
+    """Callers racing to take over one dead IN_PROGRESS record: exactly one wins."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = f"takeover-{uuid.uuid4().hex}"
+    stores = [make_store() for _ in range(callers)]
+    try:
+        assert stores[0].acquire(key, token="dead", fingerprint=None, **_LIVE) is None
+
+        def take(index: int) -> Record | None:
+            return stores[index].acquire(
+                key, token=f"caller-{index}", fingerprint=None, **_AFTER_LOCK
+            )
+
+        with ThreadPoolExecutor(callers) as pool:
+            answers = list(pool.map(take, range(callers)))
+        winners = [i for i, answer in enumerate(answers) if answer is None]
+        assert len(winners) == 1, answers
+        stored = stores[0].get(key)
+        assert stored is not None
+        assert stored.token == f"caller-{winners[0]}"
+        assert all(answer == stored for answer in answers if answer is not None)
+    finally:
+        for store in stores:
+            _close(store)
+
+
+def check_stale_owner(make_store: StoreFactory) -> None:
+    """An owner whose lock expired and was taken over can neither complete nor release."""
+    first, second = make_store(), make_store()
+    key = f"stale-{uuid.uuid4().hex}"
+    try:
+        assert first.acquire(key, token="a", fingerprint=None, **_LIVE) is None
+        assert second.acquire(key, token="b", fingerprint="fp", **_AFTER_LOCK) is None
+        assert not first.complete(key, token="a", result=b"late", expires_at=_NOW + 600)
+        assert not first.release(key, token="a")
+        assert second.complete(key, token="b", result=b"on time", expires_at=_NOW + 600)
+        stored = first.get(key)
+        assert stored is not None
+        assert (stored.status, stored.token, stored.result) == (
+            Status.COMPLETED, "b", b"on time",
+        )  # fmt: skip
+    finally:
+        _close(first)
+        _close(second)
+
+
+class StoreContract:
+    """The contract as test methods: subclass it in a store's test module and give it a
+    ``make_store`` fixture returning a picklable store factory::
+
+        @pytest.mark.integration
+        class TestDynamoDBStoreContract(StoreContract):
+            @pytest.fixture
+            def make_store(self, dynamodb_factory: DynamoDBStoreFactory) -> StoreFactory:
+                return dynamodb_factory
+    """
+
+    processes = 16
+    lifecycle_examples = 15
+    lifecycle_steps = 10
+
+    def test_one_of_many_processes_runs_the_handler(
+        self, make_store: StoreFactory, tmp_path: Path
+    ) -> None:
+        report = check_exactly_once_across_processes(
+            make_store, n_procs=self.processes, workdir=tmp_path
+        )
+        assert (report.callers, report.executions) == (self.processes, 1)
+        assert report.results + report.in_progress == self.processes
+
+    def test_killed_worker_is_retried_after_its_lock_expires(
+        self, make_store: StoreFactory, tmp_path: Path
+    ) -> None:
+        check_crash_recovery(make_store, workdir=tmp_path)
+
+    def test_results_and_locks_expire(self, make_store: StoreFactory) -> None:
+        check_expiry(make_store)
+
+    def test_reused_key_with_another_payload_is_refused(self, make_store: StoreFactory) -> None:
+        check_mismatch(make_store)
+
+    def test_raising_handler_leaves_no_record(self, make_store: StoreFactory) -> None:
+        check_exception_cleanup(make_store)
+
+    def test_one_caller_takes_over_a_dead_record(self, make_store: StoreFactory) -> None:
+        check_single_takeover(make_store)
+
+    def test_stale_owner_cannot_complete_or_release(self, make_store: StoreFactory) -> None:
+        check_stale_owner(make_store)
+
+    def test_store_follows_the_record_lifecycle_model(self, make_store: StoreFactory) -> None:
+        from hypothesis import HealthCheck, settings
+        from hypothesis.stateful import run_state_machine_as_test
+
+        run_state_machine_as_test(
+            make_lifecycle_machine(make_store),
+            settings=settings(
+                max_examples=self.lifecycle_examples,
+                stateful_step_count=self.lifecycle_steps,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow],
+            ),
+        )

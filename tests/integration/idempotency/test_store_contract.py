@@ -272,3 +272,12 @@ def test_redis_clear_removes_only_its_prefix(redis_server: RedisServer) -> None:
     assert theirs.get("k") is not None
     mine.close()
     theirs.close()
+
+
+# These use several store instances on one backend, so they need a shared one.
+def test_one_caller_takes_over_a_dead_record(make_shared_store: contract.StoreFactory) -> None:
+    contract.check_single_takeover(make_shared_store)
+
+
+def test_stale_owner_cannot_complete_or_release(make_shared_store: contract.StoreFactory) -> None:
+    contract.check_stale_owner(make_shared_store)

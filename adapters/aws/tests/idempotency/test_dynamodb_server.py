@@ -4,28 +4,16 @@ from __future__ import annotations
 
 import os
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from hypothesis import HealthCheck, settings
-from hypothesis.stateful import run_state_machine_as_test
-from tests.support.store_contract import (
-    check_crash_recovery,
-    check_exactly_once_across_processes,
-    check_exception_cleanup,
-    check_expiry,
-    check_mismatch,
-    make_lifecycle_machine,
-)
+from tests.support.store_contract import StoreContract, StoreFactory
 
 from polyserve.errors import CorruptRecordError, RecordTooLargeError
-from polyserve.idempotency.store import Record, Status
+from polyserve.idempotency.store import Status
 from polyserve_aws.idempotency import ITEM_SIZE_LIMIT
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from adapters.aws.tests.idempotency.factories import ClosingDynamoDBStore, DynamoDBStoreFactory
 
 pytestmark = pytest.mark.integration
@@ -33,71 +21,12 @@ pytestmark = pytest.mark.integration
 NOW = 1_700_000_000.0
 
 
-def test_one_of_sixteen_processes_runs_the_handler(
-    dynamodb_factory: DynamoDBStoreFactory, tmp_path: Path
-) -> None:
-    report = check_exactly_once_across_processes(dynamodb_factory, n_procs=16, workdir=tmp_path)
+class TestDynamoDBStoreContract(StoreContract):
+    """The shared store contract, against the real server."""
 
-    assert (report.callers, report.executions) == (16, 1)
-    assert report.results + report.in_progress == 16
-
-
-def test_killed_worker_is_retried_after_its_lock_expires(
-    dynamodb_factory: DynamoDBStoreFactory, tmp_path: Path
-) -> None:
-    check_crash_recovery(dynamodb_factory, workdir=tmp_path)
-
-
-def test_results_and_locks_expire(dynamodb_factory: DynamoDBStoreFactory) -> None:
-    check_expiry(dynamodb_factory)
-
-
-def test_reused_key_with_another_payload_is_refused(
-    dynamodb_factory: DynamoDBStoreFactory,
-) -> None:
-    check_mismatch(dynamodb_factory)
-
-
-def test_raising_handler_leaves_no_record(dynamodb_factory: DynamoDBStoreFactory) -> None:
-    check_exception_cleanup(dynamodb_factory)
-
-
-def test_store_follows_the_record_lifecycle_model(dynamodb_factory: DynamoDBStoreFactory) -> None:
-    run_state_machine_as_test(
-        make_lifecycle_machine(dynamodb_factory),
-        settings=settings(
-            max_examples=15,
-            stateful_step_count=10,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow],
-        ),
-    )
-
-
-def test_one_caller_takes_over_a_dead_record(dynamodb_factory: DynamoDBStoreFactory) -> None:
-    key = f"takeover-{uuid.uuid4().hex}"
-    stores = [dynamodb_factory() for _ in range(8)]
-    try:
-        first = {"lock_expires_at": NOW + 30, "expires_at": NOW + 600, "now": NOW}
-        assert stores[0].acquire(key, token="dead", fingerprint=None, **first) is None
-        after_lock = {"lock_expires_at": NOW + 90, "expires_at": NOW + 600, "now": NOW + 60}
-
-        def take(index: int) -> Record | None:
-            token = f"caller-{index}"
-            return stores[index].acquire(key, token=token, fingerprint=None, **after_lock)
-
-        with ThreadPoolExecutor(len(stores)) as pool:
-            answers = list(pool.map(take, range(len(stores))))
-
-        winners = [i for i, answer in enumerate(answers) if answer is None]
-        assert len(winners) == 1, answers
-        stored = stores[0].get(key)
-        assert stored is not None
-        assert stored.token == f"caller-{winners[0]}"
-        assert all(answer == stored for answer in answers if answer is not None)
-    finally:
-        for store in stores:
-            store.close()
+    @pytest.fixture
+    def make_store(self, dynamodb_factory: DynamoDBStoreFactory) -> StoreFactory:
+        return dynamodb_factory
 
 
 def count_requests(store: ClosingDynamoDBStore) -> list[str]:

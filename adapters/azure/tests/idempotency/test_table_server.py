@@ -6,22 +6,12 @@ import hashlib
 import os
 import socket
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from adapters.azure.tests.idempotency.factories import ClosingTableStore, TableStoreFactory
-from hypothesis import HealthCheck, settings
-from hypothesis.stateful import run_state_machine_as_test
 from tests.support.servers import AZURITE_ACCOUNT_KEY, AZURITE_ACCOUNT_NAME
-from tests.support.store_contract import (
-    check_crash_recovery,
-    check_exactly_once_across_processes,
-    check_exception_cleanup,
-    check_expiry,
-    check_mismatch,
-    make_lifecycle_machine,
-)
+from tests.support.store_contract import StoreContract, StoreFactory
 
 from polyserve.errors import CorruptRecordError, RecordTooLargeError, StoreUnavailableError
 from polyserve.idempotency.store import Record, Status
@@ -29,7 +19,6 @@ from polyserve_azure.idempotency import CHUNK_BYTES, TableStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
 NOW = 1_700_000_000.0
 TIMES = {"lock_expires_at": NOW + 30, "expires_at": NOW + 600, "now": NOW}
@@ -38,75 +27,12 @@ integration = pytest.mark.integration
 
 
 @integration
-def test_one_of_sixteen_processes_runs_the_handler(
-    table_factory: TableStoreFactory, tmp_path: Path
-) -> None:
-    report = check_exactly_once_across_processes(table_factory, n_procs=16, workdir=tmp_path)
+class TestTableStoreContract(StoreContract):
+    """The shared store contract, against the real server."""
 
-    assert (report.callers, report.executions) == (16, 1)
-    assert report.results + report.in_progress == 16
-
-
-@integration
-def test_killed_worker_is_retried_after_its_lock_expires(
-    table_factory: TableStoreFactory, tmp_path: Path
-) -> None:
-    check_crash_recovery(table_factory, workdir=tmp_path)
-
-
-@integration
-def test_results_and_locks_expire(table_factory: TableStoreFactory) -> None:
-    check_expiry(table_factory)
-
-
-@integration
-def test_reused_key_with_another_payload_is_refused(table_factory: TableStoreFactory) -> None:
-    check_mismatch(table_factory)
-
-
-@integration
-def test_raising_handler_leaves_no_record(table_factory: TableStoreFactory) -> None:
-    check_exception_cleanup(table_factory)
-
-
-@integration
-def test_store_follows_the_record_lifecycle_model(table_factory: TableStoreFactory) -> None:
-    run_state_machine_as_test(
-        make_lifecycle_machine(table_factory),
-        settings=settings(
-            max_examples=15,
-            stateful_step_count=10,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow],
-        ),
-    )
-
-
-@integration
-def test_one_caller_takes_over_a_dead_record(table_factory: TableStoreFactory) -> None:
-    key = f"takeover-{uuid.uuid4().hex}"
-    stores = [table_factory() for _ in range(8)]
-    try:
-        first = {"lock_expires_at": NOW + 30, "expires_at": NOW + 600, "now": NOW}
-        assert stores[0].acquire(key, token="dead", fingerprint=None, **first) is None
-        after_lock = {"lock_expires_at": NOW + 90, "expires_at": NOW + 600, "now": NOW + 60}
-
-        def take(index: int) -> Record | None:
-            token = f"caller-{index}"
-            return stores[index].acquire(key, token=token, fingerprint=None, **after_lock)
-
-        with ThreadPoolExecutor(len(stores)) as pool:
-            answers = list(pool.map(take, range(len(stores))))
-
-        winners = [i for i, answer in enumerate(answers) if answer is None]
-        assert len(winners) == 1, answers
-        stored = stores[0].get(key)
-        assert stored is not None
-        assert stored.token == f"caller-{winners[0]}"
-        assert all(answer == stored for answer in answers if answer is not None)
-    finally:
-        for store in stores:
-            store.close()
+    @pytest.fixture
+    def make_store(self, table_factory: TableStoreFactory) -> StoreFactory:
+        return table_factory
 
 
 @pytest.fixture
@@ -170,28 +96,6 @@ def test_dead_record_is_taken_over_in_one_more_request(
 
     assert sent == ["POST", "GET", "PUT"]
     assert store.get(key) == Record(key, Status.IN_PROGRESS, "b", "f2", NOW + 40, NOW + 700, None)
-
-
-@integration
-def test_stale_owner_cannot_complete_or_release(table_factory: TableStoreFactory) -> None:
-    first, second = table_factory(), table_factory()
-    key = f"stale-{uuid.uuid4().hex}"
-    try:
-        assert first.acquire(key, token="a", fingerprint=None, **TIMES) is None
-        after_lock = {"lock_expires_at": NOW + 60, "expires_at": NOW + 600, "now": NOW + 31}
-        assert second.acquire(key, token="b", fingerprint=None, **after_lock) is None
-
-        # first still remembers the ETag of its own write, which no longer matches.
-        assert not first.complete(key, token="a", result=b"late", expires_at=NOW + 600)
-        assert not first.release(key, token="a")
-        assert second.complete(key, token="b", result=b"on time", expires_at=NOW + 600)
-
-        stored = first.get(key)
-        assert stored is not None
-        assert (stored.token, stored.result) == ("b", b"on time")
-    finally:
-        first.close()
-        second.close()
 
 
 @integration

@@ -11,28 +11,16 @@ import hashlib
 import os
 import socket
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from hypothesis import HealthCheck, settings
-from hypothesis.stateful import run_state_machine_as_test
-from tests.support.store_contract import (
-    check_crash_recovery,
-    check_exactly_once_across_processes,
-    check_exception_cleanup,
-    check_expiry,
-    check_mismatch,
-    make_lifecycle_machine,
-)
+from tests.support.store_contract import StoreContract, StoreFactory
 
 from polyserve.errors import CorruptRecordError, RecordTooLargeError, StoreUnavailableError
-from polyserve.idempotency.store import Record, Status
+from polyserve.idempotency.store import Status
 from polyserve_gcp.idempotency import DOCUMENT_SIZE_LIMIT, FirestoreStore
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from adapters.gcp.tests.idempotency.factories import (
         ClosingFirestoreStore,
         FirestoreStoreFactory,
@@ -45,97 +33,12 @@ integration = pytest.mark.integration
 
 
 @integration
-def test_one_of_sixteen_processes_runs_the_handler(
-    firestore_factory: FirestoreStoreFactory, tmp_path: Path
-) -> None:
-    report = check_exactly_once_across_processes(firestore_factory, n_procs=16, workdir=tmp_path)
+class TestFirestoreStoreContract(StoreContract):
+    """The shared store contract, against the real server."""
 
-    assert (report.callers, report.executions) == (16, 1)
-    assert report.results + report.in_progress == 16
-
-
-@integration
-def test_killed_worker_is_retried_after_its_lock_expires(
-    firestore_factory: FirestoreStoreFactory, tmp_path: Path
-) -> None:
-    check_crash_recovery(firestore_factory, workdir=tmp_path)
-
-
-@integration
-def test_results_and_locks_expire(firestore_factory: FirestoreStoreFactory) -> None:
-    check_expiry(firestore_factory)
-
-
-@integration
-def test_reused_key_with_another_payload_is_refused(
-    firestore_factory: FirestoreStoreFactory,
-) -> None:
-    check_mismatch(firestore_factory)
-
-
-@integration
-def test_raising_handler_leaves_no_record(firestore_factory: FirestoreStoreFactory) -> None:
-    check_exception_cleanup(firestore_factory)
-
-
-@integration
-def test_store_follows_the_record_lifecycle_model(
-    firestore_factory: FirestoreStoreFactory,
-) -> None:
-    run_state_machine_as_test(
-        make_lifecycle_machine(firestore_factory),
-        settings=settings(
-            max_examples=15,
-            stateful_step_count=10,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow],
-        ),
-    )
-
-
-@integration
-def test_one_caller_takes_over_a_dead_record(firestore_factory: FirestoreStoreFactory) -> None:
-    key = f"takeover-{uuid.uuid4().hex}"
-    stores = [firestore_factory() for _ in range(8)]
-    try:
-        assert stores[0].acquire(key, token="dead", fingerprint=None, **TIMES) is None
-        after_lock = {"lock_expires_at": NOW + 90, "expires_at": NOW + 600, "now": NOW + 60}
-
-        def take(index: int) -> Record | None:
-            token = f"caller-{index}"
-            return stores[index].acquire(key, token=token, fingerprint=None, **after_lock)
-
-        with ThreadPoolExecutor(len(stores)) as pool:
-            answers = list(pool.map(take, range(len(stores))))
-
-        winners = [i for i, answer in enumerate(answers) if answer is None]
-        assert len(winners) == 1, answers
-        stored = stores[0].get(key)
-        assert stored is not None
-        assert stored.token == f"caller-{winners[0]}"
-        assert all(answer == stored for answer in answers if answer is not None)
-    finally:
-        for store in stores:
-            store.close()
-
-
-@integration
-def test_stale_owner_cannot_complete_or_release(firestore_factory: FirestoreStoreFactory) -> None:
-    store = firestore_factory()
-    key = f"stale-{uuid.uuid4().hex}"
-    try:
-        assert store.acquire(key, token="a", fingerprint=None, **TIMES) is None
-        after_lock = {"lock_expires_at": NOW + 60, "expires_at": NOW + 600, "now": NOW + 31}
-        assert store.acquire(key, token="b", fingerprint="fp", **after_lock) is None
-
-        assert not store.complete(key, token="a", result=b"late", expires_at=NOW + 600)
-        assert not store.release(key, token="a")
-        assert store.complete(key, token="b", result=b"on time", expires_at=NOW + 600)
-        assert store.get(key) == Record(
-            key, Status.COMPLETED, "b", "fp", NOW + 60, NOW + 600, b"on time"
-        )
-    finally:
-        store.close()
+    @pytest.fixture
+    def make_store(self, firestore_factory: FirestoreStoreFactory) -> StoreFactory:
+        return firestore_factory
 
 
 @integration
