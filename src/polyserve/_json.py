@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-__all__ = ["dumps", "to_jsonable"]
+__all__ = ["dumps"]
 
 
 def _default(obj: Any) -> Any:
@@ -52,10 +52,3 @@ def _encoder() -> Callable[[Any], str]:
 def dumps(data: Any) -> bytes:
     """Encode ``data`` as compact UTF-8 JSON."""
     return (_encode or _encoder())(data).encode()
-
-
-def to_jsonable(data: Any) -> Any:
-    """``data`` as plain JSON values (dicts, lists, strings, numbers, booleans, None)."""
-    import json
-
-    return json.loads(dumps(data))

@@ -102,7 +102,7 @@ class _Param:
 class Binder:
     """Builds the keyword arguments of one handler. Built once per handler, on first use."""
 
-    __slots__ = ("_body", "_event_only", "_params", "_path_only", "is_async")
+    __slots__ = ("_event_only", "_params", "_path_only", "is_async")
 
     def __init__(
         self, fn: Callable[..., Any], *, path_params: Sequence[str] = (), http: bool
@@ -125,7 +125,6 @@ class Binder:
                 f"{fn!r} declares more than one body: {[b.name for b in bodies]}"
             )
         self._params = tuple(params)
-        self._body = bodies[0] if bodies else None
         # The commonest handler takes exactly its path parameters: no loop needed.
         self._path_only = (
             bool(params)
@@ -139,10 +138,6 @@ class Binder:
             if only is not None and only.source is _Source.EVENT
             else None
         )
-
-    @property
-    def body_param(self) -> str | None:
-        return self._body.name if self._body else None
 
     def http_kwargs(
         self, request: HttpRequest, ctx: Context, path_params: Mapping[str, Any] | None = None
@@ -502,10 +497,3 @@ def _type_name(tp: Any) -> str:
     if isinstance(tp, tuple):
         return " or ".join(t.__name__ for t in tp)
     return getattr(tp, "__name__", str(tp))
-
-
-def is_model_instance(value: object) -> bool:
-    """True for pydantic models and dataclass instances (rendered as JSON)."""
-    return callable(getattr(value, "model_dump", None)) or (
-        dataclasses.is_dataclass(value) and not isinstance(value, type)
-    )

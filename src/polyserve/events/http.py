@@ -389,7 +389,3 @@ class HttpResponse:
             return body.decode("utf-8")
         except UnicodeDecodeError:
             return None
-
-    @property
-    def text_body(self) -> str:
-        return self.body.decode("utf-8", errors="replace")
