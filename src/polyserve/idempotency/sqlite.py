@@ -7,6 +7,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from polyserve.errors import CorruptRecordError, StoreUnavailableError
@@ -172,14 +173,7 @@ class SQLiteStore:
             check_same_thread=False,  # used by one thread only, but close() may run anywhere
         )
         try:
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=FULL")
-            connection.execute(
-                f"CREATE TABLE IF NOT EXISTS {self.table} ("
-                "key TEXT PRIMARY KEY, status TEXT NOT NULL, token TEXT NOT NULL, "
-                "fingerprint TEXT, lock_expires_at REAL NOT NULL, expires_at REAL NOT NULL, "
-                "result BLOB)"
-            )
+            self._set_up(connection)
         except BaseException:
             connection.close()
             raise
@@ -187,6 +181,29 @@ class SQLiteStore:
         with self._connections_lock:
             self._connections.append(connection)
         return connection
+
+    def _set_up(self, connection: sqlite3.Connection) -> None:
+        # Switching to WAL (and creating the table) while other connections do the same
+        # can fail with "database is locked" at once: SQLite does not always call the busy
+        # handler there. So the set-up retries, within the same busy timeout.
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.005
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=FULL")
+                connection.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self.table} ("
+                    "key TEXT PRIMARY KEY, status TEXT NOT NULL, token TEXT NOT NULL, "
+                    "fingerprint TEXT, lock_expires_at REAL NOT NULL, expires_at REAL NOT NULL, "
+                    "result BLOB)"
+                )
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
