@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from polyserve._frozen import fast_init
 from polyserve.retry import Retry
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ SET_ASIDE: Final = _SetAside()
 """Returned by a ``handle`` callable: the record was set aside (acknowledged, not handled)."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ItemFailure:
     """One record that must be redelivered, and why.
@@ -69,6 +71,7 @@ class ItemFailure:
     retry_delay: float | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class BatchResult:
     """The outcome of a batch: ids that succeeded, records that failed, ids set aside.

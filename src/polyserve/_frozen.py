@@ -1,0 +1,86 @@
+"""Fast construction for frozen, slotted dataclasses.
+
+A frozen dataclass's generated ``__init__`` stores every field through
+``object.__setattr__``, a generic call that costs several times a plain
+attribute store. Events and results are built on every invocation, so
+``fast_init`` gives a class an ``__init__`` that stores the fields as plain
+attributes on a twin class with the same slot layout, then turns the instance
+back into the frozen class. The instance is frozen from the moment ``__init__``
+returns, and the class stays an ordinary frozen dataclass: ``fields``,
+``replace``, equality, hashing, ``repr`` and pickling are unchanged.
+
+Subclasses, which may add slots of their own, keep the generated ``__init__``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, fields
+
+# Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    T = TypeVar("T", bound=type)
+
+__all__ = ["fast_init"]
+
+
+def fast_init(cls: T) -> T:
+    """Give the frozen, slotted dataclass ``cls`` a faster ``__init__`` with the same signature.
+
+    Raises:
+        TypeError: ``cls`` is not a frozen, slotted dataclass, or defines
+            ``__post_init__`` or keyword-only or non-init fields (not supported).
+    """
+    params = getattr(cls, "__dataclass_params__", None)
+    slots = cls.__dict__.get("__slots__")
+    generated = cls.__dict__["__init__"]
+    if params is None or not params.frozen or slots is None:
+        raise TypeError(f"{cls.__name__} is not a frozen, slotted dataclass")
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} defines __post_init__, which fast_init does not call")
+    cls_fields = fields(cls)
+    if any(f.kw_only or not f.init for f in cls_fields):
+        raise TypeError(f"{cls.__name__} has keyword-only or non-init fields")
+    # Same slots, same base: CPython lets an instance switch between the two classes.
+    twin = type(f"_Unfrozen{cls.__name__}", (), {"__slots__": slots, "__module__": cls.__module__})
+    namespace: dict[str, Any] = {
+        "_cls": cls,
+        "_twin": twin,
+        "_set": object.__setattr__,
+        "_generated": generated,
+        "_MISSING": MISSING,
+    }
+    signature: list[str] = []
+    values: list[str] = []
+    for f in cls_fields:
+        if f.default is not MISSING:
+            namespace[f"_d_{f.name}"] = f.default
+            signature.append(f"{f.name}=_d_{f.name}")
+            values.append(f.name)
+        elif f.default_factory is not MISSING:
+            namespace[f"_f_{f.name}"] = f.default_factory
+            signature.append(f"{f.name}=_MISSING")
+            values.append(f"_f_{f.name}() if {f.name} is _MISSING else {f.name}")
+        else:
+            signature.append(f.name)
+            values.append(f.name)
+    names = [f.name for f in cls_fields]
+    lines = [
+        f"def __init__(self, {', '.join(signature)}):",
+        "    if self.__class__ is not _cls:",
+        f"        _generated(self, {', '.join(values)})",
+        "        return",
+        "    _set(self, '__class__', _twin)",
+        *(f"    self.{name} = {value}" for name, value in zip(names, values, strict=True)),
+        "    self.__class__ = _cls",
+    ]
+    exec("\n".join(lines), namespace)  # the same technique dataclasses uses
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    init.__doc__ = generated.__doc__
+    init.__annotations__ = dict(generated.__annotations__)
+    type.__setattr__(cls, "__init__", init)
+    return cls
