@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import enum
-
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -16,7 +13,11 @@ __all__ = ["dumps"]
 
 
 def _default(obj: Any) -> Any:
-    # pydantic is never imported here: a model is recognised by its method.
+    # Only values json cannot encode get here, so these imports cost nothing per call
+    # for plain results; pydantic is never imported: a model is recognised by its method.
+    import dataclasses
+    import enum
+
     dump = getattr(obj, "model_dump", None)
     if callable(dump):
         return dump(mode="json")
@@ -40,12 +41,34 @@ _encode: Callable[[Any], str] | None = None
 
 
 def _encoder() -> Callable[[Any], str]:
-    # One encoder for the process (json.dumps with options builds one per call),
-    # created on first use so that importing polyserve does not import json.
+    # One encoder for the process, created on first use so that importing polyserve
+    # does not import json. json.dumps builds a C encoder on every call; where the C
+    # accelerator is there (CPython, Pyodide), one is built here and kept. It does
+    # not track circular references: a circular result ends in RecursionError rather
+    # than ValueError, a 500 either way.
     global _encode
     import json
+    import json.encoder
 
-    _encode = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False).encode
+    # Both are None or absent where json has no C accelerator.
+    make = getattr(json.encoder, "c_make_encoder", None)
+    encode_string = getattr(json.encoder, "c_encode_basestring", None)
+    iterencode = None
+    if make is not None and encode_string is not None:
+        try:
+            iterencode = make(None, _default, encode_string, None, ":", ",", False, False, True)
+        except TypeError:  # a Python whose accelerator takes other arguments
+            iterencode = None
+    if iterencode is not None:
+        chunks, join = iterencode, "".join
+
+        def encode(data: Any) -> str:
+            return join(chunks(data, 0))
+
+        _encode = encode
+    else:
+        options = {"separators": (",", ":"), "ensure_ascii": False}
+        _encode = json.JSONEncoder(default=_default, **options).encode  # type: ignore[arg-type]
     return _encode
 
 

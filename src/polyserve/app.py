@@ -9,18 +9,8 @@ server can host it locally.
 
 from __future__ import annotations
 
-import inspect
-
-from polyserve._json import dumps
-from polyserve.errors import (
-    ConfigurationError,
-    HttpError,
-    PayloadTooLargeError,
-    PolyserveError,
-    UnsupportedEventError,
-)
-from polyserve.events.http import Headers, HttpRequest, HttpResponse
-from polyserve.routing import Registration, Route, Router, Trigger, normalize_path
+from polyserve.errors import ConfigurationError, UnsupportedEventError
+from polyserve.routing import Registration, Router, Trigger
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
 TYPE_CHECKING = False
@@ -28,17 +18,16 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
     from typing import Any, TypeVar
 
+    from polyserve._dispatch import HttpDispatch
     from polyserve.batch import BatchResult
     from polyserve.binding import Binder
     from polyserve.context import Context
     from polyserve.cors import CORS
+    from polyserve.events.http import HttpRequest, HttpResponse
 
     R = TypeVar("R")
-    _Prepared = tuple[Callable[..., Any], Binder, dict[str, Any], Route]
 
 __all__ = ["App", "error_response", "problem"]
-
-_JSON = Headers((("content-type", "application/json"),))
 
 
 class App(Router):
@@ -72,7 +61,8 @@ class App(Router):
         self.cors = cors
         self.max_body_size = max_body_size
         self.batch_deadline_margin = batch_deadline_margin
-        self._binders: dict[Callable[..., Any], Binder] = {}
+        self._binders: dict[tuple[Callable[..., Any], tuple[str, ...]], Binder] = {}
+        self._http: HttpDispatch | None = None
         self._resolved: dict[tuple[Trigger, str, str | None], tuple[Registration, Binder]] = {}
 
     def __repr__(self) -> str:
@@ -82,62 +72,25 @@ class App(Router):
     # -- HTTP -----------------------------------------------------------------
 
     def handle_http(self, request: HttpRequest, context: Context) -> HttpResponse:
-        """Answer ``request``. Never raises: every error becomes an HTTP error response."""
-        try:
-            prepared = self._prepare(request, context)
-            if isinstance(prepared, HttpResponse):
-                return self._finish(request, prepared)
-            endpoint, binder, kwargs, route = prepared
-            result = endpoint(**kwargs)
-            if binder.is_async:
-                result = _run_sync(result)
-            return self._finish(request, _render(result, route.status))
-        except Exception as exc:
-            return self._finish(request, error_response(exc, context))
+        """Answer ``request``. Never raises: every error becomes an HTTP error response.
+
+        Return values render as: ``HttpResponse`` as is; ``dict``, ``list``, a pydantic
+        model or a dataclass as JSON; ``str`` as text; ``bytes`` as binary; ``None`` as
+        204 (or the route's status).
+        """
+        return (self._http or self._http_dispatch()).handle(request, context)
 
     async def handle_http_async(self, request: HttpRequest, context: Context) -> HttpResponse:
         """Answer ``request`` from async code. Sync handlers run in a worker thread."""
-        try:
-            prepared = self._prepare(request, context)
-            if isinstance(prepared, HttpResponse):
-                return self._finish(request, prepared)
-            endpoint, binder, kwargs, route = prepared
-            if binder.is_async:
-                result = await endpoint(**kwargs)
-            else:
-                result = await _to_thread(endpoint, kwargs)
-            return self._finish(request, _render(result, route.status))
-        except Exception as exc:
-            return self._finish(request, error_response(exc, context))
+        return await (self._http or self._http_dispatch()).handle_async(request, context)
 
-    def _prepare(self, request: HttpRequest, context: Context) -> _Prepared | HttpResponse:
-        if len(request.body) > self.max_body_size:
-            raise PayloadTooLargeError(f"request body exceeds {self.max_body_size} bytes")
-        path = normalize_path(request.path)
-        method = request.method.upper()
-        if self.cors is not None and self.cors.is_preflight(request):
-            return self.cors.preflight(request)
-        match = self.match(method, path)
-        route = match.route
-        if route is None:
-            if not match.allowed:
-                raise HttpError(404, "not_found", f"no route matches {path}")
-            allow = ", ".join(sorted(match.allowed | {"OPTIONS"}))
-            if method == "OPTIONS":
-                return HttpResponse.empty(204, {"allow": allow})
-            raise HttpError(
-                405, "method_not_allowed", f"{method} is not allowed", headers={"allow": allow}
-            )
-        binder = self._binder(route.endpoint, route.param_names, http=True)
-        return route.endpoint, binder, binder.http_kwargs(request, context, match.params), route
+    def _http_dispatch(self) -> HttpDispatch:
+        # Imported with the first request: it needs the event classes, which a cold
+        # start should not pay for while the app is being built.
+        from polyserve._dispatch import HttpDispatch
 
-    def _finish(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
-        if self.cors is not None:
-            response = self.cors.apply(request, response)
-        if request.method == "HEAD" and response.body:
-            headers = response.headers.with_set("content-length", str(len(response.body)))
-            response = HttpResponse(response.status, headers, b"")
-        return response
+        self._http = HttpDispatch(self)
+        return self._http
 
     # -- other triggers -------------------------------------------------------
 
@@ -284,14 +237,17 @@ class App(Router):
 
     # -- shared ---------------------------------------------------------------
 
-    def _binder(self, fn: Callable[..., Any], path_params: Sequence[str], *, http: bool) -> Binder:
-        binder = self._binders.get(fn)
+    def _binder(
+        self, fn: Callable[..., Any], path_params: tuple[str, ...], *, http: bool
+    ) -> Binder:
+        key = (fn, path_params)
+        binder = self._binders.get(key)
         if binder is None:
             # Imported on first use: binding needs inspect and typing machinery
             # that a cold start should not pay for before the first request.
             from polyserve.binding import Binder
 
-            binder = self._binders[fn] = Binder(fn, path_params=path_params, http=http)
+            binder = self._binders[key] = Binder(fn, path_params=path_params, http=http)
         return binder
 
     async def __call__(
@@ -342,6 +298,8 @@ def _set_aside(
     hook: Callable[..., Any], reg: Registration, event: object, exc: Exception, context: Context
 ) -> bool:
     """Give a poison ``event`` to ``hook``; True when the hook returned (the event is set aside)."""
+    import inspect  # only poison messages get here
+
     try:
         outcome = hook(event, exc, context)
         if inspect.isawaitable(outcome):
@@ -358,6 +316,7 @@ async def _set_aside_async(
 ) -> bool:
     """``_set_aside`` from async code: a sync hook runs in a worker thread, like a handler."""
     import asyncio  # already loaded: this only runs inside an event loop
+    import inspect
 
     try:
         if inspect.iscoroutinefunction(hook):
@@ -388,24 +347,6 @@ def _hook_failed(event: object, exc: Exception, context: Context) -> None:
     )
 
 
-def _render(result: Any, status: int) -> HttpResponse:
-    cls = result.__class__
-    if cls is dict or cls is list:  # the commonest results, first
-        return HttpResponse(status, _JSON, dumps(result))
-    if isinstance(result, HttpResponse):
-        return result
-    if result is None:
-        return HttpResponse.empty(204 if status == 200 else status)
-    if isinstance(result, str):
-        return HttpResponse.text(result, status)
-    if isinstance(result, (bytes, bytearray, memoryview)):
-        return HttpResponse.binary(bytes(result), status)
-    dump_json = getattr(result, "model_dump_json", None)
-    if dump_json is not None:  # a pydantic model serialises itself, much faster
-        return HttpResponse.binary(dump_json().encode(), status, media_type="application/json")
-    return HttpResponse.json(result, status)
-
-
 def error_response(exc: Exception, context: Context) -> HttpResponse:
     """The HTTP answer for ``exc``, as the app gives it; adapters use it for events they reject.
 
@@ -413,13 +354,9 @@ def error_response(exc: Exception, context: Context) -> HttpResponse:
     ``code`` and ``detail``; anything else becomes a generic 500 carrying only the
     invocation id, and its traceback goes to the log.
     """
-    if isinstance(exc, PolyserveError) and (exc.status < 500 or exc.is_exposed):
-        if exc.status >= 500:
-            context.logger.warning("request failed", code=exc.code, detail=exc.detail)
-        return problem(exc.status, exc.code, exc.detail, context, exc.to_dict(), dict(exc.headers))
-    # The trace goes to the log only; the client sees a generic body and the invocation id.
-    context.logger.exception("unhandled error", exc)
-    return problem(500, "internal_error", "internal server error", context)
+    from polyserve import _dispatch
+
+    return _dispatch.error_response(exc, context)
 
 
 def problem(
@@ -431,6 +368,8 @@ def problem(
     headers: dict[str, str] | None = None,
 ) -> HttpResponse:
     """``HttpResponse.problem`` stamped with the context's invocation id."""
+    from polyserve.events.http import HttpResponse
+
     return HttpResponse.problem(
         status, code, detail, invocation_id=context.invocation_id, extra=extra, headers=headers
     )

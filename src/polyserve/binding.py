@@ -102,7 +102,7 @@ class _Param:
 class Binder:
     """Builds the keyword arguments of one handler. Built once per handler, on first use."""
 
-    __slots__ = ("_event_only", "_params", "_path_only", "is_async")
+    __slots__ = ("_event_only", "_params", "_path_only", "is_async", "takes_path_params_only")
 
     def __init__(
         self, fn: Callable[..., Any], *, path_params: Sequence[str] = (), http: bool
@@ -133,6 +133,9 @@ class Binder:
         )
         # The commonest event handler takes exactly the event: (name, type), else None.
         only = params[0] if len(params) == 1 else None
+        #: True when the handler takes exactly its path parameters, by name: callers may
+        #: then pass the matched parameters straight through, with no binding.
+        self.takes_path_params_only = self._path_only
         self._event_only: tuple[str, Any] | None = (
             (only.name, only.annotation)
             if only is not None and only.source is _Source.EVENT

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
 TYPE_CHECKING = False
@@ -17,14 +16,19 @@ __all__ = ["Context", "ContextLogger"]
 _cold_start = True
 
 
-def _take_cold_start() -> bool:
-    # The first context a process creates is the cold start; every later one is warm.
-    global _cold_start
-    was, _cold_start = _cold_start, False
-    return was
-
-
 _LEVELS = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR"}
+
+_default_logger: logging.Logger | None = None
+
+
+def _load_default_logger() -> logging.Logger:
+    # The "polyserve" logger, looked up once: logging costs cold-start milliseconds to
+    # import, and getLogger takes a lock on every call.
+    global _default_logger
+    import logging
+
+    _default_logger = logging.getLogger("polyserve")
+    return _default_logger
 
 
 class ContextLogger:
@@ -42,10 +46,8 @@ class ContextLogger:
     __slots__ = ("_fields", "_logger")
 
     def __init__(self, fields: Mapping[str, Any], logger: logging.Logger | None = None) -> None:
-        import logging  # not at import time: logging costs cold-start milliseconds
-
         self._fields = dict(fields)
-        self._logger = logger or logging.getLogger("polyserve")
+        self._logger = logger or _default_logger or _load_default_logger()
 
     def bind(self, **fields: Any) -> ContextLogger:
         """A logger that also stamps ``fields`` on every line."""
@@ -85,23 +87,74 @@ class ContextLogger:
         self._log(40, message, exc, fields)
 
 
-@dataclass(slots=True)
 class Context:
     """What a handler knows about its invocation.
 
     ``deadline`` is a wall-clock time (seconds since the epoch, as ``time.time()``)
     after which the platform stops the invocation, or ``None`` where the provider
-    gives none. ``raw`` is the provider's own context object.
+    gives none. ``is_cold_start`` is true for the first context a process creates,
+    unless given. ``raw`` is the provider's own context object; ``clock`` is the
+    time source, replaceable in tests. Contexts compare equal when their provider,
+    invocation id, function name, deadline and cold-start flag are equal.
     """
 
-    provider: str
-    invocation_id: str = ""
-    function_name: str = ""
-    deadline: float | None = None
-    is_cold_start: bool = field(default_factory=_take_cold_start)
-    raw: Any = field(default=None, repr=False, compare=False)
-    clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
-    _logger: ContextLogger | None = field(default=None, init=False, repr=False, compare=False)
+    __slots__ = (
+        "_logger",
+        "clock",
+        "deadline",
+        "function_name",
+        "invocation_id",
+        "is_cold_start",
+        "provider",
+        "raw",
+    )
+
+    def __init__(
+        self,
+        provider: str,
+        invocation_id: str = "",
+        function_name: str = "",
+        deadline: float | None = None,
+        is_cold_start: bool | None = None,
+        raw: Any = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.provider = provider
+        self.invocation_id = invocation_id
+        self.function_name = function_name
+        self.deadline = deadline
+        if is_cold_start is None:
+            # The first context a process creates is the cold start; every later one is warm.
+            global _cold_start
+            is_cold_start, _cold_start = _cold_start, False
+        self.is_cold_start = is_cold_start
+        self.raw = raw
+        self.clock = clock
+        self._logger: ContextLogger | None = None
+
+    def _key(self) -> tuple[str, str, str, float | None, bool]:
+        return (
+            self.provider,
+            self.invocation_id,
+            self.function_name,
+            self.deadline,
+            self.is_cold_start,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Context)
+        return self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, so unhashable (object's hash is typed non-optional)
+
+    def __repr__(self) -> str:
+        return (
+            f"Context(provider={self.provider!r}, invocation_id={self.invocation_id!r}, "
+            f"function_name={self.function_name!r}, deadline={self.deadline!r}, "
+            f"is_cold_start={self.is_cold_start!r})"
+        )
 
     def remaining_time(self) -> float | None:
         """Seconds left before the deadline (never negative), or ``None`` if unknown."""

@@ -30,7 +30,7 @@ so callers only ever need to catch ``PolyserveError``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from polyserve._value import Value
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
 TYPE_CHECKING = False
@@ -144,13 +144,24 @@ class UnsupportedMediaTypeError(EventError):
     default_status = 415
 
 
-@dataclass(frozen=True, slots=True)
-class FieldError:
-    """One validation failure: where (``loc``), what (``message``) and its kind (``type``)."""
+class FieldError(Value):
+    """One validation failure: where (``loc``), what (``message``) and its kind (``type``).
+
+    Immutable and hashable; equal when all three fields are equal.
+    """
+
+    __slots__ = ("loc", "message", "type")
+    _fields = ("loc", "message", "type")
 
     loc: tuple[str | int, ...]
     message: str
     type: str
+
+    def __init__(self, loc: tuple[str | int, ...], message: str, type: str) -> None:
+        set_field = object.__setattr__
+        set_field(self, "loc", tuple(loc))
+        set_field(self, "message", message)
+        set_field(self, "type", type)
 
     def to_dict(self) -> dict[str, Any]:
         return {"loc": list(self.loc), "message": self.message, "type": self.type}

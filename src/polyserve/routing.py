@@ -11,14 +11,14 @@ bucket, a schedule name, a table, a CloudEvent type).
 from __future__ import annotations
 
 import enum
-import re
-from dataclasses import dataclass, field
 
+from polyserve._value import Value
 from polyserve.errors import ConfigurationError, MalformedEventError
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import re
     from collections.abc import Callable, Iterable, Mapping
     from typing import Any, TypeVar
 
@@ -56,6 +56,8 @@ def _to_str(value: str) -> str:
 
 
 def _to_int(value: str) -> int:
+    if value.isdigit() and value.isascii():  # the common case, checked first
+        return int(value)
     digits = value[1:] if value[:1] == "-" else value
     if not (digits.isascii() and digits.isdigit()):
         raise ValueError(f"{value!r} is not an integer")
@@ -92,16 +94,27 @@ _CONVERTERS: dict[str, tuple[Callable[[str], Any], str]] = {
     "path": (str, r".*"),
 }
 
-_PARAM_PATTERN = r"{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?}"
 
-
-@dataclass(frozen=True, slots=True)
-class _Slot:
+class _Slot(Value):
     """A template segment that is not plain text: one parameter, or text mixed with some."""
+
+    __slots__ = ("converters", "names", "regex")
+    _fields = ("names", "converters", "regex")
 
     names: tuple[str, ...]
     converters: tuple[Callable[[str], Any], ...]
-    regex: re.Pattern[str] | None = None  # mixed segments only
+    regex: re.Pattern[str] | None  # mixed segments only
+
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        converters: tuple[Callable[[str], Any], ...],
+        regex: re.Pattern[str] | None = None,
+    ) -> None:
+        set_field = object.__setattr__
+        set_field(self, "names", names)
+        set_field(self, "converters", converters)
+        set_field(self, "regex", regex)
 
     def bind(self, part: str, params: dict[str, Any]) -> bool:
         try:
@@ -118,22 +131,77 @@ class _Slot:
             return False
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
+class Route(Value):
     """One HTTP route: a path template, its methods and the handler.
 
     Matching works segment by segment (no regular expression per route), so
-    registering many routes costs little at cold start.
+    registering many routes costs little at cold start. Routes are immutable and
+    compare by path, methods, endpoint, status, name and parameter names.
     """
+
+    __slots__ = (
+        "_converts",
+        "_literals",
+        "_mixed",
+        "_segments",
+        "_tail",
+        "endpoint",
+        "methods",
+        "name",
+        "param_names",
+        "path",
+        "status",
+    )
+    _fields = ("path", "methods", "endpoint", "status", "name", "param_names")
 
     path: str
     methods: frozenset[str]
     endpoint: Callable[..., Any]
-    status: int = 200
-    name: str = ""
-    param_names: tuple[str, ...] = ()
-    _segments: tuple[str | _Slot, ...] = field(default=(), repr=False, compare=False)
-    _tail: str | None = field(default=None, repr=False, compare=False)  # a {name:path} ending
+    status: int
+    name: str
+    param_names: tuple[str, ...]
+    _segments: tuple[str | _Slot, ...]
+    _tail: str | None  # the name of a {name:path} ending
+    _literals: tuple[tuple[int, str], ...]
+    _converts: tuple[tuple[int, str, Callable[[str], Any]], ...]
+    _mixed: tuple[tuple[int, _Slot], ...]
+
+    def __init__(
+        self,
+        path: str,
+        methods: frozenset[str],
+        endpoint: Callable[..., Any],
+        status: int = 200,
+        name: str = "",
+        param_names: tuple[str, ...] = (),
+        _segments: tuple[str | _Slot, ...] = (),
+        _tail: str | None = None,
+    ) -> None:
+        set_field = object.__setattr__
+        set_field(self, "path", path)
+        set_field(self, "methods", methods)
+        set_field(self, "endpoint", endpoint)
+        set_field(self, "status", status)
+        set_field(self, "name", name)
+        set_field(self, "param_names", param_names)
+        set_field(self, "_segments", _segments)
+        set_field(self, "_tail", _tail)
+        # Matching tables: (index, text) for literal segments, (index, name, converter)
+        # for whole-segment parameters, (index, slot) for segments mixing text and
+        # parameters. Literals are checked first, so a miss converts nothing.
+        literals: list[tuple[int, str]] = []
+        converts: list[tuple[int, str, Callable[[str], Any]]] = []
+        mixed: list[tuple[int, _Slot]] = []
+        for index, segment in enumerate(_segments):
+            if isinstance(segment, str):
+                literals.append((index, segment))
+            elif segment.regex is None:
+                converts.append((index, segment.names[0], segment.converters[0]))
+            else:
+                mixed.append((index, segment))
+        set_field(self, "_literals", tuple(literals))
+        set_field(self, "_converts", tuple(converts))
+        set_field(self, "_mixed", tuple(mixed))
 
     @classmethod
     def build(
@@ -171,17 +239,20 @@ class Route:
 
     def match_parts(self, parts: list[str]) -> dict[str, Any] | None:
         """``match`` for a path already split on ``/``."""
-        segments = self._segments
-        count = len(segments)
+        count = len(self._segments)
         if len(parts) != count and (self._tail is None or len(parts) <= count):
             return None
+        for index, literal in self._literals:
+            if parts[index] != literal:
+                return None
         params: dict[str, Any] = {}
-        # zip stops at the template's end; a {name:path} tail takes the remaining parts.
-        for segment, part in zip(segments, parts, strict=False):
-            if isinstance(segment, str):
-                if segment != part:
-                    return None
-            elif not segment.bind(part, params):
+        try:
+            for index, name, convert in self._converts:
+                params[name] = convert(parts[index])
+        except ValueError:
+            return None
+        for index, slot in self._mixed:
+            if not slot.bind(parts[index], params):
                 return None
         if self._tail is not None:
             params[self._tail] = "/".join(parts[count:])
@@ -192,44 +263,83 @@ def _is_path(part: str) -> bool:
     return part.endswith(":path}") and part.startswith("{") and part.count("{") == 1
 
 
+def _is_name(name: str) -> bool:
+    # [A-Za-z_][A-Za-z0-9_]*
+    return name.isascii() and name.isidentifier()
+
+
 def _parse_segment(part: str, path: str, names: list[str]) -> str | _Slot:
+    """Plain text, or a ``_Slot`` for a segment holding ``{name}`` or ``{name:converter}``.
+
+    A segment that is one parameter matches without a regular expression; ``re`` is
+    imported only for segments that mix text and parameters (``v{n:int}.json``).
+    """
     if "{" not in part and "}" not in part:
         return part
-    found = list(re.finditer(_PARAM_PATTERN, part))
-    if not found:
-        raise ConfigurationError(f"malformed parameter in route {path!r}")
-    pattern, pos = "", 0
-    slot_names: list[str] = []
-    converters: list[Callable[[str], Any]] = []
-    for m in found:
-        kind = m.group(2) or "str"
+    pieces: list[str | tuple[str, str]] = []  # literal text, or (name, converter)
+    pos = 0
+    while pos < len(part):
+        start = part.find("{", pos)
+        literal = part[pos:] if start < 0 else part[pos:start]
+        if "}" in literal:
+            raise ConfigurationError(f"malformed parameter in route {path!r}")
+        if literal:
+            pieces.append(literal)
+        if start < 0:
+            break
+        end = part.find("}", start)
+        inner = part[start + 1 : end]
+        name, colon, kind = inner.partition(":")
+        if end < 0 or "{" in inner or not _is_name(name) or (colon and not kind.isalpha()):
+            raise ConfigurationError(f"malformed parameter in route {path!r}")
+        kind = kind or "str"
         if kind not in _CONVERTERS:
             raise ConfigurationError(f"unknown converter {kind!r} in route {path!r}")
-        if m.group(1) in names:
-            raise ConfigurationError(f"duplicate parameter {m.group(1)!r} in {path!r}")
-        convert, regex = _CONVERTERS[kind]
-        pattern += re.escape(part[pos : m.start()]) + f"({regex})"
-        names.append(m.group(1))
-        slot_names.append(m.group(1))
-        converters.append(convert)
-        pos = m.end()
-    rest = part[pos:]
-    if "{" in rest or "}" in rest or "{" in re.sub(_PARAM_PATTERN, "", part):
-        raise ConfigurationError(f"malformed parameter in route {path!r}")
-    whole = len(found) == 1 and found[0].start() == 0 and found[0].end() == len(part)
-    if whole:
-        return _Slot(tuple(slot_names), tuple(converters))
-    return _Slot(tuple(slot_names), tuple(converters), re.compile(pattern + re.escape(rest)))
+        if name in names:
+            raise ConfigurationError(f"duplicate parameter {name!r} in {path!r}")
+        names.append(name)
+        pieces.append((name, kind))
+        pos = end + 1
+    params = [piece for piece in pieces if isinstance(piece, tuple)]
+    slot_names = tuple(name for name, _ in params)
+    converters = tuple(_CONVERTERS[kind][0] for _, kind in params)
+    if len(pieces) == 1:
+        return _Slot(slot_names, converters)
+    import re  # only mixed segments need a regular expression
+
+    pattern = "".join(
+        re.escape(piece) if isinstance(piece, str) else f"({_CONVERTERS[piece[1]][1]})"
+        for piece in pieces
+    )
+    return _Slot(slot_names, converters, re.compile(pattern))
 
 
-@dataclass(frozen=True, slots=True)
-class Registration:
-    """A non-HTTP handler: its trigger, logical name and options (e.g. ``cron``)."""
+class Registration(Value):
+    """A non-HTTP handler: its trigger, logical name and options (e.g. ``cron``).
+
+    Immutable; compares by all four fields.
+    """
+
+    __slots__ = ("endpoint", "name", "options", "trigger")
+    _fields = ("trigger", "name", "endpoint", "options")
 
     trigger: Trigger
     name: str
     endpoint: Callable[..., Any]
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any]
+
+    def __init__(
+        self,
+        trigger: Trigger,
+        name: str,
+        endpoint: Callable[..., Any],
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        set_field = object.__setattr__
+        set_field(self, "trigger", trigger)
+        set_field(self, "name", name)
+        set_field(self, "endpoint", endpoint)
+        set_field(self, "options", {} if options is None else options)
 
 
 class RouteMatch:
@@ -357,6 +467,29 @@ class Router:
     def head(self, path: str, *, status: int = 200, name: str = "") -> Callable[[F], F]:
         """Decorator: register a HEAD handler (GET handlers answer HEAD without one)."""
         return self.route(path, ("HEAD",), status=status, name=name)
+
+    def lookup(self, method: str, path: str) -> tuple[Route, dict[str, Any]] | None:
+        """The route for ``method`` on a normalised ``path`` and its parameters, if one is.
+
+        The fast path of ``match``: ``None`` when no route has this method for this
+        path, where ``match`` tells 404 from 405 and answers HEAD with GET.
+        """
+        static = self._static.get(path)
+        if static is not None:
+            for route in static:
+                if method in route.methods:
+                    return route, {}
+        if self._dynamic:
+            parts = path.split("/")
+            count = len(parts)
+            for route in self._dynamic:
+                if method in route.methods and (
+                    len(route._segments) == count or route._tail is not None
+                ):
+                    params = route.match_parts(parts)
+                    if params is not None:
+                        return route, params
+        return None
 
     def match(self, method: str, path: str) -> RouteMatch:
         """Find the route for ``method`` and an already normalised ``path``."""

@@ -79,3 +79,35 @@ def test_declaring_a_pydantic_model_is_what_loads_pydantic() -> None:
     assert r.status == 200, r
     """
     assert _loaded_after(code) == ["pydantic"]
+
+
+def _costly_loaded_after(routes: str) -> list[str]:
+    # Each of these costs a cold start milliseconds (dataclasses brings inspect, ast and
+    # dis); they load with the first request or event instead, and only if needed.
+    costly = ("dataclasses", "inspect", "typing", "json", "logging", "re", "asyncio")
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import polyserve, polyserve_aws
+        from polyserve import App
+        app = App("cold")
+        def h(item_id: int) -> dict:
+            return {{"id": item_id}}
+        for route in {routes!r}.split():
+            app.get(route, name=route)(h)
+        handler = polyserve_aws.handler(app)
+        print("loaded:" + ",".join(sorted(m for m in {costly!r} if m in sys.modules)))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    listed = out.stdout.strip().splitlines()[-1].removeprefix("loaded:")
+    return [m for m in listed.split(",") if m]
+
+
+def test_building_an_app_and_its_lambda_handler_loads_no_costly_stdlib_module() -> None:
+    routes = " ".join(f"/items{i}/{{item_id:int}}" for i in range(20))
+    assert _costly_loaded_after(routes) == []
+    # Only a segment that mixes text and a parameter needs a regular expression.
+    assert _costly_loaded_after(routes + " /files/v{item_id:int}.json") == ["re"]

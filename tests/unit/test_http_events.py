@@ -133,3 +133,57 @@ def test_explicit_content_type_is_kept() -> None:
 def test_as_text_agrees_with_is_text(response: HttpResponse, text: str | None) -> None:
     assert response.as_text() == text
     assert response.is_text is (text is not None)
+
+
+def test_header_view_reads_the_provider_map_on_first_use() -> None:
+    source = {"Content-Type": "application/json", "X-Tag": "a"}
+    headers = Headers.view(source)
+    assert headers == Headers([("content-type", "application/json"), ("x-tag", "a")])
+    assert headers["CONTENT-TYPE"] == "application/json"
+    multi = Headers.view({"X-Tag": ["a", "b"], "Empty": [None]}, multi=True)
+    assert multi.get_all("x-tag") == ["a", "b"]
+    assert multi["empty"] == ""
+    query = QueryParams.view({"Q": ["1", "2"]}, multi=True)
+    assert query.get_all("Q") == ["1", "2"]
+    assert "q" not in query
+
+
+@pytest.mark.parametrize(
+    ("source", "multi"),
+    [({"x": 1}, False), ({"x": "not a list"}, True), ({"x": ["a", 2]}, True), ({1: "a"}, False)],
+)
+def test_header_view_of_a_malformed_map_fails_as_malformed_event(
+    source: dict[object, object], multi: bool
+) -> None:
+    headers = Headers.view(source, multi=multi)  # type: ignore[arg-type]  # the point of the test
+    with pytest.raises(MalformedEventError):
+        headers.get("x")
+
+
+def test_header_view_is_a_snapshot_from_its_first_use() -> None:
+    source = {"a": "1"}
+    headers = Headers.view(source)
+    assert headers["a"] == "1"
+    source["a"] = "2"
+    assert headers["a"] == "1"
+
+
+def test_events_keep_dataclass_behaviour() -> None:
+    request = HttpRequest("GET", "/pets", headers=Headers([("a", "1")]), raw={"r": 1})
+    assert [f.name for f in dataclasses.fields(request)][:3] == ["method", "path", "query"]
+    moved = dataclasses.replace(request, path="/cats")
+    assert moved.path == "/cats"
+    assert moved.headers == request.headers
+    assert moved.raw is request.raw
+    assert HttpRequest("GET", "/pets").path_params == {}
+    assert HttpRequest("GET", "/pets").path_params is not HttpRequest("GET", "/pets").path_params
+    assert "method='GET'" in repr(request)
+    assert hash(HttpResponse(200, Headers([("a", "1")]), b"x")) == hash(
+        HttpResponse(200, Headers([("a", "1")]), b"x")
+    )
+    import copy
+    import pickle
+
+    response = HttpResponse.json({"a": 1}, 201)
+    assert pickle.loads(pickle.dumps(response)) == response
+    assert copy.copy(response) == response

@@ -21,6 +21,9 @@ def _noop() -> None: ...
         ("/m/{x:float}", "/m/1.5", {"x": 1.5}),
         ("/files/{rest:path}", "/files/a/b/c.txt", {"rest": "a/b/c.txt"}),
         ("/a/{x}/b/{y:int}", "/a/one/b/2", {"x": "one", "y": 2}),
+        ("/files/v{n:int}.json", "/files/v12.json", {"n": 12}),
+        ("/r/{a}-{b:int}/x", "/r/pet-7/x", {"a": "pet", "b": 7}),
+        ("/r/{a}/{rest:path}", "/r/x/y/z", {"a": "x", "rest": "y/z"}),
         (
             "/u/{id:uuid}",
             "/u/12345678-1234-5678-1234-567812345678",
@@ -44,6 +47,10 @@ def test_templates_match_and_convert(template: str, path: str, params: dict[str,
         ("/pets/{pet_id}", "/pets/a/b"),
         ("/pets/{pet_id}", "/pets"),
         ("/u/{id:uuid}", "/u/not-a-uuid"),
+        ("/files/v{n:int}.json", "/files/v1.txt"),
+        ("/files/v{n:int}.json", "/files/vx.json"),
+        ("/a/{x}/b", "/a/1/c"),
+        ("/a/{x:int}/b", "/a/x/b"),
     ],
 )
 def test_non_matching_paths_find_nothing(template: str, path: str) -> None:
@@ -52,6 +59,7 @@ def test_non_matching_paths_find_nothing(template: str, path: str) -> None:
     match = router.match("GET", path)
     assert match.route is None
     assert match.allowed == frozenset()
+    assert router.lookup("GET", path) is None
 
 
 def test_wrong_method_reports_allowed_methods_with_head_for_get() -> None:
@@ -86,7 +94,19 @@ def test_trailing_slash_is_ignored() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["pets", "/pets/{", "/pets/{x:nope}", "/a/{x}/{x}"],
+    [
+        "pets",
+        "/pets/{",
+        "/pets/{x:nope}",
+        "/a/{x}/{x}",
+        "/a/{}",
+        "/a/{x:}",
+        "/a/x}",
+        "/a/{x{y}}",
+        "/a/{1x}",
+        "/a/{x}}",
+        "/{rest:path}/more",
+    ],
 )
 def test_bad_templates_are_configuration_errors(bad: str) -> None:
     with pytest.raises(ConfigurationError):
@@ -171,3 +191,32 @@ def test_schedule_validates_cron_fields() -> None:
 def test_empty_registration_name_is_rejected() -> None:
     with pytest.raises(ConfigurationError):
         Router().queue("")(_noop)
+
+
+def test_lookup_is_the_fast_path_of_match() -> None:
+    router = Router()
+    pets = router.add_route("/pets/{pet_id:int}", _noop)
+    listing = router.add_route("/pets", _noop, ("GET", "POST"))
+    assert router.lookup("GET", "/pets/7") == (pets, {"pet_id": 7})
+    assert router.lookup("POST", "/pets") == (listing, {})
+    # HEAD answered by GET, and 405s, are for match to work out.
+    assert router.lookup("HEAD", "/pets/7") is None
+    assert router.match("HEAD", "/pets/7").route is pets
+    assert router.lookup("DELETE", "/pets") is None
+
+
+def test_routes_and_registrations_are_immutable_values() -> None:
+    router = Router()
+    route = router.add_route("/pets/{pet_id:int}", _noop, status=201)
+    again = Router().add_route("/pets/{pet_id:int}", _noop, status=201)
+    assert route == again
+    assert hash(route) == hash(again)
+    assert route != Router().add_route("/pets/{pet_id:int}", _noop, status=200)
+    assert "path='/pets/{pet_id:int}'" in repr(route)
+    with pytest.raises(AttributeError):
+        route.status = 200
+    router.register(Trigger.QUEUE, "orders", _noop, max_attempts=3)
+    (reg,) = router.registrations
+    assert reg.options == {"max_attempts": 3}
+    with pytest.raises(AttributeError):
+        del reg.name

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
+from polyserve._frozen import fast_init
 from polyserve._json import dumps
 from polyserve.events._body import parse_json
 
@@ -12,6 +13,8 @@ from polyserve.events._body import parse_json
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Literal, TypeVar, overload
+
+    from typing_extensions import Self
 
     _T = TypeVar("_T")
 
@@ -24,8 +27,10 @@ _Pairs = Iterable[tuple[str, str]]
 class _MultiMap(Mapping[str, str]):
     """An immutable, ordered multi-map; ``m[k]`` is the first value, ``get_all`` every one."""
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "_source")
     _items: tuple[tuple[str, str], ...]
+    # A provider's own map, read into _items on first use (see ``view``).
+    _source: tuple[Mapping[str, Any], bool]
 
     def __init__(self, items: _Pairs | Mapping[str, str] | None = None) -> None:
         # Hot path: adapters build several of these per request, so no ABC checks.
@@ -39,6 +44,47 @@ class _MultiMap(Mapping[str, str]):
             self._items = tuple([(norm(k), v) for k, v in pairs])
 
     _norm: Callable[[str], str] = staticmethod(str)
+
+    @classmethod
+    def view(cls, mapping: Mapping[str, Any], *, multi: bool = False) -> Self:
+        """A map read from a provider's ``{name: value}`` (or, with ``multi``, ``{name: [values]}``).
+
+        Nothing is copied until the map is first used, so a request whose handler
+        never looks at its headers does not pay for them. ``mapping`` must not change
+        afterwards. A value of ``None`` in a ``multi`` list is an empty value.
+
+        Raises (on first use, not here):
+            MalformedEventError: a value is not a string (or, with ``multi``, not a list
+                of strings), so a client's malformed event still gets a 400.
+        """
+        new = object.__new__(cls)
+        new._source = (mapping, multi)
+        return new
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for an unset slot: the _items of a ``view``, read on first use.
+        if name != "_items":
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        mapping, multi = self._source
+        norm = self._norm
+        items: list[tuple[str, str]] = []
+        for key, value in mapping.items():
+            values: tuple[Any, ...]
+            if not multi:
+                values = (value,)
+            elif value.__class__ is list:
+                values = tuple("" if v is None else v for v in value)
+            else:
+                values = (None,)  # not a list: rejected just below
+            for item in values:
+                if item.__class__ is not str or key.__class__ is not str:
+                    from polyserve.errors import MalformedEventError
+
+                    kind = type(self).__name__
+                    raise MalformedEventError(f"{kind} value of {key!r} must be a string")
+                items.append((norm(key), item))
+        self._items = tuple(items)
+        return self._items
 
     def __getitem__(self, key: str) -> str:
         key = self._norm(key)
@@ -158,6 +204,7 @@ _NO_QUERY = QueryParams()
 _NO_HEADERS = Headers()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
     """An HTTP request, decoded from whichever provider delivered it.
@@ -231,6 +278,7 @@ _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/java
 _TEXT_SUFFIXES = ("+json", "+xml")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
     """An HTTP response. Build one with ``json``, ``text``, ``binary`` or ``empty``."""
@@ -382,10 +430,20 @@ class HttpResponse:
         body = self.body
         if not body:
             return ""
-        media = self.media_type
-        if not (media.startswith(_TEXT_TYPES) or media.endswith(_TEXT_SUFFIXES)):
+        content_type = self.headers.get("content-type", "")
+        textual = _TEXTUAL.get(content_type)
+        if textual is None:
+            media = content_type.split(";", 1)[0].strip().lower()
+            textual = media.startswith(_TEXT_TYPES) or media.endswith(_TEXT_SUFFIXES)
+            if len(_TEXTUAL) < 256:  # content types come from the app: a handful
+                _TEXTUAL[content_type] = textual
+        if not textual:
             return None
         try:
             return body.decode("utf-8")
         except UnicodeDecodeError:
             return None
+
+
+# Content type -> whether its bodies are text, learned as responses are sent.
+_TEXTUAL: dict[str, bool] = {}

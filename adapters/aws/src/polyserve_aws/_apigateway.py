@@ -88,20 +88,99 @@ def to_event(raw: dict[str, Any], context: Context) -> HttpRequest:
         MalformedEventError: a required field is missing or has the wrong type, or the
             body is not valid base64 (code ``invalid_base64``).
     """
-    return _read(raw, context, kind(raw))
+    return _read(raw, context, _is_v2(raw))
 
 
-def _read(raw: dict[str, Any], context: Context, service: Kind) -> HttpRequest:
-    what = _WHAT[service]
+def _what(raw: dict[str, Any]) -> str:
+    return _WHAT[kind(raw)]
+
+
+def _read(raw: dict[str, Any], context: Context, is_v2: bool) -> HttpRequest:
     try:
-        if service == "rest":
-            return _v1_request(raw, context, what)
-        return _v2_request(raw, context, what)
+        return _v2_request(raw, context) if is_v2 else _v1_request(raw, context)
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise malformed(what, exc) from None
+        raise malformed(_what(raw), exc) from None
 
 
-def _v1_request(raw: dict[str, Any], context: Context, what: str) -> HttpRequest:
+def _all_text(values: Any) -> bool:
+    # str.join takes only strings: a check of every value at C speed.
+    try:
+        "".join(values)
+    except TypeError:
+        return False
+    return True
+
+
+def _all_text_lists(values: Any) -> bool:
+    # Every value a list of strings, checked at C speed (a None item, which is an
+    # empty value, takes the checked path).
+    try:
+        "".join(map("".join, values))
+    except TypeError:
+        return False
+    return {*map(type, values)} <= _LIST
+
+
+_LIST = {list}
+
+
+def _v1_request(raw: dict[str, Any], context: Context) -> HttpRequest:
+    request_context: Any = raw.get("requestContext")
+    headers = raw.get("multiValueHeaders") or raw.get("headers")
+    is_multi = bool(raw.get("multiValueHeaders"))
+    query = raw.get("multiValueQueryStringParameters") or raw.get("queryStringParameters")
+    is_multi_query = bool(raw.get("multiValueQueryStringParameters"))
+    method = raw.get("httpMethod")
+    path = raw.get("path")
+    body = raw.get("body")
+    identity = request_context.get("identity") if request_context.__class__ is dict else None
+    client = identity.get("sourceIp") if identity.__class__ is dict else None
+    request_id = request_context.get("requestId") if request_context.__class__ is dict else None
+    # One check for the well-formed event; _v1_checked says what is wrong with another.
+    if (
+        request_context.__class__ is dict
+        and method.__class__ is str
+        and path.__class__ is str
+        and (client is None or client.__class__ is str)
+        and (request_id is None or request_id.__class__ is str)
+        and (
+            headers is None
+            or (
+                headers.__class__ is dict
+                and (_all_text_lists if is_multi else _all_text)(headers.values())
+            )
+        )
+        and (
+            query is None
+            or (
+                query.__class__ is dict
+                and (_all_text_lists if is_multi_query else _all_text)(query.values())
+            )
+        )
+        and (body is None or (body.__class__ is str and raw.get("isBase64Encoded") is not True))
+    ):
+        return HttpRequest(
+            method,
+            path if "%" not in path else percent_decoded(path),
+            QueryParams.view(query, multi=is_multi_query) if query else NO_QUERY,
+            Headers.view(headers, multi=is_multi) if headers else NO_HEADERS,
+            _text_body(body, raw) if body else b"",
+            {},
+            client,
+            request_id or context.invocation_id,
+            raw,
+        )
+    return _v1_checked(raw, context, _WHAT["rest"])
+
+
+def _text_body(body: str, raw: dict[str, Any]) -> bytes:
+    try:
+        return body.encode()
+    except UnicodeEncodeError:  # a lone surrogate escaped in the JSON
+        raise MalformedEventError(f"{_what(raw)} body is not valid Unicode") from None
+
+
+def _v1_checked(raw: dict[str, Any], context: Context, what: str) -> HttpRequest:
     request_context = as_object(raw["requestContext"], what, "requestContext")
     multi_headers = raw.get("multiValueHeaders")
     if multi_headers:
@@ -126,7 +205,7 @@ def _v1_request(raw: dict[str, Any], context: Context, what: str) -> HttpRequest
     )
 
 
-def _v2_request(raw: dict[str, Any], context: Context, what: str) -> HttpRequest:
+def _v2_request(raw: dict[str, Any], context: Context) -> HttpRequest:
     request_context: Any = raw.get("requestContext")
     http: Any = request_context.get("http") if request_context.__class__ is dict else None
     if http.__class__ is dict and not raw.get("cookies"):
@@ -136,34 +215,29 @@ def _v2_request(raw: dict[str, Any], context: Context, what: str) -> HttpRequest
         client = http.get("sourceIp")
         request_id = request_context.get("requestId")
         headers = raw.get("headers")
-        # One check for the well-formed event; the detailed checks below only run
-        # to say what is wrong with a malformed one.
+        body = raw.get("body")
+        # One check for the well-formed event; _v2_checked says what is wrong with another.
         if (
             method.__class__ is str
             and path.__class__ is str
             and (raw_query is None or raw_query.__class__ is str)
             and (client is None or client.__class__ is str)
             and (request_id is None or request_id.__class__ is str)
-            and (
-                headers is None
-                or (
-                    headers.__class__ is dict
-                    and all(value.__class__ is str for value in headers.values())
-                )
-            )
+            and (headers is None or (headers.__class__ is dict and _all_text(headers.values())))
+            and (body is None or (body.__class__ is str and raw.get("isBase64Encoded") is not True))
         ):
             return HttpRequest(
                 method,
-                percent_decoded(path),
+                path if "%" not in path else percent_decoded(path),
                 QueryParams.from_string(raw_query) if raw_query else NO_QUERY,
-                Headers(headers) if headers else NO_HEADERS,
-                request_body(raw, what),
+                Headers.view(headers) if headers else NO_HEADERS,
+                _text_body(body, raw) if body else b"",
                 {},
                 client,
                 request_id or context.invocation_id,
                 raw,
             )
-    return _v2_checked(raw, context, what)
+    return _v2_checked(raw, context, _what(raw))
 
 
 def _v2_checked(raw: dict[str, Any], context: Context, what: str) -> HttpRequest:
@@ -205,28 +279,35 @@ def _render(response: HttpResponse, *, is_v2: bool) -> dict[str, Any]:
                 headers[name] += ", " + value
             else:
                 headers[name] = value
-        out: dict[str, Any] = {"statusCode": response.status, "headers": headers}
         if cookies:
-            out["cookies"] = cookies
-    else:
-        single: dict[str, str] = {}
-        multi: dict[str, list[str]] = {}
-        for name, values in response.headers.to_multi_dict().items():
-            if len(values) == 1:
-                single[name] = values[0]
-            else:
-                multi[name] = values
-        out = {"statusCode": response.status, "headers": single, "multiValueHeaders": multi}
-    out["body"] = body
-    out["isBase64Encoded"] = is_base64
-    return out
+            return {
+                "statusCode": response.status, "headers": headers, "cookies": cookies,
+                "body": body, "isBase64Encoded": is_base64,
+            }  # fmt: skip
+        return {
+            "statusCode": response.status, "headers": headers, "body": body,
+            "isBase64Encoded": is_base64,
+        }  # fmt: skip
+    single: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for name, value in response.headers.multi_items():
+        if name in multi:
+            multi[name].append(value)
+        elif name in single:
+            multi[name] = [single.pop(name), value]
+        else:
+            single[name] = value
+    return {
+        "statusCode": response.status, "headers": single, "multiValueHeaders": multi,
+        "body": body, "isBase64Encoded": is_base64,
+    }  # fmt: skip
 
 
 def handle(app: App, raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> Any:
     """Answer the request; an unreadable event gets a 400 problem response, never an error."""
-    service = kind(raw)
+    is_v2 = _is_v2(raw)
     try:
-        request = _read(raw, context, service)
+        request = _read(raw, context, is_v2)
     except EventError as exc:
-        return _render(error_response(exc, context), is_v2=service != "rest")
-    return _render(app.handle_http(request, context), is_v2=service != "rest")
+        return _render(error_response(exc, context), is_v2=is_v2)
+    return _render(app.handle_http(request, context), is_v2=is_v2)

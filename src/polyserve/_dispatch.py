@@ -1,0 +1,190 @@
+"""Answering HTTP requests for an ``App``: route, bind, call, render, and errors.
+
+Loaded with the first request rather than with the app, since it needs the
+event classes, and those need ``dataclasses``, which costs a cold start several
+milliseconds to import. Each route gets a call plan on its first request, so
+the common handler (one that takes exactly its path parameters) is called with
+no binding work at all.
+"""
+
+from __future__ import annotations
+
+from polyserve._json import dumps
+from polyserve.errors import HttpError, PayloadTooLargeError
+from polyserve.events.http import Headers, HttpResponse
+from polyserve.routing import normalize_path
+
+# Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from polyserve.app import App
+    from polyserve.binding import Binder
+    from polyserve.context import Context
+    from polyserve.events.http import HttpRequest
+    from polyserve.routing import Route
+
+    # (endpoint, binder or None when the handler takes exactly its path parameters,
+    #  success status, is async)
+    Plan = tuple[Callable[..., Any], Binder | None, int, bool]
+
+__all__ = ["HttpDispatch", "render"]
+
+_JSON = Headers((("content-type", "application/json"),))
+
+
+class HttpDispatch:
+    """The HTTP half of an ``App``. ``app.handle_http`` creates one on first use."""
+
+    __slots__ = ("_app", "_plans")
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+        # Keyed by id(route): routes are never removed from an app, and hashing a
+        # route by its fields would cost more than the lookup saves.
+        self._plans: dict[int, Plan] = {}
+
+    def handle(self, request: HttpRequest, context: Context) -> HttpResponse:
+        """Answer ``request``. Never raises: every error becomes an HTTP error response."""
+        app = self._app
+        try:
+            found = self._route(request, context)
+            if isinstance(found, tuple):
+                route, params = found
+                endpoint, binder, status, is_async = self._plan(route)
+                if binder is None:
+                    result = endpoint(**params)
+                else:
+                    result = endpoint(**binder.http_kwargs(request, context, params))
+                if is_async:
+                    from polyserve._aio import run_sync
+
+                    result = run_sync(result)
+                response = render(result, status)
+            else:
+                response = found
+        except Exception as exc:
+            response = error_response(exc, context)
+        if app.cors is not None or request.method == "HEAD":
+            return self._finish(request, response)
+        return response
+
+    async def handle_async(self, request: HttpRequest, context: Context) -> HttpResponse:
+        """Answer ``request`` from async code. Sync handlers run in a worker thread."""
+        try:
+            found = self._route(request, context)
+            if isinstance(found, tuple):
+                route, params = found
+                endpoint, binder, status, is_async = self._plan(route)
+                kwargs = params if binder is None else binder.http_kwargs(request, context, params)
+                if is_async:
+                    result = await endpoint(**kwargs)
+                else:
+                    import asyncio  # already loaded: this only runs inside an event loop
+
+                    result = await asyncio.to_thread(endpoint, **kwargs)
+                response = render(result, status)
+            else:
+                response = found
+        except Exception as exc:
+            response = error_response(exc, context)
+        return self._finish(request, response)
+
+    def _route(
+        self, request: HttpRequest, context: Context
+    ) -> tuple[Route, dict[str, Any]] | HttpResponse:
+        """The route and its parameters, or the response when no handler is to run.
+
+        Raises:
+            HttpError: 404 or 405 (with ``Allow``).
+            PayloadTooLargeError: the body is over the app's limit.
+            MalformedEventError: the path is not one routes may see (``invalid_path``).
+        """
+        app = self._app
+        if len(request.body) > app.max_body_size:
+            raise PayloadTooLargeError(f"request body exceeds {app.max_body_size} bytes")
+        path = request.path
+        if path[:1] != "/" or "\x00" in path or "/." in path:
+            path = normalize_path(path)  # rejects what routes must not see
+        elif len(path) > 1 and path[-1] == "/":
+            path = path[:-1]
+        method = request.method
+        if not method.isupper():
+            method = method.upper()
+        cors = app.cors
+        if cors is not None and cors.is_preflight(request):
+            return cors.preflight(request)
+        found = app.lookup(method, path)
+        if found is not None:
+            return found
+        match = app.match(method, path)
+        if match.route is not None:  # HEAD answered by the GET route
+            return match.route, dict(match.params)
+        if not match.allowed:
+            raise HttpError(404, "not_found", f"no route matches {path}")
+        allow = ", ".join(sorted(match.allowed | {"OPTIONS"}))
+        if method == "OPTIONS":
+            return HttpResponse.empty(204, {"allow": allow})
+        raise HttpError(
+            405, "method_not_allowed", f"{method} is not allowed", headers={"allow": allow}
+        )
+
+    def _plan(self, route: Route) -> Plan:
+        plan = self._plans.get(id(route))
+        if plan is None:
+            binder = self._app._binder(route.endpoint, route.param_names, http=True)
+            plan = self._plans[id(route)] = (
+                route.endpoint,
+                None if binder.takes_path_params_only else binder,
+                route.status,
+                binder.is_async,
+            )
+        return plan
+
+    def _finish(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        cors = self._app.cors
+        if cors is not None:
+            response = cors.apply(request, response)
+        if request.method == "HEAD" and response.body:
+            headers = response.headers.with_set("content-length", str(len(response.body)))
+            response = HttpResponse(response.status, headers, b"")
+        return response
+
+
+def render(result: Any, status: int) -> HttpResponse:
+    """The response for a handler's return value (see ``App`` for the rules)."""
+    cls = result.__class__
+    if cls is dict or cls is list:  # the commonest results, first
+        return HttpResponse(status, _JSON, dumps(result))
+    if isinstance(result, HttpResponse):
+        return result
+    if result is None:
+        return HttpResponse.empty(204 if status == 200 else status)
+    if isinstance(result, str):
+        return HttpResponse.text(result, status)
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        return HttpResponse.binary(bytes(result), status)
+    dump_json = getattr(result, "model_dump_json", None)
+    if dump_json is not None:  # a pydantic model serialises itself, much faster
+        return HttpResponse(status, _JSON, dump_json().encode())
+    return HttpResponse.json(result, status)
+
+
+def error_response(exc: Exception, context: Context) -> HttpResponse:
+    """The HTTP answer for ``exc``; see ``polyserve.app.error_response``."""
+    from polyserve.errors import PolyserveError
+
+    if isinstance(exc, PolyserveError) and (exc.status < 500 or exc.is_exposed):
+        if exc.status >= 500:
+            context.logger.warning("request failed", code=exc.code, detail=exc.detail)
+        return HttpResponse.problem(
+            exc.status, exc.code, exc.detail, invocation_id=context.invocation_id,
+            extra=exc.to_dict(), headers=exc.headers or None,
+        )  # fmt: skip
+    # The trace goes to the log only; the client sees a generic body and the invocation id.
+    context.logger.exception("unhandled error", exc)
+    return HttpResponse.problem(
+        500, "internal_error", "internal server error", invocation_id=context.invocation_id
+    )
