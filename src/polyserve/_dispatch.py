@@ -10,7 +10,7 @@ no binding work at all.
 from __future__ import annotations
 
 from polyserve._json import dumps
-from polyserve.errors import HttpError, PayloadTooLargeError
+from polyserve.errors import HttpError, PayloadTooLargeError, PolyserveError
 from polyserve.events.http import Headers, HttpResponse
 from polyserve.routing import normalize_path
 
@@ -174,8 +174,6 @@ def render(result: Any, status: int) -> HttpResponse:
 
 def error_response(exc: Exception, context: Context) -> HttpResponse:
     """The HTTP answer for ``exc``; see ``polyserve.app.error_response``."""
-    from polyserve.errors import PolyserveError
-
     if isinstance(exc, PolyserveError) and (exc.status < 500 or exc.is_exposed):
         if exc.status >= 500:
             context.logger.warning("request failed", code=exc.code, detail=exc.detail)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from typing import Any, TypeVar
 
     from polyserve._dispatch import HttpDispatch
-    from polyserve.batch import BatchResult
+    from polyserve.batch import BatchResult, Call
     from polyserve.binding import Binder
     from polyserve.context import Context
     from polyserve.cors import CORS
@@ -64,6 +64,8 @@ class App(Router):
         self._binders: dict[tuple[Callable[..., Any], tuple[str, ...]], Binder] = {}
         self._http: HttpDispatch | None = None
         self._resolved: dict[tuple[Trigger, str, str | None], tuple[Registration, Binder]] = {}
+        # (trigger, name, event class) -> the handler itself, where it takes just the event.
+        self._plain_calls: dict[tuple[Trigger, str, type], Callable[[Any], Any]] = {}
 
     def __repr__(self) -> str:
         counts = f"routes={len(self.routes)}, registrations={len(self.registrations)}"
@@ -180,7 +182,9 @@ class App(Router):
     def register(
         self, trigger: Trigger, name: str, endpoint: Callable[..., Any], **options: Any
     ) -> Registration:
-        self._resolved.clear()  # a new registration may change what a name resolves to
+        # A new registration may change what a name resolves to.
+        self._resolved.clear()
+        self._plain_calls.clear()
         return super().register(trigger, name, endpoint, **options)
 
     def handle_batch(
@@ -202,16 +206,43 @@ class App(Router):
         When ``context`` has less than ``batch_deadline_margin`` seconds left, the
         records not yet started are reported failed (see ``polyserve.batch``).
         """
-        from polyserve.batch import SET_ASIDE, process_batch
 
-        def run(name: str, event: object) -> Any:
-            result, set_aside = self._run_event(trigger, name, event, context)
-            return SET_ASIDE if set_aside else result
+        def resolve(name: str, event: Any) -> Call:
+            return self._event_call(trigger, name, event, context)
 
-        return process_batch(
-            records, run, context, decode=decode, item_id=item_id, ordered=ordered,
+        return (_run_batch or _load_run_batch())(
+            records, resolve, context, decode=decode, item_id=item_id, ordered=ordered,
             deadline_margin=self.batch_deadline_margin,
         )  # fmt: skip
+
+    def _event_call(self, trigger: Trigger, name: str, event: object, context: Context) -> Call:
+        # The handler for events like ``event`` from ``name``, as a function of the event,
+        # and the hook that decides whether a failed one is set aside as poison.
+        key = (trigger, name, event.__class__)
+        plain = self._plain_calls.get(key)
+        if plain is not None:
+            return plain, None
+        reg, binder = self._prepare_event(trigger, name, event)
+        if getattr(event, "action", None) is not None:
+            # Storage events resolve by their action too: no shortcut for those.
+            def each(event: object) -> Any:
+                from polyserve.batch import SET_ASIDE
+
+                result, set_aside = self._run_event(trigger, name, event, context)
+                return SET_ASIDE if set_aside else result
+
+            return each, None
+        call = binder.event_caller(reg.endpoint, event, context)
+        if reg.options.get("max_attempts") is None:
+            if call is reg.endpoint:  # needs no context: kept for later batches
+                self._plain_calls[key] = call
+            return call, None
+
+        def on_failure(event: object, exc: Exception) -> bool:
+            hook = _poison_hook(reg, event, context)
+            return hook is not None and _set_aside(hook, reg, event, exc, context)
+
+        return call, on_failure
 
     async def handle_batch_async(
         self,
@@ -260,6 +291,19 @@ class App(Router):
         from polyserve.asgi import serve
 
         await serve(self, scope, receive, send)
+
+
+_run_batch: Callable[..., BatchResult] | None = None
+
+
+def _load_run_batch() -> Callable[..., BatchResult]:
+    # polyserve.batch is imported with the first batch; an import statement would
+    # cost more than the rest of handle_batch on every later one.
+    global _run_batch
+    from polyserve.batch import run_batch
+
+    _run_batch = run_batch
+    return run_batch
 
 
 def _run_sync(coro: Any) -> Any:

@@ -27,7 +27,14 @@ from polyserve._frozen import fast_init
 from polyserve.retry import Retry
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterator, Sequence
+    from collections.abc import Awaitable, Callable, Sequence
+
+    # What ``run_batch``'s ``resolve`` gives for a handler: a function of the event,
+    # and the failure hook. The function succeeds by returning (``SET_ASIDE`` sets the
+    # record aside) and fails by raising. The hook, if any, gets the event and the
+    # exception and returns True when it took the event (set aside), False when the
+    # record is to be reported failed.
+    Call = tuple[Callable[[Any], Any], Callable[[Any, Exception], bool] | None]
 
     from polyserve.context import Context
 
@@ -37,6 +44,7 @@ __all__ = [
     "ItemFailure",
     "process_batch",
     "process_batch_async",
+    "run_batch",
 ]
 
 R = TypeVar("R")
@@ -100,7 +108,9 @@ class BatchResult:
         return not self.failed
 
 
-class _Collector:
+class _Batch:
+    """The three outcome lists of a batch being processed, and its stop rules."""
+
     __slots__ = ("context", "cutoff", "failed", "ordered", "set_aside", "stopped", "succeeded")
 
     def __init__(self, context: Context, ordered: bool, margin: float) -> None:
@@ -114,8 +124,19 @@ class _Collector:
         self.set_aside: list[str] = []
         self.stopped: str | None = None  # why the rest of the batch is not started
 
-    def done(self, item: str, outcome: object) -> None:
-        (self.set_aside if outcome is SET_ASIDE else self.succeeded).append(item)
+    def past_cutoff(self, index: int, remaining: int) -> bool:
+        """Whether record ``index`` must not start (the deadline is near); logs the stop once.
+
+        The first record always starts.
+        """
+        if not index or self.cutoff is None or self.context.clock() < self.cutoff:
+            return False
+        self.stopped = _DEADLINE
+        self.context.logger.warning(
+            "batch stopped before the deadline; the rest will be redelivered",
+            unprocessed=remaining, remaining_time=self.context.remaining_time(),
+        )  # fmt: skip
+        return True
 
     def fail(self, item: str, reason: str, exc: BaseException) -> None:
         if isinstance(exc, Retry):
@@ -127,7 +148,9 @@ class _Collector:
             reason = f"retry requested: {exc.reason}" if exc.reason else "retry requested"
             self.failed.append(ItemFailure(item, reason, exc, exc.delay))
         else:
-            self.context.logger.exception(f"record {reason}", exc, item_id=item)
+            logger = self.context.logger
+            if logger.is_enabled_for(40):
+                logger.exception(f"record {reason}", exc, item_id=item)
             self.failed.append(ItemFailure(item, reason, exc))
         if self.ordered:
             self.stopped = _ORDER_BROKEN
@@ -136,40 +159,75 @@ class _Collector:
         return BatchResult(tuple(self.succeeded), tuple(self.failed), tuple(self.set_aside))
 
 
-def _safe_id(item_id: Callable[[R], str], record: R, index: int) -> str:
+def _ident(item_id: Callable[[R], str], record: R, index: int) -> str:
+    # The id a record is reported by; its position when even that cannot be read.
     try:
-        return str(item_id(record))
+        ident = item_id(record)
     except Exception:
         return str(index)
+    return ident if ident.__class__ is str else str(ident)
 
 
-def _pending(
+def run_batch(
     records: Sequence[R],
-    out: _Collector,
+    resolve: Callable[[str, Any], Call],
+    context: Context,
+    *,
     decode: Callable[[R], tuple[str, object]],
     item_id: Callable[[R], str],
-) -> Iterator[tuple[str, str, object]]:
-    # Lazy on purpose: a failure reported by the caller stops an ordered batch
-    # before the next record is decoded, and the deadline is checked just
-    # before each record starts.
-    cutoff, clock = out.cutoff, out.context.clock
+    ordered: bool = False,
+    deadline_margin: float = 1.0,
+) -> BatchResult:
+    """Decode and handle each record; see the module docstring for the rules.
+
+    ``resolve(name, event)`` finds the handler for a decoded record. Its answer is
+    reused for the following records of the same name and event class, so a batch
+    resolves its handler once rather than per record. When it raises (no handler is
+    registered, say), that record fails and the next one resolves again.
+    """
+    batch = _Batch(context, ordered, deadline_margin)
+    succeeded, set_aside = batch.succeeded, batch.set_aside
+    calls: dict[str, tuple[type, Callable[[Any], Any], Any]] = {}
+    count = len(records)
+    cutoff, clock = batch.cutoff, context.clock
+    # The loop runs once per record: what every record does is written out here,
+    # and what only some do (failures, the deadline) is in _Batch's methods.
     for index, record in enumerate(records):
-        ident = _safe_id(item_id, record, index)
-        if out.stopped is None and index and cutoff is not None and clock() >= cutoff:
-            out.stopped = _DEADLINE
-            out.context.logger.warning(
-                "batch stopped before the deadline; the rest will be redelivered",
-                unprocessed=len(records) - index, remaining_time=out.context.remaining_time(),
-            )  # fmt: skip
-        if out.stopped is not None:
-            out.failed.append(ItemFailure(ident, out.stopped))
+        try:
+            ident = item_id(record)
+        except Exception:
+            ident = str(index)
+        if ident.__class__ is not str:
+            ident = str(ident)
+        if cutoff is not None and batch.stopped is None and index and clock() >= cutoff:
+            batch.past_cutoff(index, count - index)
+        if batch.stopped is not None:
+            batch.failed.append(ItemFailure(ident, batch.stopped))
             continue
         try:
             name, event = decode(record)
         except Exception as exc:
-            out.fail(ident, "could not be decoded", exc)
+            batch.fail(ident, "could not be decoded", exc)
             continue
-        yield ident, name, event
+        entry = calls.get(name)
+        if entry is None or entry[0] is not event.__class__:
+            try:
+                call, on_failure = resolve(name, event)
+            except Exception as exc:
+                batch.fail(ident, "handler failed", exc)
+                continue
+            entry = calls[name] = (event.__class__, call, on_failure)
+        try:
+            outcome = entry[1](event)
+        except Exception as exc:
+            on_failure = entry[2]
+            if on_failure is not None and on_failure(event, exc):
+                set_aside.append(ident)
+            else:
+                batch.fail(ident, "handler failed", exc)
+        else:
+            (set_aside if outcome is SET_ASIDE else succeeded).append(ident)
+    return batch.result()
 
 
 def process_batch(
@@ -187,15 +245,14 @@ def process_batch(
     ``handle(name, event)`` succeeds by returning, fails by raising, and sets the
     record aside by returning ``SET_ASIDE``.
     """
-    out = _Collector(context, ordered, deadline_margin)
-    for ident, name, event in _pending(records, out, decode, item_id):
-        try:
-            outcome = handle(name, event)
-        except Exception as exc:
-            out.fail(ident, "handler failed", exc)
-        else:
-            out.done(ident, outcome)
-    return out.result()
+
+    def resolve(name: str, event: Any) -> Call:
+        return (lambda event: handle(name, event)), None
+
+    return run_batch(
+        records, resolve, context, decode=decode, item_id=item_id, ordered=ordered,
+        deadline_margin=deadline_margin,
+    )  # fmt: skip
 
 
 async def process_batch_async(
@@ -209,12 +266,24 @@ async def process_batch_async(
     deadline_margin: float = 1.0,
 ) -> BatchResult:
     """``process_batch`` with an async ``handle``."""
-    out = _Collector(context, ordered, deadline_margin)
-    for ident, name, event in _pending(records, out, decode, item_id):
+    batch = _Batch(context, ordered, deadline_margin)
+    count = len(records)
+    for index, record in enumerate(records):
+        ident = _ident(item_id, record, index)
+        if batch.stopped is None and batch.cutoff is not None:
+            batch.past_cutoff(index, count - index)
+        if batch.stopped is not None:
+            batch.failed.append(ItemFailure(ident, batch.stopped))
+            continue
+        try:
+            name, event = decode(record)
+        except Exception as exc:
+            batch.fail(ident, "could not be decoded", exc)
+            continue
         try:
             outcome = await handle(name, event)
         except Exception as exc:
-            out.fail(ident, "handler failed", exc)
+            batch.fail(ident, "handler failed", exc)
         else:
-            out.done(ident, outcome)
-    return out.result()
+            (batch.set_aside if outcome is SET_ASIDE else batch.succeeded).append(ident)
+    return batch.result()

@@ -102,7 +102,14 @@ class _Param:
 class Binder:
     """Builds the keyword arguments of one handler. Built once per handler, on first use."""
 
-    __slots__ = ("_event_only", "_params", "_path_only", "is_async", "takes_path_params_only")
+    __slots__ = (
+        "_event_only",
+        "_event_positional",
+        "_params",
+        "_path_only",
+        "is_async",
+        "takes_path_params_only",
+    )
 
     def __init__(
         self, fn: Callable[..., Any], *, path_params: Sequence[str] = (), http: bool
@@ -114,11 +121,13 @@ class Binder:
         except Exception as exc:  # a NameError from a forward reference, typically
             raise ConfigurationError(f"cannot resolve the type hints of {fn!r}: {exc}") from exc
         params: list[_Param] = []
+        positional: list[bool] = []
         for p in inspect.signature(fn).parameters.values():
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                 continue
             ann = hints.get(p.name, Any)
             params.append(_http_param(p, ann, path_params) if http else _event_param(p, ann))
+            positional.append(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
         bodies = [p for p in params if p.source is _Source.BODY]
         if len(bodies) > 1:
             raise ConfigurationError(
@@ -141,6 +150,8 @@ class Binder:
             if only is not None and only.source is _Source.EVENT
             else None
         )
+        # ... and can take it positionally: such a handler is its own event caller.
+        self._event_positional = self._event_only is not None and positional[0]
 
     def http_kwargs(
         self, request: HttpRequest, ctx: Context, path_params: Mapping[str, Any] | None = None
@@ -196,6 +207,36 @@ class Binder:
             raise UnsupportedMediaTypeError(f"expected a JSON body, got content type {ctype!r}")
         assert p.validator is not None
         kwargs[p.name] = p.validator.from_json(request.body, ("body",))
+
+    def event_caller(
+        self, fn: Callable[..., Any], event: object, ctx: Context
+    ) -> Callable[[Any], Any]:
+        """A function of one event that calls ``fn`` (this binder's handler) for it.
+
+        Made once for a run of events of ``event``'s class: a handler that takes just
+        the event, positionally, is returned as it is, so calling it costs nothing
+        more; any other gets its arguments from ``event_kwargs`` on each call. An
+        async handler is run to completion.
+        """
+        only = self._event_only
+        call: Callable[[Any], Any]
+        if (
+            self._event_positional
+            and only is not None
+            and (only[1] is Any or isinstance(event, only[1]))
+        ):
+            call = fn
+        else:
+
+            def call(event: Any) -> Any:
+                return fn(**self.event_kwargs(event, ctx))
+
+        if not self.is_async:
+            return call
+        from polyserve._aio import run_sync
+
+        inner = call
+        return lambda event: run_sync(inner(event))
 
     def event_kwargs(self, event: object, ctx: Context) -> dict[str, Any]:
         """Arguments for a non-HTTP handler.

@@ -53,6 +53,13 @@ class ContextLogger:
         """A logger that also stamps ``fields`` on every line."""
         return ContextLogger({**self._fields, **fields}, self._logger)
 
+    def is_enabled_for(self, level: int) -> bool:
+        """Whether a record of ``level`` (``logging.ERROR`` is 40) would be written.
+
+        Lets a caller skip building an expensive message that nobody would see.
+        """
+        return self._logger.isEnabledFor(level)
+
     def _log(self, level: int, message: str, exc: BaseException | None, fields: Any) -> None:
         if not self._logger.isEnabledFor(level):
             return

@@ -155,3 +155,20 @@ def test_handling_events_imports_no_heavy_library() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_one_handler_answers_events_of_every_kind_in_any_order(
+    recorder: Recorder, lambda_context: FakeLambdaContext
+) -> None:
+    # The source of the last event is tried first; the next event may be of another kind.
+    handler = polyserve_aws.handler(recorder.app)
+    order = ["apigw-http-post.json", "sqs-standard.json", "alb-single.json",
+             "sqs-standard.json", "apigw-http-post.json", "sns.json", "apigw-rest-get.json"]  # fmt: skip
+    kinds = []
+    for name in order:
+        out = handler(load(name), lambda_context)
+        kinds.append("batch" if isinstance(out, dict) and "batchItemFailures" in out else
+                     "http" if isinstance(out, dict) and "statusCode" in out else "event")  # fmt: skip
+    assert kinds == ["http", "batch", "http", "batch", "http", "event", "http"]
+    with pytest.raises(UnsupportedEventError):
+        handler(load("ses-receipt.json"), lambda_context)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import datetime as dt
+import pickle
 
 import pytest
 from adapters.aws.tests.support import FakeLambdaContext, Recorder, load
@@ -135,3 +138,68 @@ def test_to_event_maps_bad_fields_to_malformed_event(change: dict[str, object]) 
 
     with pytest.raises(MalformedEventError):
         _sqs.to_event(record, {})
+
+
+def test_messages_read_their_record_lazily_and_behave_as_messages() -> None:
+    record = load("sqs-standard.json")["Records"][0]
+    message = _sqs.to_event(record, {})
+    plain = Message(
+        id=message.id, body=message.body, attributes=dict(message.attributes),
+        attempt=message.attempt, enqueued_at=message.enqueued_at, source="adoptions",
+        group_key=None, subject=None, raw=record,
+    )  # fmt: skip
+    assert isinstance(message, Message)
+    assert message == plain
+    assert plain == message
+    assert message != dataclasses.replace(plain, attempt=2)
+    moved = dataclasses.replace(message, attempt=4)
+    assert type(moved) is Message
+    assert moved.attempt == 4
+    assert moved.body == message.body
+    copied = pickle.loads(pickle.dumps(message))
+    assert type(copied) is Message
+    assert copied == message
+    assert copy.copy(message) == message
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        message.id = "x"  # type: ignore[misc]  # the point of the test
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"body": None}, "body"),
+        ({"messageId": 5}, "id"),
+        ({"attributes": {"ApproximateReceiveCount": "many"}}, "attempt"),
+        ({"attributes": {"SentTimestamp": "yesterday"}}, "enqueued_at"),
+        ({"attributes": "none"}, "group_key"),
+    ],
+)
+def test_a_malformed_field_fails_when_the_handler_reads_it(
+    lambda_context: FakeLambdaContext, change: dict[str, object], field: str
+) -> None:
+    app = App("lazy")
+    read: list[str] = []
+
+    @app.queue("adoptions")
+    def on_message(message: Message) -> None:
+        read.append(message.source)
+        getattr(message, field)
+
+    raw = load("sqs-standard.json")
+    raw["Records"][0] |= change
+
+    out = polyserve_aws.handler(app)(raw, lambda_context)
+
+    assert read == ["adoptions", "adoptions"]
+    assert [f["itemIdentifier"] for f in out["batchItemFailures"]] == (
+        ["5"] if field == "id" else ["a1b2c3d4-0001-4000-8000-000000000001"]
+    )
+    with pytest.raises(MalformedEventError):
+        getattr(_lazy(raw), field)
+
+
+def _lazy(raw: dict[str, object]) -> Message:
+    records = raw["Records"]
+    assert isinstance(records, list)
+    _, message = _sqs._decoder({})(records[0])
+    return message

@@ -13,6 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from polyserve.events._body import parse_json
     from polyserve.events.cloudevent import CloudEvent
     from polyserve.events.http import Headers, HttpRequest, HttpResponse, QueryParams
     from polyserve.events.queue import Message
@@ -36,6 +37,7 @@ __all__ = [
     "StorageAction",
     "StorageEvent",
     "StreamRecord",
+    "parse_json",
 ]
 
 _MODULES = {
@@ -50,6 +52,7 @@ _MODULES = {
     "StorageAction": "storage",
     "StorageEvent": "storage",
     "StreamRecord": "stream",
+    "parse_json": "_body",
 }
 
 

@@ -188,15 +188,26 @@ class QueryParams(_MultiMap):
         """Parse a raw query string (``a=1&a=2&b``); bad escapes never raise."""
         if not query:
             return cls()
-        from urllib.parse import parse_qsl
-
-        return cls(parse_qsl(query, keep_blank_values=True, errors="replace"))
+        parse = _parse_qsl or _load_parse_qsl()
+        return cls(parse(query, keep_blank_values=True, errors="replace"))
 
     def to_string(self) -> str:
         """The parameters encoded as a query string (without ``?``)."""
         from urllib.parse import quote, urlencode
 
         return urlencode(self._items, quote_via=quote)
+
+
+_parse_qsl: Callable[..., list[tuple[str, str]]] | None = None
+
+
+def _load_parse_qsl() -> Callable[..., list[tuple[str, str]]]:
+    # urllib.parse costs a cold start milliseconds: imported with the first query string.
+    global _parse_qsl
+    from urllib.parse import parse_qsl
+
+    _parse_qsl = parse_qsl
+    return parse_qsl
 
 
 # Shared empty instances: both types are immutable, and requests default to them.
@@ -339,20 +350,18 @@ class HttpResponse:
         ``extra`` adds members (for example ``errors``); ``code``, ``detail`` and
         ``invocation_id`` always win over them.
         """
-        from http import HTTPStatus
-
-        try:
-            title = HTTPStatus(status).phrase
-        except ValueError:
-            title = "Error"
+        title = (_PHRASES or _load_phrases()).get(status, "Error")
         body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
-        body.update(extra or {})
+        if extra:
+            body.update(extra)
         body["code"] = code
         body["detail"] = detail
         if invocation_id:
             body["invocation_id"] = invocation_id
+        if not headers:
+            return cls(status, _PROBLEM, dumps(body))
         merged = Headers(headers).with_set("content-type", "application/problem+json")
-        return cls._make(status, dumps(body), "application/problem+json", merged)
+        return cls(status, merged, dumps(body))
 
     @classmethod
     def _make(
@@ -444,6 +453,19 @@ class HttpResponse:
         except UnicodeDecodeError:
             return None
 
+
+# Status -> reason phrase ("Not Found"), read from http.HTTPStatus on first use.
+_PHRASES: dict[int, str] = {}
+
+
+def _load_phrases() -> dict[int, str]:
+    from http import HTTPStatus
+
+    _PHRASES.update((s.value, s.phrase) for s in HTTPStatus)
+    return _PHRASES
+
+
+_PROBLEM = Headers((("content-type", "application/problem+json"),))
 
 # Content type -> whether its bodies are text, learned as responses are sent.
 _TEXTUAL: dict[str, bool] = {}

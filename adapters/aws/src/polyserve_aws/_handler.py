@@ -147,22 +147,30 @@ def handler(
 
         handles[_sqs] = functools.partial(_sqs.handle, retry_delays=RetryDelays(sqs_client))
 
+    # The source of the last event, tried first: a function mostly gets one kind.
+    last: list[Source] = []
+
+    def recognise(event: Any) -> Source | None:
+        if not isinstance(event, dict):
+            return None
+        if last and last[0].matches(event):
+            return last[0]
+        for source in sources():
+            if source.matches(event):
+                last[:] = [source]
+                return source
+        return None
+
     def lambda_handler(event: Any, lambda_context: LambdaContext) -> Any:
-        if isinstance(event, dict):
-            # The sources already imported first (a plain list walk), then the rest.
-            for source in _loaded:
-                if source.matches(event):
-                    handle = handles.get(source, source.handle) if handles else source.handle
-                    return handle(app, event, to_context(lambda_context), mapping)
-            for source in _unloaded():
-                if source.matches(event):
-                    handle = handles.get(source, source.handle) if handles else source.handle
-                    return handle(app, event, to_context(lambda_context), mapping)
-        description = describe(event)
-        raise UnsupportedEventError(
-            f"polyserve-aws does not recognise this event: {description}",
-            description=description,
-        )
+        source = recognise(event)
+        if source is None:
+            description = describe(event)
+            raise UnsupportedEventError(
+                f"polyserve-aws does not recognise this event: {description}",
+                description=description,
+            )
+        handle = handles.get(source, source.handle) if handles else source.handle
+        return handle(app, event, to_context(lambda_context), mapping)
 
     lambda_handler.__name__ = lambda_handler.__qualname__ = f"handler[{app.name}]"
     return lambda_handler

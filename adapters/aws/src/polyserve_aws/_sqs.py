@@ -17,11 +17,13 @@ With ``handler(app, honor_retry_delay=True)``, records that failed with
 
 from __future__ import annotations
 
+from dataclasses import fields
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from polyserve.events import Message
+from polyserve.events import Message, parse_json
 from polyserve.routing import Trigger
-from polyserve_aws._batch import batch_response, handle_records
+from polyserve_aws._batch import batch_response
 from polyserve_aws._wire import (
     as_object,
     first_record,
@@ -33,18 +35,22 @@ from polyserve_aws._wire import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    import datetime as dt
+    from collections.abc import Callable, Mapping
 
     from polyserve.app import App
     from polyserve.context import Context
     from polyserve_aws._visibility import RetryDelays
 
-__all__ = ["handle", "is_fifo", "matches", "to_event", "to_native"]
+__all__ = ["SqsMessage", "handle", "is_fifo", "matches", "to_event", "to_native"]
 
 _WHAT = "SQS record"
 _SENT = f"{_WHAT} SentTimestamp"
+_BODY = "message body"
 
 to_native = batch_response
+# The id a record is reported by (a record without one is reported by its position).
+_message_id = itemgetter("messageId")
 
 
 def matches(raw: dict[str, Any]) -> bool:
@@ -62,76 +68,141 @@ def is_fifo(record: dict[str, Any]) -> bool:
     )
 
 
+class SqsMessage(Message):
+    """A ``Message`` whose fields are read from its SQS record as they are asked for.
+
+    One is built for every record of a batch with two slot stores (``source`` and
+    ``raw``); a handler pays only for the fields it reads, so the receive count,
+    the sent time and the message attributes are parsed only if it reads them.
+    A field that turns out malformed raises ``MalformedEventError`` when read, and
+    the record fails. It equals a ``Message`` with the same fields, and
+    ``dataclasses.replace`` or a copy gives a plain ``Message``.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Message:  # type: ignore[misc]
+        # Only reached by construction from fields (dataclasses.replace, copies): those
+        # make an ordinary Message, since there is no record to read from.
+        return Message(*args, **kwargs)
+
+    def __reduce__(self) -> tuple[type[Message], tuple[Any, ...]]:
+        return Message, tuple(getattr(self, f) for f in _FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in _COMPARED)
+
+    __hash__ = Message.__hash__
+
+    @property
+    def id(self) -> str:
+        return _text(self.raw, "messageId")
+
+    @property
+    def body(self) -> bytes:
+        return _text(self.raw, "body").encode()
+
+    @property
+    def text(self) -> str:
+        return _text(self.raw, "body")
+
+    def json(self) -> Any:
+        # Parsed straight from the record's text: no round trip through bytes.
+        body = self.raw.get("body")
+        return parse_json(body if body.__class__ is str else _text(self.raw, "body"), _BODY)
+
+    @property
+    def attributes(self) -> Mapping[str, str]:
+        out: dict[str, str] = {}
+        try:
+            raw_attributes = self.raw.get("messageAttributes")
+            if raw_attributes:
+                for name, attribute in raw_attributes.items():
+                    value = attribute.get("stringValue")
+                    if value is None:
+                        value = attribute.get("binaryValue")
+                    if isinstance(value, str):
+                        out[name] = value
+        except (TypeError, AttributeError) as exc:
+            raise malformed(_WHAT, exc) from None
+        return out
+
+    @property
+    def attempt(self) -> int:
+        try:
+            return int(self._system_attributes().get("ApproximateReceiveCount", 1))
+        except (TypeError, ValueError) as exc:
+            raise malformed(_WHAT, exc) from None
+
+    @property
+    def enqueued_at(self) -> dt.datetime | None:
+        sent = self._system_attributes().get("SentTimestamp")
+        return None if sent is None else from_epoch_ms(sent, _SENT)
+
+    @property
+    def group_key(self) -> str | None:
+        return optional_text(self._system_attributes(), "MessageGroupId", _WHAT)
+
+    @property
+    def subject(self) -> str | None:
+        return None
+
+    def _system_attributes(self) -> dict[str, Any]:
+        return as_object(self.raw.get("attributes") or {}, _WHAT, "attributes")
+
+
+_FIELDS = tuple(f.name for f in fields(Message))
+_COMPARED = tuple(f.name for f in fields(Message) if f.compare)
+_new = object.__new__
+# The slots' own descriptors: they store past the frozen __setattr__, as the
+# dataclass's generated __init__ does.
+_set_source = Message.__dict__["source"].__set__
+_set_raw = Message.__dict__["raw"].__set__
+
+
+def _text(record: dict[str, Any], key: str) -> str:
+    value = record.get(key)
+    if value.__class__ is not str:
+        return text(record, key, _WHAT)  # raises, saying what is wrong
+    return value
+
+
+def _decoder(names: Mapping[str, str]) -> Callable[[Any], tuple[str, Message]]:
+    # Decodes the records of one batch; they come from one queue, so its logical
+    # name is worked out once.
+    logical: dict[str, str] = {}
+
+    def decode(record: Any) -> tuple[str, Message]:
+        if record.__class__ is not dict:
+            as_object(record, _WHAT)  # raises
+        arn = record.get("eventSourceARN")
+        if arn.__class__ is not str:
+            text(record, "eventSourceARN", _WHAT)  # raises, saying what is wrong
+        # The other fields are checked as they are read: a record whose body is
+        # missing fails when its handler asks for the body.
+        name = logical.get(arn)
+        if name is None:
+            name = logical[arn] = logical_name(arn, names)
+        message = _new(SqsMessage)
+        _set_source(message, name)
+        _set_raw(message, record)
+        return name, message
+
+    return decode
+
+
 def to_event(record: Any, names: Mapping[str, str]) -> Message:
-    """The ``Message`` in one SQS record.
+    """The ``Message`` in one SQS record, every field checked.
 
     Raises:
-        MalformedEventError: a required field is missing or has the wrong type.
+        MalformedEventError: a field is missing or has the wrong type.
     """
-    try:
-        if record.__class__ is dict:
-            message_id = record.get("messageId")
-            body = record.get("body")
-            arn = record.get("eventSourceARN")
-            attributes = record.get("attributes") or {}
-            # One check for the well-formed record; the detailed checks below only run
-            # to say what is wrong with a malformed one.
-            if (
-                message_id.__class__ is str
-                and body.__class__ is str
-                and arn.__class__ is str
-                and attributes.__class__ is dict
-            ):
-                return _message(record, message_id, body, arn, attributes, names)
-        record = as_object(record, _WHAT)
-        return _message(
-            record,
-            text(record, "messageId", _WHAT),
-            text(record, "body", _WHAT),
-            text(record, "eventSourceARN", _WHAT),
-            as_object(record.get("attributes") or {}, _WHAT, "attributes"),
-            names,
-        )
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise malformed(_WHAT, exc) from None
-
-
-def _message(
-    record: dict[str, Any],
-    message_id: str,
-    body: str,
-    arn: str,
-    attributes: dict[str, Any],
-    names: Mapping[str, str],
-) -> Message:
-    message_attributes: dict[str, str] = {}
-    raw_attributes = record.get("messageAttributes")
-    if raw_attributes:
-        for name, attribute in raw_attributes.items():
-            value = attribute.get("stringValue")
-            if value is None:
-                value = attribute.get("binaryValue")
-            if isinstance(value, str):
-                message_attributes[name] = value
-    sent = attributes.get("SentTimestamp")
-    group = attributes.get("MessageGroupId")
-    if group is not None and group.__class__ is not str:
-        group = optional_text(attributes, "MessageGroupId", _WHAT)
-    return Message(
-        message_id,
-        body.encode(),
-        message_attributes,
-        int(attributes.get("ApproximateReceiveCount", 1)),
-        None if sent is None else from_epoch_ms(sent, _SENT),
-        logical_name(arn, names),
-        group,
-        None,
-        record,
-    )
-
-
-def _message_id(record: dict[str, Any]) -> str:
-    return str(record["messageId"])
+    _, message = _decoder(names)(record)
+    for name in _FIELDS:
+        getattr(message, name)  # reading a field checks it
+    return message
 
 
 def handle(
@@ -148,9 +219,9 @@ def handle(
     that visibility timeout; nothing that happens there changes the response.
     """
     records: list[Any] = raw["Records"]
-    result = handle_records(
-        app, Trigger.QUEUE, records, context,
-        to_event=to_event, names=names, item_id=_message_id, ordered=is_fifo(records[0]),
+    result = app.handle_batch(
+        Trigger.QUEUE, records, context, decode=_decoder(names), item_id=_message_id,
+        ordered=is_fifo(records[0]),
     )  # fmt: skip
     response = to_native(result)
     if retry_delays is not None:

@@ -1,0 +1,48 @@
+"""``parse_json``, shared by every event that carries a JSON body."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from polyserve.errors import MalformedEventError
+from polyserve.events._body import parse_json
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+_padding = st.text(alphabet=" \t\n\r\x0b\x0c\u2003\u00a0", max_size=3)
+
+
+def _outcome(parse: object, data: str | bytes) -> tuple[str, object]:
+    try:
+        return "ok", repr(parse(data))  # type: ignore[operator]  # repr: NaN != NaN
+    except (ValueError, MalformedEventError):
+        return "error", None
+
+
+@given(value=_json_values, before=_padding, after=_padding)
+def test_parse_json_agrees_with_json_loads_on_json(value: object, before: str, after: str) -> None:
+    text = before + json.dumps(value) + after
+    for data in (text, text.encode()):
+        assert _outcome(lambda d: parse_json(d, "body"), data) == _outcome(json.loads, data)
+
+
+@given(st.text(max_size=20) | st.binary(max_size=20))
+def test_parse_json_agrees_with_json_loads_on_anything(data: str | bytes) -> None:
+    assert _outcome(lambda d: parse_json(d, "body"), data) == _outcome(json.loads, data)
+
+
+@pytest.mark.parametrize(
+    "bad", ["{} x", "{}\u2003", "\ufeff{}", "", "{", b"\xff", b"\xef\xbb\xbf["]
+)
+def test_invalid_json_is_a_malformed_event(bad: str | bytes) -> None:
+    with pytest.raises(MalformedEventError) as info:
+        parse_json(bad, "request body")
+    assert info.value.code == "invalid_json"
+    assert info.value.detail.startswith("request body is not valid JSON")
