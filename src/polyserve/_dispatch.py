@@ -154,22 +154,50 @@ class HttpDispatch:
 
 
 def render(result: Any, status: int) -> HttpResponse:
-    """The response for a handler's return value (see ``App`` for the rules)."""
+    """The response for a handler's return value (see ``App.handle_http`` for the rules)."""
     cls = result.__class__
     if cls is dict or cls is list:  # the commonest results, first
         return HttpResponse(status, _JSON, dumps(result))
-    if isinstance(result, HttpResponse):
-        return result
-    if result is None:
+    kind = _KINDS.get(cls)
+    if kind is None:
+        kind = _kind(cls)
+        if len(_KINDS) < 512:  # result classes come from the app: a handful
+            _KINDS[cls] = kind
+    if kind == _MODEL:
+        # The model's core serializer, straight to bytes: model_dump_json would wrap
+        # the same call, decode the bytes to text, and leave them to be encoded again.
+        return HttpResponse(status, _JSON, cls.__pydantic_serializer__.to_json(result))
+    if kind == _RESPONSE:
+        return result  # type: ignore[no-any-return]  # an HttpResponse, by its class
+    if kind == _NONE:
         return HttpResponse.empty(204 if status == 200 else status)
-    if isinstance(result, str):
+    if kind == _TEXT:
         return HttpResponse.text(result, status)
-    if isinstance(result, (bytes, bytearray, memoryview)):
+    if kind == _BYTES:
         return HttpResponse.binary(bytes(result), status)
-    dump_json = getattr(result, "model_dump_json", None)
-    if dump_json is not None:  # a pydantic model serialises itself, much faster
-        return HttpResponse(status, _JSON, dump_json().encode())
     return HttpResponse.json(result, status)
+
+
+# What a result of each class renders as, learned as results arrive.
+_MODEL, _RESPONSE, _NONE, _TEXT, _BYTES, _OTHER = range(6)
+_KINDS: dict[type, int] = {}
+
+
+def _kind(cls: type) -> int:
+    if issubclass(cls, HttpResponse):
+        return _RESPONSE
+    if cls is type(None):
+        return _NONE
+    if issubclass(cls, str):
+        return _TEXT
+    if issubclass(cls, (bytes, bytearray, memoryview)):
+        return _BYTES
+    # A pydantic model whose core serializer is built (pydantic is not imported here:
+    # a model is recognised by its attributes).
+    serializer = cls.__dict__.get("__pydantic_serializer__")
+    if serializer is not None and type(serializer).__name__ == "SchemaSerializer":
+        return _MODEL
+    return _OTHER
 
 
 def error_response(exc: Exception, context: Context) -> HttpResponse:

@@ -54,6 +54,7 @@ from polyserve.events._body import parse_json
 __all__ = ["Binder", "Body", "Header", "Query"]
 
 _EMPTY = inspect.Parameter.empty
+_BODY_LOC = ("body",)
 _EVENT_TYPES: tuple[type, ...] = (Message, StorageEvent, ScheduleEvent, StreamRecord, CloudEvent)
 
 
@@ -196,17 +197,20 @@ class Binder:
         if p.annotation is str:
             kwargs[p.name] = request.text
             return
-        if not request.body.strip():
+        body = request.body
+        if not body or body.isspace():
             if p.default is _EMPTY:
                 errors.append(FieldError(("body",), "a request body is required", "missing"))
             else:
                 kwargs[p.name] = p.default
             return
-        ctype = request.content_type
-        if ctype and ctype != "application/json" and not ctype.endswith("+json"):
-            raise UnsupportedMediaTypeError(f"expected a JSON body, got content type {ctype!r}")
+        header = request.headers.get("content-type")
+        if header is not None and header != "application/json":
+            ctype = request.content_type
+            if ctype and ctype != "application/json" and not ctype.endswith("+json"):
+                raise UnsupportedMediaTypeError(f"expected a JSON body, got content type {ctype!r}")
         assert p.validator is not None
-        kwargs[p.name] = p.validator.from_json(request.body, ("body",))
+        kwargs[p.name] = p.validator.from_json(body, _BODY_LOC)
 
     def event_caller(
         self, fn: Callable[..., Any], event: object, ctx: Context
@@ -436,6 +440,14 @@ class _Validator:
         if isinstance(self._tp, type) and issubclass(self._tp, BaseModel):
             self._validate_python = self._tp.model_validate
             validate_json: Callable[[Any], Any] = self._tp.model_validate_json
+            # The model's own core validator, called directly: model_validate_json only
+            # wraps it (with no arguments, the call is the same). A model whose schema
+            # is not built yet keeps going through model_validate_json.
+            from pydantic_core import SchemaValidator
+
+            core = self._tp.__dict__.get("__pydantic_validator__")
+            if isinstance(core, SchemaValidator):
+                validate_json = core.validate_json
         else:
             adapter = TypeAdapter(self._tp)
             self._validate_python = adapter.validate_python

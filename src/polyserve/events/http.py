@@ -28,7 +28,8 @@ class _MultiMap(Mapping[str, str]):
     """An immutable, ordered multi-map; ``m[k]`` is the first value, ``get_all`` every one."""
 
     __slots__ = ("_items", "_source")
-    _items: tuple[tuple[str, str], ...]
+    # None until a ``view`` is first used.
+    _items: tuple[tuple[str, str], ...] | None
     # A provider's own map, read into _items on first use (see ``view``).
     _source: tuple[Mapping[str, Any], bool]
 
@@ -37,7 +38,7 @@ class _MultiMap(Mapping[str, str]):
         if items is None:
             self._items = ()
         elif type(items) is type(self):
-            self._items = items._items
+            self._items = items._pairs()
         else:
             pairs = items.items() if hasattr(items, "items") else items
             norm = self._norm
@@ -58,15 +59,25 @@ class _MultiMap(Mapping[str, str]):
                 of strings), so a client's malformed event still gets a 400.
         """
         new = object.__new__(cls)
+        new._items = None
         new._source = (mapping, multi)
         return new
 
-    def __getattr__(self, name: str) -> Any:
-        # Only reached for an unset slot: the _items of a ``view``, read on first use.
-        if name != "_items":
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    def _pairs(self) -> tuple[tuple[str, str], ...]:
+        items = self._items
+        return items if items is not None else self._load()
+
+    def _load(self) -> tuple[tuple[str, str], ...]:
+        # The _items of a ``view``, read from the provider's map on first use.
         mapping, multi = self._source
         norm = self._norm
+        if not multi:
+            try:
+                "".join(mapping.values())  # every value a str, checked at C speed
+                pairs = self._items = tuple([(norm(k), v) for k, v in mapping.items()])
+                return pairs
+            except TypeError:
+                pass  # the loop below says which value is wrong
         items: list[tuple[str, str]] = []
         for key, value in mapping.items():
             values: tuple[Any, ...]
@@ -83,19 +94,21 @@ class _MultiMap(Mapping[str, str]):
                     kind = type(self).__name__
                     raise MalformedEventError(f"{kind} value of {key!r} must be a string")
                 items.append((norm(key), item))
-        self._items = tuple(items)
-        return self._items
+        loaded = self._items = tuple(items)
+        return loaded
 
     def __getitem__(self, key: str) -> str:
         key = self._norm(key)
-        for k, v in self._items:
+        items = self._items
+        for k, v in items if items is not None else self._load():
             if k == key:
                 return v
         raise KeyError(key)
 
     def _first(self, key: str, default: Any = None) -> Any:
         key = self._norm(key)
-        for k, v in self._items:
+        items = self._items
+        for k, v in items if items is not None else self._load():
             if k == key:
                 return v
         return default
@@ -116,32 +129,32 @@ class _MultiMap(Mapping[str, str]):
 
     def __iter__(self) -> Iterator[str]:
         seen: dict[str, None] = {}
-        for k, _ in self._items:
+        for k, _ in self._pairs():
             seen.setdefault(k, None)
         return iter(seen)
 
     def __len__(self) -> int:
-        return len({k for k, _ in self._items})
+        return len({k for k, _ in self._pairs()})
 
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str):
             return False
         key = self._norm(key)
-        return any(k == key for k, _ in self._items)
+        return any(k == key for k, _ in self._pairs())
 
     def get_all(self, key: str) -> list[str]:
         """Every value of ``key``, in arrival order (empty if absent)."""
         key = self._norm(key)
-        return [v for k, v in self._items if k == key]
+        return [v for k, v in self._pairs() if k == key]
 
     def multi_items(self) -> list[tuple[str, str]]:
         """Every (name, value) pair, in arrival order, repeats included."""
-        return list(self._items)
+        return list(self._pairs())
 
     def to_multi_dict(self) -> dict[str, list[str]]:
         """A ``{name: [values]}`` dict, as multi-value providers want it."""
         out: dict[str, list[str]] = {}
-        for k, v in self._items:
+        for k, v in self._pairs():
             out.setdefault(k, []).append(v)
         return out
 
@@ -151,10 +164,10 @@ class _MultiMap(Mapping[str, str]):
         return NotImplemented
 
     def __hash__(self) -> int:
-        return hash(tuple(sorted(self._items)))
+        return hash(tuple(sorted(self._pairs())))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({list(self._items)!r})"
+        return f"{type(self).__name__}({list(self._pairs())!r})"
 
 
 class Headers(_MultiMap):
@@ -170,12 +183,12 @@ class Headers(_MultiMap):
 
     def with_added(self, name: str, value: str) -> Headers:
         """A copy with one more ``name: value`` pair."""
-        return Headers((*self._items, (name, value)))
+        return Headers((*self._pairs(), (name, value)))
 
     def with_set(self, name: str, value: str) -> Headers:
         """A copy where ``name`` has exactly the one ``value``."""
         key = name.lower()
-        return Headers((*((k, v) for k, v in self._items if k != key), (key, value)))
+        return Headers((*((k, v) for k, v in self._pairs() if k != key), (key, value)))
 
 
 class QueryParams(_MultiMap):
@@ -195,7 +208,7 @@ class QueryParams(_MultiMap):
         """The parameters encoded as a query string (without ``?``)."""
         from urllib.parse import quote, urlencode
 
-        return urlencode(self._items, quote_via=quote)
+        return urlencode(self._pairs(), quote_via=quote)
 
 
 _parse_qsl: Callable[..., list[tuple[str, str]]] | None = None
