@@ -66,12 +66,20 @@ def _encoder() -> Callable[[Any], str]:
             return join(chunks(data, 0))
 
         _encode = encode
+        global _chunks
+        _chunks = chunks
     else:
         options = {"separators": (",", ":"), "ensure_ascii": False}
         _encode = json.JSONEncoder(default=_default, **options).encode  # type: ignore[arg-type]
     return _encode
 
 
+# The kept C encoder, called straight from dumps where there is one.
+_chunks: Callable[[Any, int], list[str]] | None = None
+
+
 def dumps(data: Any) -> bytes:
     """Encode ``data`` as compact UTF-8 JSON."""
+    if _chunks is not None:
+        return "".join(_chunks(data, 0)).encode()
     return (_encode or _encoder())(data).encode()

@@ -91,8 +91,11 @@ class App(Router):
         # start should not pay for while the app is being built.
         from polyserve._dispatch import HttpDispatch
 
-        self._http = HttpDispatch(self)
-        return self._http
+        http = self._http = HttpDispatch(self)
+        # From now on app.handle_http is the dispatcher's own method: an instance
+        # attribute found before the class's, which saves a call on every request.
+        self.__dict__["handle_http"] = http.handle
+        return http
 
     # -- other triggers -------------------------------------------------------
 

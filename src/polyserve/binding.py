@@ -104,6 +104,7 @@ class Binder:
     """Builds the keyword arguments of one handler. Built once per handler, on first use."""
 
     __slots__ = (
+        "_body_only",
         "_event_only",
         "_event_positional",
         "_params",
@@ -153,6 +154,8 @@ class Binder:
         )
         # ... and can take it positionally: such a handler is its own event caller.
         self._event_positional = self._event_only is not None and positional[0]
+        # The HTTP handler that takes exactly a body.
+        self._body_only = only if only is not None and only.source is _Source.BODY else None
 
     def http_kwargs(
         self, request: HttpRequest, ctx: Context, path_params: Mapping[str, Any] | None = None
@@ -169,6 +172,12 @@ class Binder:
             return dict(params)
         kwargs: dict[str, Any] = {}
         errors: list[FieldError] = []
+        body_only = self._body_only
+        if body_only is not None:  # the other common handler: it takes just the body
+            self._bind_body(body_only, request, kwargs, errors)
+            if errors:
+                raise EventValidationError(errors)
+            return kwargs
         for p in self._params:
             src = p.source
             if src is _Source.REQUEST:
@@ -495,14 +504,15 @@ def _plain_container(tp: Any) -> tuple[type, ...] | None:
 
 
 def _translate(exc: Any, loc: tuple[str, ...]) -> Exception:
-    errors = exc.errors(include_url=False, include_context=False, include_input=False)
-    if any(e["type"] == "json_invalid" for e in errors):
-        return MalformedEventError(
-            f"{'.'.join(loc) or 'payload'} is not valid JSON", code="invalid_json"
-        )
-    return EventValidationError(
-        [FieldError((*loc, *e["loc"]), e["msg"], e["type"]) for e in errors]
-    )
+    fields: list[FieldError] = []
+    for e in exc.errors(include_url=False, include_context=False, include_input=False):
+        kind = e["type"]
+        if kind == "json_invalid":
+            return MalformedEventError(
+                f"{'.'.join(loc) or 'payload'} is not valid JSON", code="invalid_json"
+            )
+        fields.append(FieldError((*loc, *e["loc"]), e["msg"], kind))
+    return EventValidationError(fields)
 
 
 def _split_annotated(ann: Any) -> tuple[Any, Any]:

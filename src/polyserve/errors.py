@@ -158,13 +158,19 @@ class FieldError(Value):
     type: str
 
     def __init__(self, loc: tuple[str | int, ...], message: str, type: str) -> None:
-        set_field = object.__setattr__
-        set_field(self, "loc", tuple(loc))
-        set_field(self, "message", message)
-        set_field(self, "type", type)
+        _set_loc(self, loc if loc.__class__ is tuple else tuple(loc))
+        _set_message(self, message)
+        _set_type(self, type)
 
     def to_dict(self) -> dict[str, Any]:
         return {"loc": list(self.loc), "message": self.message, "type": self.type}
+
+
+# The slots' own setters, past the immutable __setattr__ (a validation failure makes
+# one FieldError per field, so this is on the path of every 422).
+_set_loc = FieldError.__dict__["loc"].__set__
+_set_message = FieldError.__dict__["message"].__set__
+_set_type = FieldError.__dict__["type"].__set__
 
 
 class EventValidationError(EventError):
@@ -175,10 +181,12 @@ class EventValidationError(EventError):
 
     def __init__(self, errors: Sequence[FieldError], detail: str = "") -> None:
         self.errors: tuple[FieldError, ...] = tuple(errors)
-        summary = "; ".join(
-            f"{'.'.join(str(p) for p in e.loc) or '<root>'}: {e.message}" for e in self.errors
-        )
-        super().__init__(detail or f"validation failed: {summary}")
+        if not detail:
+            summary = "; ".join(
+                [f"{'.'.join(map(str, e.loc)) or '<root>'}: {e.message}" for e in self.errors]
+            )
+            detail = f"validation failed: {summary}"
+        super().__init__(detail)
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()

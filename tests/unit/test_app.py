@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import enum
 import json
 import logging
@@ -411,3 +412,40 @@ def test_retry_and_store_outages_are_exposed_503s_with_retry_after() -> None:
     assert _body(later_response)["code"] == "retry_requested"
     store_response = _get(app, "/store")
     assert (store_response.status, _body(store_response)["code"]) == (503, "store_unavailable")
+
+
+class _Owner(BaseModel):
+    full_name: str = Field(alias="fullName")
+    since: dt.date
+
+
+class _Pet(BaseModel):
+    name: str
+    tags: list[str] = []
+    owner: _Owner | None = None
+
+
+class _Deferred(BaseModel):
+    model_config = {"defer_build": True}
+    x: int
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        _Pet(name="Rex"),
+        _Pet(name="Ünï", tags=["a", "b"],
+             owner=_Owner(fullName="Ada", since=dt.date(2020, 1, 2))),
+        _Deferred(x=3),
+    ],
+)  # fmt: skip
+def test_model_results_render_as_model_dump_json(result: BaseModel) -> None:
+    app = App("models")
+    app.get("/r")(lambda: result)
+    response = app.handle_http(HttpRequest("GET", "/r"), Context("test"))
+    assert response.status == 200
+    assert response.media_type == "application/json"
+    assert json.loads(response.body) == json.loads(result.model_dump_json())
+    # Twice: the second request renders by the kind learned on the first.
+    again = app.handle_http(HttpRequest("GET", "/r"), Context("test"))
+    assert again.body == response.body

@@ -187,3 +187,14 @@ def test_events_keep_dataclass_behaviour() -> None:
     response = HttpResponse.json({"a": 1}, 201)
     assert pickle.loads(pickle.dumps(response)) == response
     assert copy.copy(response) == response
+
+
+def test_a_normalized_view_looks_names_up_directly_and_falls_back_to_reading() -> None:
+    source = {"content-type": "application/json", "X-Odd": "kept"}
+    headers = Headers.view(source, normalized=True)
+    assert headers.get("Content-Type") == "application/json"
+    assert headers["x-odd"] == "kept"  # not lower-case at the source: found by reading
+    assert headers.get("missing", "d") == "d"
+    with pytest.raises(KeyError):
+        headers["missing"]
+    assert headers == Headers(source)

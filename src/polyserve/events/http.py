@@ -22,19 +22,23 @@ if TYPE_CHECKING:
 __all__ = ["Headers", "HttpRequest", "HttpResponse", "QueryParams"]
 
 _Pairs = Iterable[tuple[str, str]]
+_MISSING: Any = object()
 
 
 class _MultiMap(Mapping[str, str]):
     """An immutable, ordered multi-map; ``m[k]`` is the first value, ``get_all`` every one."""
 
-    __slots__ = ("_items", "_source")
+    __slots__ = ("_direct", "_items", "_source")
     # None until a ``view`` is first used.
     _items: tuple[tuple[str, str], ...] | None
     # A provider's own map, read into _items on first use (see ``view``).
     _source: tuple[Mapping[str, Any], bool]
+    # The same map when its names are normalized already: looked up directly.
+    _direct: Mapping[str, Any] | None
 
     def __init__(self, items: _Pairs | Mapping[str, str] | None = None) -> None:
         # Hot path: adapters build several of these per request, so no ABC checks.
+        self._direct = None
         if items is None:
             self._items = ()
         elif type(items) is type(self):
@@ -47,12 +51,19 @@ class _MultiMap(Mapping[str, str]):
     _norm: Callable[[str], str] = staticmethod(str)
 
     @classmethod
-    def view(cls, mapping: Mapping[str, Any], *, multi: bool = False) -> Self:
+    def view(
+        cls, mapping: Mapping[str, Any], *, multi: bool = False, normalized: bool = False
+    ) -> Self:
         """A map read from a provider's ``{name: value}`` (or, with ``multi``, ``{name: [values]}``).
 
         Nothing is copied until the map is first used, so a request whose handler
         never looks at its headers does not pay for them. ``mapping`` must not change
         afterwards. A value of ``None`` in a ``multi`` list is an empty value.
+
+        ``normalized`` says the provider's names are already as this map stores them
+        (lower-case header names, as HTTP APIs send them): then ``get`` and ``[]``
+        look a name up in ``mapping`` directly, and read the whole map only when it
+        is not there.
 
         Raises (on first use, not here):
             MalformedEventError: a value is not a string (or, with ``multi``, not a list
@@ -61,6 +72,7 @@ class _MultiMap(Mapping[str, str]):
         new = object.__new__(cls)
         new._items = None
         new._source = (mapping, multi)
+        new._direct = mapping if normalized and not multi else None
         return new
 
     def _pairs(self) -> tuple[tuple[str, str], ...]:
@@ -98,17 +110,22 @@ class _MultiMap(Mapping[str, str]):
         return loaded
 
     def __getitem__(self, key: str) -> str:
-        key = self._norm(key)
-        items = self._items
-        for k, v in items if items is not None else self._load():
-            if k == key:
-                return v
-        raise KeyError(key)
+        value = self._first(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(self._norm(key))
+        return value  # type: ignore[no-any-return]  # a value of the map
 
     def _first(self, key: str, default: Any = None) -> Any:
         key = self._norm(key)
         items = self._items
-        for k, v in items if items is not None else self._load():
+        if items is None:
+            direct = self._direct
+            if direct is not None:
+                value = direct.get(key)
+                if value.__class__ is str:
+                    return value
+            items = self._load()
+        for k, v in items:
             if k == key:
                 return v
         return default
@@ -177,7 +194,23 @@ class Headers(_MultiMap):
     values of one name (``Set-Cookie`` order matters, ``Accept`` vs ``Host`` does not).
     """
 
-    __slots__ = ()
+    __slots__ = ("_textual",)
+    # Whether a body with these headers is text (HttpResponse.as_text), once known.
+    _textual: bool | None
+
+    def __init__(self, items: _Pairs | Mapping[str, str] | None = None) -> None:
+        super().__init__(items)
+        self._textual = None
+
+    @classmethod
+    def view(
+        cls, mapping: Mapping[str, Any], *, multi: bool = False, normalized: bool = False
+    ) -> Headers:
+        new = super().view(mapping, multi=multi, normalized=normalized)
+        new._textual = None
+        return new
+
+    view.__doc__ = _MultiMap.view.__doc__
 
     _norm = staticmethod(str.lower)
 
@@ -452,13 +485,13 @@ class HttpResponse:
         body = self.body
         if not body:
             return ""
-        content_type = self.headers.get("content-type", "")
-        textual = _TEXTUAL.get(content_type)
+        headers = self.headers
+        textual = headers._textual  # worked out once per Headers: responses share them
         if textual is None:
+            content_type = headers.get("content-type", "")
             media = content_type.split(";", 1)[0].strip().lower()
             textual = media.startswith(_TEXT_TYPES) or media.endswith(_TEXT_SUFFIXES)
-            if len(_TEXTUAL) < 256:  # content types come from the app: a handful
-                _TEXTUAL[content_type] = textual
+            headers._textual = textual
         if not textual:
             return None
         try:
@@ -479,6 +512,3 @@ def _load_phrases() -> dict[int, str]:
 
 
 _PROBLEM = Headers((("content-type", "application/problem+json"),))
-
-# Content type -> whether its bodies are text, learned as responses are sent.
-_TEXTUAL: dict[str, bool] = {}

@@ -22,6 +22,8 @@ repeated ones (several ``Set-Cookie``); payload 2.0 gets repeated values joined 
 
 from __future__ import annotations
 
+from binascii import b2a_base64
+
 from polyserve.app import error_response
 from polyserve.errors import EventError, MalformedEventError
 from polyserve.events import Headers, HttpRequest, QueryParams
@@ -32,7 +34,6 @@ from polyserve_aws._http import (
     pairs,
     percent_decoded,
     request_body,
-    response_body,
 )
 from polyserve_aws._wire import as_object, malformed, optional_text, text
 
@@ -66,7 +67,7 @@ def matches(raw: dict[str, Any]) -> bool:
     """True for a payload 1.0 or 2.0 request event (not an authorizer event)."""
     if "methodArn" in raw or "routeArn" in raw:
         return False
-    if _is_v2(raw):
+    if raw.get("version") == "2.0" and ("rawPath" in raw or "routeKey" in raw):  # _is_v2
         return True
     context = raw.get("requestContext")
     return "httpMethod" in raw and isinstance(context, dict) and "elb" not in context
@@ -102,10 +103,10 @@ def _read(raw: dict[str, Any], context: Context, is_v2: bool) -> HttpRequest:
         raise malformed(_what(raw), exc) from None
 
 
-def _all_text(values: Any) -> bool:
+def _all_text(mapping: dict[str, Any]) -> bool:
     # str.join takes only strings: a check of every value at C speed.
     try:
-        "".join(values)
+        "".join(mapping.values())
     except TypeError:
         return False
     return True
@@ -147,14 +148,14 @@ def _v1_request(raw: dict[str, Any], context: Context) -> HttpRequest:
             headers is None
             or (
                 headers.__class__ is dict
-                and (_all_text_lists if is_multi else _all_text)(headers.values())
+                and (_all_text_lists(headers.values()) if is_multi else _all_text(headers))
             )
         )
         and (
             query is None
             or (
                 query.__class__ is dict
-                and (_all_text_lists if is_multi_query else _all_text)(query.values())
+                and (_all_text_lists(query.values()) if is_multi_query else _all_text(query))
             )
         )
         and (body is None or (body.__class__ is str and raw.get("isBase64Encoded") is not True))
@@ -223,14 +224,15 @@ def _v2_request(raw: dict[str, Any], context: Context) -> HttpRequest:
             and (raw_query is None or raw_query.__class__ is str)
             and (client is None or client.__class__ is str)
             and (request_id is None or request_id.__class__ is str)
-            and (headers is None or (headers.__class__ is dict and _all_text(headers.values())))
+            and (headers is None or (headers.__class__ is dict and _all_text(headers)))
             and (body is None or (body.__class__ is str and raw.get("isBase64Encoded") is not True))
         ):
             return HttpRequest(
                 method,
                 path if "%" not in path else percent_decoded(path),
                 QueryParams.from_string(raw_query) if raw_query else NO_QUERY,
-                Headers.view(headers) if headers else NO_HEADERS,
+                # Payload 2.0 header names arrive lower-case.
+                Headers.view(headers, normalized=True) if headers else NO_HEADERS,
                 _text_body(body, raw) if body else b"",
                 {},
                 client,
@@ -268,7 +270,10 @@ def to_native(response: HttpResponse, raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _render(response: HttpResponse, *, is_v2: bool) -> dict[str, Any]:
-    body, is_base64 = response_body(response)
+    body: str | None = response.as_text()  # response_body, written out
+    is_base64 = body is None
+    if body is None:
+        body = b2a_base64(response.body, newline=False).decode("ascii")
     if is_v2:
         headers: dict[str, str] = {}
         cookies: list[str] = []
@@ -305,9 +310,10 @@ def _render(response: HttpResponse, *, is_v2: bool) -> dict[str, Any]:
 
 def handle(app: App, raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> Any:
     """Answer the request; an unreadable event gets a 400 problem response, never an error."""
-    is_v2 = _is_v2(raw)
+    is_v2 = raw.get("version") == "2.0" and ("rawPath" in raw or "routeKey" in raw)  # _is_v2
     try:
-        request = _read(raw, context, is_v2)
-    except EventError as exc:
-        return _render(error_response(exc, context), is_v2=is_v2)
+        request = _v2_request(raw, context) if is_v2 else _v1_request(raw, context)
+    except (KeyError, TypeError, AttributeError, ValueError, EventError) as exc:
+        problem = exc if isinstance(exc, EventError) else malformed(_what(raw), exc)
+        return _render(error_response(problem, context), is_v2=is_v2)
     return _render(app.handle_http(request, context), is_v2=is_v2)

@@ -80,6 +80,19 @@ def _unloaded() -> Iterator[Source]:
         yield module
 
 
+def _recognise(event: Any) -> Source:
+    """The source that recognises ``event``, or ``UnsupportedEventError`` describing it."""
+    if isinstance(event, dict):
+        for source in sources():
+            if source.matches(event):
+                return source
+    description = describe(event)
+    raise UnsupportedEventError(
+        f"polyserve-aws does not recognise this event: {description}",
+        description=description,
+    )
+
+
 def describe(event: object) -> dict[str, Any]:
     """What arrived, for an ``UnsupportedEventError``: its type, keys and source fields."""
     if not isinstance(event, dict):
@@ -148,27 +161,14 @@ def handler(
         handles[_sqs] = functools.partial(_sqs.handle, retry_delays=RetryDelays(sqs_client))
 
     # The source of the last event, tried first: a function mostly gets one kind.
-    last: list[Source] = []
-
-    def recognise(event: Any) -> Source | None:
-        if not isinstance(event, dict):
-            return None
-        if last and last[0].matches(event):
-            return last[0]
-        for source in sources():
-            if source.matches(event):
-                last[:] = [source]
-                return source
-        return None
+    last: Source | None = None
 
     def lambda_handler(event: Any, lambda_context: LambdaContext) -> Any:
-        source = recognise(event)
-        if source is None:
-            description = describe(event)
-            raise UnsupportedEventError(
-                f"polyserve-aws does not recognise this event: {description}",
-                description=description,
-            )
+        nonlocal last
+        if last is not None and event.__class__ is dict and last.matches(event):
+            source = last
+        else:
+            source = last = _recognise(event)
         handle = handles.get(source, source.handle) if handles else source.handle
         return handle(app, event, to_context(lambda_context), mapping)
 
