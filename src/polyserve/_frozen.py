@@ -19,11 +19,25 @@ from dataclasses import MISSING, fields
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, TypeVar
 
     T = TypeVar("T", bound=type)
+    V = TypeVar("V")
 
-__all__ = ["fast_init"]
+__all__ = ["fast_init", "maker"]
+
+_makers: dict[type, Callable[..., Any]] = {}
+
+
+def maker(cls: type[V]) -> Callable[..., V]:
+    """A function building ``cls`` from every field, positionally: ``maker(Point)(1, 2)``.
+
+    Faster still than the ``__init__`` of ``fast_init``, for the few places in
+    polyserve that build an instance per record or per request. ``cls`` must have
+    been given ``fast_init``.
+    """
+    return _makers[cls]
 
 
 def fast_init(cls: T) -> T:
@@ -76,7 +90,16 @@ def fast_init(cls: T) -> T:
         *(f"    self.{name} = {value}" for name, value in zip(names, values, strict=True)),
         "    self.__class__ = _cls",
     ]
+    lines += [
+        f"def make({', '.join(names)}):",
+        "    self = _new(_twin)",
+        *(f"    self.{name} = {name}" for name in names),
+        "    self.__class__ = _cls",
+        "    return self",
+    ]
+    namespace["_new"] = object.__new__
     exec("\n".join(lines), namespace)  # the same technique dataclasses uses
+    _makers[cls] = namespace["make"]
     init = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__

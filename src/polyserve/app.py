@@ -196,14 +196,17 @@ class App(Router):
         records: Sequence[R],
         context: Context,
         *,
-        decode: Callable[[R], tuple[str, object]],
+        decode: Callable[[R], tuple[str, object]] | None = None,
+        decoded: Sequence[tuple[str, object] | BaseException] | None = None,
         item_id: Callable[[R], str],
         ordered: bool = False,
     ) -> BatchResult:
         """Handle each record on its own and report which failed, so only those are redelivered.
 
         ``decode`` turns a native record into ``(logical name, event)``; a record it
-        cannot decode fails alone. With ``ordered`` (FIFO queues, streams), the first
+        cannot decode fails alone. An adapter that decodes a whole batch at once passes
+        ``decoded`` instead: one ``(name, event)`` pair per record, or the exception
+        that kept that record from being decoded. With ``ordered`` (FIFO queues, streams), the first
         failure stops the batch and it and every record after it are reported failed.
         Poison messages that ``on_poison`` took are in ``BatchResult.set_aside``.
         When ``context`` has less than ``batch_deadline_margin`` seconds left, the
@@ -214,8 +217,8 @@ class App(Router):
             return self._event_call(trigger, name, event, context)
 
         return (_run_batch or _load_run_batch())(
-            records, resolve, context, decode=decode, item_id=item_id, ordered=ordered,
-            deadline_margin=self.batch_deadline_margin,
+            records, resolve, context, decode=decode, decoded=decoded, item_id=item_id,
+            ordered=ordered, deadline_margin=self.batch_deadline_margin,
         )  # fmt: skip
 
     def _event_call(self, trigger: Trigger, name: str, event: object, context: Context) -> Call:

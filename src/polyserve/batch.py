@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from polyserve._frozen import fast_init
+from polyserve._frozen import fast_init, maker
 from polyserve.retry import Retry
 
 if TYPE_CHECKING:
@@ -69,6 +69,8 @@ SET_ASIDE: Final = _SetAside()
 class ItemFailure:
     """One record that must be redelivered, and why.
 
+    ``error`` is the exception that failed it, without its traceback: that went to
+    the log, and keeping it would keep every frame of the batch alive.
     ``retry_delay`` is the delay a handler asked for by raising ``Retry(delay=...)``;
     adapters whose platform takes a per-message delay pass it on.
     """
@@ -108,10 +110,24 @@ class BatchResult:
         return not self.failed
 
 
+# Built per batch and per failed record: the fastest way to make them.
+_result = maker(BatchResult)
+_failure = maker(ItemFailure)
+
+
 class _Batch:
     """The three outcome lists of a batch being processed, and its stop rules."""
 
-    __slots__ = ("context", "cutoff", "failed", "ordered", "set_aside", "stopped", "succeeded")
+    __slots__ = (
+        "context",
+        "cutoff",
+        "failed",
+        "logs_errors",
+        "ordered",
+        "set_aside",
+        "stopped",
+        "succeeded",
+    )
 
     def __init__(self, context: Context, ordered: bool, margin: float) -> None:
         self.context = context
@@ -123,6 +139,7 @@ class _Batch:
         self.failed: list[ItemFailure] = []
         self.set_aside: list[str] = []
         self.stopped: str | None = None  # why the rest of the batch is not started
+        self.logs_errors: bool | None = None
 
     def past_cutoff(self, index: int, remaining: int) -> bool:
         """Whether record ``index`` must not start (the deadline is near); logs the stop once.
@@ -139,6 +156,7 @@ class _Batch:
         return True
 
     def fail(self, item: str, reason: str, exc: BaseException) -> None:
+        """Record that ``item`` failed with ``exc``; its traceback goes to the log only."""
         if isinstance(exc, Retry):
             # A deliberate hand-off, not a crash: no traceback in the log.
             self.context.logger.info(
@@ -146,17 +164,21 @@ class _Batch:
                 reason=exc.reason,
             )  # fmt: skip
             reason = f"retry requested: {exc.reason}" if exc.reason else "retry requested"
-            self.failed.append(ItemFailure(item, reason, exc, exc.delay))
+            self.failed.append(_failure(item, reason, exc.with_traceback(None), exc.delay))
         else:
-            logger = self.context.logger
-            if logger.is_enabled_for(40):
-                logger.exception(f"record {reason}", exc, item_id=item)
-            self.failed.append(ItemFailure(item, reason, exc))
+            if self.logs_errors is None:  # asked once a batch: is anybody listening
+                self.logs_errors = self.context.logs_at(40)
+            if self.logs_errors:
+                self.context.logger.exception(f"record {reason}", exc, item_id=item)
+            # The traceback holds every frame down to the handler's, and those hold
+            # this batch: a reference cycle per failure, left to the garbage collector
+            # and keeping the whole batch alive until it runs. It has been logged.
+            self.failed.append(_failure(item, reason, exc.with_traceback(None), None))
         if self.ordered:
             self.stopped = _ORDER_BROKEN
 
     def result(self) -> BatchResult:
-        return BatchResult(tuple(self.succeeded), tuple(self.failed), tuple(self.set_aside))
+        return _result(tuple(self.succeeded), tuple(self.failed), tuple(self.set_aside))
 
 
 def _ident(item_id: Callable[[R], str], record: R, index: int) -> str:
@@ -173,7 +195,8 @@ def run_batch(
     resolve: Callable[[str, Any], Call],
     context: Context,
     *,
-    decode: Callable[[R], tuple[str, object]],
+    decode: Callable[[R], tuple[str, object]] | None = None,
+    decoded: Sequence[tuple[str, object] | BaseException] | None = None,
     item_id: Callable[[R], str],
     ordered: bool = False,
     deadline_margin: float = 1.0,
@@ -184,12 +207,22 @@ def run_batch(
     reused for the following records of the same name and event class, so a batch
     resolves its handler once rather than per record. When it raises (no handler is
     registered, say), that record fails and the next one resolves again.
+
+    Records are decoded by ``decode``, one at a time, or come ``decoded`` already:
+    one ``(name, event)`` pair per record, or the exception that kept a record from
+    being decoded.
     """
+    if (decode is None) is (decoded is None):
+        raise TypeError("give either decode or decoded")
     batch = _Batch(context, ordered, deadline_margin)
     succeeded, set_aside = batch.succeeded, batch.set_aside
-    calls: dict[str, tuple[type, Callable[[Any], Any], Any]] = {}
     count = len(records)
     cutoff, clock = batch.cutoff, context.clock
+    # The handler of the records being handled, kept while their name and event
+    # class stay the same (in a batch from one queue or stream, for all of them).
+    current: tuple[str, type] | None = None
+    call: Callable[[Any], Any] = _unresolved
+    on_failure: Callable[[Any, Exception], bool] | None = None
     # The loop runs once per record: what every record does is written out here,
     # and what only some do (failures, the deadline) is in _Batch's methods.
     for index, record in enumerate(records):
@@ -199,28 +232,34 @@ def run_batch(
             ident = str(index)
         if ident.__class__ is not str:
             ident = str(ident)
-        if cutoff is not None and batch.stopped is None and index and clock() >= cutoff:
+        if cutoff is not None and index and clock() >= cutoff and batch.stopped is None:
             batch.past_cutoff(index, count - index)
         if batch.stopped is not None:
-            batch.failed.append(ItemFailure(ident, batch.stopped))
+            batch.failed.append(_failure(ident, batch.stopped, None, None))
             continue
-        try:
-            name, event = decode(record)
-        except Exception as exc:
-            batch.fail(ident, "could not be decoded", exc)
-            continue
-        entry = calls.get(name)
-        if entry is None or entry[0] is not event.__class__:
+        if decoded is not None:
+            pair = decoded[index]
+            if isinstance(pair, BaseException):
+                batch.fail(ident, "could not be decoded", pair)
+                continue
+            name, event = pair
+        else:
+            try:
+                name, event = decode(record)  # type: ignore[misc]  # given, checked above
+            except Exception as exc:
+                batch.fail(ident, "could not be decoded", exc)
+                continue
+        if current is None or current[0] != name or current[1] is not event.__class__:
             try:
                 call, on_failure = resolve(name, event)
             except Exception as exc:
+                current = None
                 batch.fail(ident, "handler failed", exc)
                 continue
-            entry = calls[name] = (event.__class__, call, on_failure)
+            current = (name, event.__class__)
         try:
-            outcome = entry[1](event)
+            outcome = call(event)
         except Exception as exc:
-            on_failure = entry[2]
             if on_failure is not None and on_failure(event, exc):
                 set_aside.append(ident)
             else:
@@ -228,6 +267,10 @@ def run_batch(
         else:
             (set_aside if outcome is SET_ASIDE else succeeded).append(ident)
     return batch.result()
+
+
+def _unresolved(event: Any) -> Any:
+    raise AssertionError("no handler resolved")  # never called: resolve runs first
 
 
 def process_batch(
@@ -273,7 +316,7 @@ async def process_batch_async(
         if batch.stopped is None and batch.cutoff is not None:
             batch.past_cutoff(index, count - index)
         if batch.stopped is not None:
-            batch.failed.append(ItemFailure(ident, batch.stopped))
+            batch.failed.append(_failure(ident, batch.stopped, None, None))
             continue
         try:
             name, event = decode(record)

@@ -179,6 +179,15 @@ class Context:
         remaining = self.remaining_time()
         return remaining is None or remaining > seconds
 
+    def logs_at(self, level: int) -> bool:
+        """Whether ``logger`` writes records of ``level`` (``logging.ERROR`` is 40).
+
+        Answered without building the logger, for callers that log only sometimes.
+        """
+        if self._logger is not None:
+            return self._logger.is_enabled_for(level)
+        return (_default_logger or _load_default_logger()).isEnabledFor(level)
+
     @property
     def logger(self) -> ContextLogger:
         """A JSON logger stamped with provider, invocation id, function name and cold start."""

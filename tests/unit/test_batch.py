@@ -542,3 +542,28 @@ def test_an_unreadable_item_id_falls_back_to_the_index() -> None:
         [_record("1", "boom")], lambda n, e: None, _ctx(), decode=_decode, item_id=broken_id
     )
     assert result.succeeded == ("0",)
+
+
+def test_failures_leave_no_reference_cycles_behind(caplog: pytest.LogCaptureFixture) -> None:
+    # A kept traceback would hold every frame down to the handler, and so the batch:
+    # garbage for the cycle collector, holding the whole batch until it runs.
+    import gc
+
+    shop = Shop()
+    records = [_record("1", "boom"), _record("2"), _record("3", "retry:5")]
+    gc.collect()
+    gc.disable()
+    try:
+        with caplog.at_level(logging.ERROR, logger="polyserve"):
+            result = shop.batch(records)
+        failed, error = result.failed_ids, result.failed[0].error
+        kind, traceback = type(error), error.__traceback__ if error else None
+        del result, error, traceback
+        unreachable = gc.collect()
+    finally:
+        gc.enable()
+    assert failed == ["1", "3"]
+    assert unreachable == 0
+    assert kind is ValueError
+    # The traceback went to the log.
+    assert "cannot handle 1" in _log_records(caplog, logging.ERROR)[0]["traceback"]

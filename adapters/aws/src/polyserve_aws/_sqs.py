@@ -62,10 +62,10 @@ def matches(raw: dict[str, Any]) -> bool:
 def is_fifo(record: dict[str, Any]) -> bool:
     """True when ``record`` comes from a FIFO queue."""
     arn = record.get("eventSourceARN")
+    if arn.__class__ is str and arn.endswith(".fifo"):
+        return True
     attributes = record.get("attributes")
-    return (isinstance(arn, str) and arn.endswith(".fifo")) or (
-        isinstance(attributes, dict) and "MessageGroupId" in attributes
-    )
+    return attributes.__class__ is dict and "MessageGroupId" in attributes
 
 
 class SqsMessage(Message):
@@ -169,28 +169,78 @@ def _text(record: dict[str, Any], key: str) -> str:
     return value
 
 
-def _decoder(names: Mapping[str, str]) -> Callable[[Any], tuple[str, Message]]:
-    # Decodes the records of one batch; they come from one queue, so its logical
-    # name is worked out once.
-    logical: dict[str, str] = {}
+class _QueueNames:
+    """Queue ARN -> logical name for one handler's ``names``, each worked out once."""
 
-    def decode(record: Any) -> tuple[str, Message]:
-        if record.__class__ is not dict:
-            as_object(record, _WHAT)  # raises
-        arn = record.get("eventSourceARN")
-        if arn.__class__ is not str:
-            text(record, "eventSourceARN", _WHAT)  # raises, saying what is wrong
-        # The other fields are checked as they are read: a record whose body is
-        # missing fails when its handler asks for the body.
-        name = logical.get(arn)
+    __slots__ = ("_known", "_names")
+
+    def __init__(self, names: Mapping[str, str]) -> None:
+        self._names = names
+        self._known: dict[str, str] = {}
+
+    def __call__(self, arn: str) -> str:
+        name = self._known.get(arn)
         if name is None:
-            name = logical[arn] = logical_name(arn, names)
-        message = _new(SqsMessage)
-        _set_source(message, name)
-        _set_raw(message, record)
-        return name, message
+            if len(self._known) >= 256:  # a function reads from a few queues at most
+                self._known.clear()
+            name = self._known[arn] = logical_name(arn, self._names)
+        return name
 
-    return decode
+
+def _queue_names(names: Mapping[str, str]) -> _QueueNames:
+    # The handler passes the same ``names`` mapping every time: one cache per mapping.
+    kept = _kept.get(id(names))
+    if kept is None or kept._names is not names:
+        if len(_kept) >= 64:  # one per handler in a process: a bound, not a limit
+            _kept.clear()
+        kept = _kept[id(names)] = _QueueNames(names)
+    return kept
+
+
+_kept: dict[int, _QueueNames] = {}
+
+
+def _decode(record: Any, queue_name: Callable[[str], str]) -> tuple[str, Message]:
+    """One record as ``(logical name, message)``; only the queue is needed now.
+
+    The other fields are checked as they are read: a record whose body is missing
+    fails when its handler asks for the body.
+    """
+    name = queue_name(text(as_object(record, _WHAT), "eventSourceARN", _WHAT))
+    message = _new(SqsMessage)
+    _set_source(message, name)
+    _set_raw(message, record)
+    return name, message
+
+
+def _decode_all(
+    records: list[Any], names: Mapping[str, str]
+) -> list[tuple[str, Message] | BaseException]:
+    """Every record of a batch, as ``_decode`` does one, without a call per record.
+
+    The records of a batch come from one queue, so its name is looked up once and
+    then only compared.
+    """
+    queue_name = _queue_names(names)
+    out: list[tuple[str, Message] | BaseException] = []
+    append = out.append
+    queue_arn: object = None
+    queue = ""
+    for record in records:
+        arn = record.get("eventSourceARN") if record.__class__ is dict else None
+        if arn.__class__ is not str:
+            try:
+                _decode(record, queue_name)  # raises, saying what is wrong
+            except Exception as exc:
+                append(exc)
+            continue
+        if arn != queue_arn:
+            queue_arn, queue = arn, queue_name(arn)
+        message = _new(SqsMessage)
+        _set_source(message, queue)
+        _set_raw(message, record)
+        append((queue, message))
+    return out
 
 
 def to_event(record: Any, names: Mapping[str, str]) -> Message:
@@ -199,7 +249,7 @@ def to_event(record: Any, names: Mapping[str, str]) -> Message:
     Raises:
         MalformedEventError: a field is missing or has the wrong type.
     """
-    _, message = _decoder(names)(record)
+    _, message = _decode(record, _queue_names(names))
     for name in _FIELDS:
         getattr(message, name)  # reading a field checks it
     return message
@@ -220,8 +270,8 @@ def handle(
     """
     records: list[Any] = raw["Records"]
     result = app.handle_batch(
-        Trigger.QUEUE, records, context, decode=_decoder(names), item_id=_message_id,
-        ordered=is_fifo(records[0]),
+        Trigger.QUEUE, records, context, decoded=_decode_all(records, names),
+        item_id=_message_id, ordered=is_fifo(records[0]),
     )  # fmt: skip
     response = to_native(result)
     if retry_delays is not None:
