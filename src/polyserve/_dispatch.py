@@ -9,6 +9,7 @@ no binding work at all.
 
 from __future__ import annotations
 
+from polyserve._frozen import maker
 from polyserve._json import dumps
 from polyserve.errors import HttpError, PayloadTooLargeError, PolyserveError
 from polyserve.events.http import Headers, HttpResponse
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["HttpDispatch", "render"]
 
 _JSON = Headers((("content-type", "application/json"),))
+# HttpResponse(status, headers, body), built the fastest way: once per request.
+_response = maker(HttpResponse)
 
 
 class HttpDispatch:
@@ -79,7 +82,7 @@ class HttpDispatch:
 
                     result = run_sync(result)
                 if result.__class__ is dict:
-                    response = HttpResponse(status, _JSON, dumps(result))
+                    response = _response(status, _JSON, dumps(result))
                 else:
                     response = render(result, status)
             else:
@@ -176,7 +179,7 @@ def render(result: Any, status: int) -> HttpResponse:
     """The response for a handler's return value (see ``App.handle_http`` for the rules)."""
     cls = result.__class__
     if cls is dict or cls is list:  # the commonest results, first
-        return HttpResponse(status, _JSON, dumps(result))
+        return _response(status, _JSON, dumps(result))
     kind = _KINDS.get(cls)
     if kind is None:
         kind = _kind(cls)
@@ -185,7 +188,7 @@ def render(result: Any, status: int) -> HttpResponse:
     if kind == _MODEL:
         # The model's core serializer, straight to bytes: model_dump_json would wrap
         # the same call, decode the bytes to text, and leave them to be encoded again.
-        return HttpResponse(status, _JSON, cls.__pydantic_serializer__.to_json(result))
+        return _response(status, _JSON, cls.__pydantic_serializer__.to_json(result))
     if kind == _RESPONSE:
         return result  # type: ignore[no-any-return]  # an HttpResponse, by its class
     if kind == _NONE:

@@ -28,17 +28,19 @@ _MISSING: Any = object()
 class _MultiMap(Mapping[str, str]):
     """An immutable, ordered multi-map; ``m[k]`` is the first value, ``get_all`` every one."""
 
-    __slots__ = ("_direct", "_items", "_source")
+    __slots__ = ("_direct", "_items", "_source", "_textual")
     # None until a ``view`` is first used.
     _items: tuple[tuple[str, str], ...] | None
     # A provider's own map, read into _items on first use (see ``view``).
     _source: tuple[Mapping[str, Any], bool]
     # The same map when its names are normalized already: looked up directly.
     _direct: Mapping[str, Any] | None
+    # For headers: whether a body they describe is text (HttpResponse.as_text), once known.
+    _textual: bool | None
 
     def __init__(self, items: _Pairs | Mapping[str, str] | None = None) -> None:
         # Hot path: adapters build several of these per request, so no ABC checks.
-        self._direct = None
+        self._direct = self._textual = None
         if items is None:
             self._items = ()
         elif type(items) is type(self):
@@ -73,6 +75,7 @@ class _MultiMap(Mapping[str, str]):
         new._items = None
         new._source = (mapping, multi)
         new._direct = mapping if normalized and not multi else None
+        new._textual = None
         return new
 
     def _pairs(self) -> tuple[tuple[str, str], ...]:
@@ -166,7 +169,8 @@ class _MultiMap(Mapping[str, str]):
 
     def multi_items(self) -> list[tuple[str, str]]:
         """Every (name, value) pair, in arrival order, repeats included."""
-        return list(self._pairs())
+        items = self._items
+        return list(items if items is not None else self._load())
 
     def to_multi_dict(self) -> dict[str, list[str]]:
         """A ``{name: [values]}`` dict, as multi-value providers want it."""
@@ -194,23 +198,7 @@ class Headers(_MultiMap):
     values of one name (``Set-Cookie`` order matters, ``Accept`` vs ``Host`` does not).
     """
 
-    __slots__ = ("_textual",)
-    # Whether a body with these headers is text (HttpResponse.as_text), once known.
-    _textual: bool | None
-
-    def __init__(self, items: _Pairs | Mapping[str, str] | None = None) -> None:
-        super().__init__(items)
-        self._textual = None
-
-    @classmethod
-    def view(
-        cls, mapping: Mapping[str, Any], *, multi: bool = False, normalized: bool = False
-    ) -> Headers:
-        new = super().view(mapping, multi=multi, normalized=normalized)
-        new._textual = None
-        return new
-
-    view.__doc__ = _MultiMap.view.__doc__
+    __slots__ = ()
 
     _norm = staticmethod(str.lower)
 

@@ -217,6 +217,14 @@ def _v2_request(raw: dict[str, Any], context: Context) -> HttpRequest:
         request_id = request_context.get("requestId")
         headers = raw.get("headers")
         body = raw.get("body")
+        try:
+            # Every header value and the body a str (join takes only strings), and the
+            # body valid Unicode: checked at C speed, in one go.
+            if headers.__class__ is dict:
+                "".join(headers.values())
+            body_bytes = body.encode() if body.__class__ is str else b""
+        except (TypeError, UnicodeEncodeError):
+            body = headers = _BAD
         # One check for the well-formed event; _v2_checked says what is wrong with another.
         if (
             method.__class__ is str
@@ -224,7 +232,7 @@ def _v2_request(raw: dict[str, Any], context: Context) -> HttpRequest:
             and (raw_query is None or raw_query.__class__ is str)
             and (client is None or client.__class__ is str)
             and (request_id is None or request_id.__class__ is str)
-            and (headers is None or (headers.__class__ is dict and _all_text(headers)))
+            and (headers is None or headers.__class__ is dict)
             and (body is None or (body.__class__ is str and raw.get("isBase64Encoded") is not True))
         ):
             return HttpRequest(
@@ -233,13 +241,16 @@ def _v2_request(raw: dict[str, Any], context: Context) -> HttpRequest:
                 QueryParams.from_string(raw_query) if raw_query else NO_QUERY,
                 # Payload 2.0 header names arrive lower-case.
                 Headers.view(headers, normalized=True) if headers else NO_HEADERS,
-                _text_body(body, raw) if body else b"",
+                body_bytes,
                 {},
                 client,
                 request_id or context.invocation_id,
                 raw,
             )
     return _v2_checked(raw, context, _what(raw))
+
+
+_BAD = object()  # stands for a header map or body found malformed
 
 
 def _v2_checked(raw: dict[str, Any], context: Context, what: str) -> HttpRequest:
