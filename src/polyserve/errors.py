@@ -182,10 +182,16 @@ class EventValidationError(EventError):
     def __init__(self, errors: Sequence[FieldError], detail: str = "") -> None:
         self.errors: tuple[FieldError, ...] = tuple(errors)
         if not detail:
-            summary = "; ".join(
-                [f"{'.'.join(map(str, e.loc)) or '<root>'}: {e.message}" for e in self.errors]
-            )
-            detail = f"validation failed: {summary}"
+            # Where, not what: each error's message is in ``errors`` (and in the 422
+            # body), so the summary names the fields only.
+            paths = []
+            for e in self.errors:
+                try:
+                    path = ".".join(e.loc)  # type: ignore[arg-type]  # ints raise, below
+                except TypeError:  # a list index in the path
+                    path = ".".join([str(part) for part in e.loc])
+                paths.append(path or "<root>")
+            detail = f"validation failed for {', '.join(paths)}"
         super().__init__(detail)
 
     def to_dict(self) -> dict[str, Any]:
