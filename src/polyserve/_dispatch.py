@@ -81,8 +81,12 @@ class HttpDispatch:
                     from polyserve._aio import run_sync
 
                     result = run_sync(result)
-                if result.__class__ is dict:
+                cls = result.__class__
+                if cls is dict:
                     response = _response(status, _JSON, dumps(result))
+                elif _KINDS.get(cls) == _MODEL:  # see render
+                    serialized = cls.__pydantic_serializer__.to_json(result)
+                    response = _response(status, _JSON, serialized)
                 else:
                     response = render(result, status)
             else:

@@ -27,11 +27,10 @@ import inspect
 import sys
 import types
 import typing
-import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+from polyserve._value import Value
 from polyserve.context import Context
 from polyserve.errors import (
     ConfigurationError,
@@ -41,43 +40,70 @@ from polyserve.errors import (
     UnsupportedEventError,
     UnsupportedMediaTypeError,
 )
-from polyserve.events import (
-    CloudEvent,
-    HttpRequest,
-    Message,
-    ScheduleEvent,
-    StorageEvent,
-    StreamRecord,
-)
 from polyserve.events._body import parse_json
+from polyserve.events.http import HttpRequest
 
 __all__ = ["Binder", "Body", "Header", "Query"]
 
 _EMPTY = inspect.Parameter.empty
 _BODY_LOC = ("body",)
-_EVENT_TYPES: tuple[type, ...] = (Message, StorageEvent, ScheduleEvent, StreamRecord, CloudEvent)
+# The non-HTTP event classes, by module. Each module is looked up in sys.modules
+# rather than imported: an annotation naming an event class, or an event of one,
+# means its module is loaded, and an HTTP-only function never loads the others
+# (five dataclasses cost a cold start milliseconds).
+_EVENT_CLASSES = (
+    ("polyserve.events.queue", "Message"),
+    ("polyserve.events.storage", "StorageEvent"),
+    ("polyserve.events.schedule", "ScheduleEvent"),
+    ("polyserve.events.stream", "StreamRecord"),
+    ("polyserve.events.cloudevent", "CloudEvent"),
+)
 
 
-@dataclass(frozen=True, slots=True)
-class Query:
+def _event_class(name: str) -> type | None:
+    for module, cls in _EVENT_CLASSES:
+        if cls == name:
+            loaded = sys.modules.get(module)
+            return None if loaded is None else getattr(loaded, cls)
+    raise AssertionError(name)
+
+
+def _loaded_event_types() -> tuple[type, ...]:
+    return tuple(
+        getattr(sys.modules[module], cls) for module, cls in _EVENT_CLASSES if module in sys.modules
+    )
+
+
+class Query(Value):
     """Marker: bind the parameter to a query parameter (``alias`` overrides its name)."""
 
-    alias: str | None = None
+    __slots__ = ("alias",)
+    _fields = ("alias",)
+    alias: str | None
+
+    def __init__(self, alias: str | None = None) -> None:
+        object.__setattr__(self, "alias", alias)
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
+class Header(Value):
     """Marker: bind the parameter to a header (default name: the parameter with '-' for '_')."""
 
-    alias: str | None = None
+    __slots__ = ("alias",)
+    _fields = ("alias",)
+    alias: str | None
+
+    def __init__(self, alias: str | None = None) -> None:
+        object.__setattr__(self, "alias", alias)
 
 
-@dataclass(frozen=True, slots=True)
-class Body:
+class Body(Value):
     """Marker: bind the parameter to the request body, decoded as JSON unless ``bytes``/``str``."""
 
+    __slots__ = ()
 
-class _Source(enum.Enum):
+
+class _Source:
+    # Where a parameter's value comes from (also the first part of an error's loc).
     REQUEST = "request"
     CONTEXT = "context"
     PATH = "path"
@@ -88,16 +114,38 @@ class _Source(enum.Enum):
     PAYLOAD = "payload"
 
 
-@dataclass(frozen=True, slots=True)
 class _Param:
-    name: str
-    source: _Source
-    alias: str
-    default: Any
-    annotation: Any
-    is_list: bool = False
-    convert: Callable[[str], Any] | None = None
-    validator: _Validator | None = None
+    # One handler parameter and how to bind it (plain slots: built once per handler).
+    __slots__ = (
+        "alias",
+        "annotation",
+        "convert",
+        "default",
+        "is_list",
+        "name",
+        "source",
+        "validator",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        source: str,
+        alias: str,
+        default: Any,
+        annotation: Any,
+        is_list: bool = False,
+        convert: Callable[[str], Any] | None = None,
+        validator: _Validator | None = None,
+    ) -> None:
+        self.name = name
+        self.source = source
+        self.alias = alias
+        self.default = default
+        self.annotation = annotation
+        self.is_list = is_list
+        self.convert = convert
+        self.validator = validator
 
 
 class Binder:
@@ -130,7 +178,7 @@ class Binder:
             ann = hints.get(p.name, Any)
             params.append(_http_param(p, ann, path_params) if http else _event_param(p, ann))
             positional.append(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
-        bodies = [p for p in params if p.source is _Source.BODY]
+        bodies = [p for p in params if p.source == _Source.BODY]
         if len(bodies) > 1:
             raise ConfigurationError(
                 f"{fn!r} declares more than one body: {[b.name for b in bodies]}"
@@ -139,7 +187,7 @@ class Binder:
         # The commonest handler takes exactly its path parameters: no loop needed.
         self._path_only = (
             bool(params)
-            and all(p.source is _Source.PATH and p.alias == p.name for p in params)
+            and all(p.source == _Source.PATH and p.alias == p.name for p in params)
             and {p.name for p in params} == set(path_params)
         )
         # The commonest event handler takes exactly the event: (name, type), else None.
@@ -149,13 +197,13 @@ class Binder:
         self.takes_path_params_only = self._path_only
         self._event_only: tuple[str, Any] | None = (
             (only.name, only.annotation)
-            if only is not None and only.source is _Source.EVENT
+            if only is not None and only.source == _Source.EVENT
             else None
         )
         # ... and can take it positionally: such a handler is its own event caller.
         self._event_positional = self._event_only is not None and positional[0]
         # The HTTP handler that takes exactly a body.
-        self._body_only = only if only is not None and only.source is _Source.BODY else None
+        self._body_only = only if only is not None and only.source == _Source.BODY else None
 
     def http_kwargs(
         self, request: HttpRequest, ctx: Context, path_params: Mapping[str, Any] | None = None
@@ -175,32 +223,40 @@ class Binder:
         body_only = self._body_only
         if body_only is not None:  # the other common handler: it takes just a JSON body
             body = request.body
+            validator = body_only.validator
             if (
-                body_only.validator is not None
+                validator is not None
                 and body
                 and request.headers.get("content-type") == "application/json"
                 and not body.isspace()
             ):
-                # A JSON body, said to be JSON: straight to the validator.
-                return {body_only.name: body_only.validator.from_json(body, _BODY_LOC)}
+                # A JSON body, said to be JSON: straight to the validator (from_json,
+                # written out for a model).
+                validate = validator._validate_json
+                if validate is None or validator._plain is not None:
+                    return {body_only.name: validator.from_json(body, _BODY_LOC)}
+                try:
+                    return {body_only.name: validate(body)}
+                except validator._error as exc:
+                    raise _translate(exc, _BODY_LOC) from None
             self._bind_body(body_only, request, kwargs, errors)
             if errors:
                 raise EventValidationError(errors)
             return kwargs
         for p in self._params:
             src = p.source
-            if src is _Source.REQUEST:
+            if src == _Source.REQUEST:
                 # Copied only for handlers that take the request: most never pay for it.
                 has_params = path_params is not None and path_params
                 kwargs[p.name] = request.with_path_params(params) if has_params else request
-            elif src is _Source.CONTEXT:
+            elif src == _Source.CONTEXT:
                 kwargs[p.name] = ctx
-            elif src is _Source.PATH:
+            elif src == _Source.PATH:
                 kwargs[p.name] = params[p.alias]
-            elif src is _Source.BODY:
+            elif src == _Source.BODY:
                 self._bind_body(p, request, kwargs, errors)
             else:
-                source = request.query if src is _Source.QUERY else request.headers
+                source = request.query if src == _Source.QUERY else request.headers
                 _bind_scalar(p, source.get_all(p.alias), kwargs, errors)
         if errors:
             raise EventValidationError(errors)
@@ -272,9 +328,9 @@ class Binder:
             return {only[0]: event}
         kwargs: dict[str, Any] = {}
         for p in self._params:
-            if p.source is _Source.CONTEXT:
+            if p.source == _Source.CONTEXT:
                 kwargs[p.name] = ctx
-            elif p.source is _Source.EVENT:
+            elif p.source == _Source.EVENT:
                 if p.annotation is not Any and not isinstance(event, p.annotation):
                     raise UnsupportedEventError(
                         f"handler parameter {p.name!r} expects {_type_name(p.annotation)} "
@@ -321,38 +377,44 @@ def _event_param(p: inspect.Parameter, ann: Any) -> _Param:
 
 
 def _event_types(tp: Any) -> Any:
-    if isinstance(tp, type) and issubclass(tp, _EVENT_TYPES):
+    event_types = _loaded_event_types()
+    if isinstance(tp, type) and event_types and issubclass(tp, event_types):
         return tp
     if _is_union(tp):
         members = [a for a in get_args(tp) if a is not type(None)]
-        if members and all(isinstance(a, type) and issubclass(a, _EVENT_TYPES) for a in members):
+        if members and all(
+            isinstance(a, type) and event_types and issubclass(a, event_types) for a in members
+        ):
             return tuple(members)
     return None
 
 
 def _payload(event: object, validator: _Validator) -> Any:
     loc: tuple[str, ...]
-    if isinstance(event, Message):
-        return validator.from_json(event.body, ("body",))
-    if isinstance(event, CloudEvent):
+    message, cloudevent = _event_class("Message"), _event_class("CloudEvent")
+    schedule, stream = _event_class("ScheduleEvent"), _event_class("StreamRecord")
+    if message is not None and isinstance(event, message):
+        return validator.from_json(event.body, ("body",))  # type: ignore[attr-defined]
+    if cloudevent is not None and isinstance(event, cloudevent):
         loc = ("data",)
-        data = event.data
+        data = event.data  # type: ignore[attr-defined]
         if isinstance(data, (bytes, bytearray, str)):
             return validator.from_json(
                 bytes(data) if not isinstance(data, str) else data.encode(), loc
             )
         return validator.from_python(data, loc)
-    if isinstance(event, ScheduleEvent):
-        return validator.from_python(event.payload, ("payload",))
-    if isinstance(event, StreamRecord):
-        return validator.from_python(event.new if event.new is not None else event.old, ("new",))
+    if schedule is not None and isinstance(event, schedule):
+        return validator.from_python(event.payload, ("payload",))  # type: ignore[attr-defined]
+    if stream is not None and isinstance(event, stream):
+        new = event.new  # type: ignore[attr-defined]
+        return validator.from_python(new if new is not None else event.old, ("new",))  # type: ignore[attr-defined]
     raise UnsupportedEventError(
         f"a {type(event).__name__} carries no payload to validate",
         description={"event_type": type(event).__name__},
     )
 
 
-def _scalar_param(p: inspect.Parameter, base: Any, source: _Source, alias: str) -> _Param:
+def _scalar_param(p: inspect.Parameter, base: Any, source: str, alias: str) -> _Param:
     inner, optional = _strip_optional(base)
     default = None if (p.default is _EMPTY and optional) else p.default
     is_list = get_origin(inner) in (list, tuple, Sequence, set, frozenset)
@@ -364,7 +426,7 @@ def _scalar_param(p: inspect.Parameter, base: Any, source: _Source, alias: str) 
 def _bind_scalar(
     p: _Param, values: list[str], kwargs: dict[str, Any], errors: list[FieldError]
 ) -> None:
-    loc = (p.source.value, p.alias)
+    loc = (p.source, p.alias)
     if not values:
         if p.default is _EMPTY:
             errors.append(FieldError(loc, "field required", "missing"))
@@ -416,8 +478,9 @@ def _scalar(tp: Any) -> Callable[[str], Any]:
         return _to_int
     if tp is float:
         return _to_float
-    if tp is uuid.UUID:
-        return uuid.UUID
+    uuid = sys.modules.get("uuid")  # a UUID annotation means uuid is loaded
+    if uuid is not None and tp is uuid.UUID:
+        return uuid.UUID  # type: ignore[no-any-return]
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return tp
     if get_origin(tp) is Literal:

@@ -111,3 +111,34 @@ def test_building_an_app_and_its_lambda_handler_loads_no_costly_stdlib_module() 
     assert _costly_loaded_after(routes) == []
     # Only a segment that mixes text and a parameter needs a regular expression.
     assert _costly_loaded_after(routes + " /files/v{item_id:int}.json") == ["re"]
+
+
+def test_an_http_only_function_loads_no_other_event_module() -> None:
+    # The first request loads the HTTP event classes and the binder; the five other
+    # event modules (a dataclass each), uuid and datetime stay unloaded.
+    script = textwrap.dedent(
+        """
+        import sys
+        import polyserve_aws
+        from polyserve import App
+        app = App("http")
+        app.get("/pets/{pet_id:int}")(lambda pet_id: {"id": pet_id})
+
+        class Ctx:
+            aws_request_id = "r"
+            function_name = "f"
+            def get_remaining_time_in_millis(self):
+                return 1000
+
+        event = {"version": "2.0", "rawPath": "/pets/7", "headers": {"host": "x"},
+                 "requestContext": {"http": {"method": "GET"}, "requestId": "r1"}}
+        assert polyserve_aws.handler(app)(event, Ctx())["statusCode"] == 200
+        names = ["polyserve.events." + m for m in
+                 ("queue", "storage", "schedule", "stream", "cloudevent")]
+        print("loaded:" + ",".join(m for m in [*names, "uuid", "datetime"] if m in sys.modules))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip().splitlines()[-1] == "loaded:"

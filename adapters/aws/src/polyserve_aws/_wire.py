@@ -7,7 +7,6 @@ wrong type, so a translation never lets ``KeyError`` or ``TypeError`` escape.
 from __future__ import annotations
 
 import binascii
-import datetime as dt
 from functools import lru_cache
 
 from polyserve.errors import MalformedEventError
@@ -15,6 +14,7 @@ from polyserve.errors import MalformedEventError
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import datetime as dt
     from collections.abc import Mapping
     from typing import Any
 
@@ -32,7 +32,12 @@ __all__ = [
     "text",
 ]
 
-_UTC = dt.timezone.utc
+
+def _datetime() -> tuple[type[dt.datetime], dt.timezone]:
+    # datetime is imported by the first timestamp read: HTTP events carry none.
+    import datetime
+
+    return datetime.datetime, datetime.timezone.utc
 
 
 def malformed(what: str, exc: Exception) -> MalformedEventError:
@@ -123,7 +128,8 @@ def logical_name(native: str, names: Mapping[str, str]) -> str:
 def from_epoch(seconds: Any, what: str) -> dt.datetime:
     """A UTC datetime from seconds since the epoch (int, float or numeric string)."""
     try:
-        return dt.datetime.fromtimestamp(float(seconds), _UTC)
+        datetime, utc = _datetime()
+        return datetime.fromtimestamp(float(seconds), utc)
     except (TypeError, ValueError, OverflowError, OSError):
         raise MalformedEventError(f"{what} is not a timestamp: {seconds!r}") from None
 
@@ -134,7 +140,8 @@ def from_epoch_ms(millis: Any, what: str) -> dt.datetime:
     (``fromtimestamp`` rounds to the microsecond, far finer than a float's error here.)
     """
     try:
-        return dt.datetime.fromtimestamp(int(millis) / 1000, _UTC)
+        datetime, utc = _datetime()
+        return datetime.fromtimestamp(int(millis) / 1000, utc)
     except (TypeError, ValueError, OverflowError, OSError):
         raise MalformedEventError(f"{what} is not a timestamp: {millis!r}") from None
 
@@ -143,11 +150,12 @@ def from_iso(value: Any, what: str) -> dt.datetime:
     """A UTC datetime from an ISO 8601 string such as ``2024-05-01T10:00:00.123Z``."""
     if isinstance(value, str):
         try:
-            parsed = dt.datetime.fromisoformat(
+            datetime, utc = _datetime()
+            parsed = datetime.fromisoformat(
                 value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
             )
         except ValueError:
             pass
         else:
-            return parsed.replace(tzinfo=_UTC) if parsed.tzinfo is None else parsed
+            return parsed.replace(tzinfo=utc) if parsed.tzinfo is None else parsed
     raise MalformedEventError(f"{what} is not an ISO 8601 time: {value!r}")
