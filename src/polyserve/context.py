@@ -106,9 +106,10 @@ class Context:
     """
 
     __slots__ = (
+        "_deadline",
+        "_deadline_from",
         "_logger",
         "clock",
-        "deadline",
         "function_name",
         "invocation_id",
         "is_cold_start",
@@ -125,11 +126,16 @@ class Context:
         is_cold_start: bool | None = None,
         raw: Any = None,
         clock: Callable[[], float] = time.time,
+        *,
+        deadline_from: Callable[[], float | None] | None = None,
     ) -> None:
         self.provider = provider
         self.invocation_id = invocation_id
         self.function_name = function_name
-        self.deadline = deadline
+        self._deadline = deadline
+        # Works the deadline out when it is first asked for (an HTTP handler seldom
+        # does), for runtimes that tell the time left rather than the deadline.
+        self._deadline_from = deadline_from
         if is_cold_start is None:
             # The first context a process creates is the cold start; every later one is warm.
             global _cold_start
@@ -162,6 +168,18 @@ class Context:
             f"function_name={self.function_name!r}, deadline={self.deadline!r}, "
             f"is_cold_start={self.is_cold_start!r})"
         )
+
+    @property
+    def deadline(self) -> float | None:
+        """When the platform stops the invocation (``time.time()`` seconds), or ``None``."""
+        deadline_from = self._deadline_from
+        if deadline_from is not None:
+            self._deadline, self._deadline_from = deadline_from(), None
+        return self._deadline
+
+    @deadline.setter
+    def deadline(self, value: float | None) -> None:
+        self._deadline, self._deadline_from = value, None
 
     def remaining_time(self) -> float | None:
         """Seconds left before the deadline (never negative), or ``None`` if unknown."""

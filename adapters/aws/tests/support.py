@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,12 @@ class FakeLambdaContext:
     remaining_ms: int = 30_000
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:210987654321:function:pets-fn"
 
+    def __post_init__(self) -> None:
+        # As the runtime does: a fixed deadline, and the time left counting down to it.
+        self._deadline_ms = time.time() * 1000 + self.remaining_ms
+
     def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+        return max(0, int(self._deadline_ms - time.time() * 1000))
 
 
 @dataclass

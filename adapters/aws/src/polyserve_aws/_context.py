@@ -22,9 +22,13 @@ def to_context(lambda_context: LambdaContext | None) -> Context:
     """
     if lambda_context is None:
         return Context("aws")
-    deadline = time.time() + lambda_context.get_remaining_time_in_millis() / 1000
-    # Positional: this runs on every invocation, and keywords cost measurably more.
+
+    def deadline() -> float:
+        # Asked for when first needed: an HTTP handler seldom does.
+        return time.time() + lambda_context.get_remaining_time_in_millis() / 1000
+
+    # Positional where it can be: this runs on every invocation.
     return Context(
-        "aws", lambda_context.aws_request_id, lambda_context.function_name, deadline, None,
-        lambda_context,
+        "aws", lambda_context.aws_request_id, lambda_context.function_name, None, None,
+        lambda_context, deadline_from=deadline,
     )  # fmt: skip

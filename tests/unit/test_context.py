@@ -1,0 +1,30 @@
+"""Context: the deadline, worked out once and only when asked for."""
+
+from __future__ import annotations
+
+from polyserve import Context
+
+
+def test_deadline_from_is_called_once_and_only_when_read() -> None:
+    calls: list[int] = []
+
+    def deadline() -> float:
+        calls.append(1)
+        return 1000.0
+
+    ctx = Context("test", deadline_from=deadline, clock=lambda: 990.0)
+    assert calls == []
+    assert ctx.remaining_time() == 10.0
+    assert ctx.deadline == 1000.0
+    assert calls == [1]
+    ctx.deadline = 2000.0
+    assert ctx.deadline == 2000.0
+    assert calls == [1]
+
+
+def test_a_context_without_deadline_has_all_the_time() -> None:
+    ctx = Context("test")
+    assert ctx.deadline is None
+    assert ctx.remaining_time() is None
+    assert ctx.has_time_for(10**6)
+    assert Context("test", deadline=5.0, clock=lambda: 9.0).remaining_time() == 0.0
