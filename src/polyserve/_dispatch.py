@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from polyserve.routing import Route
 
     # (endpoint, binder or None when the handler takes exactly its path parameters,
-    #  success status, is async)
-    Plan = tuple[Callable[..., Any], Binder | None, int, bool]
+    #  success status, is async, takes just a body positionally)
+    Plan = tuple[Callable[..., Any], Binder | None, int, bool, bool]
 
 __all__ = ["HttpDispatch", "render"]
 
@@ -72,9 +72,12 @@ class HttpDispatch:
                 found = self._route(request, context)
             if isinstance(found, tuple):
                 route, params = found
-                endpoint, binder, status, is_async = self._plans.get(id(route)) or self._plan(route)
+                plan = self._plans.get(id(route)) or self._plan(route)
+                endpoint, binder, status, is_async, body_only = plan
                 if binder is None:
                     result = endpoint(**params)
+                elif body_only:
+                    result = endpoint(binder.body_value(request))
                 else:
                     result = endpoint(**binder.http_kwargs(request, context, params))
                 if is_async:
@@ -103,7 +106,7 @@ class HttpDispatch:
             found = self._route(request, context)
             if isinstance(found, tuple):
                 route, params = found
-                endpoint, binder, status, is_async = self._plan(route)
+                endpoint, binder, status, is_async, _ = self._plan(route)
                 kwargs = params if binder is None else binder.http_kwargs(request, context, params)
                 if is_async:
                     result = await endpoint(**kwargs)
@@ -166,6 +169,7 @@ class HttpDispatch:
                 None if binder.takes_path_params_only else binder,
                 route.status,
                 binder.is_async,
+                binder.takes_body_only,
             )
         return plan
 

@@ -158,6 +158,7 @@ class Binder:
         "_params",
         "_path_only",
         "is_async",
+        "takes_body_only",
         "takes_path_params_only",
     )
 
@@ -202,8 +203,10 @@ class Binder:
         )
         # ... and can take it positionally: such a handler is its own event caller.
         self._event_positional = self._event_only is not None and positional[0]
-        # The HTTP handler that takes exactly a body.
+        # The HTTP handler that takes exactly a body; positionally, it is called with
+        # body_value rather than keyword arguments.
         self._body_only = only if only is not None and only.source == _Source.BODY else None
+        self.takes_body_only = self._body_only is not None and positional[0]
 
     def http_kwargs(
         self, request: HttpRequest, ctx: Context, path_params: Mapping[str, Any] | None = None
@@ -221,28 +224,8 @@ class Binder:
         kwargs: dict[str, Any] = {}
         errors: list[FieldError] = []
         body_only = self._body_only
-        if body_only is not None:  # the other common handler: it takes just a JSON body
-            body = request.body
-            validator = body_only.validator
-            if (
-                validator is not None
-                and body
-                and request.headers.get("content-type") == "application/json"
-                and not body.isspace()
-            ):
-                # A JSON body, said to be JSON: straight to the validator (from_json,
-                # written out for a model).
-                validate = validator._validate_json
-                if validate is None or validator._plain is not None:
-                    return {body_only.name: validator.from_json(body, _BODY_LOC)}
-                try:
-                    return {body_only.name: validate(body)}
-                except validator._error as exc:
-                    raise _translate(exc, _BODY_LOC) from None
-            self._bind_body(body_only, request, kwargs, errors)
-            if errors:
-                raise EventValidationError(errors)
-            return kwargs
+        if body_only is not None:  # the other common handler: it takes just a body
+            return {body_only.name: self.body_value(request)}
         for p in self._params:
             src = p.source
             if src == _Source.REQUEST:
@@ -261,6 +244,40 @@ class Binder:
         if errors:
             raise EventValidationError(errors)
         return kwargs
+
+    def body_value(self, request: HttpRequest) -> Any:
+        """The argument of a handler that takes just a body (``takes_body_only``).
+
+        Raises:
+            EventValidationError: the body is missing or does not validate.
+            UnsupportedMediaTypeError: the content type is not JSON.
+            MalformedEventError: the body is not valid JSON.
+        """
+        body_only = self._body_only
+        assert body_only is not None
+        body = request.body
+        validator = body_only.validator
+        if (
+            validator is not None
+            and body
+            and request.headers.get("content-type") == "application/json"
+            and not body.isspace()
+        ):
+            # A JSON body, said to be JSON: straight to the validator (from_json,
+            # written out for a model).
+            validate = validator._validate_json
+            if validate is None or validator._plain is not None:
+                return validator.from_json(body, _BODY_LOC)
+            try:
+                return validate(body)
+            except validator._error as exc:
+                raise _translate(exc, _BODY_LOC) from None
+        kwargs: dict[str, Any] = {}
+        errors: list[FieldError] = []
+        self._bind_body(body_only, request, kwargs, errors)
+        if errors:
+            raise EventValidationError(errors)
+        return kwargs[body_only.name]
 
     def _bind_body(
         self, p: _Param, request: HttpRequest, kwargs: dict[str, Any], errors: list[FieldError]

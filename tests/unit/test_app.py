@@ -449,3 +449,21 @@ def test_model_results_render_as_model_dump_json(result: BaseModel) -> None:
     # Twice: the second request renders by the kind learned on the first.
     again = app.handle_http(HttpRequest("GET", "/r"), Context("test"))
     assert again.body == response.body
+
+
+def test_a_keyword_only_body_binds_like_a_positional_one() -> None:
+    app = App("kw")
+
+    @app.post("/pets", status=201)
+    def create(*, pet: _Pet) -> _Pet:
+        return pet
+
+    ok = app.handle_http(
+        HttpRequest("POST", "/pets", headers=Headers({"content-type": "application/json"}),
+                    body=b'{"name": "Rex"}'),
+        Context("test"),
+    )  # fmt: skip
+    assert (ok.status, json.loads(ok.body)["name"]) == (201, "Rex")
+    bad = app.handle_http(HttpRequest("POST", "/pets", body=b'{"name": 7}'), Context("test"))
+    assert bad.status == 422
+    assert json.loads(bad.body)["errors"][0]["loc"] == ["body", "name"]
