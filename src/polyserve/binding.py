@@ -74,26 +74,26 @@ def _loaded_event_types() -> tuple[type, ...]:
     )
 
 
-class Query(Value):
+class _Aliased(Value):
+    # A marker with an optional ``alias``: the name to bind from, if not the parameter's.
+    __slots__ = ("alias",)
+    _fields = ("alias",)
+    alias: str | None
+
+    def __init__(self, alias: str | None = None) -> None:
+        object.__setattr__(self, "alias", alias)
+
+
+class Query(_Aliased):
     """Marker: bind the parameter to a query parameter (``alias`` overrides its name)."""
 
-    __slots__ = ("alias",)
-    _fields = ("alias",)
-    alias: str | None
-
-    def __init__(self, alias: str | None = None) -> None:
-        object.__setattr__(self, "alias", alias)
+    __slots__ = ()
 
 
-class Header(Value):
+class Header(_Aliased):
     """Marker: bind the parameter to a header (default name: the parameter with '-' for '_')."""
 
-    __slots__ = ("alias",)
-    _fields = ("alias",)
-    alias: str | None
-
-    def __init__(self, alias: str | None = None) -> None:
-        object.__setattr__(self, "alias", alias)
+    __slots__ = ()
 
 
 class Body(Value):

@@ -22,8 +22,6 @@ repeated ones (several ``Set-Cookie``); payload 2.0 gets repeated values joined 
 
 from __future__ import annotations
 
-from binascii import b2a_base64
-
 from polyserve.app import error_response
 from polyserve.errors import EventError, MalformedEventError
 from polyserve.events import Headers, HttpRequest, QueryParams
@@ -34,6 +32,7 @@ from polyserve_aws._http import (
     pairs,
     percent_decoded,
     request_body,
+    response_body,
 )
 from polyserve_aws._wire import as_object, malformed, optional_text, text
 
@@ -281,10 +280,7 @@ def to_native(response: HttpResponse, raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _render(response: HttpResponse, *, is_v2: bool) -> dict[str, Any]:
-    body: str | None = response.as_text()  # response_body, written out
-    is_base64 = body is None
-    if body is None:
-        body = b2a_base64(response.body, newline=False).decode("ascii")
+    body, is_base64 = response_body(response)
     if is_v2:
         headers: dict[str, str] = {}
         cookies: list[str] = []
