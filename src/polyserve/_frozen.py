@@ -33,9 +33,10 @@ _makers: dict[type, Callable[..., Any]] = {}
 def maker(cls: type[V]) -> Callable[..., V]:
     """A function building ``cls`` from every field, positionally: ``maker(Point)(1, 2)``.
 
-    Faster still than the ``__init__`` of ``fast_init``, for the few places in
-    polyserve that build an instance per record or per request. ``cls`` must have
-    been given ``fast_init``.
+    Faster still than the ``__init__`` of ``fast_init``, for the places that build
+    an instance per record or per request, such as an adapter's ``HttpRequest``.
+    Every field must be given; nothing is checked or converted. ``cls`` must have
+    been given ``fast_init`` (every event class of ``polyserve.events`` has).
     """
     return _makers[cls]
 

@@ -103,6 +103,12 @@ class Context:
     unless given. ``raw`` is the provider's own context object; ``clock`` is the
     time source, replaceable in tests. Contexts compare equal when their provider,
     invocation id, function name, deadline and cold-start flag are equal.
+
+    For runtimes that tell the time left rather than the deadline, give
+    ``deadline_from`` instead of ``deadline``: a function of ``raw`` that returns
+    the deadline, called the first time ``deadline`` is read (an HTTP handler
+    seldom reads it). A plain function rather than a closure, so that nothing is
+    built for it per invocation.
     """
 
     __slots__ = (
@@ -126,15 +132,12 @@ class Context:
         is_cold_start: bool | None = None,
         raw: Any = None,
         clock: Callable[[], float] = time.time,
-        *,
-        deadline_from: Callable[[], float | None] | None = None,
+        deadline_from: Callable[[Any], float | None] | None = None,
     ) -> None:
         self.provider = provider
         self.invocation_id = invocation_id
         self.function_name = function_name
         self._deadline = deadline
-        # Works the deadline out when it is first asked for (an HTTP handler seldom
-        # does), for runtimes that tell the time left rather than the deadline.
         self._deadline_from = deadline_from
         if is_cold_start is None:
             # The first context a process creates is the cold start; every later one is warm.
@@ -174,7 +177,7 @@ class Context:
         """When the platform stops the invocation (``time.time()`` seconds), or ``None``."""
         deadline_from = self._deadline_from
         if deadline_from is not None:
-            self._deadline, self._deadline_from = deadline_from(), None
+            self._deadline, self._deadline_from = deadline_from(self.raw), None
         return self._deadline
 
     @deadline.setter

@@ -6,20 +6,21 @@ from polyserve import Context
 
 
 def test_deadline_from_is_called_once_and_only_when_read() -> None:
-    calls: list[int] = []
+    calls: list[object] = []
+    raw = object()
 
-    def deadline() -> float:
-        calls.append(1)
+    def deadline(given: object) -> float:
+        calls.append(given)
         return 1000.0
 
-    ctx = Context("test", deadline_from=deadline, clock=lambda: 990.0)
+    ctx = Context("test", raw=raw, deadline_from=deadline, clock=lambda: 990.0)
     assert calls == []
     assert ctx.remaining_time() == 10.0
     assert ctx.deadline == 1000.0
-    assert calls == [1]
+    assert calls == [raw]  # called once, with the raw context
     ctx.deadline = 2000.0
     assert ctx.deadline == 2000.0
-    assert calls == [1]
+    assert calls == [raw]
 
 
 def test_a_context_without_deadline_has_all_the_time() -> None:

@@ -13,6 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from polyserve._frozen import maker
     from polyserve.events._body import parse_json
     from polyserve.events.cloudevent import CloudEvent
     from polyserve.events.http import Headers, HttpRequest, HttpResponse, QueryParams
@@ -37,6 +38,7 @@ __all__ = [
     "StorageAction",
     "StorageEvent",
     "StreamRecord",
+    "maker",
     "parse_json",
 ]
 
@@ -52,6 +54,7 @@ _MODULES = {
     "StorageAction": "storage",
     "StorageEvent": "storage",
     "StreamRecord": "stream",
+    "maker": "polyserve._frozen",
     "parse_json": "_body",
 }
 
@@ -63,7 +66,10 @@ def __getattr__(name: str) -> Any:
             | __getattr__("StreamRecord") | __getattr__("CloudEvent")
         )  # fmt: skip
     elif name in _MODULES:
-        value = getattr(import_module(f"polyserve.events.{_MODULES[name]}"), name)
+        module = _MODULES[name]
+        if "." not in module:
+            module = f"polyserve.events.{module}"
+        value = getattr(import_module(module), name)
     else:
         raise AttributeError(f"module 'polyserve.events' has no attribute {name!r}")
     globals()[name] = value

@@ -23,6 +23,7 @@ __all__ = ["Headers", "HttpRequest", "HttpResponse", "QueryParams"]
 
 _Pairs = Iterable[tuple[str, str]]
 _MISSING: Any = object()
+_new = object.__new__
 
 
 class _MultiMap(Mapping[str, str]):
@@ -71,11 +72,10 @@ class _MultiMap(Mapping[str, str]):
             MalformedEventError: a value is not a string (or, with ``multi``, not a list
                 of strings), so a client's malformed event still gets a 400.
         """
-        new = object.__new__(cls)
-        new._items = None
+        new = _new(cls)
+        new._items = new._textual = None
         new._source = (mapping, multi)
         new._direct = mapping if normalized and not multi else None
-        new._textual = None
         return new
 
     def _pairs(self) -> tuple[tuple[str, str], ...]:

@@ -17,18 +17,18 @@ __all__ = ["to_context"]
 def to_context(lambda_context: LambdaContext | None) -> Context:
     """A ``Context`` with provider ``"aws"``, the request id, function name and deadline.
 
-    The deadline is now plus the time the runtime says is left. Without a context
-    object (a local call), the context has no id and no deadline.
+    The deadline is now plus the time the runtime says is left, worked out when first
+    read. Without a context object (a local call), the context has no id and no deadline.
     """
     if lambda_context is None:
         return Context("aws")
-
-    def deadline() -> float:
-        # Asked for when first needed: an HTTP handler seldom does.
-        return time.time() + lambda_context.get_remaining_time_in_millis() / 1000
-
-    # Positional where it can be: this runs on every invocation.
+    # All positional: this runs on every invocation, and a keyword argument to a class
+    # costs a dict per call.
     return Context(
         "aws", lambda_context.aws_request_id, lambda_context.function_name, None, None,
-        lambda_context, deadline_from=deadline,
+        lambda_context, time.time, _deadline,
     )  # fmt: skip
+
+
+def _deadline(lambda_context: LambdaContext) -> float:
+    return time.time() + lambda_context.get_remaining_time_in_millis() / 1000
