@@ -215,7 +215,7 @@ def run_batch(
     if (decode is None) is (decoded is None):
         raise TypeError("give either decode or decoded")
     batch = _Batch(context, ordered, deadline_margin)
-    succeeded, set_aside = batch.succeeded, batch.set_aside
+    succeeded_append, set_aside = batch.succeeded.append, batch.set_aside
     count = len(records)
     cutoff, clock = batch.cutoff, context.clock
     # The handler of the records being handled, kept while their name and event
@@ -239,8 +239,8 @@ def run_batch(
             continue
         if decoded is not None:
             pair = decoded[index]
-            if isinstance(pair, BaseException):
-                batch.fail(ident, "could not be decoded", pair)
+            if pair.__class__ is not tuple:  # the exception that kept it from decoding
+                batch.fail(ident, "could not be decoded", pair)  # type: ignore[arg-type]
                 continue
             name, event = pair
         else:
@@ -265,7 +265,10 @@ def run_batch(
             else:
                 batch.fail(ident, "handler failed", exc)
         else:
-            (set_aside if outcome is SET_ASIDE else succeeded).append(ident)
+            if outcome is SET_ASIDE:
+                set_aside.append(ident)
+            else:
+                succeeded_append(ident)
     return batch.result()
 
 

@@ -156,10 +156,10 @@ class SqsMessage(Message):
 _FIELDS = tuple(f.name for f in fields(Message))
 _COMPARED = tuple(f.name for f in fields(Message) if f.compare)
 _new = object.__new__
-# The slots' own descriptors: they store past the frozen __setattr__, as the
-# dataclass's generated __init__ does.
-_set_source = Message.__dict__["source"].__set__
-_set_raw = Message.__dict__["raw"].__set__
+# Message's slots on a class that is not frozen: a message is filled in as one of
+# these and then made an SqsMessage, which has the same layout (as
+# polyserve.events.maker does for every field).
+_Unfrozen = type("_UnfrozenSqsMessage", (), {"__slots__": Message.__slots__})
 
 
 def _text(record: dict[str, Any], key: str) -> str:
@@ -207,9 +207,10 @@ def _decode(record: Any, queue_name: Callable[[str], str]) -> tuple[str, Message
     fails when its handler asks for the body.
     """
     name = queue_name(text(as_object(record, _WHAT), "eventSourceARN", _WHAT))
-    message = _new(SqsMessage)
-    _set_source(message, name)
-    _set_raw(message, record)
+    message: Any = _new(_Unfrozen)
+    message.source = name
+    message.raw = record
+    message.__class__ = SqsMessage
     return name, message
 
 
@@ -236,9 +237,10 @@ def _decode_all(
             continue
         if arn != queue_arn:
             queue_arn, queue = arn, queue_name(arn)
-        message = _new(SqsMessage)
-        _set_source(message, queue)
-        _set_raw(message, record)
+        message: Any = _new(_Unfrozen)
+        message.source = queue
+        message.raw = record
+        message.__class__ = SqsMessage
         append((queue, message))
     return out
 
