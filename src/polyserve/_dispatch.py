@@ -41,38 +41,36 @@ _response = maker(HttpResponse)
 class HttpDispatch:
     """The HTTP half of an ``App``. ``app.handle_http`` creates one on first use."""
 
-    __slots__ = ("_app", "_plans")
+    __slots__ = ("_app", "_plans", "_static")
 
     def __init__(self, app: App) -> None:
         self._app = app
         # Keyed by id(route): routes are never removed from an app, and hashing a
         # route by its fields would cost more than the lookup saves.
         self._plans: dict[int, Plan] = {}
+        # path -> method -> plan, for the routes without parameters that requests
+        # have reached. Such a path always reaches the same route (a route added
+        # later never takes the place of an earlier one), so a request whose path
+        # is a key here skips route matching.
+        self._static: dict[str, dict[str, Plan]] = {}
 
     def handle(self, request: HttpRequest, context: Context) -> HttpResponse:
         """Answer ``request``. Never raises: every error becomes an HTTP error response."""
         app = self._app
+        method = request.method
         try:
-            # The common request, in line: a plain path to a route that exists, with no
-            # CORS to apply. Anything else takes _route, which sorts out the rest.
-            path = request.path
-            method = request.method
-            found: tuple[Route, dict[str, Any]] | HttpResponse | None = None
-            if (
-                app.cors is None
-                and len(request.body) <= app.max_body_size
-                and path[:1] == "/"
-                and "\x00" not in path
-                and "/." not in path
-                and (path[-1] != "/" or path == "/")
-                and method.isupper()
-            ):
-                found = app.lookup(method, path)
-            if found is None:
-                found = self._route(request, context)
-            if isinstance(found, tuple):
-                route, params = found
-                plan = self._plans.get(id(route)) or self._plan(route)
+            plan: Plan | None = None
+            if app.cors is None and len(request.body) <= app.max_body_size:
+                static = self._static.get(request.path)
+                if static is not None:
+                    plan = static.get(method)
+            if plan is not None:
+                params: dict[str, Any] = {}
+                found: tuple[Plan, dict[str, Any]] | HttpResponse = (plan, params)
+            else:
+                found = self._find(request, context)
+            if found.__class__ is tuple:
+                plan, params = found
                 endpoint, binder, status, is_async, body_only = plan
                 if binder is None:
                     result = endpoint(**params)
@@ -93,12 +91,46 @@ class HttpDispatch:
                 else:
                     response = render(result, status)
             else:
-                response = found
+                response = found  # type: ignore[assignment]  # not a tuple: a response
         except Exception as exc:
             response = error_response(exc, context)
         if app.cors is not None or method == "HEAD":
             return self._finish(request, response)
         return response
+
+    def _find(
+        self, request: HttpRequest, context: Context
+    ) -> tuple[Plan, dict[str, Any]] | HttpResponse:
+        """The plan of the route for ``request`` and its parameters, or the response to send.
+
+        Raises what ``_route`` raises.
+        """
+        app = self._app
+        path = request.path
+        method = request.method
+        # The common request: a plain path to a route that exists, with no CORS to
+        # apply. Anything else takes _route, which sorts out the rest.
+        if (
+            app.cors is None
+            and len(request.body) <= app.max_body_size
+            and path[:1] == "/"
+            and "\x00" not in path
+            and "/." not in path
+            and (path[-1] != "/" or path == "/")
+            and method.isupper()
+        ):
+            found = app.lookup(method, path)
+            if found is not None:
+                route, params = found
+                plan = self._plans.get(id(route)) or self._plan(route)
+                if not route.param_names:
+                    self._static.setdefault(path, {})[method] = plan
+                return plan, params
+        answer = self._route(request, context)
+        if isinstance(answer, HttpResponse):
+            return answer
+        route, params = answer
+        return self._plans.get(id(route)) or self._plan(route), params
 
     async def handle_async(self, request: HttpRequest, context: Context) -> HttpResponse:
         """Answer ``request`` from async code. Sync handlers run in a worker thread."""

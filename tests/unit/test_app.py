@@ -15,6 +15,7 @@ from polyserve import (
     CORS,
     App,
     CloudEvent,
+    ConfigurationError,
     Context,
     EventValidationError,
     Header,
@@ -281,6 +282,43 @@ def test_oversized_body_is_413() -> None:
     response = _post(small, "/x", b"0123456789A")
     assert response.status == 413
     assert _body(response)["code"] == "payload_too_large"
+
+
+def test_a_path_without_parameters_answers_alike_once_it_is_known() -> None:
+    # After its first request, such a path skips route matching: every rule that
+    # applies on the way in must still apply.
+    app = App("known", max_body_size=10)
+    calls: list[str] = []
+
+    @app.get("/ping")
+    def ping() -> str:
+        calls.append("ping")
+        return "pong"
+
+    @app.post("/ping")
+    def ping_post(body: bytes) -> int:
+        return len(body)
+
+    for _ in range(2):
+        assert _get(app, "/ping").body == b"pong"
+        assert _get(app, "/ping/").body == b"pong"
+        assert _post(app, "/ping", b"0123456789").body == b"10"
+        assert _post(app, "/ping", b"0123456789A").status == 413
+        head = app.handle_http(HttpRequest("HEAD", "/ping"), _ctx())
+        assert (head.status, head.body, head.headers["content-length"]) == (200, b"", "4")
+        assert app.handle_http(HttpRequest("DELETE", "/ping"), _ctx()).status == 405
+        assert app.handle_http(HttpRequest("get", "/ping"), _ctx()).body == b"pong"
+
+    with pytest.raises(ConfigurationError):
+        app.get("/ping")(lambda: "shadowed")
+
+    @app.get("/{name}")
+    def by_name(name: str) -> str:
+        return name
+
+    assert _get(app, "/ping").body == b"pong"
+    assert _get(app, "/other").body == b"other"
+    assert calls == ["ping"] * 9
 
 
 def test_async_handlers_run_from_sync_and_async_entry_points(app: App) -> None:
