@@ -220,7 +220,8 @@ def run_batch(
     cutoff, clock = batch.cutoff, context.clock
     # The handler of the records being handled, kept while their name and event
     # class stay the same (in a batch from one queue or stream, for all of them).
-    current: tuple[str, type] | None = None
+    current_name: str | None = None
+    current_class: type | None = None
     call: Callable[[Any], Any] = _unresolved
     on_failure: Callable[[Any, Exception], bool] | None = None
     # The loop runs once per record: what every record does is written out here,
@@ -249,14 +250,14 @@ def run_batch(
             except Exception as exc:
                 batch.fail(ident, "could not be decoded", exc)
                 continue
-        if current is None or current[0] != name or current[1] is not event.__class__:
+        if event.__class__ is not current_class or name != current_name:
             try:
                 call, on_failure = resolve(name, event)
             except Exception as exc:
-                current = None
+                current_class = None
                 batch.fail(ident, "handler failed", exc)
                 continue
-            current = (name, event.__class__)
+            current_name, current_class = name, event.__class__
         try:
             outcome = call(event)
         except Exception as exc:
