@@ -145,6 +145,24 @@ def test_http_api_response_joins_headers_and_lists_cookies(
     assert out["body"] == "hi"
 
 
+def test_http_api_responses_sharing_headers_each_get_their_own_copies(
+    lambda_context: FakeLambdaContext,
+) -> None:
+    # Responses with the same Headers render them once; what a response hands back is
+    # still its own, and other headers render afresh.
+    handler = polyserve_aws.handler(_responding(COOKIES))
+    first = handler(load("apigw-http-post.json"), lambda_context)
+    first["headers"]["vary"] = "changed"
+    first["cookies"].append("c=3")
+    second = handler(load("apigw-http-post.json"), lambda_context)
+    assert second["headers"]["vary"] == "accept, origin"
+    assert [c.split(";")[0] for c in second["cookies"]] == ["a=1", "b=2"]
+    other = polyserve_aws.handler(_responding(HttpResponse.text("x", headers={"vary": "a"})))
+    third = other(load("apigw-http-post.json"), lambda_context)
+    assert third["headers"]["vary"] == "a"
+    assert "cookies" not in third
+
+
 @pytest.mark.parametrize("name", ["apigw-rest-get.json", "apigw-http-post.json"])
 def test_binary_response_is_base64(name: str, lambda_context: FakeLambdaContext) -> None:
     payload = bytes(range(256))

@@ -201,5 +201,6 @@ def test_a_malformed_field_fails_when_the_handler_reads_it(
 def _lazy(raw: dict[str, object]) -> Message:
     records = raw["Records"]
     assert isinstance(records, list)
-    _, message = _sqs._decode(records[0], _sqs._queue_names({}))
-    return message
+    decoded = _sqs._decode_all(records[:1], {})[0]
+    assert isinstance(decoded, tuple)
+    return decoded[1]

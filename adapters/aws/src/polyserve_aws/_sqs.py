@@ -36,7 +36,7 @@ from polyserve_aws._wire import (
 
 if TYPE_CHECKING:
     import datetime as dt
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
     from polyserve.app import App
     from polyserve.context import Context
@@ -200,27 +200,15 @@ def _queue_names(names: Mapping[str, str]) -> _QueueNames:
 _kept: dict[int, _QueueNames] = {}
 
 
-def _decode(record: Any, queue_name: Callable[[str], str]) -> tuple[str, Message]:
-    """One record as ``(logical name, message)``; only the queue is needed now.
-
-    The other fields are checked as they are read: a record whose body is missing
-    fails when its handler asks for the body.
-    """
-    name = queue_name(text(as_object(record, _WHAT), "eventSourceARN", _WHAT))
-    message: Any = _new(_Unfrozen)
-    message.source = name
-    message.raw = record
-    message.__class__ = SqsMessage
-    return name, message
-
-
 def _decode_all(
     records: list[Any], names: Mapping[str, str]
 ) -> list[tuple[str, Message] | BaseException]:
-    """Every record of a batch, as ``_decode`` does one, without a call per record.
+    """Every record as ``(logical name, message)``, or the error that keeps it from being one.
 
-    The records of a batch come from one queue, so its name is looked up once and
-    then only compared.
+    Only the queue is needed now; the other fields are checked as they are read, so a
+    record whose body is missing fails when its handler asks for the body. The
+    records of a batch come from one queue, so its name is looked up once and then
+    only compared.
     """
     queue_name = _queue_names(names)
     out: list[tuple[str, Message] | BaseException] = []
@@ -231,7 +219,7 @@ def _decode_all(
         arn = record.get("eventSourceARN") if record.__class__ is dict else None
         if arn.__class__ is not str:
             try:
-                _decode(record, queue_name)  # raises, saying what is wrong
+                text(as_object(record, _WHAT), "eventSourceARN", _WHAT)  # raises, saying why
             except Exception as exc:
                 append(exc)
             continue
@@ -251,7 +239,10 @@ def to_event(record: Any, names: Mapping[str, str]) -> Message:
     Raises:
         MalformedEventError: a field is missing or has the wrong type.
     """
-    _, message = _decode(record, _queue_names(names))
+    decoded = _decode_all([record], names)[0]
+    if isinstance(decoded, BaseException):
+        raise decoded
+    _, message = decoded
     for name in _FIELDS:
         getattr(message, name)  # reading a field checks it
     return message
