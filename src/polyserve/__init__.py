@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 
     from polyserve.app import App
     from polyserve.batch import BatchResult, ItemFailure
-    from polyserve.binding import Body, Header, Query
     from polyserve.context import Context, ContextLogger
     from polyserve.cors import CORS
     from polyserve.errors import (
@@ -55,6 +54,8 @@ if TYPE_CHECKING:
         StreamRecord,
     )
     from polyserve.idempotency.decorator import idempotent
+    from polyserve.params import Body, Depends, Header, Query
+    from polyserve.pipeline import Middleware, SetAside
     from polyserve.retry import Retry
     from polyserve.routing import Registration, Route, Router, Trigger
 
@@ -63,7 +64,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "App": "polyserve.app",
     "BatchResult": "polyserve.batch",
-    "Body": "polyserve.binding",
+    "Body": "polyserve.params",
     "CORS": "polyserve.cors",
     "ChangeType": "polyserve.events.stream",
     "CloudEvent": "polyserve.events.cloudevent",
@@ -75,8 +76,9 @@ _EXPORTS: dict[str, str] = {
     "EventError": "polyserve.errors",
     "EventValidationError": "polyserve.errors",
     "FieldError": "polyserve.errors",
-    "Header": "polyserve.binding",
-    "Headers": "polyserve.events.http",
+    "Depends": "polyserve.params",
+    "Header": "polyserve.params",
+    "Headers": "polyserve.events.headers",
     "HttpError": "polyserve.errors",
     "HttpRequest": "polyserve.events.http",
     "HttpResponse": "polyserve.events.http",
@@ -90,8 +92,9 @@ _EXPORTS: dict[str, str] = {
     "PayloadMismatchError": "polyserve.errors",
     "PayloadTooLargeError": "polyserve.errors",
     "PolyserveError": "polyserve.errors",
-    "Query": "polyserve.binding",
-    "QueryParams": "polyserve.events.http",
+    "Middleware": "polyserve.pipeline",
+    "Query": "polyserve.params",
+    "QueryParams": "polyserve.events.headers",
     "RecordTooLargeError": "polyserve.errors",
     "Registration": "polyserve.routing",
     "RetryExhaustedError": "polyserve.errors",
@@ -99,6 +102,7 @@ _EXPORTS: dict[str, str] = {
     "Router": "polyserve.routing",
     "Retry": "polyserve.retry",
     "ScheduleEvent": "polyserve.events.schedule",
+    "SetAside": "polyserve.pipeline",
     "StorageAction": "polyserve.events.storage",
     "StorageEvent": "polyserve.events.storage",
     "StoreUnavailableError": "polyserve.errors",
@@ -120,6 +124,7 @@ __all__ = [
     "Context",
     "ContextLogger",
     "CorruptRecordError",
+    "Depends",
     "Event",
     "EventError",
     "EventValidationError",
@@ -135,6 +140,7 @@ __all__ = [
     "KeyMissingError",
     "MalformedEventError",
     "Message",
+    "Middleware",
     "MissingDependencyError",
     "PayloadMismatchError",
     "PayloadTooLargeError",
@@ -148,6 +154,7 @@ __all__ = [
     "Route",
     "Router",
     "ScheduleEvent",
+    "SetAside",
     "StorageAction",
     "StorageEvent",
     "StoreUnavailableError",

@@ -1,29 +1,35 @@
-"""The application: handlers registered once, dispatched for every provider.
+"""The application: handlers registered once, run for every provider.
 
-Adapters call four methods and nothing else: ``handle_http`` (or
-``handle_http_async``) for requests, ``handle_event`` (or ``handle_event_async``)
-for single events, ``handle_batch`` for batches of records, and ``resolve`` to
-check that a handler exists. An ``App`` is also an ASGI application, so any ASGI
-server can host it locally.
+Adapters call the entry points: ``handle_http`` (or ``handle_http_async``) for
+requests, ``handle_event`` (or ``handle_event_async``) for single events,
+``handle_batch`` (or ``handle_batch_async``) for batches of records, and
+``resolve`` to check that a handler exists. Every invocation goes through the
+pipeline (``polyserve.pipeline``): middleware, dependencies, the handler, and
+exception handlers. An ``App`` is also an ASGI application, so any ASGI server
+can host it locally.
 """
 
 from __future__ import annotations
 
 from polyserve.errors import ConfigurationError, UnsupportedEventError
+from polyserve.pipeline import Invocation, Middleware, run
 from polyserve.routing import Registration, Router, Trigger
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Sequence
+    from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
     from typing import Any, TypeVar
 
-    from polyserve._dispatch import HttpDispatch
-    from polyserve.batch import BatchResult, Call
-    from polyserve.binding import Binder
+    from polyserve._events import EventDispatch
+    from polyserve._http import HttpDispatch
+    from polyserve.batch import BatchResult
     from polyserve.context import Context
     from polyserve.cors import CORS
+    from polyserve.dependencies import Resolver
     from polyserve.events.http import HttpRequest, HttpResponse
+    from polyserve.params import Dependency
+    from polyserve.pipeline import ExceptionHandler
 
     R = TypeVar("R")
 
@@ -31,7 +37,8 @@ __all__ = ["App", "error_response", "problem"]
 
 
 class App(Router):
-    """A set of portable handlers.
+    """A set of portable handlers, and the middleware, dependencies and exception handlers
+    around them.
 
     Args:
         name: the app's name, used as the default function name and in logs.
@@ -39,6 +46,12 @@ class App(Router):
         max_body_size: the largest request body accepted, in bytes (larger: 413).
         batch_deadline_margin: seconds before the invocation's deadline at which a
             batch stops starting records and reports the rest failed, for redelivery.
+        middleware: app middleware, first outermost; also added with ``@app.middleware``.
+            For HTTP they run before routing, so they see every request (404s too).
+        dependencies: resolved before every handler runs, for their effect.
+
+    ``dependency_overrides`` maps a provider to a replacement, for tests:
+    ``app.dependency_overrides[database] = lambda: FakeDatabase()``.
 
     Raises:
         ConfigurationError: ``batch_deadline_margin`` is negative.
@@ -51,8 +64,10 @@ class App(Router):
         cors: CORS | None = None,
         max_body_size: int = 6 * 1024 * 1024,
         batch_deadline_margin: float = 1.0,
+        middleware: Iterable[Middleware | Callable[..., Any]] = (),
+        dependencies: Iterable[Dependency] = (),
     ) -> None:
-        super().__init__()
+        super().__init__(middleware=middleware, dependencies=dependencies)
         if batch_deadline_margin < 0:
             raise ConfigurationError(
                 f"batch_deadline_margin must not be negative, got {batch_deadline_margin}"
@@ -61,15 +76,56 @@ class App(Router):
         self.cors = cors
         self.max_body_size = max_body_size
         self.batch_deadline_margin = batch_deadline_margin
-        self._binders: dict[tuple[Callable[..., Any], tuple[str, ...]], Binder] = {}
+        self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
+        self._resolver: Resolver | None = None
         self._http: HttpDispatch | None = None
-        self._resolved: dict[tuple[Trigger, str, str | None], tuple[Registration, Binder]] = {}
-        # (trigger, name, event class) -> the handler itself, where it takes just the event.
-        self._plain_calls: dict[tuple[Trigger, str, type], Callable[[Any], Any]] = {}
+        self._events: EventDispatch | None = None
 
     def __repr__(self) -> str:
         counts = f"routes={len(self.routes)}, registrations={len(self.registrations)}"
         return f"App({self.name!r}, {counts})"
+
+    # -- extensions -----------------------------------------------------------
+
+    @property
+    def resolver(self) -> Resolver:
+        """Binds handlers and resolves their dependencies (built with the first invocation)."""
+        resolver = self._resolver
+        if resolver is None:
+            # Binding needs inspect and typing machinery that a cold start should not
+            # pay for while the app is being built.
+            from polyserve.dependencies import ProcessScope, Resolver
+
+            resolver = self._resolver = Resolver(self.dependency_overrides, ProcessScope())
+        return resolver
+
+    def middleware_stack(self) -> tuple[Middleware, ...]:
+        """The app's own middleware, first outermost."""
+        return tuple(self._middleware)
+
+    def dependency_stack(self) -> tuple[Dependency, ...]:
+        """The app's own dependencies, resolved before every handler."""
+        return tuple(self._dependencies)
+
+    @property
+    def exception_handlers(self) -> Mapping[type[BaseException], ExceptionHandler]:
+        """The app's exception handlers, by exception class."""
+        return self._exception_handlers
+
+    def include_router(self, router: Router, prefix: str = "") -> None:
+        """Add every handler of ``router`` (see ``Router.include_router``)."""
+        super().include_router(router, prefix)
+        self._changed()
+
+    def _add_registration(self, reg: Registration) -> None:
+        # A new registration may change what a name resolves to.
+        self._events = None
+        super()._add_registration(reg)
+
+    def _changed(self) -> None:
+        # Plans hold the middleware and handlers they were built with: start again.
+        self._http = None
+        self._events = None
 
     # -- HTTP -----------------------------------------------------------------
 
@@ -80,21 +136,29 @@ class App(Router):
         model or a dataclass as JSON; ``str`` as text; ``bytes`` as binary; ``None`` as
         204 (or the route's status).
         """
-        return (self._http or self._http_dispatch()).handle(request, context)
+        inv = Invocation(context, is_blocking=True)
+        return run(self._http_dispatch().serve(request, inv))
 
-    async def handle_http_async(self, request: HttpRequest, context: Context) -> HttpResponse:
-        """Answer ``request`` from async code. Sync handlers run in a worker thread."""
-        return await (self._http or self._http_dispatch()).handle_async(request, context)
+    async def handle_http_async(
+        self, request: HttpRequest, context: Context, *, offload: bool = True
+    ) -> HttpResponse:
+        """Answer ``request`` from async code.
+
+        With ``offload`` (the default), sync handlers, providers and middleware run
+        in a worker thread, so they never block the event loop; runtimes without
+        threads (Workers) pass ``offload=False`` to run them inline.
+        """
+        inv = Invocation(context, is_blocking=False, offload=offload)
+        return await self._http_dispatch().serve(request, inv)
 
     def _http_dispatch(self) -> HttpDispatch:
-        # Imported with the first request: it needs the event classes, which a cold
-        # start should not pay for while the app is being built.
-        from polyserve._dispatch import HttpDispatch
+        http = self._http
+        if http is None:
+            # Imported with the first request: it needs the event classes, which a cold
+            # start should not pay for while the app is being built.
+            from polyserve._http import HttpDispatch
 
-        http = self._http = HttpDispatch(self)
-        # From now on app.handle_http is the dispatcher's own method: an instance
-        # attribute found before the class's, which saves a call on every request.
-        self.__dict__["handle_http"] = http.handle
+            http = self._http = HttpDispatch(self)
         return http
 
     # -- other triggers -------------------------------------------------------
@@ -117,78 +181,24 @@ class App(Router):
         A message that fails on its last attempt (``event.attempt >= max_attempts``
         of its registration) goes to the registration's ``on_poison`` hook; when the
         hook returns, the message is set aside and this returns ``None``, so the
-        platform acknowledges it. When the hook raises, or there is none, the
-        handler's exception propagates as usual.
+        platform acknowledges it. An event that the handler or an exception handler
+        sets aside (``SetAside``) returns ``None`` too.
 
         Raises:
             UnsupportedEventError: no handler is registered for ``trigger`` and ``name``.
             EventValidationError: the payload does not match the handler's declared type.
-            Exception: whatever the handler raised, unchanged, so the platform retries
-                (``Retry`` included).
+            Exception: whatever the handler raised, unless an exception handler took it,
+                so the platform retries (``Retry`` included).
         """
-        result, _ = self._run_event(trigger, name, event, context)
-        return result
+        inv = Invocation(context, is_blocking=True)
+        return run(self._event_dispatch().handle(trigger, name, event, inv))
 
     async def handle_event_async(
-        self, trigger: Trigger, name: str, event: object, context: Context
+        self, trigger: Trigger, name: str, event: object, context: Context, *, offload: bool = True
     ) -> Any:
-        """``handle_event`` for async code; sync handlers and hooks run in a worker thread."""
-        result, _ = await self._run_event_async(trigger, name, event, context)
-        return result
-
-    def _run_event(
-        self, trigger: Trigger, name: str, event: object, context: Context
-    ) -> tuple[Any, bool]:
-        # Returns (result, set_aside); set_aside is True when on_poison took the event.
-        reg, binder = self._prepare_event(trigger, name, event)
-        try:
-            result = reg.endpoint(**binder.event_kwargs(event, context))
-            return (_run_sync(result) if binder.is_async else result), False
-        except Exception as exc:
-            hook = _poison_hook(reg, event, context)
-            # A bare raise re-raises the handler's exception untouched: the platform
-            # keeps the message unless the hook took it.
-            if hook is None or not _set_aside(hook, reg, event, exc, context):
-                raise
-            return None, True
-
-    async def _run_event_async(
-        self, trigger: Trigger, name: str, event: object, context: Context
-    ) -> tuple[Any, bool]:
-        reg, binder = self._prepare_event(trigger, name, event)
-        try:
-            kwargs = binder.event_kwargs(event, context)
-            if binder.is_async:
-                return await reg.endpoint(**kwargs), False
-            return await _to_thread(reg.endpoint, kwargs), False
-        except Exception as exc:
-            hook = _poison_hook(reg, event, context)
-            if hook is None or not await _set_aside_async(hook, reg, event, exc, context):
-                raise
-            return None, True
-
-    def _prepare_event(
-        self, trigger: Trigger, name: str, event: object
-    ) -> tuple[Registration, Binder]:
-        # Storage events are resolved by their action too; no other event has one.
-        action_of = getattr(event, "action", None)
-        action: str | None = action_of.value if action_of is not None else None
-        key = (trigger, name, action)
-        prepared = self._resolved.get(key)
-        if prepared is None:
-            reg = self.resolve(trigger, name, action)
-            # Built outside the handler's try block: a handler whose type hints cannot
-            # be resolved is a set-up error, never a poison message.
-            prepared = self._resolved[key] = (reg, self._binder(reg.endpoint, (), http=False))
-        return prepared
-
-    def register(
-        self, trigger: Trigger, name: str, endpoint: Callable[..., Any], **options: Any
-    ) -> Registration:
-        # A new registration may change what a name resolves to.
-        self._resolved.clear()
-        self._plain_calls.clear()
-        return super().register(trigger, name, endpoint, **options)
+        """``handle_event`` for async code (``offload`` as for ``handle_http_async``)."""
+        inv = Invocation(context, is_blocking=False, offload=offload)
+        return await self._event_dispatch().handle(trigger, name, event, inv)
 
     def handle_batch(
         self,
@@ -206,49 +216,20 @@ class App(Router):
         ``decode`` turns a native record into ``(logical name, event)``; a record it
         cannot decode fails alone. An adapter that decodes a whole batch at once passes
         ``decoded`` instead: one ``(name, event)`` pair per record, or the exception
-        that kept that record from being decoded. With ``ordered`` (FIFO queues, streams), the first
-        failure stops the batch and it and every record after it are reported failed.
-        Poison messages that ``on_poison`` took are in ``BatchResult.set_aside``.
-        When ``context`` has less than ``batch_deadline_margin`` seconds left, the
-        records not yet started are reported failed (see ``polyserve.batch``).
+        that kept that record from being decoded. With ``ordered`` (FIFO queues,
+        streams), the first failure stops the batch and it and every record after it
+        are reported failed. Events set aside (``SetAside``, ``on_poison``) are in
+        ``BatchResult.set_aside``. When ``context`` has less than
+        ``batch_deadline_margin`` seconds left, the records not yet started are
+        reported failed (see ``polyserve.batch``).
         """
-
-        def resolve(name: str, event: Any) -> Call:
-            return self._event_call(trigger, name, event, context)
-
-        return (_run_batch or _load_run_batch())(
-            records, resolve, context, decode=decode, decoded=decoded, item_id=item_id,
-            ordered=ordered, deadline_margin=self.batch_deadline_margin,
+        inv = Invocation(context, is_blocking=True)
+        return run(
+            self._event_dispatch().handle_batch(
+                trigger, records, inv, decode=decode, decoded=decoded, item_id=item_id,
+                ordered=ordered,
+            )
         )  # fmt: skip
-
-    def _event_call(self, trigger: Trigger, name: str, event: object, context: Context) -> Call:
-        # The handler for events like ``event`` from ``name``, as a function of the event,
-        # and the hook that decides whether a failed one is set aside as poison.
-        key = (trigger, name, event.__class__)
-        plain = self._plain_calls.get(key)
-        if plain is not None:
-            return plain, None
-        reg, binder = self._prepare_event(trigger, name, event)
-        if getattr(event, "action", None) is not None:
-            # Storage events resolve by their action too: no shortcut for those.
-            def each(event: object) -> Any:
-                from polyserve.batch import SET_ASIDE
-
-                result, set_aside = self._run_event(trigger, name, event, context)
-                return SET_ASIDE if set_aside else result
-
-            return each, None
-        call = binder.event_caller(reg.endpoint, event, context)
-        if reg.options.get("max_attempts") is None:
-            if call is reg.endpoint:  # needs no context: kept for later batches
-                self._plain_calls[key] = call
-            return call, None
-
-        def on_failure(event: object, exc: Exception) -> bool:
-            hook = _poison_hook(reg, event, context)
-            return hook is not None and _set_aside(hook, reg, event, exc, context)
-
-        return call, on_failure
 
     async def handle_batch_async(
         self,
@@ -256,36 +237,44 @@ class App(Router):
         records: Sequence[R],
         context: Context,
         *,
-        decode: Callable[[R], tuple[str, object]],
+        decode: Callable[[R], tuple[str, object]] | None = None,
+        decoded: Sequence[tuple[str, object] | BaseException] | None = None,
         item_id: Callable[[R], str],
         ordered: bool = False,
+        offload: bool = True,
     ) -> BatchResult:
-        """``handle_batch`` for async code."""
-        from polyserve.batch import SET_ASIDE, process_batch_async
-
-        async def run(name: str, event: object) -> Any:
-            result, set_aside = await self._run_event_async(trigger, name, event, context)
-            return SET_ASIDE if set_aside else result
-
-        return await process_batch_async(
-            records, run, context, decode=decode, item_id=item_id, ordered=ordered,
-            deadline_margin=self.batch_deadline_margin,
+        """``handle_batch`` for async code (``offload`` as for ``handle_http_async``)."""
+        inv = Invocation(context, is_blocking=False, offload=offload)
+        return await self._event_dispatch().handle_batch(
+            trigger, records, inv, decode=decode, decoded=decoded, item_id=item_id,
+            ordered=ordered,
         )  # fmt: skip
 
-    # -- shared ---------------------------------------------------------------
+    def _event_dispatch(self) -> EventDispatch:
+        events = self._events
+        if events is None:
+            from polyserve._events import EventDispatch
 
-    def _binder(
-        self, fn: Callable[..., Any], path_params: tuple[str, ...], *, http: bool
-    ) -> Binder:
-        key = (fn, path_params)
-        binder = self._binders.get(key)
-        if binder is None:
-            # Imported on first use: binding needs inspect and typing machinery
-            # that a cold start should not pay for before the first request.
-            from polyserve.binding import Binder
+            events = self._events = EventDispatch(self)
+        return events
 
-            binder = self._binders[key] = Binder(fn, path_params=path_params, http=http)
-        return binder
+    # -- process lifetime -----------------------------------------------------
+
+    def close(self) -> None:
+        """Tear down process-scoped dependencies (generator providers run their exit code).
+
+        For hosts that stop the process cleanly; the local server calls it at
+        shutdown. The next invocation creates the values again.
+        """
+        if self._resolver is not None:
+            from polyserve._aio import run_sync
+
+            run_sync(self._resolver.process.close())
+
+    async def aclose(self) -> None:
+        """``close`` from async code."""
+        if self._resolver is not None:
+            await self._resolver.process.close()
 
     async def __call__(
         self,
@@ -299,104 +288,6 @@ class App(Router):
         await serve(self, scope, receive, send)
 
 
-_run_batch: Callable[..., BatchResult] | None = None
-
-
-def _load_run_batch() -> Callable[..., BatchResult]:
-    # polyserve.batch is imported with the first batch; an import statement would
-    # cost more than the rest of handle_batch on every later one.
-    global _run_batch
-    from polyserve.batch import run_batch
-
-    _run_batch = run_batch
-    return run_batch
-
-
-def _run_sync(coro: Any) -> Any:
-    from polyserve._aio import run_sync
-
-    return run_sync(coro)
-
-
-async def _to_thread(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-    import asyncio  # already loaded: this only runs inside an event loop
-
-    return await asyncio.to_thread(fn, **kwargs)
-
-
-def _poison_hook(reg: Registration, event: object, context: Context) -> Callable[..., Any] | None:
-    """The ``on_poison`` hook to call for a failed ``event`` on its last attempt, if any.
-
-    With ``max_attempts`` and no hook, the poison message is logged and keeps
-    failing, so the platform's own redelivery and dead-letter policy decide.
-    """
-    max_attempts = reg.options.get("max_attempts")
-    attempt = getattr(event, "attempt", None)
-    if max_attempts is None or not isinstance(attempt, int) or attempt < max_attempts:
-        return None
-    hook: Callable[..., Any] | None = reg.options.get("on_poison")
-    if hook is None:
-        context.logger.error(
-            "poison message keeps failing; left to the platform's redelivery policy",
-            message_id=getattr(event, "id", None), attempt=attempt, max_attempts=max_attempts,
-            trigger=reg.trigger.value, name=reg.name,
-        )  # fmt: skip
-    return hook
-
-
-def _set_aside(
-    hook: Callable[..., Any], reg: Registration, event: object, exc: Exception, context: Context
-) -> bool:
-    """Give a poison ``event`` to ``hook``; True when the hook returned (the event is set aside)."""
-    import inspect  # only poison messages get here
-
-    try:
-        outcome = hook(event, exc, context)
-        if inspect.isawaitable(outcome):
-            _run_sync(outcome)
-    except Exception as hook_exc:
-        _hook_failed(event, hook_exc, context)
-        return False
-    _log_set_aside(reg, event, exc, context)
-    return True
-
-
-async def _set_aside_async(
-    hook: Callable[..., Any], reg: Registration, event: object, exc: Exception, context: Context
-) -> bool:
-    """``_set_aside`` from async code: a sync hook runs in a worker thread, like a handler."""
-    import asyncio  # already loaded: this only runs inside an event loop
-    import inspect
-
-    try:
-        if inspect.iscoroutinefunction(hook):
-            await hook(event, exc, context)
-        else:
-            outcome = await asyncio.to_thread(hook, event, exc, context)
-            if inspect.isawaitable(outcome):
-                await outcome
-    except Exception as hook_exc:
-        _hook_failed(event, hook_exc, context)
-        return False
-    _log_set_aside(reg, event, exc, context)
-    return True
-
-
-def _log_set_aside(reg: Registration, event: object, exc: Exception, context: Context) -> None:
-    context.logger.warning(
-        "poison message set aside",
-        message_id=getattr(event, "id", None), attempt=getattr(event, "attempt", None),
-        max_attempts=reg.options.get("max_attempts"), trigger=reg.trigger.value,
-        name=reg.name, error_type=type(exc).__name__,
-    )  # fmt: skip
-
-
-def _hook_failed(event: object, exc: Exception, context: Context) -> None:
-    context.logger.exception(
-        "on_poison failed; the message stays failed", exc, message_id=getattr(event, "id", None)
-    )
-
-
 def error_response(exc: Exception, context: Context) -> HttpResponse:
     """The HTTP answer for ``exc``, as the app gives it; adapters use it for events they reject.
 
@@ -404,9 +295,9 @@ def error_response(exc: Exception, context: Context) -> HttpResponse:
     ``code`` and ``detail``; anything else becomes a generic 500 carrying only the
     invocation id, and its traceback goes to the log.
     """
-    from polyserve import _dispatch
+    from polyserve import _http
 
-    return _dispatch.error_response(exc, context)
+    return _http.error_response(exc, context)
 
 
 def problem(

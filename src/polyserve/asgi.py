@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from polyserve.context import Context
-from polyserve.events.http import Headers, HttpRequest, QueryParams
+from polyserve.events.headers import Headers, QueryParams
+from polyserve.events.http import HttpRequest
 
 if TYPE_CHECKING:
     from polyserve.app import App
@@ -57,6 +58,8 @@ async def serve(app: App, scope: dict[str, Any], receive: Receive, send: Send) -
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                # Process-scoped dependencies end with the server.
+                await app.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     if scope["type"] != "http":

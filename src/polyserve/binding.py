@@ -1,22 +1,24 @@
 """Turning a request or event into a handler's arguments, using its type hints.
 
-This is the one module that imports pydantic, and only on first use: when a
-handler declares a pydantic model, a dataclass or another type that needs
-validation. A handler that takes only events, the context, path parameters and
-plain query/header scalars never loads pydantic.
+A ``Binder`` reads a handler's (or dependency provider's) signature once and
+says where each parameter comes from. For an HTTP handler, each parameter is
+bound by the first rule that applies:
 
-For an HTTP handler, each parameter is bound by the first rule that applies:
-
-1. annotated ``HttpRequest`` -> the request; ``Context`` -> the context;
-2. ``Annotated[T, Query()]`` / ``Header()`` / ``Body()`` -> that part of the request;
-3. its name is a path parameter -> the converted path value;
-4. ``bytes`` -> the raw body; a pydantic model, dataclass, TypedDict, ``dict`` or
+1. ``Depends(provider)`` (as default or in ``Annotated``) -> the provider's value;
+2. annotated ``HttpRequest`` -> the request; ``Context`` -> the context;
+3. ``Annotated[T, Query()]`` / ``Header()`` / ``Body()`` -> that part of the request;
+4. its name is a path parameter -> the converted path value;
+5. ``bytes`` -> the raw body; a pydantic model, dataclass, TypedDict, ``dict`` or
    ``list[Model]`` -> the JSON body;
-5. otherwise -> the query parameter of that name (``list[T]`` takes every value).
+6. otherwise -> the query parameter of that name (``list[T]`` takes every value).
 
-For any other handler: an event type (or no annotation) -> the event; ``Context``
--> the context; any other type -> the event's payload (message body, CloudEvent
-data, schedule payload, new stream image), validated against it.
+For any other handler: ``Depends`` as above; an event type (or no annotation) ->
+the event; ``Context`` -> the context; any other type -> the event's payload
+(message body, CloudEvent data, schedule payload, new stream image), validated
+against it.
+
+Binding never imports pydantic: types that need validation get a
+``polyserve.validation.Validator``, which loads it on first use.
 """
 
 from __future__ import annotations
@@ -30,27 +32,26 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from polyserve._value import Value
 from polyserve.context import Context
 from polyserve.errors import (
     ConfigurationError,
     EventValidationError,
     FieldError,
-    MalformedEventError,
     UnsupportedEventError,
     UnsupportedMediaTypeError,
 )
-from polyserve.events._body import parse_json
 from polyserve.events.http import HttpRequest
+from polyserve.params import Body, Dependency, Header, Query
+from polyserve.pipeline import is_async_callable
+from polyserve.validation import Validator
 
-__all__ = ["Binder", "Body", "Header", "Query"]
+__all__ = ["Binder", "Param", "Shape", "Source"]
 
 _EMPTY = inspect.Parameter.empty
 _BODY_LOC = ("body",)
 # The non-HTTP event classes, by module. Each module is looked up in sys.modules
 # rather than imported: an annotation naming an event class, or an event of one,
-# means its module is loaded, and an HTTP-only function never loads the others
-# (five dataclasses cost a cold start milliseconds).
+# means its module is loaded, and an HTTP-only function never loads the others.
 _EVENT_CLASSES = (
     ("polyserve.events.queue", "Message"),
     ("polyserve.events.storage", "StorageEvent"),
@@ -74,36 +75,9 @@ def _loaded_event_types() -> tuple[type, ...]:
     )
 
 
-class _Aliased(Value):
-    # A marker with an optional ``alias``: the name to bind from, if not the parameter's.
-    __slots__ = ("alias",)
-    _fields = ("alias",)
-    alias: str | None
+class Source(enum.Enum):
+    """Where a parameter's value comes from (also the first part of an error's location)."""
 
-    def __init__(self, alias: str | None = None) -> None:
-        object.__setattr__(self, "alias", alias)
-
-
-class Query(_Aliased):
-    """Marker: bind the parameter to a query parameter (``alias`` overrides its name)."""
-
-    __slots__ = ()
-
-
-class Header(_Aliased):
-    """Marker: bind the parameter to a header (default name: the parameter with '-' for '_')."""
-
-    __slots__ = ()
-
-
-class Body(Value):
-    """Marker: bind the parameter to the request body, decoded as JSON unless ``bytes``/``str``."""
-
-    __slots__ = ()
-
-
-class _Source:
-    # Where a parameter's value comes from (also the first part of an error's loc).
     REQUEST = "request"
     CONTEXT = "context"
     PATH = "path"
@@ -112,15 +86,28 @@ class _Source:
     BODY = "body"
     EVENT = "event"
     PAYLOAD = "payload"
+    DEPENDENCY = "dependency"
 
 
-class _Param:
-    # One handler parameter and how to bind it (plain slots: built once per handler).
+class Shape(enum.Enum):
+    """The handler shapes that bind without a loop over parameters, and the rest."""
+
+    NONE = "none"  # takes nothing
+    PATH_ONLY = "path_only"  # exactly its path parameters, by name
+    BODY_ONLY = "body_only"  # exactly one body parameter
+    EVENT_ONLY = "event_only"  # exactly the event
+    GENERAL = "general"
+
+
+class Param:
+    """One parameter of a handler or provider, and how it is bound."""
+
     __slots__ = (
         "alias",
         "annotation",
         "convert",
         "default",
+        "depends",
         "is_list",
         "name",
         "source",
@@ -130,224 +117,155 @@ class _Param:
     def __init__(
         self,
         name: str,
-        source: str,
-        alias: str,
+        source: Source,
         default: Any,
         annotation: Any,
+        *,
+        alias: str | None = None,
         is_list: bool = False,
         convert: Callable[[str], Any] | None = None,
-        validator: _Validator | None = None,
+        validator: Validator | None = None,
+        depends: Dependency | None = None,
     ) -> None:
         self.name = name
         self.source = source
-        self.alias = alias
+        self.alias = alias or name
         self.default = default
         self.annotation = annotation
         self.is_list = is_list
         self.convert = convert
         self.validator = validator
+        self.depends = depends
+
+    def __repr__(self) -> str:
+        return f"Param({self.name!r}, {self.source.value})"
 
 
 class Binder:
-    """Builds the keyword arguments of one handler. Built once per handler, on first use."""
+    """How to call one function: its parameters, and where each one's value comes from.
+
+    Built once per handler or provider (and per route, for the path parameters it
+    can see), on first use.
+
+    Raises:
+        ConfigurationError: the type hints cannot be resolved, the function declares
+            two bodies, or a ``Depends`` has no provider.
+    """
 
     __slots__ = (
-        "_body_only",
-        "_event_only",
-        "_event_positional",
-        "_params",
-        "_path_only",
+        "dependencies",
+        "fn",
         "is_async",
-        "takes_body_only",
-        "takes_path_params_only",
+        "is_async_generator",
+        "is_generator",
+        "params",
+        "shape",
+        "uses_invocation",
     )
 
     def __init__(
         self, fn: Callable[..., Any], *, path_params: Sequence[str] = (), http: bool
     ) -> None:
+        self.fn = fn
         target = inspect.unwrap(fn)
-        self.is_async = inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(fn)
-        try:
-            hints = typing.get_type_hints(target, include_extras=True)
-        except Exception as exc:  # a NameError from a forward reference, typically
-            raise ConfigurationError(f"cannot resolve the type hints of {fn!r}: {exc}") from exc
-        params: list[_Param] = []
+        self.is_generator = inspect.isgeneratorfunction(target)
+        self.is_async_generator = inspect.isasyncgenfunction(target)
+        self.is_async = not self.is_async_generator and is_async_callable(fn)
+        # A class provider is bound by its constructor's parameters.
+        hinted: Any = target
+        if isinstance(target, type):
+            hinted = vars(target).get("__init__") or next(
+                (vars(base)["__init__"] for base in target.__mro__ if "__init__" in vars(base)),
+                object.__init__,
+            )
+        hints = _parameter_hints(fn, hinted)
+        params: list[Param] = []
         positional: list[bool] = []
         for p in inspect.signature(fn).parameters.values():
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                 continue
             ann = hints.get(p.name, Any)
-            params.append(_http_param(p, ann, path_params) if http else _event_param(p, ann))
+            param = _dependency_param(p, ann)
+            if param is None:
+                param = _http_param(p, ann, path_params) if http else _event_param(p, ann)
+            params.append(param)
             positional.append(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
-        bodies = [p for p in params if p.source == _Source.BODY]
+        bodies = [p.name for p in params if p.source is Source.BODY]
         if len(bodies) > 1:
-            raise ConfigurationError(
-                f"{fn!r} declares more than one body: {[b.name for b in bodies]}"
-            )
-        self._params = tuple(params)
-        # The commonest handler takes exactly its path parameters: no loop needed.
-        self._path_only = (
-            bool(params)
-            and all(p.source == _Source.PATH and p.alias == p.name for p in params)
-            and {p.name for p in params} == set(path_params)
+            raise ConfigurationError(f"{fn!r} declares more than one body: {bodies}")
+        self.params = tuple(params)
+        self.dependencies = tuple(p for p in params if p.source is Source.DEPENDENCY)
+        #: Whether binding needs the invocation's request or event at all: a function
+        #: that takes only process-scoped dependencies can be called once per process.
+        self.uses_invocation = any(
+            p.source is not Source.DEPENDENCY or p.depends.scope == "invocation"  # type: ignore[union-attr]
+            for p in params
         )
-        # The commonest event handler takes exactly the event: (name, type), else None.
-        only = params[0] if len(params) == 1 else None
-        #: True when the handler takes exactly its path parameters, by name: callers may
-        #: then pass the matched parameters straight through, with no binding.
-        self.takes_path_params_only = self._path_only
-        self._event_only: tuple[str, Any] | None = (
-            (only.name, only.annotation)
-            if only is not None and only.source == _Source.EVENT
-            else None
-        )
-        # ... and can take it positionally: such a handler is its own event caller.
-        self._event_positional = self._event_only is not None and positional[0]
-        # The HTTP handler that takes exactly a body; positionally, it is called with
-        # body_value rather than keyword arguments.
-        self._body_only = only if only is not None and only.source == _Source.BODY else None
-        self.takes_body_only = self._body_only is not None and positional[0]
+        self.shape = _shape(params, positional, path_params)
 
-    def http_kwargs(
-        self, request: HttpRequest, ctx: Context, path_params: Mapping[str, Any] | None = None
+    # -- HTTP -----------------------------------------------------------------
+
+    def http_arguments(
+        self,
+        request: HttpRequest,
+        context: Context,
+        path_params: Mapping[str, Any],
+        errors: list[FieldError],
     ) -> dict[str, Any]:
-        """Arguments for an HTTP handler; ``path_params`` are the matched route's.
+        """The arguments that come from the request, every failure added to ``errors``.
+
+        Dependencies are not bound here (see ``polyserve.dependencies``).
 
         Raises:
-            EventValidationError: missing or invalid parameters or body (every failure listed).
             UnsupportedMediaTypeError: a body is declared and the content type is not JSON.
             MalformedEventError: the body is not valid JSON.
         """
-        params = request.path_params if path_params is None else path_params
-        if self._path_only:
-            return dict(params)
         kwargs: dict[str, Any] = {}
-        errors: list[FieldError] = []
-        body_only = self._body_only
-        if body_only is not None:  # the other common handler: it takes just a body
-            return {body_only.name: self.body_value(request)}
-        for p in self._params:
-            src = p.source
-            if src == _Source.REQUEST:
-                # Copied only for handlers that take the request: most never pay for it.
-                has_params = path_params is not None and path_params
-                kwargs[p.name] = request.with_path_params(params) if has_params else request
-            elif src == _Source.CONTEXT:
-                kwargs[p.name] = ctx
-            elif src == _Source.PATH:
-                kwargs[p.name] = params[p.alias]
-            elif src == _Source.BODY:
-                self._bind_body(p, request, kwargs, errors)
-            else:
-                source = request.query if src == _Source.QUERY else request.headers
-                _bind_scalar(p, source.get_all(p.alias), kwargs, errors)
-        if errors:
-            raise EventValidationError(errors)
+        for p in self.params:
+            source = p.source
+            if source is Source.PATH:
+                kwargs[p.name] = path_params[p.alias]
+            elif source is Source.QUERY:
+                _bind_scalar(p, request.query.get_all(p.alias), kwargs, errors)
+            elif source is Source.HEADER:
+                _bind_scalar(p, request.headers.get_all(p.alias), kwargs, errors)
+            elif source is Source.BODY:
+                _bind_body(p, request, kwargs, errors)
+            elif source is Source.CONTEXT:
+                kwargs[p.name] = context
+            elif source is Source.REQUEST:
+                # A copy carrying the path parameters, for the handlers that take it.
+                kwargs[p.name] = request.with_path_params(path_params) if path_params else request
         return kwargs
 
-    def body_value(self, request: HttpRequest) -> Any:
-        """The argument of a handler that takes just a body (``takes_body_only``).
+    def body_argument(self, request: HttpRequest) -> Any:
+        """The one argument of a ``Shape.BODY_ONLY`` handler.
 
         Raises:
             EventValidationError: the body is missing or does not validate.
             UnsupportedMediaTypeError: the content type is not JSON.
             MalformedEventError: the body is not valid JSON.
         """
-        body_only = self._body_only
-        assert body_only is not None
-        body = request.body
-        validator = body_only.validator
-        if (
-            validator is not None
-            and body
-            and request.headers.get("content-type") == "application/json"
-            and not body.isspace()
-        ):
-            # A JSON body, said to be JSON: straight to the validator (from_json,
-            # written out for a model).
-            validate = validator._validate_json
-            if validate is None or validator._plain is not None:
-                return validator.from_json(body, _BODY_LOC)
-            try:
-                return validate(body)
-            except validator._error as exc:
-                raise _translate(exc, _BODY_LOC) from None
         kwargs: dict[str, Any] = {}
         errors: list[FieldError] = []
-        self._bind_body(body_only, request, kwargs, errors)
+        param = self.params[0]
+        _bind_body(param, request, kwargs, errors)
         if errors:
             raise EventValidationError(errors)
-        return kwargs[body_only.name]
+        return kwargs[param.name]
 
-    def _bind_body(
-        self, p: _Param, request: HttpRequest, kwargs: dict[str, Any], errors: list[FieldError]
-    ) -> None:
-        if p.annotation is bytes:
-            kwargs[p.name] = request.body
-            return
-        if p.annotation is str:
-            kwargs[p.name] = request.text
-            return
-        body = request.body
-        if not body or body.isspace():
-            if p.default is _EMPTY:
-                errors.append(FieldError(("body",), "a request body is required", "missing"))
-            else:
-                kwargs[p.name] = p.default
-            return
-        header = request.headers.get("content-type")
-        if header is not None and header != "application/json":
-            ctype = request.content_type
-            if ctype and ctype != "application/json" and not ctype.endswith("+json"):
-                raise UnsupportedMediaTypeError(f"expected a JSON body, got content type {ctype!r}")
-        assert p.validator is not None
-        kwargs[p.name] = p.validator.from_json(body, _BODY_LOC)
+    # -- events ---------------------------------------------------------------
 
-    def event_caller(
-        self, fn: Callable[..., Any], event: object, ctx: Context
-    ) -> Callable[[Any], Any]:
-        """A function of one event that calls ``fn`` (this binder's handler) for it.
-
-        Made once for a run of events of ``event``'s class: a handler that takes just
-        the event, positionally, is returned as it is, so calling it costs nothing
-        more; any other gets its arguments from ``event_kwargs`` on each call. An
-        async handler is run to completion.
-        """
-        only = self._event_only
-        call: Callable[[Any], Any]
-        if (
-            self._event_positional
-            and only is not None
-            and (only[1] is Any or isinstance(event, only[1]))
-        ):
-            call = fn
-        else:
-
-            def call(event: Any) -> Any:
-                return fn(**self.event_kwargs(event, ctx))
-
-        if not self.is_async:
-            return call
-        from polyserve._aio import run_sync
-
-        inner = call
-        return lambda event: run_sync(inner(event))
-
-    def event_kwargs(self, event: object, ctx: Context) -> dict[str, Any]:
-        """Arguments for a non-HTTP handler.
+    def event_arguments(self, event: object, context: Context) -> dict[str, Any]:
+        """The arguments that come from the event (dependencies are bound elsewhere).
 
         Raises:
             UnsupportedEventError: the handler's declared event type is not what arrived.
             EventValidationError: the payload does not validate against the declared type.
         """
-        only = self._event_only
-        if only is not None and (only[1] is Any or event.__class__ is only[1]):
-            return {only[0]: event}
         kwargs: dict[str, Any] = {}
-        for p in self._params:
-            if p.source == _Source.CONTEXT:
-                kwargs[p.name] = ctx
-            elif p.source == _Source.EVENT:
+        for p in self.params:
+            if p.source is Source.EVENT:
                 if p.annotation is not Any and not isinstance(event, p.annotation):
                     raise UnsupportedEventError(
                         f"handler parameter {p.name!r} expects {_type_name(p.annotation)} "
@@ -355,42 +273,100 @@ class Binder:
                         description={"event_type": type(event).__name__},
                     )
                 kwargs[p.name] = event
-            else:
+            elif p.source is Source.CONTEXT:
+                kwargs[p.name] = context
+            elif p.source is Source.PAYLOAD:
                 assert p.validator is not None
                 kwargs[p.name] = _payload(event, p.validator)
         return kwargs
 
 
-def _http_param(p: inspect.Parameter, ann: Any, path_params: Sequence[str]) -> _Param:
-    base, marker = _split_annotated(ann)
+def _parameter_hints(fn: Callable[..., Any], hinted: Any) -> dict[str, Any]:
+    """The resolved type hints of ``hinted``'s parameters (its return type is not needed).
+
+    Raises:
+        ConfigurationError: a parameter's hint cannot be resolved.
+    """
+    annotations = dict(getattr(hinted, "__annotations__", None) or {})
+    annotations.pop("return", None)
+    holder = types.SimpleNamespace(__annotations__=annotations)
+    try:
+        return typing.get_type_hints(
+            holder, globalns=getattr(hinted, "__globals__", None), include_extras=True
+        )
+    except Exception as exc:  # a NameError from a forward reference, typically
+        raise ConfigurationError(f"cannot resolve the type hints of {fn!r}: {exc}") from exc
+
+
+def _shape(params: list[Param], positional: list[bool], path_params: Sequence[str]) -> Shape:
+    if not params:
+        return Shape.NONE
+    if all(p.source is Source.PATH and p.alias == p.name for p in params) and {
+        p.name for p in params
+    } == set(path_params):
+        return Shape.PATH_ONLY
+    if len(params) == 1 and positional[0]:
+        if params[0].source is Source.BODY:
+            return Shape.BODY_ONLY
+        if params[0].source is Source.EVENT:
+            return Shape.EVENT_ONLY
+    return Shape.GENERAL
+
+
+def _split_annotated(ann: Any) -> tuple[Any, list[Any]]:
+    if get_origin(ann) is Annotated:
+        base, *meta = get_args(ann)
+        return base, meta
+    return ann, []
+
+
+def _dependency_param(p: inspect.Parameter, ann: Any) -> Param | None:
+    base, meta = _split_annotated(ann)
+    depends = p.default if isinstance(p.default, Dependency) else None
+    if depends is None:
+        depends = next((m for m in meta if isinstance(m, Dependency)), None)
+    if depends is None:
+        return None
+    if depends.provider is None:
+        if not callable(base) or base is Any:
+            raise ConfigurationError(
+                f"Depends() on parameter {p.name!r} needs a provider or a callable annotation"
+            )
+        depends = Dependency(base, scope=depends.scope, use_cache=depends.use_cache)
+    return Param(p.name, Source.DEPENDENCY, _EMPTY, base, depends=depends)
+
+
+def _http_param(p: inspect.Parameter, ann: Any, path_params: Sequence[str]) -> Param:
+    base, meta = _split_annotated(ann)
+    marker = next((m for m in meta if isinstance(m, (Query, Header, Body))), None)
     if base is HttpRequest:
-        return _Param(p.name, _Source.REQUEST, p.name, p.default, base)
+        return Param(p.name, Source.REQUEST, p.default, base)
     if base is Context:
-        return _Param(p.name, _Source.CONTEXT, p.name, p.default, base)
+        return Param(p.name, Source.CONTEXT, p.default, base)
     if isinstance(marker, Body) or (
         marker is None and p.name not in path_params and _is_body_type(base)
     ):
-        validator = None if base in (bytes, str) else _Validator(base)
-        return _Param(p.name, _Source.BODY, "body", p.default, base, validator=validator)
+        validator = None if base in (bytes, str) else Validator(base)
+        return Param(p.name, Source.BODY, p.default, base, alias="body", validator=validator)
     if marker is None and p.name in path_params:
-        return _Param(p.name, _Source.PATH, p.name, p.default, base)
+        return Param(p.name, Source.PATH, p.default, base)
     if isinstance(marker, Header):
         alias = marker.alias or p.name.replace("_", "-")
-        return _scalar_param(p, base, _Source.HEADER, alias.lower())
+        return _scalar_param(p, base, Source.HEADER, alias.lower())
     alias = marker.alias if isinstance(marker, Query) and marker.alias else p.name
-    return _scalar_param(p, base, _Source.QUERY, alias)
+    return _scalar_param(p, base, Source.QUERY, alias)
 
 
-def _event_param(p: inspect.Parameter, ann: Any) -> _Param:
+def _event_param(p: inspect.Parameter, ann: Any) -> Param:
     base, _ = _split_annotated(ann)
     if base is Context:
-        return _Param(p.name, _Source.CONTEXT, p.name, p.default, base)
+        return Param(p.name, Source.CONTEXT, p.default, base)
     if base is Any or base is object:
-        return _Param(p.name, _Source.EVENT, p.name, p.default, Any)
+        return Param(p.name, Source.EVENT, p.default, Any)
     event_types = _event_types(base)
-    if event_types:
-        return _Param(p.name, _Source.EVENT, p.name, p.default, event_types)
-    return _Param(p.name, _Source.PAYLOAD, p.name, p.default, base, validator=_Validator(base))
+    if event_types is not None:
+        return Param(p.name, Source.EVENT, p.default, event_types)
+    return Param(p.name, Source.PAYLOAD, p.default, base, validator=Validator(base))
 
 
 def _event_types(tp: Any) -> Any:
@@ -406,20 +382,17 @@ def _event_types(tp: Any) -> Any:
     return None
 
 
-def _payload(event: object, validator: _Validator) -> Any:
-    loc: tuple[str, ...]
+def _payload(event: object, validator: Validator) -> Any:
     message, cloudevent = _event_class("Message"), _event_class("CloudEvent")
     schedule, stream = _event_class("ScheduleEvent"), _event_class("StreamRecord")
     if message is not None and isinstance(event, message):
         return validator.from_json(event.body, ("body",))  # type: ignore[attr-defined]
     if cloudevent is not None and isinstance(event, cloudevent):
-        loc = ("data",)
         data = event.data  # type: ignore[attr-defined]
         if isinstance(data, (bytes, bytearray, str)):
-            return validator.from_json(
-                bytes(data) if not isinstance(data, str) else data.encode(), loc
-            )
-        return validator.from_python(data, loc)
+            encoded = data.encode() if isinstance(data, str) else bytes(data)
+            return validator.from_json(encoded, ("data",))
+        return validator.from_python(data, ("data",))
     if schedule is not None and isinstance(event, schedule):
         return validator.from_python(event.payload, ("payload",))  # type: ignore[attr-defined]
     if stream is not None and isinstance(event, stream):
@@ -431,19 +404,44 @@ def _payload(event: object, validator: _Validator) -> Any:
     )
 
 
-def _scalar_param(p: inspect.Parameter, base: Any, source: str, alias: str) -> _Param:
+def _bind_body(
+    p: Param, request: HttpRequest, kwargs: dict[str, Any], errors: list[FieldError]
+) -> None:
+    if p.annotation is bytes:
+        kwargs[p.name] = request.body
+        return
+    if p.annotation is str:
+        kwargs[p.name] = request.text
+        return
+    body = request.body
+    if not body or body.isspace():
+        if p.default is _EMPTY:
+            errors.append(FieldError(_BODY_LOC, "a request body is required", "missing"))
+        else:
+            kwargs[p.name] = p.default
+        return
+    ctype = request.content_type
+    if ctype and ctype != "application/json" and not ctype.endswith("+json"):
+        raise UnsupportedMediaTypeError(f"expected a JSON body, got content type {ctype!r}")
+    assert p.validator is not None
+    try:
+        kwargs[p.name] = p.validator.from_json(body, _BODY_LOC)
+    except EventValidationError as exc:
+        errors.extend(exc.errors)
+
+
+def _scalar_param(p: inspect.Parameter, base: Any, source: Source, alias: str) -> Param:
     inner, optional = _strip_optional(base)
     default = None if (p.default is _EMPTY and optional) else p.default
     is_list = get_origin(inner) in (list, tuple, Sequence, set, frozenset)
     item = (get_args(inner) or (str,))[0] if is_list else inner
-    convert = _scalar(item)
-    return _Param(p.name, source, alias, default, base, is_list=is_list, convert=convert)
+    return Param(p.name, source, default, base, alias=alias, is_list=is_list, convert=_scalar(item))
 
 
 def _bind_scalar(
-    p: _Param, values: list[str], kwargs: dict[str, Any], errors: list[FieldError]
+    p: Param, values: list[str], kwargs: dict[str, Any], errors: list[FieldError]
 ) -> None:
-    loc = (p.source, p.alias)
+    loc = (p.source.value, p.alias)
     if not values:
         if p.default is _EMPTY:
             errors.append(FieldError(loc, "field required", "missing"))
@@ -455,6 +453,9 @@ def _bind_scalar(
         converted = [p.convert(v) for v in values] if p.is_list else p.convert(values[0])
     except (ValueError, TypeError) as exc:
         errors.append(FieldError(loc, str(exc) or "invalid value", "invalid"))
+        return
+    except EventValidationError as exc:
+        errors.extend(FieldError((*loc, *e.loc), e.message, e.type) for e in exc.errors)
         return
     kwargs[p.name] = converted
 
@@ -509,107 +510,8 @@ def _scalar(tp: Any) -> Callable[[str], Any]:
             return allowed[value]
 
         return literal
-    validator = _Validator(tp)
+    validator = Validator(tp)
     return lambda value: validator.from_python(value, ())
-
-
-class _Validator:
-    """Validates JSON or Python values against a type with pydantic, loaded on first use.
-
-    Plain ``dict``, ``list`` and ``Any`` need no validation beyond JSON parsing,
-    so they never load pydantic. A pydantic model validates with its own methods;
-    other types go through a ``TypeAdapter``.
-    """
-
-    __slots__ = ("_error", "_plain", "_tp", "_validate_json", "_validate_python")
-
-    def __init__(self, tp: Any) -> None:
-        self._tp = tp
-        self._plain = _plain_container(tp)
-        self._validate_json: Callable[[Any], Any] | None = None
-        self._validate_python: Callable[[Any], Any] = _unloaded
-        self._error: type[Exception] = Exception
-
-    def _load(self) -> Callable[[Any], Any]:
-        # The lazy import this module exists for.
-        from pydantic import BaseModel, TypeAdapter, ValidationError
-
-        self._error = ValidationError
-        if isinstance(self._tp, type) and issubclass(self._tp, BaseModel):
-            self._validate_python = self._tp.model_validate
-            validate_json: Callable[[Any], Any] = self._tp.model_validate_json
-            # The model's own core validator, called directly: model_validate_json only
-            # wraps it (with no arguments, the call is the same). A model whose schema
-            # is not built yet keeps going through model_validate_json.
-            from pydantic_core import SchemaValidator
-
-            core = self._tp.__dict__.get("__pydantic_validator__")
-            if isinstance(core, SchemaValidator):
-                validate_json = core.validate_json
-        else:
-            adapter = TypeAdapter(self._tp)
-            self._validate_python = adapter.validate_python
-            validate_json = adapter.validate_json
-        self._validate_json = validate_json
-        return validate_json
-
-    def from_json(self, data: bytes | str, loc: tuple[str, ...]) -> Any:
-        if self._plain is not None:
-            return self.from_python(parse_json(data, ".".join(loc) or "payload"), loc)
-        validate = self._validate_json or self._load()
-        try:
-            return validate(data)
-        except self._error as exc:
-            raise _translate(exc, loc) from None
-
-    def from_python(self, data: Any, loc: tuple[str, ...]) -> Any:
-        if self._plain is not None:
-            if not isinstance(data, self._plain):
-                kind = " or ".join(t.__name__ for t in self._plain)
-                raise EventValidationError([FieldError(loc, f"expected {kind}", "type_error")])
-            return data
-        if self._validate_json is None:
-            self._load()
-        try:
-            return self._validate_python(data)
-        except self._error as exc:
-            raise _translate(exc, loc) from None
-
-
-def _unloaded(data: Any) -> Any:
-    raise AssertionError("validator used before pydantic was loaded")
-
-
-def _plain_container(tp: Any) -> tuple[type, ...] | None:
-    if tp is Any or tp is object:
-        return (object,)
-    origin = get_origin(tp) or tp
-    args = get_args(tp)
-    if origin in (dict, Mapping) and (not args or args == (str, Any)):
-        return (dict,)
-    if origin in (list, Sequence) and (not args or args == (Any,)):
-        return (list,)
-    return None
-
-
-def _translate(exc: Any, loc: tuple[str, ...]) -> Exception:
-    fields: list[FieldError] = []
-    for e in exc.errors(include_url=False, include_context=False, include_input=False):
-        kind = e["type"]
-        if kind == "json_invalid":
-            return MalformedEventError(
-                f"{'.'.join(loc) or 'payload'} is not valid JSON", code="invalid_json"
-            )
-        fields.append(FieldError((*loc, *e["loc"]), e["msg"], kind))
-    return EventValidationError(fields)
-
-
-def _split_annotated(ann: Any) -> tuple[Any, Any]:
-    if get_origin(ann) is Annotated:
-        base, *meta = get_args(ann)
-        marker = next((m for m in meta if isinstance(m, (Query, Header, Body))), None)
-        return base, marker
-    return ann, None
 
 
 def _is_union(tp: Any) -> bool:

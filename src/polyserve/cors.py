@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from polyserve.events.http import Headers, HttpRequest, HttpResponse
+from polyserve.events.headers import Headers
+from polyserve.events.http import HttpRequest, HttpResponse
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

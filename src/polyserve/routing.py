@@ -1,11 +1,12 @@
 """Routes and registrations: which handler answers which request or event.
 
-HTTP paths are templates: ``/pets/{pet_id}`` matches one segment as a string,
-``{pet_id:int}`` converts it, and ``{rest:path}`` matches the remaining segments.
-Converters: ``str`` (default), ``int``, ``float``, ``uuid``, ``path``.
+HTTP handlers are routes: a path template (see ``polyserve.paths``), methods and
+a handler. Non-HTTP handlers are registrations, by trigger and logical name (a
+queue name, a bucket, a schedule name, a table, a CloudEvent type).
 
-Non-HTTP handlers are registered by trigger and logical name (a queue name, a
-bucket, a schedule name, a table, a CloudEvent type).
+A ``Router`` groups both, with the middleware, dependencies and exception
+handlers that apply to them; ``App.include_router`` adds a router's handlers to
+an app, its extensions attached to each handler.
 """
 
 from __future__ import annotations
@@ -13,16 +14,22 @@ from __future__ import annotations
 import enum
 
 from polyserve._value import Value
-from polyserve.errors import ConfigurationError, MalformedEventError
+from polyserve.errors import ConfigurationError
+from polyserve.paths import RouteTable, Template, normalize_path
+from polyserve.pipeline import Middleware, as_middleware, check_exception_class
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import re
     from collections.abc import Callable, Iterable, Mapping
-    from typing import Any, TypeVar
+    from typing import Any, TypeVar, overload
+
+    from polyserve.params import Dependency
+    from polyserve.pipeline import ExceptionHandler
 
     F = TypeVar("F", bound=Callable[..., Any])
+    H = TypeVar("H", bound=Callable[..., Any])
+    MiddlewareLike = Middleware | Callable[..., Any]
 
 __all__ = [
     "HTTP_METHODS",
@@ -36,6 +43,7 @@ __all__ = [
 
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""The methods a route may be registered for."""
 
 
 class Trigger(str, enum.Enum):
@@ -49,284 +57,141 @@ class Trigger(str, enum.Enum):
     CLOUDEVENT = "cloudevent"
 
 
-def _to_str(value: str) -> str:
-    if not value:
-        raise ValueError("empty segment")
-    return value
-
-
-def _to_int(value: str) -> int:
-    if value.isdigit() and value.isascii():  # the common case, checked first
-        return int(value)
-    digits = value[1:] if value[:1] == "-" else value
-    if not (digits.isascii() and digits.isdigit()):
-        raise ValueError(f"{value!r} is not an integer")
-    return int(value)
-
-
-def _to_float(value: str) -> float:
-    whole, dot, fraction = (value[1:] if value[:1] == "-" else value).partition(".")
-    if not (whole.isascii() and whole.isdigit()) or (
-        dot and not (fraction.isascii() and fraction.isdigit())
-    ):
-        raise ValueError(f"{value!r} is not a number")
-    return float(value)
-
-
-_HEX = frozenset("0123456789abcdefABCDEF")
-
-
-def _to_uuid(value: str) -> Any:
-    digits = value.replace("-", "")
-    if len(digits) != 32 or not _HEX.issuperset(digits):
-        raise ValueError(f"{value!r} is not a UUID")
-    import uuid  # only apps with uuid routes pay for it
-
-    return uuid.UUID(digits)
-
-
-# name -> (converter, the regex used only inside mixed segments such as "v{n:int}.json")
-_CONVERTERS: dict[str, tuple[Callable[[str], Any], str]] = {
-    "str": (_to_str, r"[^/]+"),
-    "int": (_to_int, r"-?[0-9]+"),
-    "float": (_to_float, r"-?[0-9]+(?:\.[0-9]+)?"),
-    "uuid": (_to_uuid, r"[0-9a-fA-F-]{32,36}"),
-    "path": (str, r".*"),
-}
-
-
-class _Slot(Value):
-    """A template segment that is not plain text: one parameter, or text mixed with some."""
-
-    __slots__ = ("converters", "names", "regex")
-    _fields = ("names", "converters", "regex")
-
-    names: tuple[str, ...]
-    converters: tuple[Callable[[str], Any], ...]
-    regex: re.Pattern[str] | None  # mixed segments only
-
-    def __init__(
-        self,
-        names: tuple[str, ...],
-        converters: tuple[Callable[[str], Any], ...],
-        regex: re.Pattern[str] | None = None,
-    ) -> None:
-        set_field = object.__setattr__
-        set_field(self, "names", names)
-        set_field(self, "converters", converters)
-        set_field(self, "regex", regex)
-
-    def bind(self, part: str, params: dict[str, Any]) -> bool:
-        try:
-            if self.regex is None:
-                params[self.names[0]] = self.converters[0](part)
-                return True
-            m = self.regex.fullmatch(part)
-            if m is None:
-                return False
-            for name, convert, value in zip(self.names, self.converters, m.groups(), strict=True):
-                params[name] = convert(value)
-            return True
-        except ValueError:
-            return False
+_NO_HANDLERS: Mapping[type[BaseException], ExceptionHandler] = {}
 
 
 class Route(Value):
-    """One HTTP route: a path template, its methods and the handler.
+    """One HTTP route: a path template, its methods, the handler and its extensions.
 
-    Matching works segment by segment (no regular expression per route), so
-    registering many routes costs little at cold start. Routes are immutable and
-    compare by path, methods, endpoint, status, name and parameter names.
+    Immutable; routes compare by every field.
     """
 
     __slots__ = (
-        "_converts",
-        "_literals",
-        "_mixed",
-        "_segments",
-        "_tail",
+        "dependencies",
         "endpoint",
+        "exception_handlers",
         "methods",
+        "middleware",
         "name",
-        "param_names",
         "path",
         "status",
+        "template",
     )
-    _fields = ("path", "methods", "endpoint", "status", "name", "param_names")
+    _fields = (
+        "path",
+        "methods",
+        "endpoint",
+        "status",
+        "name",
+        "middleware",
+        "dependencies",
+        "exception_handlers",
+    )
 
     path: str
     methods: frozenset[str]
     endpoint: Callable[..., Any]
     status: int
     name: str
-    param_names: tuple[str, ...]
-    _segments: tuple[str | _Slot, ...]
-    _tail: str | None  # the name of a {name:path} ending
-    _literals: tuple[tuple[int, str], ...]
-    _converts: tuple[tuple[int, str, Callable[[str], Any]], ...]
-    _mixed: tuple[tuple[int, _Slot], ...]
+    middleware: tuple[Middleware, ...]
+    dependencies: tuple[Dependency, ...]
+    exception_handlers: Mapping[type[BaseException], ExceptionHandler]
+    template: Template
 
     def __init__(
         self,
         path: str,
-        methods: frozenset[str],
+        methods: Iterable[str],
         endpoint: Callable[..., Any],
+        *,
         status: int = 200,
         name: str = "",
-        param_names: tuple[str, ...] = (),
-        _segments: tuple[str | _Slot, ...] = (),
-        _tail: str | None = None,
+        middleware: Iterable[MiddlewareLike] = (),
+        dependencies: Iterable[Dependency] = (),
+        exception_handlers: Mapping[type[BaseException], ExceptionHandler] | None = None,
     ) -> None:
-        set_field = object.__setattr__
-        set_field(self, "path", path)
-        set_field(self, "methods", methods)
-        set_field(self, "endpoint", endpoint)
-        set_field(self, "status", status)
-        set_field(self, "name", name)
-        set_field(self, "param_names", param_names)
-        set_field(self, "_segments", _segments)
-        set_field(self, "_tail", _tail)
-        # Matching tables: (index, text) for literal segments, (index, name, converter)
-        # for whole-segment parameters, (index, slot) for segments mixing text and
-        # parameters. Literals are checked first, so a miss converts nothing.
-        literals: list[tuple[int, str]] = []
-        converts: list[tuple[int, str, Callable[[str], Any]]] = []
-        mixed: list[tuple[int, _Slot]] = []
-        for index, segment in enumerate(_segments):
-            if isinstance(segment, str):
-                literals.append((index, segment))
-            elif segment.regex is None:
-                converts.append((index, segment.names[0], segment.converters[0]))
-            else:
-                mixed.append((index, segment))
-        set_field(self, "_literals", tuple(literals))
-        set_field(self, "_converts", tuple(converts))
-        set_field(self, "_mixed", tuple(mixed))
-
-    @classmethod
-    def build(
-        cls, path: str, methods: Iterable[str], endpoint: Callable[..., Any], status: int, name: str
-    ) -> Route:
         if not path.startswith("/"):
             raise ConfigurationError(f"route path must start with '/': {path!r}")
         wanted = frozenset(m.upper() for m in methods)
         unknown = wanted - HTTP_METHODS
         if unknown or not wanted:
             raise ConfigurationError(f"unknown HTTP method(s) {sorted(unknown)} for {path!r}")
-        path = _strip_slash(path)
-        name = name or getattr(endpoint, "__name__", path)
-        if "{" not in path and "}" not in path:
-            return cls(path, wanted, endpoint, status, name)
-        names: list[str] = []
-        segments: list[str | _Slot] = []
-        tail: str | None = None
-        parts = path.split("/")
-        for index, part in enumerate(parts):
-            slot = _parse_segment(part, path, names)
-            if isinstance(slot, _Slot) and slot.regex is None and _is_path(part):
-                if index != len(parts) - 1:
-                    raise ConfigurationError(f"a path parameter must end the route: {path!r}")
-                tail = slot.names[0]
-                continue
-            segments.append(slot)
-        return cls(path, wanted, endpoint, status, name, tuple(names), tuple(segments), tail)
+        template = Template.parse(path)
+        set_field = object.__setattr__
+        set_field(self, "path", template.path)
+        set_field(self, "methods", wanted)
+        set_field(self, "endpoint", endpoint)
+        set_field(self, "status", status)
+        set_field(self, "name", name or getattr(endpoint, "__name__", template.path))
+        set_field(self, "middleware", as_middleware(middleware))
+        set_field(self, "dependencies", _dependencies(dependencies))
+        set_field(self, "exception_handlers", dict(exception_handlers or _NO_HANDLERS))
+        set_field(self, "template", template)
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.methods, self.endpoint, self.status, self.name))
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """The names of the path parameters, in template order."""
+        return self.template.param_names
 
     def match(self, path: str) -> dict[str, Any] | None:
-        """The converted path parameters if ``path`` matches, else ``None``."""
-        if not self.param_names:
-            return {} if path == self.path else None
-        return self.match_parts(path.split("/"))
+        """The converted path parameters if the normalised ``path`` matches, else ``None``."""
+        return self.template.match(path)
 
-    def match_parts(self, parts: list[str]) -> dict[str, Any] | None:
-        """``match`` for a path already split on ``/``."""
-        count = len(self._segments)
-        if len(parts) != count and (self._tail is None or len(parts) <= count):
-            return None
-        for index, literal in self._literals:
-            if parts[index] != literal:
-                return None
-        params: dict[str, Any] = {}
-        try:
-            for index, name, convert in self._converts:
-                params[name] = convert(parts[index])
-        except ValueError:
-            return None
-        for index, slot in self._mixed:
-            if not slot.bind(parts[index], params):
-                return None
-        if self._tail is not None:
-            params[self._tail] = "/".join(parts[count:])
-        return params
-
-
-def _is_path(part: str) -> bool:
-    return part.endswith(":path}") and part.startswith("{") and part.count("{") == 1
-
-
-def _is_name(name: str) -> bool:
-    # [A-Za-z_][A-Za-z0-9_]*
-    return name.isascii() and name.isidentifier()
-
-
-def _parse_segment(part: str, path: str, names: list[str]) -> str | _Slot:
-    """Plain text, or a ``_Slot`` for a segment holding ``{name}`` or ``{name:converter}``.
-
-    A segment that is one parameter matches without a regular expression; ``re`` is
-    imported only for segments that mix text and parameters (``v{n:int}.json``).
-    """
-    if "{" not in part and "}" not in part:
-        return part
-    pieces: list[str | tuple[str, str]] = []  # literal text, or (name, converter)
-    pos = 0
-    while pos < len(part):
-        start = part.find("{", pos)
-        literal = part[pos:] if start < 0 else part[pos:start]
-        if "}" in literal:
-            raise ConfigurationError(f"malformed parameter in route {path!r}")
-        if literal:
-            pieces.append(literal)
-        if start < 0:
-            break
-        end = part.find("}", start)
-        inner = part[start + 1 : end]
-        name, colon, kind = inner.partition(":")
-        if end < 0 or "{" in inner or not _is_name(name) or (colon and not kind.isalpha()):
-            raise ConfigurationError(f"malformed parameter in route {path!r}")
-        kind = kind or "str"
-        if kind not in _CONVERTERS:
-            raise ConfigurationError(f"unknown converter {kind!r} in route {path!r}")
-        if name in names:
-            raise ConfigurationError(f"duplicate parameter {name!r} in {path!r}")
-        names.append(name)
-        pieces.append((name, kind))
-        pos = end + 1
-    params = [piece for piece in pieces if isinstance(piece, tuple)]
-    slot_names = tuple(name for name, _ in params)
-    converters = tuple(_CONVERTERS[kind][0] for _, kind in params)
-    if len(pieces) == 1:
-        return _Slot(slot_names, converters)
-    import re  # only mixed segments need a regular expression
-
-    pattern = "".join(
-        re.escape(piece) if isinstance(piece, str) else f"({_CONVERTERS[piece[1]][1]})"
-        for piece in pieces
-    )
-    return _Slot(slot_names, converters, re.compile(pattern))
+    def extended(
+        self,
+        prefix: str,
+        middleware: tuple[Middleware, ...],
+        dependencies: tuple[Dependency, ...],
+        exception_handlers: Mapping[type[BaseException], ExceptionHandler],
+    ) -> Route:
+        """This route under ``prefix``, with a router's extensions around its own."""
+        return Route(
+            prefix + self.path,
+            self.methods,
+            self.endpoint,
+            status=self.status,
+            name=self.name,
+            middleware=middleware + self.middleware,
+            dependencies=dependencies + self.dependencies,
+            exception_handlers={**exception_handlers, **self.exception_handlers},
+        )
 
 
 class Registration(Value):
-    """A non-HTTP handler: its trigger, logical name and options (e.g. ``cron``).
+    """A non-HTTP handler: its trigger, logical name, options (e.g. ``cron``) and extensions.
 
-    Immutable; compares by all four fields.
+    Immutable; registrations compare by every field.
     """
 
-    __slots__ = ("endpoint", "name", "options", "trigger")
-    _fields = ("trigger", "name", "endpoint", "options")
+    __slots__ = (
+        "dependencies",
+        "endpoint",
+        "exception_handlers",
+        "middleware",
+        "name",
+        "options",
+        "trigger",
+    )
+    _fields = (
+        "trigger",
+        "name",
+        "endpoint",
+        "options",
+        "middleware",
+        "dependencies",
+        "exception_handlers",
+    )
 
     trigger: Trigger
     name: str
     endpoint: Callable[..., Any]
     options: Mapping[str, Any]
+    middleware: tuple[Middleware, ...]
+    dependencies: tuple[Dependency, ...]
+    exception_handlers: Mapping[type[BaseException], ExceptionHandler]
 
     def __init__(
         self,
@@ -334,12 +199,22 @@ class Registration(Value):
         name: str,
         endpoint: Callable[..., Any],
         options: Mapping[str, Any] | None = None,
+        *,
+        middleware: Iterable[MiddlewareLike] = (),
+        dependencies: Iterable[Dependency] = (),
+        exception_handlers: Mapping[type[BaseException], ExceptionHandler] | None = None,
     ) -> None:
         set_field = object.__setattr__
         set_field(self, "trigger", trigger)
         set_field(self, "name", name)
         set_field(self, "endpoint", endpoint)
         set_field(self, "options", {} if options is None else options)
+        set_field(self, "middleware", as_middleware(middleware))
+        set_field(self, "dependencies", _dependencies(dependencies))
+        set_field(self, "exception_handlers", dict(exception_handlers or _NO_HANDLERS))
+
+    def __hash__(self) -> int:
+        return hash((self.trigger, self.name, self.endpoint))
 
 
 class RouteMatch:
@@ -361,39 +236,100 @@ class RouteMatch:
 _NO_METHODS: frozenset[str] = frozenset()
 
 
-def _strip_slash(path: str) -> str:
-    return path[:-1] if len(path) > 1 and path.endswith("/") else path
+def _dependencies(items: Iterable[Dependency]) -> tuple[Dependency, ...]:
+    from polyserve.params import Dependency
 
-
-def normalize_path(path: str) -> str:
-    """The path routes are matched against: one trailing slash dropped.
-
-    Raises:
-        MalformedEventError: code ``invalid_path`` for a relative path, a NUL byte or
-            a ``.``/``..`` segment, so that encoded tricks never reach a route.
-    """
-    if not path.startswith("/") or "\x00" in path:
-        raise MalformedEventError(f"invalid request path {path!r}", code="invalid_path")
-    if "/." in path:  # only then can a segment be "." or ".."
-        for segment in path.split("/"):
-            if segment in (".", ".."):
-                raise MalformedEventError(
-                    "dot segments are not allowed in paths", code="invalid_path"
-                )
-    return path[:-1] if len(path) > 1 and path[-1] == "/" else path
+    deps = tuple(items)
+    for dep in deps:
+        if not isinstance(dep, Dependency) or dep.provider is None:
+            raise ConfigurationError(f"dependencies takes Depends(provider) items, got {dep!r}")
+    return deps
 
 
 class Router:
-    """A group of handlers, included into an ``App`` (optionally under a path prefix)."""
+    """A group of handlers, with the middleware, dependencies and exception handlers around them.
 
-    def __init__(self, prefix: str = "") -> None:
-        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
-            raise ConfigurationError(f"router prefix must start and not end with '/': {prefix!r}")
+    Args:
+        prefix: put before every route path (``"/v1"``).
+        middleware: run around each of the router's handlers, first outermost, inside
+            the app's own middleware.
+        dependencies: resolved before each of the router's handlers runs, for their
+            effect (an authorization check, say); their values are not passed on.
+
+    Raises:
+        ConfigurationError: a prefix that does not start, or that ends, with ``/``.
+    """
+
+    def __init__(
+        self,
+        prefix: str = "",
+        *,
+        middleware: Iterable[MiddlewareLike] = (),
+        dependencies: Iterable[Dependency] = (),
+    ) -> None:
+        _check_prefix(prefix)
         self.prefix = prefix
-        self._static: dict[str, list[Route]] = {}
-        self._dynamic: list[Route] = []
+        self._middleware: list[Middleware] = list(as_middleware(middleware))
+        self._dependencies: list[Dependency] = list(_dependencies(dependencies))
+        self._exception_handlers: dict[type[BaseException], ExceptionHandler] = {}
+        self._table = RouteTable()
         self._routes: list[Route] = []
         self._registrations: list[Registration] = []
+
+    # -- extensions -----------------------------------------------------------
+
+    if TYPE_CHECKING:
+
+        @overload
+        def middleware(self, fn: F, /, *, http: bool = True, events: bool = True) -> F: ...
+        @overload
+        def middleware(
+            self, fn: None = None, /, *, http: bool = True, events: bool = True
+        ) -> Callable[[F], F]: ...
+
+    def middleware(
+        self, fn: Callable[..., Any] | None = None, /, *, http: bool = True, events: bool = True
+    ) -> Any:
+        """Add a middleware, as a decorator (``@router.middleware``) or a call.
+
+        ``fn(call, event, ctx)`` runs around every handler it applies to (see
+        ``polyserve.pipeline.Middleware``); ``http=False`` or ``events=False`` limits
+        it to events or to HTTP. Middleware run in the order they are added, the
+        first outermost.
+        """
+
+        def add(fn: F) -> F:
+            self._middleware.append(Middleware(fn, http=http, events=events))
+            self._changed()
+            return fn
+
+        return add if fn is None else add(fn)
+
+    def _changed(self) -> None:
+        """Called when middleware or exception handlers change (apps drop their plans)."""
+
+    def exception_handler(self, exc_class: type[Exception]) -> Callable[[H], H]:
+        """Decorator: handle ``exc_class`` (and its subclasses) raised in this router's handlers.
+
+        ``handler(exc, event, ctx)`` gets the exception, the request or event, and the
+        context. For HTTP its return value is rendered as the response; for other
+        triggers it is the handler's result, ``SetAside(...)`` acknowledges the event
+        unhandled, and raising (``Retry`` included) fails it. The most specific class
+        wins. What no handler takes keeps its default: problem+json for HTTP (4xx
+        errors show their code, anything else a generic 500), and for events the
+        exception itself, so the platform redelivers.
+
+        Raises:
+            ConfigurationError: ``exc_class`` is not an ``Exception`` subclass.
+        """
+        check_exception_class(exc_class)
+
+        def add(handler: H) -> H:
+            self._exception_handlers[exc_class] = handler
+            self._changed()
+            return handler
+
+        return add
 
     # -- HTTP -----------------------------------------------------------------
 
@@ -410,9 +346,24 @@ class Router:
         *,
         status: int = 200,
         name: str = "",
+        middleware: Iterable[MiddlewareLike] = (),
+        dependencies: Iterable[Dependency] = (),
     ) -> Route:
-        """Register ``endpoint`` for ``methods`` on ``path`` (prefixed by the router's prefix)."""
-        route = Route.build(self.prefix + path, methods, endpoint, status, name)
+        """Register ``endpoint`` for ``methods`` on ``path`` (after the router's prefix).
+
+        Raises:
+            ConfigurationError: a malformed path or method, or a method already handled
+                on this path.
+        """
+        route = Route(
+            self.prefix + path,
+            methods,
+            endpoint,
+            status=status,
+            name=name,
+            middleware=middleware,
+            dependencies=dependencies,
+        )
         self._add(route)
         return route
 
@@ -424,106 +375,150 @@ class Router:
                     f"handled by {existing.name!r}"
                 )
         self._routes.append(route)
-        if route.param_names:
-            self._dynamic.append(route)
-        else:
-            self._static.setdefault(route.path, []).append(route)
+        self._table.add(route)
 
     def route(
-        self, path: str, methods: Iterable[str] = ("GET",), *, status: int = 200, name: str = ""
+        self,
+        path: str,
+        methods: Iterable[str] = ("GET",),
+        *,
+        status: int = 200,
+        name: str = "",
+        middleware: Iterable[MiddlewareLike] = (),
+        dependencies: Iterable[Dependency] = (),
     ) -> Callable[[F], F]:
         """Decorator: register the function for ``methods`` on ``path``."""
 
         def decorate(fn: F) -> F:
-            self.add_route(path, fn, methods, status=status, name=name)
+            self.add_route(
+                path, fn, methods, status=status, name=name, middleware=middleware,
+                dependencies=dependencies,
+            )  # fmt: skip
             return fn
 
         return decorate
 
-    def get(self, path: str, *, status: int = 200, name: str = "") -> Callable[[F], F]:
-        """Decorator: register a GET (and HEAD) handler."""
-        return self.route(path, ("GET",), status=status, name=name)
+    def get(
+        self,
+        path: str,
+        *,
+        status: int = 200,
+        name: str = "",
+        middleware: Iterable[MiddlewareLike] = (),
+        dependencies: Iterable[Dependency] = (),
+    ) -> Callable[[F], F]:
+        """Decorator: register a GET (and HEAD) handler; options as for ``route``."""
+        return self.route(
+            path, ("GET",), status=status, name=name, middleware=middleware,
+            dependencies=dependencies,
+        )  # fmt: skip
 
-    def post(self, path: str, *, status: int = 200, name: str = "") -> Callable[[F], F]:
-        """Decorator: register a POST handler."""
-        return self.route(path, ("POST",), status=status, name=name)
+    def post(
+        self,
+        path: str,
+        *,
+        status: int = 200,
+        name: str = "",
+        middleware: Iterable[MiddlewareLike] = (),
+        dependencies: Iterable[Dependency] = (),
+    ) -> Callable[[F], F]:
+        """Decorator: register a POST handler; options as for ``route``."""
+        return self.route(
+            path, ("POST",), status=status, name=name, middleware=middleware,
+            dependencies=dependencies,
+        )  # fmt: skip
 
-    def put(self, path: str, *, status: int = 200, name: str = "") -> Callable[[F], F]:
-        """Decorator: register a PUT handler."""
-        return self.route(path, ("PUT",), status=status, name=name)
+    def put(
+        self,
+        path: str,
+        *,
+        status: int = 200,
+        name: str = "",
+        middleware: Iterable[MiddlewareLike] = (),
+        dependencies: Iterable[Dependency] = (),
+    ) -> Callable[[F], F]:
+        """Decorator: register a PUT handler; options as for ``route``."""
+        return self.route(
+            path, ("PUT",), status=status, name=name, middleware=middleware,
+            dependencies=dependencies,
+        )  # fmt: skip
 
-    def patch(self, path: str, *, status: int = 200, name: str = "") -> Callable[[F], F]:
-        """Decorator: register a PATCH handler."""
-        return self.route(path, ("PATCH",), status=status, name=name)
+    def patch(
+        self,
+        path: str,
+        *,
+        status: int = 200,
+        name: str = "",
+        middleware: Iterable[MiddlewareLike] = (),
+        dependencies: Iterable[Dependency] = (),
+    ) -> Callable[[F], F]:
+        """Decorator: register a PATCH handler; options as for ``route``."""
+        return self.route(
+            path, ("PATCH",), status=status, name=name, middleware=middleware,
+            dependencies=dependencies,
+        )  # fmt: skip
 
-    def delete(self, path: str, *, status: int = 200, name: str = "") -> Callable[[F], F]:
-        """Decorator: register a DELETE handler."""
-        return self.route(path, ("DELETE",), status=status, name=name)
+    def delete(
+        self,
+        path: str,
+        *,
+        status: int = 200,
+        name: str = "",
+        middleware: Iterable[MiddlewareLike] = (),
+        dependencies: Iterable[Dependency] = (),
+    ) -> Callable[[F], F]:
+        """Decorator: register a DELETE handler; options as for ``route``."""
+        return self.route(
+            path, ("DELETE",), status=status, name=name, middleware=middleware,
+            dependencies=dependencies,
+        )  # fmt: skip
 
-    def options(self, path: str, *, status: int = 200, name: str = "") -> Callable[[F], F]:
-        """Decorator: register an OPTIONS handler (CORS preflight is answered without one)."""
-        return self.route(path, ("OPTIONS",), status=status, name=name)
+    def options(
+        self,
+        path: str,
+        *,
+        status: int = 200,
+        name: str = "",
+        middleware: Iterable[MiddlewareLike] = (),
+        dependencies: Iterable[Dependency] = (),
+    ) -> Callable[[F], F]:
+        """Decorator: register an OPTIONS handler (CORS preflight is answered without one); options as for ``route``."""
+        return self.route(
+            path, ("OPTIONS",), status=status, name=name, middleware=middleware,
+            dependencies=dependencies,
+        )  # fmt: skip
 
-    def head(self, path: str, *, status: int = 200, name: str = "") -> Callable[[F], F]:
-        """Decorator: register a HEAD handler (GET handlers answer HEAD without one)."""
-        return self.route(path, ("HEAD",), status=status, name=name)
-
-    def lookup(self, method: str, path: str) -> tuple[Route, dict[str, Any]] | None:
-        """The route for ``method`` on a normalised ``path`` and its parameters, if one is.
-
-        The fast path of ``match``: ``None`` when no route has this method for this
-        path, where ``match`` tells 404 from 405 and answers HEAD with GET.
-        """
-        static = self._static.get(path)
-        if static is not None:
-            for route in static:
-                if method in route.methods:
-                    return route, {}
-        if self._dynamic:
-            parts = path.split("/")
-            count = len(parts)
-            for route in self._dynamic:
-                if method in route.methods and (
-                    len(route._segments) == count or route._tail is not None
-                ):
-                    params = route.match_parts(parts)
-                    if params is not None:
-                        return route, params
-        return None
+    def head(
+        self,
+        path: str,
+        *,
+        status: int = 200,
+        name: str = "",
+        middleware: Iterable[MiddlewareLike] = (),
+        dependencies: Iterable[Dependency] = (),
+    ) -> Callable[[F], F]:
+        """Decorator: register a HEAD handler (GET handlers answer HEAD without one); options as for ``route``."""
+        return self.route(
+            path, ("HEAD",), status=status, name=name, middleware=middleware,
+            dependencies=dependencies,
+        )  # fmt: skip
 
     def match(self, method: str, path: str) -> RouteMatch:
-        """Find the route for ``method`` and an already normalised ``path``."""
-        # Fast path: the route exists for this method (almost every request).
-        static = self._static.get(path)
-        if static is not None:
-            for route in static:
-                if method in route.methods:
-                    return RouteMatch(route, {}, _NO_METHODS)
-        if self._dynamic:
-            parts = path.split("/")
-            for route in self._dynamic:
-                if method in route.methods:
-                    params = route.match_parts(parts)
-                    if params is not None:
-                        return RouteMatch(route, params, _NO_METHODS)
-        return self._miss(method, path)
+        """The route for ``method`` on an already normalised ``path``, or what the path allows.
 
-    def _miss(self, method: str, path: str) -> RouteMatch:
-        # HEAD answered by GET, or no route for the method: collect what the path allows.
+        A route without parameters that equals the path wins; then the first route
+        registered among those that match. ``HEAD`` is answered by a ``GET`` route
+        when no route takes ``HEAD`` itself.
+        """
+        found = self._table.find(path)
+        for route, params in found:
+            if method in route.methods:
+                return RouteMatch(route, params, _NO_METHODS)
         allowed: set[str] = set()
-        fallback: tuple[Route, dict[str, Any]] | None = None
-        candidates: Iterable[Route] = self._static.get(path, ())
-        for pass_ in (0, 1):
-            for route in candidates:
-                params = route.match(path) if pass_ else {}
-                if params is None:
-                    continue
-                if method == "HEAD" and "GET" in route.methods and fallback is None:
-                    fallback = (route, params)
-                allowed |= route.methods
-            candidates = self._dynamic
-        if fallback is not None:
-            return RouteMatch(fallback[0], fallback[1], _NO_METHODS)
+        for route, params in found:
+            if method == "HEAD" and "GET" in route.methods:
+                return RouteMatch(route, params, _NO_METHODS)
+            allowed |= route.methods
         if "GET" in allowed:
             allowed.add("HEAD")
         return RouteMatch(None, {}, frozenset(allowed))
@@ -536,7 +531,14 @@ class Router:
         return tuple(self._registrations)
 
     def register(
-        self, trigger: Trigger, name: str, endpoint: Callable[..., Any], **options: Any
+        self,
+        trigger: Trigger,
+        name: str,
+        endpoint: Callable[..., Any],
+        *,
+        middleware: Iterable[MiddlewareLike] = (),
+        dependencies: Iterable[Dependency] = (),
+        **options: Any,
     ) -> Registration:
         """Register ``endpoint`` for events of ``trigger`` from the source called ``name``.
 
@@ -548,6 +550,14 @@ class Router:
         Raises:
             ConfigurationError: no name, an invalid option, or an overlapping registration.
         """
+        reg = Registration(
+            trigger, name, endpoint, options, middleware=middleware, dependencies=dependencies
+        )
+        self._add_registration(reg)
+        return reg
+
+    def _add_registration(self, reg: Registration) -> None:
+        trigger, name, options = reg.trigger, reg.name, reg.options
         if not name:
             raise ConfigurationError(f"a {trigger.value} registration needs a name")
         _check_poison_options(trigger, name, options)
@@ -558,9 +568,7 @@ class Router:
                 and _overlaps(existing.options, options)
             ):
                 raise ConfigurationError(f"{trigger.value} {name!r} is already handled")
-        reg = Registration(trigger, name, endpoint, options)
         self._registrations.append(reg)
-        return reg
 
     def _registrar(self, trigger: Trigger, name: str, **options: Any) -> Callable[[F], F]:
         def decorate(fn: F) -> F:
@@ -572,8 +580,8 @@ class Router:
     def queue(self, name: str, **options: Any) -> Callable[[F], F]:
         """Decorator: handle messages from the queue called ``name``.
 
-        Adapters read provider settings from ``options`` (for example Azure's
-        ``connection`` setting name).
+        Options: ``max_attempts``, ``on_poison``, ``middleware``, ``dependencies``, and
+        provider settings that adapters read (for example Azure's ``connection``).
         """
         return self._registrar(Trigger.QUEUE, name, **options)
 
@@ -595,6 +603,9 @@ class Router:
         ``cron`` is a five-field cron expression (minute hour day month weekday) in UTC,
         ``rate`` an interval such as ``"5 minutes"``; adapters and deploy files use
         them where the provider declares schedules in code.
+
+        Raises:
+            ConfigurationError: ``cron`` does not have five fields.
         """
         if cron is not None and len(cron.split()) != 5:
             raise ConfigurationError(f"cron must have five fields: {cron!r}")
@@ -622,17 +633,43 @@ class Router:
                 wildcard = reg
         return wildcard
 
+    # -- composition ----------------------------------------------------------
+
     def include_router(self, router: Router, prefix: str = "") -> None:
-        """Add every handler of ``router``; its HTTP paths get ``prefix`` in front."""
-        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
-            raise ConfigurationError(f"prefix must start and not end with '/': {prefix!r}")
+        """Add every handler of ``router``, with its extensions; HTTP paths get ``prefix``.
+
+        The router's middleware run around each of its handlers (inside this router's
+        own, when this router is included in turn), its dependencies are resolved
+        before them, and its exception handlers take precedence over this router's
+        for its handlers.
+
+        Raises:
+            ConfigurationError: a malformed prefix, or a handler that clashes with one
+                already here.
+        """
+        _check_prefix(prefix)
+        middleware = tuple(router._middleware)
+        dependencies = tuple(router._dependencies)
+        handlers = dict(router._exception_handlers)
         for route in router.routes:
-            self.add_route(
-                prefix + route.path, route.endpoint, route.methods,
-                status=route.status, name=route.name,
-            )  # fmt: skip
+            self._add(route.extended(prefix, middleware, dependencies, handlers))
         for reg in router.registrations:
-            self.register(reg.trigger, reg.name, reg.endpoint, **reg.options)
+            self._add_registration(
+                Registration(
+                    reg.trigger,
+                    reg.name,
+                    reg.endpoint,
+                    reg.options,
+                    middleware=middleware + reg.middleware,
+                    dependencies=dependencies + reg.dependencies,
+                    exception_handlers={**handlers, **reg.exception_handlers},
+                )
+            )
+
+
+def _check_prefix(prefix: str) -> None:
+    if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+        raise ConfigurationError(f"prefix must start and not end with '/': {prefix!r}")
 
 
 _COUNTED = frozenset({Trigger.QUEUE, Trigger.TOPIC, Trigger.STREAM})

@@ -59,7 +59,6 @@ def test_non_matching_paths_find_nothing(template: str, path: str) -> None:
     match = router.match("GET", path)
     assert match.route is None
     assert match.allowed == frozenset()
-    assert router.lookup("GET", path) is None
 
 
 def test_wrong_method_reports_allowed_methods_with_head_for_get() -> None:
@@ -193,16 +192,53 @@ def test_empty_registration_name_is_rejected() -> None:
         Router().queue("")(_noop)
 
 
-def test_lookup_is_the_fast_path_of_match() -> None:
+def test_head_is_answered_by_get_and_other_methods_report_what_is_allowed() -> None:
     router = Router()
     pets = router.add_route("/pets/{pet_id:int}", _noop)
     listing = router.add_route("/pets", _noop, ("GET", "POST"))
-    assert router.lookup("GET", "/pets/7") == (pets, {"pet_id": 7})
-    assert router.lookup("POST", "/pets") == (listing, {})
-    # HEAD answered by GET, and 405s, are for match to work out.
-    assert router.lookup("HEAD", "/pets/7") is None
+    assert (router.match("GET", "/pets/7").route, router.match("GET", "/pets/7").params) == (
+        pets,
+        {"pet_id": 7},
+    )
+    assert router.match("POST", "/pets").route is listing
     assert router.match("HEAD", "/pets/7").route is pets
-    assert router.lookup("DELETE", "/pets") is None
+    missing = router.match("DELETE", "/pets")
+    assert missing.route is None
+    assert missing.allowed == frozenset({"GET", "HEAD", "POST"})
+
+
+def test_the_first_registered_of_several_matching_templates_wins() -> None:
+    router = Router()
+    first = router.add_route("/files/{name}", _noop, name="first")
+    router.add_route("/files/{name:int}", _noop, name="second")
+    tail = router.add_route("/files/{rest:path}", _noop, name="tail")
+    assert router.match("GET", "/files/7").route is first
+    assert router.match("GET", "/files/a/b").route is tail
+    # Among templates with parameters, a literal segment is no more specific than a
+    # parameter: order decides (a template without parameters always wins).
+    later = Router()
+    param = later.add_route("/users/{id}/posts/{p}", _noop, name="param")
+    later.add_route("/users/me/posts/{p}", _noop, name="literal")
+    assert later.match("GET", "/users/me/posts/1").route is param
+    exact = later.add_route("/users/me/posts/1", _noop, name="exact")
+    assert later.match("GET", "/users/me/posts/1").route is exact
+
+
+def test_a_path_tail_matches_zero_or_more_segments() -> None:
+    router = Router()
+    route = router.add_route("/static/{rest:path}", _noop)
+    assert router.match("GET", "/static").params == {"rest": ""}
+    assert router.match("GET", "/static/a/b/c").params == {"rest": "a/b/c"}
+    assert route.match("/static/x") == {"rest": "x"}
+
+
+def test_matching_a_late_route_among_many_walks_one_branch() -> None:
+    router = Router()
+    routes = [router.add_route(f"/r{i}/{{id:int}}", _noop, name=f"r{i}") for i in range(1000)]
+    match = router.match("GET", "/r999/5")
+    assert match.route is routes[-1]
+    assert match.params == {"id": 5}
+    assert router.match("GET", "/r1000/5").route is None
 
 
 def test_routes_and_registrations_are_immutable_values() -> None:

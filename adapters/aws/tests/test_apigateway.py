@@ -10,7 +10,7 @@ import pytest
 from adapters.aws.tests.support import FakeLambdaContext, Recorder, load
 
 import polyserve_aws
-from polyserve import App, Headers, HttpRequest, HttpResponse, QueryParams
+from polyserve import App, Context, Headers, HttpRequest, HttpResponse, QueryParams
 from polyserve_aws import _apigateway
 
 
@@ -240,8 +240,8 @@ def test_head_request_answers_without_body(lambda_context: FakeLambdaContext) ->
 def test_to_native_keeps_header_order_of_values() -> None:
     response = HttpResponse(200, Headers([("x-a", "1"), ("x-b", "2"), ("x-a", "3")]), b"")
 
-    v2 = _apigateway.to_native(response, load("apigw-http-post.json"))
-    v1 = _apigateway.to_native(response, load("apigw-rest-get.json"))
+    v2 = _apigateway.to_native(response, load("apigw-http-post.json"), Context("aws"))
+    v1 = _apigateway.to_native(response, load("apigw-rest-get.json"), Context("aws"))
 
     assert v2["headers"] == {"x-a": "1, 3", "x-b": "2"}
     assert v1["headers"] == {"x-b": "2"}

@@ -133,4 +133,4 @@ def test_malformed_records(change: dict[str, Any]) -> None:
     record = load("dynamodb-stream.json")["Records"][0] | change
 
     with pytest.raises(MalformedEventError):
-        _dynamodb.to_event(record, {})
+        _dynamodb.stream_record(record, {})

@@ -68,5 +68,5 @@ def test_invalid_base64_has_its_own_code() -> None:
     record["kinesis"]["data"] = "@@@@"
 
     with pytest.raises(MalformedEventError) as info:
-        _kinesis.to_event(record, {})
+        _kinesis.message(record, {})
     assert info.value.code == "invalid_base64"

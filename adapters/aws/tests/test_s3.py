@@ -115,4 +115,4 @@ def test_malformed_record_raises(change: dict[str, object]) -> None:
     record = load("s3-put.json")["Records"][0] | change
 
     with pytest.raises(MalformedEventError):
-        _s3.to_event(record, {})
+        _s3.storage_event(record, {})

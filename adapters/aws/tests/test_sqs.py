@@ -137,70 +137,56 @@ def test_to_event_maps_bad_fields_to_malformed_event(change: dict[str, object]) 
     record = load("sqs-standard.json")["Records"][0] | change
 
     with pytest.raises(MalformedEventError):
-        _sqs.to_event(record, {})
+        _sqs.message(record, {})
 
 
-def test_messages_read_their_record_lazily_and_behave_as_messages() -> None:
+def test_messages_are_plain_messages() -> None:
     record = load("sqs-standard.json")["Records"][0]
-    message = _sqs.to_event(record, {})
-    plain = Message(
-        id=message.id, body=message.body, attributes=dict(message.attributes),
-        attempt=message.attempt, enqueued_at=message.enqueued_at, source="adoptions",
-        group_key=None, subject=None, raw=record,
-    )  # fmt: skip
-    assert isinstance(message, Message)
-    assert message == plain
-    assert plain == message
-    assert message != dataclasses.replace(plain, attempt=2)
-    moved = dataclasses.replace(message, attempt=4)
-    assert type(moved) is Message
-    assert moved.attempt == 4
-    assert moved.body == message.body
+    message = _sqs.message(record, {})
+    assert type(message) is Message
+    assert message.source == "adoptions"
+    assert message.attempt == 1
     copied = pickle.loads(pickle.dumps(message))
-    assert type(copied) is Message
     assert copied == message
     assert copy.copy(message) == message
+    assert dataclasses.replace(message, attempt=4).attempt == 4
     with pytest.raises(dataclasses.FrozenInstanceError):
         message.id = "x"  # type: ignore[misc]  # the point of the test
 
 
 @pytest.mark.parametrize(
-    ("change", "field"),
+    ("change", "item"),
     [
-        ({"body": None}, "body"),
-        ({"messageId": 5}, "id"),
-        ({"attributes": {"ApproximateReceiveCount": "many"}}, "attempt"),
-        ({"attributes": {"SentTimestamp": "yesterday"}}, "enqueued_at"),
-        ({"attributes": "none"}, "group_key"),
+        ({"body": None}, "a1b2c3d4-0001-4000-8000-000000000001"),
+        ({"messageId": 5}, "5"),
+        (
+            {"attributes": {"ApproximateReceiveCount": "many"}},
+            "a1b2c3d4-0001-4000-8000-000000000001",
+        ),
+        ({"attributes": {"SentTimestamp": "yesterday"}}, "a1b2c3d4-0001-4000-8000-000000000001"),
+        ({"attributes": "none"}, "a1b2c3d4-0001-4000-8000-000000000001"),
     ],
 )
-def test_a_malformed_field_fails_when_the_handler_reads_it(
-    lambda_context: FakeLambdaContext, change: dict[str, object], field: str
+@pytest.mark.parametrize("max_attempts", [None, 3])
+def test_a_record_with_a_malformed_field_fails_alone(
+    lambda_context: FakeLambdaContext,
+    change: dict[str, object],
+    item: str,
+    max_attempts: int | None,
 ) -> None:
-    app = App("lazy")
-    read: list[str] = []
+    app = App("strict")
+    handled: list[str] = []
+    options = {} if max_attempts is None else {"max_attempts": max_attempts}
 
-    @app.queue("adoptions")
+    @app.queue("adoptions", **options)
     def on_message(message: Message) -> None:
-        read.append(message.source)
-        getattr(message, field)
+        handled.append(message.id)
 
     raw = load("sqs-standard.json")
     raw["Records"][0] |= change
 
     out = polyserve_aws.handler(app)(raw, lambda_context)
 
-    assert read == ["adoptions", "adoptions"]
-    assert [f["itemIdentifier"] for f in out["batchItemFailures"]] == (
-        ["5"] if field == "id" else ["a1b2c3d4-0001-4000-8000-000000000001"]
-    )
-    with pytest.raises(MalformedEventError):
-        getattr(_lazy(raw), field)
-
-
-def _lazy(raw: dict[str, object]) -> Message:
-    records = raw["Records"]
-    assert isinstance(records, list)
-    decoded = _sqs._decode_all(records[:1], {})[0]
-    assert isinstance(decoded, tuple)
-    return decoded[1]
+    assert [f["itemIdentifier"] for f in out["batchItemFailures"]] == [item]
+    # The other record of the batch was handled and is not redelivered.
+    assert handled == [raw["Records"][1]["messageId"]]

@@ -13,10 +13,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from polyserve._frozen import maker
     from polyserve.events._body import parse_json
     from polyserve.events.cloudevent import CloudEvent
-    from polyserve.events.http import Headers, HttpRequest, HttpResponse, QueryParams
+    from polyserve.events.headers import Headers, QueryParams
+    from polyserve.events.http import HttpRequest, HttpResponse
     from polyserve.events.queue import Message
     from polyserve.events.schedule import ScheduleEvent
     from polyserve.events.storage import StorageAction, StorageEvent
@@ -38,23 +38,21 @@ __all__ = [
     "StorageAction",
     "StorageEvent",
     "StreamRecord",
-    "maker",
     "parse_json",
 ]
 
 _MODULES = {
     "ChangeType": "stream",
     "CloudEvent": "cloudevent",
-    "Headers": "http",
+    "Headers": "headers",
     "HttpRequest": "http",
     "HttpResponse": "http",
     "Message": "queue",
-    "QueryParams": "http",
+    "QueryParams": "headers",
     "ScheduleEvent": "schedule",
     "StorageAction": "storage",
     "StorageEvent": "storage",
     "StreamRecord": "stream",
-    "maker": "polyserve._frozen",
     "parse_json": "_body",
 }
 

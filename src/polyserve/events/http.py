@@ -2,254 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
-from polyserve._frozen import fast_init
 from polyserve._json import dumps
 from polyserve.events._body import parse_json
+from polyserve.events.headers import Headers, QueryParams
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Literal, TypeVar, overload
-
-    from typing_extensions import Self
-
-    _T = TypeVar("_T")
+    from collections.abc import Mapping
+    from typing import Any, Literal
 
 
 __all__ = ["Headers", "HttpRequest", "HttpResponse", "QueryParams"]
-
-_Pairs = Iterable[tuple[str, str]]
-_MISSING: Any = object()
-_new = object.__new__
-
-
-class _MultiMap(Mapping[str, str]):
-    """An immutable, ordered multi-map; ``m[k]`` is the first value, ``get_all`` every one."""
-
-    __slots__ = ("_direct", "_items", "_source", "_textual")
-    # None until a ``view`` is first used.
-    _items: tuple[tuple[str, str], ...] | None
-    # A provider's own map, read into _items on first use (see ``view``).
-    _source: tuple[Mapping[str, Any], bool]
-    # The same map when its names are normalized already: looked up directly.
-    _direct: Mapping[str, Any] | None
-    # For headers: whether a body they describe is text (HttpResponse.as_text), once known.
-    _textual: bool | None
-
-    def __init__(self, items: _Pairs | Mapping[str, str] | None = None) -> None:
-        # Hot path: adapters build several of these per request, so no ABC checks.
-        self._direct = self._textual = None
-        if items is None:
-            self._items = ()
-        elif type(items) is type(self):
-            self._items = items._pairs()
-        else:
-            pairs = items.items() if hasattr(items, "items") else items
-            norm = self._norm
-            self._items = tuple([(norm(k), v) for k, v in pairs])
-
-    _norm: Callable[[str], str] = staticmethod(str)
-
-    @classmethod
-    def view(
-        cls, mapping: Mapping[str, Any], *, multi: bool = False, normalized: bool = False
-    ) -> Self:
-        """A map read from a provider's ``{name: value}`` (or, with ``multi``, ``{name: [values]}``).
-
-        Nothing is copied until the map is first used, so a request whose handler
-        never looks at its headers does not pay for them. ``mapping`` must not change
-        afterwards. A value of ``None`` in a ``multi`` list is an empty value.
-
-        ``normalized`` says the provider's names are already as this map stores them
-        (lower-case header names, as HTTP APIs send them): then ``get`` and ``[]``
-        look a name up in ``mapping`` directly, and read the whole map only when it
-        is not there.
-
-        Raises (on first use, not here):
-            MalformedEventError: a value is not a string (or, with ``multi``, not a list
-                of strings), so a client's malformed event still gets a 400.
-        """
-        new = _new(cls)
-        new._items = new._textual = None
-        new._source = (mapping, multi)
-        new._direct = mapping if normalized and not multi else None
-        return new
-
-    def _pairs(self) -> tuple[tuple[str, str], ...]:
-        items = self._items
-        return items if items is not None else self._load()
-
-    def _load(self) -> tuple[tuple[str, str], ...]:
-        # The _items of a ``view``, read from the provider's map on first use.
-        mapping, multi = self._source
-        norm = self._norm
-        if not multi:
-            try:
-                "".join(mapping.values())  # every value a str, checked at C speed
-                pairs = self._items = tuple([(norm(k), v) for k, v in mapping.items()])
-                return pairs
-            except TypeError:
-                pass  # the loop below says which value is wrong
-        items: list[tuple[str, str]] = []
-        for key, value in mapping.items():
-            values: tuple[Any, ...]
-            if not multi:
-                values = (value,)
-            elif value.__class__ is list:
-                values = tuple("" if v is None else v for v in value)
-            else:
-                values = (None,)  # not a list: rejected just below
-            for item in values:
-                if item.__class__ is not str or key.__class__ is not str:
-                    from polyserve.errors import MalformedEventError
-
-                    kind = type(self).__name__
-                    raise MalformedEventError(f"{kind} value of {key!r} must be a string")
-                items.append((norm(key), item))
-        loaded = self._items = tuple(items)
-        return loaded
-
-    def __getitem__(self, key: str) -> str:
-        value = self._first(key, _MISSING)
-        if value is _MISSING:
-            raise KeyError(self._norm(key))
-        return value  # type: ignore[no-any-return]  # a value of the map
-
-    def _first(self, key: str, default: Any = None) -> Any:
-        key = self._norm(key)
-        items = self._items
-        if items is None:
-            direct = self._direct
-            if direct is not None:
-                value = direct.get(key)
-                if value.__class__ is str:
-                    return value
-            items = self._load()
-        for k, v in items:
-            if k == key:
-                return v
-        return default
-
-    if TYPE_CHECKING:
-
-        @overload
-        def get(self, key: str, /) -> str | None: ...
-        @overload
-        def get(self, key: str, /, default: str | _T) -> str | _T: ...
-        def get(self, key: str, /, default: object = None) -> object:
-            """The first value of ``key``, or ``default``."""
-            return self._first(key, default)
-
-    else:
-        # Mapping.get goes through __getitem__ and KeyError; a direct loop is faster.
-        get = _first
-
-    def __iter__(self) -> Iterator[str]:
-        seen: dict[str, None] = {}
-        for k, _ in self._pairs():
-            seen.setdefault(k, None)
-        return iter(seen)
-
-    def __len__(self) -> int:
-        return len({k for k, _ in self._pairs()})
-
-    def __contains__(self, key: object) -> bool:
-        if not isinstance(key, str):
-            return False
-        key = self._norm(key)
-        return any(k == key for k, _ in self._pairs())
-
-    def get_all(self, key: str) -> list[str]:
-        """Every value of ``key``, in arrival order (empty if absent)."""
-        key = self._norm(key)
-        return [v for k, v in self._pairs() if k == key]
-
-    def multi_items(self) -> list[tuple[str, str]]:
-        """Every (name, value) pair, in arrival order, repeats included."""
-        items = self._items
-        return list(items if items is not None else self._load())
-
-    def to_multi_dict(self) -> dict[str, list[str]]:
-        """A ``{name: [values]}`` dict, as multi-value providers want it."""
-        out: dict[str, list[str]] = {}
-        for k, v in self._pairs():
-            out.setdefault(k, []).append(v)
-        return out
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, _MultiMap):
-            return type(self) is type(other) and self.to_multi_dict() == other.to_multi_dict()
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(tuple(sorted(self._pairs())))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({list(self._pairs())!r})"
-
-
-class Headers(_MultiMap):
-    """Case-insensitive, multi-valued HTTP headers. Names are stored lower-case.
-
-    Equality ignores the order of different names but keeps the order of the
-    values of one name (``Set-Cookie`` order matters, ``Accept`` vs ``Host`` does not).
-    """
-
-    __slots__ = ()
-
-    _norm = staticmethod(str.lower)
-
-    def with_added(self, name: str, value: str) -> Headers:
-        """A copy with one more ``name: value`` pair."""
-        return Headers((*self._pairs(), (name, value)))
-
-    def with_set(self, name: str, value: str) -> Headers:
-        """A copy where ``name`` has exactly the one ``value``."""
-        key = name.lower()
-        return Headers((*((k, v) for k, v in self._pairs() if k != key), (key, value)))
-
-
-class QueryParams(_MultiMap):
-    """Case-sensitive, multi-valued query parameters, already percent-decoded."""
-
-    __slots__ = ()
-
-    @classmethod
-    def from_string(cls, query: str) -> QueryParams:
-        """Parse a raw query string (``a=1&a=2&b``); bad escapes never raise."""
-        if not query:
-            return cls()
-        parse = _parse_qsl or _load_parse_qsl()
-        return cls(parse(query, keep_blank_values=True, errors="replace"))
-
-    def to_string(self) -> str:
-        """The parameters encoded as a query string (without ``?``)."""
-        from urllib.parse import quote, urlencode
-
-        return urlencode(self._pairs(), quote_via=quote)
-
-
-_parse_qsl: Callable[..., list[tuple[str, str]]] | None = None
-
-
-def _load_parse_qsl() -> Callable[..., list[tuple[str, str]]]:
-    # urllib.parse costs a cold start milliseconds: imported with the first query string.
-    global _parse_qsl
-    from urllib.parse import parse_qsl
-
-    _parse_qsl = parse_qsl
-    return parse_qsl
-
 
 # Shared empty instances: both types are immutable, and requests default to them.
 _NO_QUERY = QueryParams()
 _NO_HEADERS = Headers()
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
     """An HTTP request, decoded from whichever provider delivered it.
@@ -323,7 +95,6 @@ _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/java
 _TEXT_SUFFIXES = ("+json", "+xml")
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
     """An HTTP response. Build one with ``json``, ``text``, ``binary`` or ``empty``."""
@@ -473,14 +244,8 @@ class HttpResponse:
         body = self.body
         if not body:
             return ""
-        headers = self.headers
-        textual = headers._textual  # worked out once per Headers: responses share them
-        if textual is None:
-            content_type = headers.get("content-type", "")
-            media = content_type.split(";", 1)[0].strip().lower()
-            textual = media.startswith(_TEXT_TYPES) or media.endswith(_TEXT_SUFFIXES)
-            headers._textual = textual
-        if not textual:
+        media = self.media_type
+        if not (media.startswith(_TEXT_TYPES) or media.endswith(_TEXT_SUFFIXES)):
             return None
         try:
             return body.decode("utf-8")

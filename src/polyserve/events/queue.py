@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from polyserve._frozen import fast_init
 from polyserve.events._body import parse_json
 
 if TYPE_CHECKING:
@@ -15,7 +14,6 @@ if TYPE_CHECKING:
 __all__ = ["Message"]
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class Message:
     """One message from a queue, a topic subscription or a log stream.

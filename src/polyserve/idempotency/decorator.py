@@ -249,7 +249,7 @@ class _Idempotent:
         # ``object`` binds to whatever event arrives; the Header marker makes an HTTP route
         # bind the key header instead (an HTTP handler that also wants method, path and
         # body hashing declares its own ``HttpRequest`` parameter, which is found by type).
-        from polyserve.binding import Header
+        from polyserve.params import Header
 
         return Annotated[object, Header(self.options.header.lower())]
 

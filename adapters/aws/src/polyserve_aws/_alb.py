@@ -21,27 +21,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, unquote_plus
 
-from polyserve.app import error_response
-from polyserve.errors import EventError
+from polyserve.adapter import response_body, text, translating
 from polyserve.events import Headers, HttpRequest, QueryParams
-from polyserve_aws._http import (
-    NO_HEADERS,
-    NO_QUERY,
-    multi_pairs,
-    pairs,
-    request_body,
-    response_body,
-)
-from polyserve_aws._wire import malformed, text
+from polyserve_aws._http import multi_pairs, pairs, request_body
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from polyserve.app import App
     from polyserve.context import Context
     from polyserve.events import HttpResponse
 
-__all__ = ["handle", "is_multi_value", "matches", "to_event", "to_native"]
+__all__ = ["is_http", "is_multi_value", "matches", "to_event", "to_native"]
+
+is_http = True
 
 _WHAT = "ALB event"
 
@@ -57,14 +49,14 @@ def is_multi_value(raw: dict[str, Any]) -> bool:
     return "multiValueHeaders" in raw
 
 
-def to_event(raw: dict[str, Any], context: Context) -> HttpRequest:
+def to_event(raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> HttpRequest:
     """The ``HttpRequest`` in an ALB event.
 
     Raises:
         MalformedEventError: a required field is missing or has the wrong type, or the
             body is not valid base64 (code ``invalid_base64``).
     """
-    try:
+    with translating(_WHAT):
         if is_multi_value(raw):
             headers = multi_pairs(raw["multiValueHeaders"], _WHAT, "multiValueHeaders")
             query = multi_pairs(
@@ -82,17 +74,13 @@ def to_event(raw: dict[str, Any], context: Context) -> HttpRequest:
         return HttpRequest(
             method=text(raw, "httpMethod", _WHAT),
             path=unquote(text(raw, "path", _WHAT)),
-            query=QueryParams([(unquote_plus(k), unquote_plus(v)) for k, v in query])
-            if query
-            else NO_QUERY,
-            headers=Headers(headers) if headers else NO_HEADERS,
+            query=QueryParams([(unquote_plus(k), unquote_plus(v)) for k, v in query]),
+            headers=Headers(headers),
             body=request_body(raw, _WHAT),
             client=client,
             request_id=context.invocation_id,
             raw=raw,
         )
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise malformed(_WHAT, exc) from None
 
 
 def to_native(response: HttpResponse, raw: dict[str, Any], context: Context) -> dict[str, Any]:
@@ -127,12 +115,3 @@ def to_native(response: HttpResponse, raw: dict[str, Any], context: Context) -> 
             headers[name] = ", ".join(values)
     out["headers"] = headers
     return out
-
-
-def handle(app: App, raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> Any:
-    """Answer the request; an unreadable event gets a 400 problem response, never an error."""
-    try:
-        request = to_event(raw, context)
-    except EventError as exc:
-        return to_native(error_response(exc, context), raw, context)
-    return to_native(app.handle_http(request, context), raw, context)

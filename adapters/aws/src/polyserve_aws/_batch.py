@@ -1,4 +1,4 @@
-"""The partial batch response shared by SQS, Kinesis and DynamoDB Streams.
+"""Batch helpers shared by the AWS sources.
 
 Lambda reads ``batchItemFailures`` only when the event source mapping lists
 ``ReportBatchItemFailures`` in ``FunctionResponseTypes``; without it, a returned
@@ -7,40 +7,18 @@ response counts as success for the whole batch.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from polyserve.adapter import Batch, Event
+from polyserve.batch import BatchResult
 
+# Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
-    from polyserve.app import App
-    from polyserve.batch import BatchResult
-    from polyserve.context import Context
-    from polyserve.events import Message, StreamRecord
     from polyserve.routing import Trigger
 
-__all__ = ["batch_response", "handle_records"]
-
-
-def handle_records(
-    app: App,
-    trigger: Trigger,
-    records: list[Any],
-    context: Context,
-    *,
-    to_event: Callable[[Any, Mapping[str, str]], Message | StreamRecord],
-    names: Mapping[str, str],
-    item_id: Callable[[Any], str],
-    ordered: bool,
-) -> BatchResult:
-    """Decode and handle each record of an SQS, Kinesis or DynamoDB Streams batch."""
-
-    def decode(record: Any) -> tuple[str, object]:
-        event = to_event(record, names)
-        return event.source, event
-
-    return app.handle_batch(
-        trigger, records, context, decode=decode, item_id=item_id, ordered=ordered
-    )
+__all__ = ["batch_response", "one_or_ordered", "raise_first_failure"]
 
 
 def batch_response(result: BatchResult) -> dict[str, list[dict[str, str]]]:
@@ -50,3 +28,30 @@ def batch_response(result: BatchResult) -> dict[str, list[dict[str, str]]]:
     lowest sequence number listed.
     """
     return {"batchItemFailures": [{"itemIdentifier": f.item_id} for f in result.failed]}
+
+
+def one_or_ordered(
+    trigger: Trigger,
+    records: Sequence[Any],
+    decode: Callable[[Any], tuple[str, object]],
+    item_id: Callable[[Any], str],
+) -> Event | Batch:
+    """The event of an asynchronous invocation's one record (SNS, S3), or all of them in order.
+
+    Such services send one record per invocation. Should one send several, they run
+    in order, the first failure stopping the rest (``raise_first_failure`` then raises it).
+
+    Raises:
+        MalformedEventError: the one record cannot be read.
+    """
+    if len(records) == 1:
+        name, event = decode(records[0])
+        return Event(trigger, name, event)
+    return Batch.decode(trigger, records, decode, item_id=item_id, ordered=True)
+
+
+def raise_first_failure(outcome: object) -> None:
+    """Raise the error of the first failed record of ``outcome``, if it is a failed batch."""
+    if isinstance(outcome, BatchResult) and outcome.failed:
+        error = outcome.failed[0].error
+        raise error if error is not None else RuntimeError(outcome.failed[0].reason)

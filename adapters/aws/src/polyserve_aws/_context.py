@@ -22,12 +22,13 @@ def to_context(lambda_context: LambdaContext | None) -> Context:
     """
     if lambda_context is None:
         return Context("aws")
-    # All positional: this runs on every invocation, and a keyword argument to a class
-    # costs a dict per call.
     return Context(
-        "aws", lambda_context.aws_request_id, lambda_context.function_name, None, None,
-        lambda_context, time.time, _deadline,
-    )  # fmt: skip
+        "aws",
+        invocation_id=lambda_context.aws_request_id,
+        function_name=lambda_context.function_name,
+        raw=lambda_context,
+        deadline_from=_deadline,
+    )
 
 
 def _deadline(lambda_context: LambdaContext) -> float:

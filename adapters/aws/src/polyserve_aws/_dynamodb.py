@@ -25,34 +25,34 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from polyserve.errors import MalformedEventError
-from polyserve.events import ChangeType, StreamRecord
-from polyserve.routing import Trigger
-from polyserve_aws._batch import batch_response, handle_records
-from polyserve_aws._wire import (
+from polyserve.adapter import (
+    Batch,
     as_object,
     decode_base64,
-    first_record,
     from_epoch,
-    logical_name,
     malformed,
     optional_text,
     text,
 )
+from polyserve.errors import MalformedEventError
+from polyserve.events import ChangeType, StreamRecord
+from polyserve.routing import Trigger
+from polyserve_aws._batch import batch_response
+from polyserve_aws._wire import first_record, logical_name
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from polyserve.app import App
+    from polyserve.batch import BatchResult
     from polyserve.context import Context
 
-__all__ = ["handle", "matches", "plain_value", "to_event", "to_native"]
+__all__ = ["is_http", "matches", "plain_value", "stream_record", "to_event", "to_native"]
+
+is_http = False
 
 _WHAT = "DynamoDB stream record"
 
 _CHANGES = {"INSERT": ChangeType.INSERT, "MODIFY": ChangeType.MODIFY, "REMOVE": ChangeType.REMOVE}
-
-to_native = batch_response
 
 
 def matches(raw: dict[str, Any]) -> bool:
@@ -109,7 +109,24 @@ def _image(dynamodb: dict[str, Any], key: str) -> dict[str, Any] | None:
     return {name: plain_value(v) for name, v in as_object(image, _WHAT, key).items()}
 
 
-def to_event(record: Any, names: Mapping[str, str]) -> StreamRecord:
+def to_event(raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> Batch:
+    """The records, in order, for their tables' registrations."""
+
+    def decode(record: Any) -> tuple[str, object]:
+        event = stream_record(record, names)
+        return event.source, event
+
+    return Batch.decode(
+        Trigger.STREAM, raw["Records"], decode, item_id=_sequence_number, ordered=True
+    )
+
+
+def to_native(result: BatchResult, raw: dict[str, Any], context: Context) -> dict[str, Any]:
+    """``batchItemFailures`` by sequence number: Lambda resumes at the first one listed."""
+    return batch_response(result)
+
+
+def stream_record(record: Any, names: Mapping[str, str]) -> StreamRecord:
     """The ``StreamRecord`` in one DynamoDB stream record.
 
     Raises:
@@ -140,12 +157,3 @@ def to_event(record: Any, names: Mapping[str, str]) -> StreamRecord:
 
 def _sequence_number(record: dict[str, Any]) -> str:
     return str(record["dynamodb"]["SequenceNumber"])
-
-
-def handle(app: App, raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> Any:
-    """Handle the records in order; report the first failure and everything after it."""
-    result = handle_records(
-        app, Trigger.STREAM, raw["Records"], context,
-        to_event=to_event, names=names, item_id=_sequence_number, ordered=True,
-    )  # fmt: skip
-    return to_native(result)

@@ -38,26 +38,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
+from polyserve.adapter import Event, as_object, from_rfc3339, optional_text, text, translating
 from polyserve.errors import MalformedEventError
 from polyserve.events import CloudEvent, ScheduleEvent, StorageAction, StorageEvent
 from polyserve.routing import Trigger
-from polyserve_aws._wire import (
-    as_object,
-    from_iso,
-    logical_name,
-    malformed,
-    optional_text,
-    text,
-)
+from polyserve_aws._wire import logical_name
 
 if TYPE_CHECKING:
     import datetime as dt
     from collections.abc import Mapping
 
-    from polyserve.app import App
     from polyserve.context import Context
 
-__all__ = ["SCHEDULE_FIELD", "handle", "matches", "to_event", "to_native"]
+__all__ = ["SCHEDULE_FIELD", "is_http", "matches", "to_event", "to_native"]
+
+is_http = False
 
 SCHEDULE_FIELD = "polyserve_schedule"
 """The field that marks a custom Scheduler input as a polyserve schedule."""
@@ -77,21 +72,19 @@ _S3_ACTIONS: dict[str, StorageAction] = {
     "Object ACL Updated": StorageAction.METADATA_UPDATED,
 }
 
-Translated = tuple[Trigger, str, ScheduleEvent | StorageEvent | CloudEvent]
-
 
 def matches(raw: dict[str, Any]) -> bool:
     """True for an EventBridge envelope or a ``polyserve_schedule`` input."""
     return ("detail-type" in raw and "source" in raw) or SCHEDULE_FIELD in raw
 
 
-def to_event(raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> Translated:
-    """``(trigger, registration name, event)`` for a recognised event.
+def to_event(raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> Event:
+    """The event, for its registration.
 
     Raises:
         MalformedEventError: a required field is missing or has the wrong type.
     """
-    try:
+    with translating(_WHAT):
         if SCHEDULE_FIELD in raw:
             return _schedule_input(raw, context, names)
         source = text(raw, "source", _WHAT)
@@ -101,16 +94,14 @@ def to_event(raw: dict[str, Any], context: Context, names: Mapping[str, str]) ->
         if detail_type == "Scheduled Event" and source in _SCHEDULE_SOURCES:
             return _scheduled(raw, names)
         return _cloud_event(raw, source, detail_type)
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise malformed(_WHAT, exc) from None
 
 
 def _time(raw: dict[str, Any], key: str) -> dt.datetime | None:
     value = raw.get(key)
-    return None if value is None else from_iso(value, f"{_WHAT} {key}")
+    return None if value is None else from_rfc3339(value, f"{_WHAT} {key}")
 
 
-def _schedule_input(raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> Translated:
+def _schedule_input(raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> Event:
     name = text(raw, SCHEDULE_FIELD, "schedule input")
     event = ScheduleEvent(
         id=optional_text(raw, "id", "schedule input") or context.invocation_id,
@@ -119,10 +110,10 @@ def _schedule_input(raw: dict[str, Any], context: Context, names: Mapping[str, s
         payload=raw.get("payload"),
         raw=raw,
     )
-    return Trigger.SCHEDULE, names.get(name, name), event
+    return Event(Trigger.SCHEDULE, names.get(name, name), event)
 
 
-def _scheduled(raw: dict[str, Any], names: Mapping[str, str]) -> Translated:
+def _scheduled(raw: dict[str, Any], names: Mapping[str, str]) -> Event:
     resources = raw.get("resources")
     if not isinstance(resources, list) or not resources or not isinstance(resources[0], str):
         raise MalformedEventError(f"scheduled {_WHAT} has no rule or schedule ARN in resources")
@@ -134,10 +125,10 @@ def _scheduled(raw: dict[str, Any], names: Mapping[str, str]) -> Translated:
         payload=raw.get("detail") or None,
         raw=raw,
     )
-    return Trigger.SCHEDULE, name, event
+    return Event(Trigger.SCHEDULE, name, event)
 
 
-def _storage(raw: dict[str, Any], action: StorageAction, names: Mapping[str, str]) -> Translated:
+def _storage(raw: dict[str, Any], action: StorageAction, names: Mapping[str, str]) -> Event:
     detail = as_object(raw.get("detail"), _WHAT, "detail")
     bucket = text(as_object(detail.get("bucket"), _WHAT, "detail.bucket"), "name", _WHAT)
     obj = as_object(detail.get("object"), _WHAT, "detail.object")
@@ -156,10 +147,10 @@ def _storage(raw: dict[str, Any], action: StorageAction, names: Mapping[str, str
     resources = raw.get("resources")
     arn = resources[0] if isinstance(resources, list) and resources else None
     name = names.get(arn, "") if isinstance(arn, str) and names else ""
-    return Trigger.STORAGE, name or logical_name(bucket, names), event
+    return Event(Trigger.STORAGE, name or logical_name(bucket, names), event)
 
 
-def _cloud_event(raw: dict[str, Any], source: str, detail_type: str) -> Translated:
+def _cloud_event(raw: dict[str, Any], source: str, detail_type: str) -> Event:
     extensions: dict[str, Any] = {
         key: raw[key] for key in ("account", "region", "resources") if key in raw
     }
@@ -173,15 +164,9 @@ def _cloud_event(raw: dict[str, Any], source: str, detail_type: str) -> Translat
         extensions=extensions,
         raw=raw,
     )
-    return Trigger.CLOUDEVENT, detail_type, event
+    return Event(Trigger.CLOUDEVENT, detail_type, event)
 
 
-def to_native(result: object) -> None:
+def to_native(result: object, raw: dict[str, Any], context: Context) -> None:
     """EventBridge ignores what a function returns: the invocation returns ``null``."""
     return None
-
-
-def handle(app: App, raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> Any:
-    """Run the handler for the event; a failure raises."""
-    trigger, name, event = to_event(raw, context, names)
-    return to_native(app.handle_event(trigger, name, event, context))

@@ -21,9 +21,9 @@ so a function that only ever answers HTTP never loads the others.
 
 from __future__ import annotations
 
-import functools
 from importlib import import_module
 
+from polyserve.adapter import run
 from polyserve.errors import ConfigurationError, UnsupportedEventError
 from polyserve_aws._context import to_context
 
@@ -31,22 +31,14 @@ from polyserve_aws._context import to_context
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
-    from typing import Any, Protocol
+    from typing import Any
 
+    from polyserve.adapter import Batch, Source
     from polyserve.app import App
+    from polyserve.batch import BatchResult
     from polyserve.context import Context
+    from polyserve_aws._visibility import RetryDelays, VisibilityClient
     from polyserve_aws.types import LambdaContext
-
-    class Source(Protocol):
-        """One event source family: a module with ``matches`` and ``handle``."""
-
-        def matches(self, raw: dict[str, Any]) -> bool: ...
-
-        def handle(
-            self, app: App, raw: dict[str, Any], context: Context, names: Mapping[str, str]
-        ) -> Any: ...
-
-    from polyserve_aws._visibility import VisibilityClient
 
 __all__ = ["SOURCES", "describe", "handler", "sources"]
 
@@ -69,11 +61,6 @@ _loaded: list[Source] = []
 def sources() -> Iterator[Source]:
     """The event sources in order, importing each the first time it is reached."""
     yield from _loaded
-    yield from _unloaded()
-
-
-def _unloaded() -> Iterator[Source]:
-    # The sources not imported yet, importing each as it is reached.
     for name in SOURCES[len(_loaded) :]:
         module: Source = import_module(f"polyserve_aws.{name}")
         _loaded.append(module)
@@ -109,6 +96,30 @@ def describe(event: object) -> dict[str, Any]:
         if isinstance(value, str):
             described["Records[0].eventSource"] = value
     return described
+
+
+class _DelayedSqs:
+    """The SQS source, with ``Retry(delay=...)`` passed on as visibility changes."""
+
+    is_http = False
+
+    def __init__(self, retry_delays: RetryDelays) -> None:
+        from polyserve_aws import _sqs
+
+        self._sqs = _sqs
+        self._delays = retry_delays
+
+    def matches(self, raw: Any) -> bool:
+        return self._sqs.matches(raw)
+
+    def to_event(self, raw: Any, context: Context, names: Mapping[str, str]) -> Batch:
+        return self._sqs.to_event(raw, context, names)
+
+    def to_native(self, outcome: BatchResult, raw: Any, context: Context) -> Any:
+        response = self._sqs.to_native(outcome, raw, context)
+        # After the response is decided: nothing that happens here changes it.
+        self._delays.apply(raw["Records"], outcome.failed, context)
+        return response
 
 
 def handler(
@@ -150,27 +161,21 @@ def handler(
     mapping: Mapping[str, str] = dict(names or {})
     if sqs_client is not None and not honor_retry_delay:
         raise ConfigurationError("sqs_client is used only with honor_retry_delay=True")
-    # Sources whose events go to another handle than their module's own.
-    handles: dict[object, Callable[[App, dict[str, Any], Context, Mapping[str, str]], Any]] = {}
+    delayed: _DelayedSqs | None = None
     if honor_retry_delay:
         # Imported now rather than on the first SQS event, since a function that asks
         # for this takes SQS events; botocore still waits for the first delayed record.
         from polyserve_aws import _sqs
         from polyserve_aws._visibility import RetryDelays
 
-        handles[_sqs] = functools.partial(_sqs.handle, retry_delays=RetryDelays(sqs_client))
-
-    # The source of the last event, tried first: a function mostly gets one kind.
-    last: Source | None = None
+        delayed = _DelayedSqs(RetryDelays(sqs_client))
+        sqs_module: Any = _sqs
 
     def lambda_handler(event: Any, lambda_context: LambdaContext) -> Any:
-        nonlocal last
-        if last is not None and event.__class__ is dict and last.matches(event):
-            source = last
-        else:
-            source = last = _recognise(event)
-        handle = handles.get(source, source.handle) if handles else source.handle
-        return handle(app, event, to_context(lambda_context), mapping)
+        source = _recognise(event)
+        if delayed is not None and source is sqs_module:
+            source = delayed
+        return run(app, source, event, to_context(lambda_context), mapping)
 
     lambda_handler.__name__ = lambda_handler.__qualname__ = f"handler[{app.name}]"
     return lambda_handler

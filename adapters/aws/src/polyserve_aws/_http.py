@@ -1,13 +1,9 @@
-"""Pieces shared by the HTTP sources (API Gateway, Function URLs, ALB): bodies, header maps
-and the problem response sent for an event that cannot be read."""
+"""Pieces shared by the HTTP sources (API Gateway, Function URLs, ALB): header maps and bodies."""
 
 from __future__ import annotations
 
-from binascii import b2a_base64
-
+from polyserve.adapter import decode_base64
 from polyserve.errors import MalformedEventError
-from polyserve.events import Headers, HttpResponse, QueryParams
-from polyserve_aws._wire import decode_base64
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
 TYPE_CHECKING = False
@@ -15,19 +11,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-__all__ = [
-    "NO_HEADERS",
-    "NO_QUERY",
-    "multi_pairs",
-    "pairs",
-    "percent_decoded",
-    "request_body",
-    "response_body",
-]
-
-# Both are immutable: one empty instance serves every request without headers or query.
-NO_HEADERS = Headers()
-NO_QUERY = QueryParams()
+__all__ = ["multi_pairs", "pairs", "percent_decoded", "request_body"]
 
 
 def pairs(value: Any, what: str, field: str) -> list[tuple[str, str]]:
@@ -84,11 +68,3 @@ def request_body(raw: dict[str, Any], what: str) -> bytes:
         return body.encode()
     except UnicodeEncodeError:  # a lone surrogate escaped in the JSON
         raise MalformedEventError(f"{what} body is not valid Unicode") from None
-
-
-def response_body(response: HttpResponse) -> tuple[str, bool]:
-    """``(body, isBase64Encoded)``: text travels as is, anything else as base64."""
-    text = response.as_text()
-    if text is not None:
-        return text, False
-    return b2a_base64(response.body, newline=False).decode("ascii"), True

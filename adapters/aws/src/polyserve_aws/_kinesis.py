@@ -16,31 +16,31 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from polyserve.events import Message
-from polyserve.routing import Trigger
-from polyserve_aws._batch import batch_response, handle_records
-from polyserve_aws._wire import (
+from polyserve.adapter import (
+    Batch,
     as_object,
     decode_base64,
-    first_record,
     from_epoch,
-    logical_name,
-    malformed,
     optional_text,
     text,
+    translating,
 )
+from polyserve.events import Message
+from polyserve.routing import Trigger
+from polyserve_aws._batch import batch_response
+from polyserve_aws._wire import first_record, logical_name
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from polyserve.app import App
+    from polyserve.batch import BatchResult
     from polyserve.context import Context
 
-__all__ = ["handle", "matches", "to_event", "to_native"]
+__all__ = ["is_http", "matches", "message", "to_event", "to_native"]
+
+is_http = False
 
 _WHAT = "Kinesis record"
-
-to_native = batch_response
 
 
 def matches(raw: dict[str, Any]) -> bool:
@@ -49,14 +49,31 @@ def matches(raw: dict[str, Any]) -> bool:
     return record is not None and record.get("eventSource") == "aws:kinesis"
 
 
-def to_event(record: Any, names: Mapping[str, str]) -> Message:
+def to_event(raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> Batch:
+    """The records, in order, for their streams' registrations."""
+
+    def decode(record: Any) -> tuple[str, object]:
+        event = message(record, names)
+        return event.source, event
+
+    return Batch.decode(
+        Trigger.STREAM, raw["Records"], decode, item_id=_sequence_number, ordered=True
+    )
+
+
+def to_native(result: BatchResult, raw: dict[str, Any], context: Context) -> dict[str, Any]:
+    """``batchItemFailures`` by sequence number: Lambda resumes at the first one listed."""
+    return batch_response(result)
+
+
+def message(record: Any, names: Mapping[str, str]) -> Message:
     """The ``Message`` in one Kinesis record.
 
     Raises:
         MalformedEventError: a required field is missing or has the wrong type, or the
             data is not valid base64 (code ``invalid_base64``).
     """
-    try:
+    with translating(_WHAT):
         record = as_object(record, _WHAT)
         kinesis = as_object(record.get("kinesis"), _WHAT, "kinesis")
         arrived = kinesis.get("approximateArrivalTimestamp")
@@ -68,18 +85,7 @@ def to_event(record: Any, names: Mapping[str, str]) -> Message:
             group_key=optional_text(kinesis, "partitionKey", _WHAT),
             raw=record,
         )
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise malformed(_WHAT, exc) from None
 
 
 def _sequence_number(record: dict[str, Any]) -> str:
     return str(record["kinesis"]["sequenceNumber"])
-
-
-def handle(app: App, raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> Any:
-    """Handle the records in order; report the first failure and everything after it."""
-    result = handle_records(
-        app, Trigger.STREAM, raw["Records"], context,
-        to_event=to_event, names=names, item_id=_sequence_number, ordered=True,
-    )  # fmt: skip
-    return to_native(result)

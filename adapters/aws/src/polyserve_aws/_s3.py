@@ -3,7 +3,8 @@
 Recognised by ``Records[0].eventSource == "aws:s3"``. Each record becomes a
 ``StorageEvent`` for the ``Trigger.STORAGE`` registration named after the bucket (or
 its entry in ``names``, by bucket name or ARN). S3 invokes asynchronously, so a failure
-raises and Lambda's retries and failure destination apply.
+raises and Lambda's retries and failure destination apply. Should an event carry
+several records, they are handled in order and the first failure raises.
 
 The object key arrives URL-encoded, with ``+`` for a space; it is decoded. The event's
 ``id`` is the S3 request id and the object's ``sequencer``, joined by ``/``.
@@ -20,26 +21,29 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
+from polyserve.adapter import (
+    Batch,
+    Event,
+    as_object,
+    from_rfc3339,
+    optional_text,
+    text,
+    translating,
+)
 from polyserve.errors import UnsupportedEventError
 from polyserve.events import StorageAction, StorageEvent
 from polyserve.routing import Trigger
-from polyserve_aws._wire import (
-    as_object,
-    first_record,
-    from_iso,
-    logical_name,
-    malformed,
-    optional_text,
-    text,
-)
+from polyserve_aws._batch import one_or_ordered, raise_first_failure
+from polyserve_aws._wire import first_record, logical_name
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from polyserve.app import App
     from polyserve.context import Context
 
-__all__ = ["handle", "matches", "storage_action", "to_event", "to_native"]
+__all__ = ["is_http", "matches", "storage_action", "storage_event", "to_event", "to_native"]
+
+is_http = False
 
 _WHAT = "S3 notification record"
 
@@ -66,14 +70,30 @@ def storage_action(event_name: str) -> StorageAction | None:
     return _ACTIONS.get(event_name) or _ACTIONS.get(event_name.split(":", 1)[0])
 
 
-def to_event(record: Any, names: Mapping[str, str]) -> tuple[str, StorageEvent]:
+def to_event(raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> Event | Batch:
+    """The notification, for the bucket's registration.
+
+    Raises:
+        MalformedEventError: a required field is missing or has the wrong type.
+        UnsupportedEventError: the ``eventName`` is not one polyserve maps to an action.
+    """
+    return one_or_ordered(
+        Trigger.STORAGE, raw["Records"], lambda record: storage_event(record, names), _event_id
+    )
+
+
+def _event_id(record: dict[str, Any]) -> str:
+    return str(record["s3"]["object"]["key"])
+
+
+def storage_event(record: Any, names: Mapping[str, str]) -> tuple[str, StorageEvent]:
     """``(registration name, StorageEvent)`` for one S3 record.
 
     Raises:
         MalformedEventError: a required field is missing or has the wrong type.
         UnsupportedEventError: the ``eventName`` is not one polyserve maps to an action.
     """
-    try:
+    with translating(_WHAT):
         record = as_object(record, _WHAT)
         event_name = text(record, "eventName", _WHAT)
         action = storage_action(event_name)
@@ -99,24 +119,19 @@ def to_event(record: Any, names: Mapping[str, str]) -> tuple[str, StorageEvent]:
             size=None if size is None else int(size),
             etag=optional_text(obj, "eTag", _WHAT),
             version=optional_text(obj, "versionId", _WHAT),
-            occurred_at=None if event_time is None else from_iso(event_time, f"{_WHAT} eventTime"),
+            occurred_at=None
+            if event_time is None
+            else from_rfc3339(event_time, f"{_WHAT} eventTime"),
             raw=record,
         )
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise malformed(_WHAT, exc) from None
     name = names.get(bucket_arn, "") if bucket_arn and names else ""
     return name or logical_name(bucket_name, names), event
 
 
-def to_native(result: object) -> None:
-    """S3 ignores what a function returns: the invocation returns ``null``."""
-    return None
+def to_native(result: object, raw: dict[str, Any], context: Context) -> None:
+    """S3 ignores what a function returns: the invocation returns ``null``.
 
-
-def handle(app: App, raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> Any:
-    """Handle each notification (S3 sends one per invocation); the first failure raises."""
-    result = None
-    for record in raw["Records"]:
-        name, event = to_event(record, names)
-        result = app.handle_event(Trigger.STORAGE, name, event, context)
-    return to_native(result)
+    Raises:
+        Exception: the first failure of a several-record event, so Lambda retries.
+    """
+    raise_first_failure(result)

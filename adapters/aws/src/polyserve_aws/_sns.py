@@ -5,6 +5,8 @@ asynchronously with one record; each record becomes a ``Message`` for the
 ``Trigger.TOPIC`` registration named after the topic (the last part of ``TopicArn``, or
 its entry in ``names``). A failure raises, so Lambda's asynchronous retries and the
 function's on-failure destination or dead-letter queue apply; nothing is swallowed.
+SNS sends one record per invocation; should an event carry several, they are
+handled in order and the first failure raises.
 
 ``Message`` becomes the UTF-8 body, ``Subject`` the subject, ``Timestamp`` the
 enqueue time and each message attribute its ``Value`` (Binary attributes keep their
@@ -15,25 +17,28 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from polyserve.events import Message
-from polyserve.routing import Trigger
-from polyserve_aws._wire import (
+from polyserve.adapter import (
+    Batch,
+    Event,
     as_object,
-    first_record,
-    from_iso,
-    logical_name,
-    malformed,
+    from_rfc3339,
     optional_text,
     text,
+    translating,
 )
+from polyserve.events import Message
+from polyserve.routing import Trigger
+from polyserve_aws._batch import one_or_ordered, raise_first_failure
+from polyserve_aws._wire import first_record, logical_name
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from polyserve.app import App
     from polyserve.context import Context
 
-__all__ = ["handle", "matches", "to_event", "to_native"]
+__all__ = ["is_http", "matches", "message", "to_event", "to_native"]
+
+is_http = False
 
 _WHAT = "SNS record"
 
@@ -44,13 +49,31 @@ def matches(raw: dict[str, Any]) -> bool:
     return record is not None and record.get("EventSource") == "aws:sns"
 
 
-def to_event(record: Any, names: Mapping[str, str]) -> Message:
+def to_event(raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> Event | Batch:
+    """The notification, for the topic's registration.
+
+    Raises:
+        MalformedEventError: a required field is missing or has the wrong type.
+    """
+
+    def decode(record: Any) -> tuple[str, object]:
+        event = message(record, names)
+        return event.source, event
+
+    return one_or_ordered(Trigger.TOPIC, raw["Records"], decode, _message_id)
+
+
+def _message_id(record: dict[str, Any]) -> str:
+    return str(record["Sns"]["MessageId"])
+
+
+def message(record: Any, names: Mapping[str, str]) -> Message:
     """The ``Message`` in one SNS record.
 
     Raises:
         MalformedEventError: a required field is missing or has the wrong type.
     """
-    try:
+    with translating(_WHAT):
         sns = as_object(as_object(record, _WHAT).get("Sns"), _WHAT, "Sns")
         attributes: dict[str, str] = {}
         for name, attribute in (sns.get("MessageAttributes") or {}).items():
@@ -62,24 +85,19 @@ def to_event(record: Any, names: Mapping[str, str]) -> Message:
             id=text(sns, "MessageId", _WHAT),
             body=text(sns, "Message", _WHAT).encode(),
             attributes=attributes,
-            enqueued_at=None if timestamp is None else from_iso(timestamp, f"{_WHAT} Timestamp"),
+            enqueued_at=None
+            if timestamp is None
+            else from_rfc3339(timestamp, f"{_WHAT} Timestamp"),
             source=logical_name(text(sns, "TopicArn", _WHAT), names),
             subject=optional_text(sns, "Subject", _WHAT),
             raw=record,
         )
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise malformed(_WHAT, exc) from None
 
 
-def to_native(result: object) -> None:
-    """SNS ignores what a function returns: the invocation returns ``null``."""
-    return None
+def to_native(result: object, raw: dict[str, Any], context: Context) -> None:
+    """SNS ignores what a function returns: the invocation returns ``null``.
 
-
-def handle(app: App, raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> Any:
-    """Handle each notification; the first failure raises."""
-    result = None
-    for record in raw["Records"]:
-        message = to_event(record, names)
-        result = app.handle_event(Trigger.TOPIC, message.source, message, context)
-    return to_native(result)
+    Raises:
+        Exception: the first failure of a several-record event, so Lambda retries.
+    """
+    raise_first_failure(result)

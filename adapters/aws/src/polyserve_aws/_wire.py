@@ -1,91 +1,20 @@
-"""Reading AWS's JSON: typed field access, ARNs, timestamps, base64 and logical names.
+"""AWS specifics of reading events: the first record of a batch, ARNs and logical names.
 
-Every reader raises ``MalformedEventError`` for a field that is missing or of the
-wrong type, so a translation never lets ``KeyError`` or ``TypeError`` escape.
+The generic field readers (text, objects, timestamps, base64) are
+``polyserve.adapter``'s, shared with the other adapters.
 """
 
 from __future__ import annotations
 
-import binascii
 from functools import lru_cache
-
-from polyserve.errors import MalformedEventError
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import datetime as dt
     from collections.abc import Mapping
     from typing import Any
 
-__all__ = [
-    "as_object",
-    "decode_base64",
-    "first_record",
-    "from_epoch",
-    "from_epoch_ms",
-    "from_iso",
-    "logical_name",
-    "malformed",
-    "optional_text",
-    "resource_name",
-    "text",
-]
-
-
-def _datetime() -> tuple[type[dt.datetime], dt.timezone]:
-    # datetime is imported by the first timestamp read: HTTP events carry none.
-    import datetime
-
-    return datetime.datetime, datetime.timezone.utc
-
-
-def malformed(what: str, exc: Exception) -> MalformedEventError:
-    """The error for a ``what`` that failed to translate with ``exc`` (a lookup or type error)."""
-    if isinstance(exc, KeyError):
-        reason = f"missing field {exc.args[0]!r}" if exc.args else "missing field"
-    elif isinstance(exc, (TypeError, AttributeError)):
-        reason = "a field has the wrong type"
-    else:
-        reason = str(exc) or type(exc).__name__
-    return MalformedEventError(f"malformed {what}: {reason}")
-
-
-def as_object(value: Any, what: str, field: str = "") -> dict[str, Any]:
-    """``value`` (the ``field`` of a ``what``) if it is a JSON object, else an error."""
-    if not isinstance(value, dict):
-        where = f"{what} {field}" if field else what
-        raise MalformedEventError(f"{where} must be an object, got {type(value).__name__}")
-    return value
-
-
-def text(obj: Mapping[str, Any], key: str, what: str) -> str:
-    """The required string field ``key`` of ``obj``."""
-    value = obj.get(key)
-    if not isinstance(value, str):
-        problem = "is missing" if value is None else f"must be a string, got {type(value).__name__}"
-        raise MalformedEventError(f"{what} field {key!r} {problem}")
-    return value
-
-
-def optional_text(obj: Mapping[str, Any], key: str, what: str) -> str | None:
-    """The string field ``key`` of ``obj``, or ``None`` when it is absent or null."""
-    value = obj.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    raise MalformedEventError(f"{what} field {key!r} must be a string, got {type(value).__name__}")
-
-
-def decode_base64(value: Any, what: str) -> bytes:
-    """Strictly decoded base64, or ``MalformedEventError`` with code ``invalid_base64``."""
-    if not isinstance(value, str):
-        raise MalformedEventError(f"{what} must be a base64 string", code="invalid_base64")
-    from base64 import b64decode  # only events that carry base64 pay for the import
-
-    try:
-        return b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise MalformedEventError(f"{what} is not valid base64", code="invalid_base64") from None
+__all__ = ["first_record", "logical_name", "resource_name"]
 
 
 def first_record(raw: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -123,39 +52,3 @@ def logical_name(native: str, names: Mapping[str, str]) -> str:
         short = resource_name(native)
         return names.get(short, short)
     return resource_name(native)
-
-
-def from_epoch(seconds: Any, what: str) -> dt.datetime:
-    """A UTC datetime from seconds since the epoch (int, float or numeric string)."""
-    try:
-        datetime, utc = _datetime()
-        return datetime.fromtimestamp(float(seconds), utc)
-    except (TypeError, ValueError, OverflowError, OSError):
-        raise MalformedEventError(f"{what} is not a timestamp: {seconds!r}") from None
-
-
-def from_epoch_ms(millis: Any, what: str) -> dt.datetime:
-    """A UTC datetime from milliseconds since the epoch, exact to the millisecond.
-
-    (``fromtimestamp`` rounds to the microsecond, far finer than a float's error here.)
-    """
-    try:
-        datetime, utc = _datetime()
-        return datetime.fromtimestamp(int(millis) / 1000, utc)
-    except (TypeError, ValueError, OverflowError, OSError):
-        raise MalformedEventError(f"{what} is not a timestamp: {millis!r}") from None
-
-
-def from_iso(value: Any, what: str) -> dt.datetime:
-    """A UTC datetime from an ISO 8601 string such as ``2024-05-01T10:00:00.123Z``."""
-    if isinstance(value, str):
-        try:
-            datetime, utc = _datetime()
-            parsed = datetime.fromisoformat(
-                value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
-            )
-        except ValueError:
-            pass
-        else:
-            return parsed.replace(tzinfo=utc) if parsed.tzinfo is None else parsed
-    raise MalformedEventError(f"{what} is not an ISO 8601 time: {value!r}")

@@ -1,0 +1,236 @@
+"""Answering HTTP requests for an ``App``: route, run the pipeline, render, and errors.
+
+Loaded with the first request rather than with the app: it needs the event
+classes, and those need ``dataclasses``, which a cold start should not pay for
+while the app is being built. Each route gets a plan on its first request: its
+binder, its middleware chain and its exception handlers, worked out once.
+"""
+
+from __future__ import annotations
+
+from polyserve.binding import Shape
+from polyserve.errors import HttpError, PayloadTooLargeError, PolyserveError
+from polyserve.events.headers import Headers
+from polyserve.events.http import HttpResponse
+from polyserve.paths import normalize_path
+from polyserve.pipeline import chain, find_exception_handler, is_async_callable
+
+# Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
+
+    from polyserve.app import App
+    from polyserve.binding import Binder
+    from polyserve.context import Context
+    from polyserve.events.http import HttpRequest
+    from polyserve.params import Dependency
+    from polyserve.pipeline import ExceptionHandler, Invocation, Step
+    from polyserve.routing import Route
+
+__all__ = ["HttpDispatch", "error_response", "render"]
+
+_JSON = Headers((("content-type", "application/json"),))
+
+
+class _Plan:
+    """What running one route takes, worked out on its first request."""
+
+    __slots__ = ("binder", "dependencies", "handlers", "route", "step")
+
+    def __init__(
+        self,
+        route: Route,
+        binder: Binder,
+        dependencies: tuple[Dependency, ...],
+        handlers: Mapping[type[BaseException], ExceptionHandler],
+    ) -> None:
+        self.route = route
+        self.binder = binder
+        self.dependencies = dependencies
+        self.handlers = handlers
+        self.step: Step = _unset
+
+
+async def _unset(request: Any, inv: Invocation) -> Any:
+    raise AssertionError("a plan's step is set when the plan is built")
+
+
+class HttpDispatch:
+    """The HTTP half of an ``App``, built on its first request."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+        # Keyed by id(route): an app never drops a route, so an id stays its route's.
+        self._plans: dict[int, _Plan] = {}
+        self._async_handlers: dict[Callable[..., Any], bool] = {}
+        self._chain = chain(app.middleware_stack(), self._route_step, http=True)
+
+    async def serve(self, request: HttpRequest, inv: Invocation) -> HttpResponse:
+        """Answer ``request``. Never raises: every error becomes an HTTP error response."""
+        try:
+            try:
+                response = await self._chain(request, inv)
+            except Exception as exc:  # a middleware raised, and no middleware caught it
+                response = await self._error(exc, request, inv, None)
+            if response.__class__ is not HttpResponse:
+                response = render(response, 200)
+            if self._app.cors is not None or request.method.upper() == "HEAD":
+                response = self._finish(request, response)
+        finally:
+            await inv.close()
+        return response
+
+    async def _route_step(self, request: HttpRequest, inv: Invocation) -> HttpResponse:
+        # The innermost step of the app's middleware: find the route and run its plan.
+        plan: _Plan | None = None
+        try:
+            cors = self._app.cors
+            if cors is not None and cors.is_preflight(request):
+                return cors.preflight(request)
+            found = self._find(request)
+            if isinstance(found, HttpResponse):
+                return found
+            route, inv.path_params = found
+            plan = self._plans.get(id(route)) or self._plan(route)
+            response = await plan.step(request, inv)
+            return response if response.__class__ is HttpResponse else render(response, 200)
+        except Exception as exc:
+            return await self._error(exc, request, inv, plan)
+
+    def _find(self, request: HttpRequest) -> tuple[Route, dict[str, Any]] | HttpResponse:
+        """The route and its parameters, or the response when no handler is to run.
+
+        Raises:
+            HttpError: 404 or 405 (with ``Allow``).
+            PayloadTooLargeError: the body is over the app's limit.
+            MalformedEventError: the path is not one routes may see (``invalid_path``).
+        """
+        app = self._app
+        if len(request.body) > app.max_body_size:
+            raise PayloadTooLargeError(f"request body exceeds {app.max_body_size} bytes")
+        path = normalize_path(request.path)
+        method = request.method.upper()
+        match = app.match(method, path)
+        if match.route is not None:
+            return match.route, dict(match.params)
+        if not match.allowed:
+            raise HttpError(404, "not_found", f"no route matches {path}")
+        allow = ", ".join(sorted(match.allowed | {"OPTIONS"}))
+        if method == "OPTIONS":
+            return HttpResponse.empty(204, {"allow": allow})
+        raise HttpError(
+            405, "method_not_allowed", f"{method} is not allowed", headers={"allow": allow}
+        )
+
+    def _plan(self, route: Route) -> _Plan:
+        app = self._app
+        binder = app.resolver.binder(route.endpoint, route.param_names, http=True)
+        plan = _Plan(
+            route, binder, app.dependency_stack() + route.dependencies, route.exception_handlers
+        )
+        plan.step = chain(route.middleware, self._endpoint(plan), http=True)
+        self._plans[id(route)] = plan
+        return plan
+
+    def _endpoint(self, plan: _Plan) -> Step:
+        resolver = self._app.resolver
+        binder, route = plan.binder, plan.route
+        fn, is_async, status, shape = route.endpoint, binder.is_async, route.status, binder.shape
+        needs_dependencies = bool(binder.dependencies or plan.dependencies)
+        names = route.param_names
+
+        async def endpoint(request: HttpRequest, inv: Invocation) -> HttpResponse:
+            try:
+                if needs_dependencies:
+                    for depends in plan.dependencies:
+                        await resolver.dependency(depends, request, inv, names, http=True)
+                    kwargs = await resolver.http_arguments(binder, request, inv, names)
+                    result = await inv.call(fn, is_async, **kwargs)
+                elif shape is Shape.PATH_ONLY:
+                    result = await inv.call(fn, is_async, **inv.path_params)
+                elif shape is Shape.BODY_ONLY:
+                    result = await inv.call(fn, is_async, binder.body_argument(request))
+                else:
+                    kwargs = await resolver.http_arguments(binder, request, inv, names)
+                    result = await inv.call(fn, is_async, **kwargs)
+                return render(result, status)
+            except Exception as exc:
+                inv.error = exc
+                return await self._error(exc, request, inv, plan)
+
+        return endpoint
+
+    async def _error(
+        self, exc: Exception, request: HttpRequest, inv: Invocation, plan: _Plan | None
+    ) -> HttpResponse:
+        """The response for ``exc``: the most specific exception handler's, or the default."""
+        context = inv.context
+        handler = find_exception_handler(
+            exc, plan.handlers if plan is not None else {}, self._app.exception_handlers
+        )
+        if handler is None:
+            return error_response(exc, context)
+        is_async = self._async_handlers.get(handler)
+        if is_async is None:
+            is_async = self._async_handlers[handler] = is_async_callable(handler)
+        try:
+            result = await inv.call(handler, is_async, exc, request, context)
+        except Exception as handler_exc:
+            if handler_exc is not exc:
+                context.logger.exception("an exception handler failed", handler_exc)
+            return error_response(exc, context)
+        return result if result.__class__ is HttpResponse else render(result, 200)
+
+    def _finish(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        cors = self._app.cors
+        if cors is not None:
+            response = cors.apply(request, response)
+        if request.method == "HEAD" and response.body:
+            headers = response.headers.with_set("content-length", str(len(response.body)))
+            response = HttpResponse(response.status, headers, b"")
+        return response
+
+
+def render(result: Any, status: int) -> HttpResponse:
+    """The response for a handler's return value.
+
+    ``HttpResponse`` as is; ``dict``, ``list``, a pydantic model or a dataclass as
+    JSON; ``str`` as text; ``bytes`` as binary; ``None`` as 204 (or the route's
+    status, if not 200).
+    """
+    if isinstance(result, HttpResponse):
+        return result
+    if result is None:
+        return HttpResponse.empty(204 if status == 200 else status)
+    if isinstance(result, str):
+        return HttpResponse.text(result, status)
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        return HttpResponse.binary(bytes(result), status)
+    serializer = getattr(type(result), "__pydantic_serializer__", None)
+    if serializer is not None and hasattr(result, "model_dump"):
+        # The model's own serializer, straight to JSON bytes.
+        return HttpResponse(status, _JSON, serializer.to_json(result))
+    return HttpResponse.json(result, status)
+
+
+def error_response(exc: Exception, context: Context) -> HttpResponse:
+    """The HTTP answer for ``exc`` when no exception handler takes it.
+
+    A polyserve error with a 4xx status (or one marked ``is_exposed``) shows its
+    ``code`` and ``detail``; anything else becomes a generic 500 carrying only the
+    invocation id, and its traceback goes to the log.
+    """
+    if isinstance(exc, PolyserveError) and (exc.status < 500 or exc.is_exposed):
+        if exc.status >= 500:
+            context.logger.warning("request failed", code=exc.code, detail=exc.detail)
+        return HttpResponse.problem(
+            exc.status, exc.code, exc.detail, invocation_id=context.invocation_id,
+            extra=exc.to_dict(), headers=exc.headers or None,
+        )  # fmt: skip
+    # The trace goes to the log only; the client sees a generic body and the invocation id.
+    context.logger.exception("unhandled error", exc)
+    return HttpResponse.problem(
+        500, "internal_error", "internal server error", invocation_id=context.invocation_id
+    )
