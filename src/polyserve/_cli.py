@@ -7,6 +7,7 @@ import importlib
 import sys
 from typing import TYPE_CHECKING
 
+from polyserve import __version__
 from polyserve.errors import ConfigurationError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ def _load(target: str) -> object:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``polyserve`` command."""
     parser = argparse.ArgumentParser(prog="polyserve", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"polyserve {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve an App on localhost")
     serve.add_argument("app", help="the app to serve, as 'module:attribute'")
