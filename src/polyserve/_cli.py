@@ -26,7 +26,11 @@ def _load(target: str) -> object:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``polyserve`` command."""
+    """Entry point of the ``polyserve`` command.
+
+    ``ctx.logger`` lines go to stderr, one JSON object per line as the clouds
+    capture them, from ``--log-level`` up; uvicorn's access lines go to stdout.
+    """
     parser = argparse.ArgumentParser(prog="polyserve", description=__doc__)
     parser.add_argument("--version", action="version", version=f"polyserve {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -36,6 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--reload", action="store_true", help="restart on code changes")
     serve.add_argument("--app-dir", default=".", help="folder to import the app from")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error", "critical"),
+        help="the least severe ctx.logger and server lines to print (default: info)",
+    )
     args = parser.parse_args(argv)
     sys.path.insert(0, args.app_dir)
     try:
@@ -44,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise MissingDependencyError(
             "uvicorn", feature="polyserve serve", extra="polyserve[serve]"
         ) from None
+    from polyserve.asgi import log_config
+
     target = args.app if args.reload else _load(args.app)
     uvicorn.run(
         target,  # type: ignore[arg-type]  # uvicorn's stubs do not know ASGI callables by protocol
@@ -51,7 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         reload=args.reload,
         reload_dirs=[args.app_dir] if args.reload else None,
-        log_level="info",
+        log_level=args.log_level,
+        # Passed as a configuration rather than installed here, so that the worker
+        # process --reload starts gets the handler too.
+        log_config=log_config(args.log_level),
     )
     return 0
 
