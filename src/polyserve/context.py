@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any
 
+    from polyserve.tracing import TraceContext
+
 __all__ = ["Context", "ContextLogger"]
 
 _cold_start = True
@@ -120,8 +122,10 @@ class Context:
         "function_name",
         "invocation_id",
         "is_cold_start",
+        "log_fields",
         "provider",
         "raw",
+        "trace",
     )
 
     def __init__(
@@ -134,6 +138,8 @@ class Context:
         raw: Any = None,
         clock: Callable[[], float] = time.time,
         deadline_from: Callable[[Any], float | None] | None = None,
+        trace: TraceContext | None = None,
+        log_fields: Callable[[Context], Mapping[str, Any]] | None = None,
     ) -> None:
         self.provider = provider
         self.invocation_id = invocation_id
@@ -147,6 +153,8 @@ class Context:
         self.is_cold_start = is_cold_start
         self.raw = raw
         self.clock = clock
+        self.trace = trace
+        self.log_fields = log_fields
         self._logger: ContextLogger | None = None
 
     def _key(self) -> tuple[str, str, str, float | None, bool]:
@@ -211,17 +219,46 @@ class Context:
         return (_default_logger or _load_default_logger()).isEnabledFor(level)
 
     @property
+    def trace_id(self) -> str | None:
+        """The id of the distributed trace this invocation continues, or ``None``.
+
+        W3C form (32 hex digits) where the caller sent a W3C-compatible trace
+        (``traceparent``, X-Ray, Google's trace header, Application Insights); see
+        ``polyserve.tracing``.
+        """
+        trace = self.trace
+        return None if trace is None else trace.trace_id
+
+    def with_trace(self, trace: TraceContext | None) -> Context:
+        """A copy of this context continuing ``trace`` (one per batch record that carries one)."""
+        copy = Context.__new__(Context)
+        for name in Context.__slots__:
+            object.__setattr__(copy, name, getattr(self, name))
+        copy.trace = trace
+        copy._logger = None
+        return copy
+
+    @property
     def logger(self) -> ContextLogger:
-        """A JSON logger stamped with provider, invocation id, function name and cold start."""
+        """A JSON logger stamped with provider, invocation id, function name and cold start.
+
+        When the invocation continues a trace, every line also carries ``trace_id``,
+        and the fields the provider's log viewer correlates on (the adapter's
+        ``log_fields``: X-Ray's ``xray_trace_id``, Cloud Logging's
+        ``logging.googleapis.com/trace``, ...).
+        """
         if self._logger is None:
-            self._logger = ContextLogger(
-                {
-                    "provider": self.provider,
-                    "invocation_id": self.invocation_id,
-                    "function_name": self.function_name,
-                    "is_cold_start": self.is_cold_start,
-                }
-            )
+            fields: dict[str, Any] = {
+                "provider": self.provider,
+                "invocation_id": self.invocation_id,
+                "function_name": self.function_name,
+                "is_cold_start": self.is_cold_start,
+            }
+            if self.trace is not None:
+                fields["trace_id"] = self.trace.trace_id
+            if self.log_fields is not None:
+                fields.update(self.log_fields(self))
+            self._logger = ContextLogger(fields)
         return self._logger
 
     @classmethod
