@@ -11,8 +11,9 @@ feature that sets them is off or bypassed, so adapters read them only when the a
 says so (``identity_headers=``, checked by ``header_trust``), either as sent or after
 a ``TokenVerifier`` has checked the signed assertion that comes with them.
 
-Adapter-facing helpers live here too: ``header_trust`` (the option's check) and
-``unverified_claims`` (the payload of a JWT whose signature someone else checked).
+Adapter-facing helpers live here too: ``header_trust`` (the option's check),
+``verified_claims`` (a verifier's answer, or ``None``) and ``unverified_claims`` (the
+payload of a JWT whose signature someone else checked).
 """
 
 from __future__ import annotations
@@ -20,15 +21,23 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from polyserve.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Mapping
+    from collections.abc import Collection
 
-__all__ = ["HeaderTrust", "Principal", "TokenVerifier", "header_trust", "unverified_claims"]
+__all__ = [
+    "HeaderTrust",
+    "Principal",
+    "TokenVerifier",
+    "header_trust",
+    "unverified_claims",
+    "verified_claims",
+]
 
 
 def _no_claims() -> Mapping[str, Any]:
@@ -117,3 +126,23 @@ def unverified_claims(token: object) -> dict[str, Any] | None:
     except (binascii.Error, ValueError, RecursionError):
         return None
     return payload if isinstance(payload, dict) else None
+
+
+def verified_claims(verifier: TokenVerifier, token: str, source: str) -> Mapping[str, Any] | None:
+    """The claims of ``token`` if ``verifier`` accepts it, else ``None``.
+
+    For adapters reading a header source the app trusts through a verifier: a token
+    that fails is logged (the source and the reason's code, never the token) and
+    gives no principal. Never raises.
+    """
+    try:
+        claims = verifier.verify(token)
+    except Exception as exc:
+        import logging
+
+        code = getattr(exc, "code", type(exc).__name__)
+        logging.getLogger("polyserve").warning(
+            "identity assertion rejected: source=%s code=%s", source, code
+        )
+        return None
+    return claims if isinstance(claims, Mapping) else None
