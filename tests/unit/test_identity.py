@@ -5,6 +5,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from polyserve import Context, Principal
 from polyserve.errors import ConfigurationError
@@ -84,3 +86,27 @@ def test_header_trust_refuses_unknown_sources_and_values() -> None:
         header_trust({"nope": True}, {"a"})
     with pytest.raises(ConfigurationError, match="TokenVerifier"):
         header_trust({"a": "yes"}, {"a"})  # type: ignore[dict-item]  # the wrong type is the test
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=10,
+)  # fmt: skip
+
+
+@given(st.text(max_size=200) | json_values.map(lambda v: f"e30.{_segment(v)}.sig"))
+def test_unverified_claims_never_raises(token: str) -> None:
+    claims = unverified_claims(token)
+    assert claims is None or isinstance(claims, dict)
+
+
+@given(json_values, json_values)
+def test_the_aws_reader_never_raises_on_any_request_context(context: Any, headers: Any) -> None:
+    from polyserve_aws._identity import Identity
+
+    for shape in ({"requestContext": context, "headers": headers},
+                  {"requestContext": {"authorizer": context, "identity": headers}},
+                  {"requestContext": {"elb": {}}, "multiValueHeaders": headers}):  # fmt: skip
+        principal = Identity({"alb_oidc": True})(shape)
+        assert principal is None or (isinstance(principal.id, str) and principal.id)
