@@ -42,7 +42,8 @@ class ContextLogger:
          "invocation_id": "...", "function_name": "...", "is_cold_start": false}
 
     Records go through the standard ``logging`` logger named ``polyserve`` (or the
-    one given), so the platform's log capture sees them; polyserve adds no handler.
+    one given), so the platform's log capture sees them; the library adds no handler.
+    ``polyserve serve`` installs one for local runs, printing the same lines to stderr.
     """
 
     __slots__ = ("_fields", "_logger")
