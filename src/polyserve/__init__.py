@@ -54,6 +54,7 @@ if TYPE_CHECKING:
         StreamRecord,
     )
     from polyserve.idempotency.decorator import idempotent
+    from polyserve.identity import Principal
     from polyserve.params import Body, Depends, Header, Query
     from polyserve.pipeline import Middleware, SetAside
     from polyserve.retry import Retry
@@ -93,6 +94,7 @@ _EXPORTS: dict[str, str] = {
     "PayloadTooLargeError": "polyserve.errors",
     "PolyserveError": "polyserve.errors",
     "Middleware": "polyserve.pipeline",
+    "Principal": "polyserve.identity",
     "Query": "polyserve.params",
     "QueryParams": "polyserve.events.headers",
     "RecordTooLargeError": "polyserve.errors",
@@ -145,6 +147,7 @@ __all__ = [
     "PayloadMismatchError",
     "PayloadTooLargeError",
     "PolyserveError",
+    "Principal",
     "Query",
     "QueryParams",
     "RecordTooLargeError",

@@ -5,7 +5,8 @@ says where each parameter comes from. For an HTTP handler, each parameter is
 bound by the first rule that applies:
 
 1. ``Depends(provider)`` (as default or in ``Annotated``) -> the provider's value;
-2. annotated ``HttpRequest`` -> the request; ``Context`` -> the context;
+2. annotated ``HttpRequest`` (or marked ``RequestOrEvent``) -> the request;
+   ``Context`` -> the context;
 3. ``Annotated[T, Query()]`` / ``Header()`` / ``Body()`` -> that part of the request;
 4. its name is a path parameter -> the converted path value;
 5. ``bytes`` -> the raw body; a pydantic model, dataclass, TypedDict, ``dict`` or
@@ -41,7 +42,7 @@ from polyserve.errors import (
     UnsupportedMediaTypeError,
 )
 from polyserve.events.http import HttpRequest
-from polyserve.params import Body, Dependency, Header, Query
+from polyserve.params import Body, Dependency, Header, Query, RequestOrEvent
 from polyserve.pipeline import is_async_callable
 from polyserve.validation import Validator
 
@@ -338,9 +339,9 @@ def _dependency_param(p: inspect.Parameter, ann: Any) -> Param | None:
 
 def _http_param(p: inspect.Parameter, ann: Any, path_params: Sequence[str]) -> Param:
     base, meta = _split_annotated(ann)
-    marker = next((m for m in meta if isinstance(m, (Query, Header, Body))), None)
-    if base is HttpRequest:
-        return Param(p.name, Source.REQUEST, p.default, base)
+    marker = next((m for m in meta if isinstance(m, (Query, Header, Body, RequestOrEvent))), None)
+    if base is HttpRequest or isinstance(marker, RequestOrEvent):
+        return Param(p.name, Source.REQUEST, p.default, HttpRequest)
     if base is Context:
         return Param(p.name, Source.CONTEXT, p.default, base)
     if isinstance(marker, Body) or (

@@ -50,6 +50,17 @@ class Body(Value):
     __slots__ = ()
 
 
+class RequestOrEvent(Value):
+    """Marker for wrappers that serve every trigger (``@idempotent``): bind the
+    ``HttpRequest`` on an HTTP route, and the event on any other trigger.
+
+    ``Annotated[object, RequestOrEvent()]``: on a route, a plain ``object`` parameter
+    would be a query parameter, and an ``HttpRequest`` one would not take events.
+    """
+
+    __slots__ = ()
+
+
 def Depends(  # reads as a marker in a signature, like Query and Header
     provider: Callable[..., Any] | None = None,
     *,
