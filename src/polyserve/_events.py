@@ -14,6 +14,7 @@ from typing import Any
 
 from polyserve.binding import Shape
 from polyserve.pipeline import SetAside, chain, find_exception_handler, is_async_callable
+from polyserve.tracing import of_event
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
 TYPE_CHECKING = False
@@ -78,6 +79,7 @@ class EventDispatch:
         """
         try:
             plan = self.plan(trigger, name, event)
+            _continue_trace(inv, event)
             outcome = await self._outcome(plan, event, inv)
         finally:
             await inv.close()
@@ -101,6 +103,7 @@ class EventDispatch:
 
         async def each(name: str, event: object) -> Any:
             record = inv.fork()
+            _continue_trace(record, event)
             try:
                 return await self._outcome(self.plan(trigger, name, event), event, record)
             finally:
@@ -203,6 +206,14 @@ class EventDispatch:
             return False
         context.logger.warning("poison message set aside", error_type=type(exc).__name__, **fields)
         return True
+
+
+def _continue_trace(inv: Invocation, event: object) -> None:
+    # An event that carries its producer's trace gets a context continuing it (each
+    # record of a batch its own), so its log lines and spans join that trace.
+    trace = of_event(event)
+    if trace is not None and trace != inv.context.trace:
+        inv.context = inv.context.with_trace(trace)
 
 
 def _event_id(event: object) -> Any:

@@ -93,6 +93,7 @@ class HttpDispatch:
             if isinstance(found, HttpResponse):
                 return found
             route, inv.path_params = found
+            inv.context.route = route.path
             plan = self._plans.get(id(route)) or self._plan(route)
             response = await plan.step(request, inv)
             return response if response.__class__ is HttpResponse else render(response, 200)

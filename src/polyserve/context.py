@@ -132,6 +132,7 @@ class Context:
         "log_fields",
         "provider",
         "raw",
+        "route",
         "trace",
     )
 
@@ -162,6 +163,8 @@ class Context:
         self.clock = clock
         self.trace = trace
         self.log_fields = log_fields
+        #: The template of the HTTP route that matched (``/pets/{pet_id:int}``), once routed.
+        self.route: str | None = None
         self._logger: ContextLogger | None = None
         self._principal: Principal | None = None
         self._principal_from: tuple[Callable[[Any], Principal | None], Any] | None = None

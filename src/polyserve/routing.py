@@ -281,6 +281,8 @@ class Router:
     if TYPE_CHECKING:
 
         @overload
+        def middleware(self, fn: Middleware, /) -> Middleware: ...
+        @overload
         def middleware(self, fn: F, /, *, http: bool = True, events: bool = True) -> F: ...
         @overload
         def middleware(
@@ -288,18 +290,24 @@ class Router:
         ) -> Callable[[F], F]: ...
 
     def middleware(
-        self, fn: Callable[..., Any] | None = None, /, *, http: bool = True, events: bool = True
+        self,
+        fn: Middleware | Callable[..., Any] | None = None,
+        /,
+        *,
+        http: bool = True,
+        events: bool = True,
     ) -> Any:
         """Add a middleware, as a decorator (``@router.middleware``) or a call.
 
         ``fn(call, event, ctx)`` runs around every handler it applies to (see
         ``polyserve.pipeline.Middleware``); ``http=False`` or ``events=False`` limits
-        it to events or to HTTP. Middleware run in the order they are added, the
-        first outermost.
+        it to events or to HTTP. A ``Middleware`` is added as it is. Middleware run
+        in the order they are added, the first outermost.
         """
 
-        def add(fn: F) -> F:
-            self._middleware.append(Middleware(fn, http=http, events=events))
+        def add(fn: Any) -> Any:
+            mw = fn if isinstance(fn, Middleware) else Middleware(fn, http=http, events=events)
+            self._middleware.append(mw)
             self._changed()
             return fn
 

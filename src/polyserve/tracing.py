@@ -39,6 +39,7 @@ __all__ = [
     "from_request_id",
     "from_traceparent",
     "from_xray",
+    "of_event",
 ]
 
 _HEX = frozenset("0123456789abcdef")
@@ -191,4 +192,16 @@ def from_headers(
             found = parse(value)
             if found is not None:
                 return found
+    return None
+
+
+def of_event(event: object) -> TraceContext | None:
+    """The trace an event was sent in: a message's ``trace``, a CloudEvent's
+    ``traceparent`` extension (the CloudEvents distributed tracing extension)."""
+    trace = getattr(event, "trace", None)
+    if isinstance(trace, TraceContext):
+        return trace
+    extensions = getattr(event, "extensions", None)
+    if extensions and hasattr(extensions, "get") and "traceparent" in extensions:
+        return from_traceparent(extensions.get("traceparent"), extensions.get("tracestate"))
     return None

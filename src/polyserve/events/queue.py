@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     import datetime as dt
     from collections.abc import Mapping
 
+    from polyserve.tracing import TraceContext
+
 __all__ = ["Message"]
 
 
@@ -23,6 +25,9 @@ class Message:
     ``group_key`` is the ordering key where the source has one (FIFO group,
     session id, partition key, ordering key). ``source`` is the logical name of
     the queue, topic or stream. ``raw`` is the provider's native record.
+    ``trace`` is the trace the producer sent the message in, where the platform
+    carries one (SQS ``AWSTraceHeader``, a ``traceparent`` attribute): the
+    handler's ``Context.trace_id`` continues it.
     """
 
     id: str
@@ -34,6 +39,7 @@ class Message:
     group_key: str | None = None
     subject: str | None = None
     raw: Any = field(default=None, compare=False, repr=False)
+    trace: TraceContext | None = field(default=None, compare=False, repr=False)
 
     @property
     def text(self) -> str:
