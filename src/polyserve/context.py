@@ -125,6 +125,8 @@ class Context:
         "_logger",
         "_principal",
         "_principal_from",
+        "_trace",
+        "_trace_from",
         "clock",
         "function_name",
         "invocation_id",
@@ -133,7 +135,6 @@ class Context:
         "provider",
         "raw",
         "route",
-        "trace",
     )
 
     def __init__(
@@ -161,7 +162,8 @@ class Context:
         self.is_cold_start = is_cold_start
         self.raw = raw
         self.clock = clock
-        self.trace = trace
+        self._trace = trace
+        self._trace_from: tuple[Callable[[Any], TraceContext | None], Any] | None = None
         self.log_fields = log_fields
         #: The template of the HTTP route that matched (``/pets/{pet_id:int}``), once routed.
         self.route: str | None = None
@@ -258,6 +260,31 @@ class Context:
         return (_default_logger or _load_default_logger()).isEnabledFor(level)
 
     @property
+    def trace(self) -> TraceContext | None:
+        """The distributed trace this invocation continues, or ``None`` (``polyserve.tracing``).
+
+        Worked out on first read when an adapter gave a reader (``trace_from``).
+        """
+        pending = self._trace_from
+        if pending is not None:
+            self._trace_from = None
+            reader, source = pending
+            self._trace = reader(source)
+        return self._trace
+
+    @trace.setter
+    def trace(self, value: TraceContext | None) -> None:
+        self._trace, self._trace_from = value, None
+
+    def trace_from(self, reader: Callable[[Any], TraceContext | None], source: Any) -> None:
+        """Make ``trace`` be ``reader(source)``, called when ``trace`` is first read.
+
+        For adapters: a request whose handler never logs or traces pays nothing for
+        parsing trace headers. ``reader`` must return ``None`` rather than raise.
+        """
+        self._trace, self._trace_from = None, (reader, source)
+
+    @property
     def trace_id(self) -> str | None:
         """The id of the distributed trace this invocation continues, or ``None``.
 
@@ -293,8 +320,9 @@ class Context:
                 "function_name": self.function_name,
                 "is_cold_start": self.is_cold_start,
             }
-            if self.trace is not None:
-                fields["trace_id"] = self.trace.trace_id
+            trace = self.trace
+            if trace is not None:
+                fields["trace_id"] = trace.trace_id
             if self.log_fields is not None:
                 fields.update(self.log_fields(self))
             self._logger = ContextLogger(fields)

@@ -24,7 +24,7 @@ client controls these headers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from polyserve._value import Value
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
 TYPE_CHECKING = False
@@ -49,21 +49,38 @@ def _is_hex(value: str, length: int) -> bool:
     return len(value) == length and _HEX.issuperset(value) and value.strip("0") != ""
 
 
-@dataclass(frozen=True, slots=True)
-class TraceContext:
+class TraceContext(Value):
     """A distributed trace and the caller's span in it.
 
     ``source`` names the format it was read from (``"traceparent"``, ``"xray"``,
     ``"cloud-trace"``, ``"request-id"``, ``"cf-ray"``); ``sampled`` is the caller's
     sampling decision where the format carries one. ``tracestate`` is W3C's
-    vendor data, passed on unchanged.
+    vendor data, passed on unchanged. Immutable; equal when every field is.
     """
 
+    __slots__ = ("sampled", "source", "span_id", "trace_id", "tracestate")
+    _fields = ("trace_id", "span_id", "sampled", "source", "tracestate")
+
     trace_id: str
-    span_id: str | None = None
-    sampled: bool | None = None
-    source: str = "traceparent"
-    tracestate: str | None = None
+    span_id: str | None
+    sampled: bool | None
+    source: str
+    tracestate: str | None
+
+    def __init__(
+        self,
+        trace_id: str,
+        span_id: str | None = None,
+        sampled: bool | None = None,
+        source: str = "traceparent",
+        tracestate: str | None = None,
+    ) -> None:
+        set_field = object.__setattr__
+        set_field(self, "trace_id", trace_id)
+        set_field(self, "span_id", span_id)
+        set_field(self, "sampled", sampled)
+        set_field(self, "source", source)
+        set_field(self, "tracestate", tracestate)
 
     @property
     def traceparent(self) -> str | None:

@@ -25,6 +25,7 @@ from importlib import import_module
 
 from polyserve.adapter import run
 from polyserve.errors import ConfigurationError, UnsupportedEventError
+from polyserve_aws import _tracing
 from polyserve_aws._context import to_context
 from polyserve_aws._identity import HEADER_SOURCES, Identity
 
@@ -193,6 +194,8 @@ def handler(
             source = delayed
         context = to_context(lambda_context)
         context.principal_from(identify, event)
+        context.trace_from(_tracing.trace_of, event)
+        context.log_fields = _tracing.log_fields
         return run(app, source, event, context, mapping)
 
     lambda_handler.__name__ = lambda_handler.__qualname__ = f"handler[{app.name}]"

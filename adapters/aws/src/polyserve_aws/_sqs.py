@@ -23,6 +23,7 @@ from polyserve.adapter import Batch, as_object, from_epoch_ms, optional_text, te
 from polyserve.errors import MalformedEventError
 from polyserve.events import Message
 from polyserve.routing import Trigger
+from polyserve.tracing import from_xray
 from polyserve_aws._batch import batch_response
 from polyserve_aws._wire import first_record, logical_name
 
@@ -103,6 +104,8 @@ def message(record: Any, names: Mapping[str, str]) -> Message:
             source=logical_name(text(record, "eventSourceARN", _WHAT), names),
             group_key=optional_text(system, "MessageGroupId", _WHAT),
             raw=record,
+            # The producer's X-Ray trace, when it sent the message traced.
+            trace=from_xray(system.get("AWSTraceHeader")),
         )
 
 

@@ -1,0 +1,65 @@
+"""Trace context on Lambda: the caller's trace, and the field CloudWatch logs correlate on.
+
+For an HTTP event, the request's ``traceparent`` (W3C), else its ``X-Amzn-Trace-Id``;
+for any event, else the invocation's X-Ray trace, which the runtime puts in the
+``_X_AMZN_TRACE_ID`` environment variable for each invocation (it is read then, never
+at import). SQS records carry their producer's trace in ``AWSTraceHeader``, read by
+the SQS source into ``Message.trace``.
+
+Every log line of a traced invocation carries ``xray_trace_id`` in X-Ray's form
+(``1-5759e988-bd862e3fe1be46a994272793``), the field X-Ray and CloudWatch use to put
+logs beside traces.
+"""
+
+from __future__ import annotations
+
+import os
+
+from polyserve.tracing import from_traceparent, from_xray
+
+# Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from polyserve.context import Context
+    from polyserve.tracing import TraceContext
+
+__all__ = ["log_fields", "trace_of"]
+
+
+def trace_of(event: Any) -> TraceContext | None:
+    """The trace ``event`` continues; never raises."""
+    headers = _headers(event) if isinstance(event, dict) else {}
+    found = from_traceparent(headers.get("traceparent"), headers.get("tracestate"))
+    if found is None:
+        found = from_xray(headers.get("x-amzn-trace-id"))
+    if found is None:
+        found = from_xray(os.environ.get("_X_AMZN_TRACE_ID"))
+    return found
+
+
+def _headers(event: dict[str, Any]) -> Mapping[str, Any]:
+    # HTTP events carry lower-case names (payload 2.0) or the client's (payload 1.0,
+    # ALB); only the three trace headers are looked for.
+    headers = event.get("headers")
+    if not isinstance(headers, dict):
+        multi = event.get("multiValueHeaders")
+        if not isinstance(multi, dict):
+            return {}
+        headers = {k: v[-1] for k, v in multi.items() if isinstance(v, list) and v}
+    found: dict[str, Any] = {}
+    for name, value in headers.items():
+        if isinstance(name, str):
+            lower = name.lower()
+            if lower in ("traceparent", "tracestate", "x-amzn-trace-id"):
+                found[lower] = value
+    return found
+
+
+def log_fields(context: Context) -> dict[str, str]:
+    """``xray_trace_id`` for the invocation's trace, when it has a W3C-compatible id."""
+    trace = context.trace
+    xray = None if trace is None else trace.xray_id
+    return {} if xray is None else {"xray_trace_id": xray}
