@@ -193,7 +193,7 @@ def _time_us(handler: Handler, calls: list[tuple[dict[str, Any], Any]]) -> float
 
 
 def time_pair(
-    ours: tuple[str, str], baseline: tuple[str, str], rounds: int = 15, per_round: int = 100
+    ours: tuple[str, str], baseline: tuple[str, str], rounds: int = 31, per_round: int = 200
 ) -> tuple[Cost, Cost, float]:
     """Microseconds per invocation of two (side, workload) handlers, and the median ratio."""
     handlers = [_prepare(side, [name])[name] for side, name in (ours, baseline)]
