@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = ["COMPARISONS", "Comparison", "Row", "main", "table"]
 
+_NO_MIDDLEWARE = "App has no middleware/dependency API yet (`app.middleware`, `Depends`)"
+
 HAND = "by_hand"
 POWERTOOLS = "powertools"
 POLYSERVE = "polyserve"
@@ -145,7 +147,8 @@ def counted_rows(comparisons: Iterable[Comparison], invocations: int) -> list[Ro
         why = _missing(c, available)
         ours, baseline = costs.get(c.ours), costs.get(c.baseline)
         if why is None and (ours is None or baseline is None):
-            why = "App has no middleware/dependency API yet (`app.middleware`, `Depends`)"
+            # A side measures every workload it has a handler for.
+            why = _NO_MIDDLEWARE if c.ours[1] == "middleware" else "no handler for the workload"
         if why is not None or ours is None or baseline is None:
             rows.append(_skipped(c, why or "not measured"))
             continue
@@ -165,7 +168,7 @@ def timed_rows(comparisons: Iterable[Comparison]) -> list[Row]:
     for c in comparisons:
         why = _missing(c, available)
         if why is None and c.ours[1] == "middleware" and not _has_middleware():
-            why = "App has no middleware/dependency API yet (`app.middleware`, `Depends`)"
+            why = _NO_MIDDLEWARE
         if why is not None:
             rows.append(_skipped(c, why))
             continue
