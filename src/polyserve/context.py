@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any
 
+    from polyserve.identity import Principal
+
 __all__ = ["Context", "ContextLogger"]
 
 _cold_start = True
@@ -40,7 +42,8 @@ class ContextLogger:
          "invocation_id": "...", "function_name": "...", "is_cold_start": false}
 
     Records go through the standard ``logging`` logger named ``polyserve`` (or the
-    one given), so the platform's log capture sees them; polyserve adds no handler.
+    one given), so the platform's log capture sees them; the library adds no handler.
+    ``polyserve serve`` installs one for local runs, printing the same lines to stderr.
 
     An exception is logged in one of two ways. ``error(..., exc=exc)`` names it and
     where it was raised, in the same one line: ``error_type``, ``error_message`` (its
@@ -164,12 +167,18 @@ class Context:
     the deadline, called the first time ``deadline`` is read (an HTTP handler
     seldom reads it). A plain function rather than a closure, so that nothing is
     built for it per invocation.
+
+    ``principal`` is the caller, when the platform or a verifier identified one (see
+    ``polyserve.identity``). Adapters give a reader with ``principal_from``, so that
+    a request whose handler never asks who is calling pays nothing for decoding it.
     """
 
     __slots__ = (
         "_deadline",
         "_deadline_from",
         "_logger",
+        "_principal",
+        "_principal_from",
         "clock",
         "function_name",
         "invocation_id",
@@ -202,6 +211,8 @@ class Context:
         self.raw = raw
         self.clock = clock
         self._logger: ContextLogger | None = None
+        self._principal: Principal | None = None
+        self._principal_from: tuple[Callable[[Any], Principal | None], Any] | None = None
 
     def _key(self) -> tuple[str, str, str, float | None, bool]:
         return (
@@ -238,6 +249,33 @@ class Context:
     @deadline.setter
     def deadline(self, value: float | None) -> None:
         self._deadline, self._deadline_from = value, None
+
+    @property
+    def principal(self) -> Principal | None:
+        """The caller, as the platform or a verifier identified it, or ``None``.
+
+        Worked out on first read when an adapter gave a reader (``principal_from``).
+        Set it to record a caller identified some other way; ``polyserve.auth``
+        verifiers set it when they accept a request.
+        """
+        pending = self._principal_from
+        if pending is not None:
+            self._principal_from = None
+            reader, source = pending
+            self._principal = reader(source)
+        return self._principal
+
+    @principal.setter
+    def principal(self, value: Principal | None) -> None:
+        self._principal, self._principal_from = value, None
+
+    def principal_from(self, reader: Callable[[Any], Principal | None], source: Any) -> None:
+        """Make ``principal`` be ``reader(source)``, called when ``principal`` is first read.
+
+        For adapters: ``source`` is the native event or the request headers, and
+        ``reader`` must return ``None`` rather than raise for anything it cannot read.
+        """
+        self._principal, self._principal_from = None, (reader, source)
 
     def remaining_time(self) -> float | None:
         """Seconds left before the deadline (never negative), or ``None`` if unknown."""
