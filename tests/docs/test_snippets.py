@@ -27,13 +27,16 @@ import re
 import symtable
 import sys
 import types
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from polyserve import App
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parents[2]
 SNIPPET_BASE = ROOT  # mkdocs.yml: pymdownx.snippets base_path ["."]
