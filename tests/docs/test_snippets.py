@@ -27,9 +27,9 @@ import re
 import symtable
 import sys
 import types
-from typing import TYPE_CHECKING
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
