@@ -199,8 +199,8 @@ class EventDispatch:
         try:
             await inv.call(hook, is_async, event, exc, context)
         except Exception as hook_exc:
-            context.logger.exception(
-                "on_poison failed; the message stays failed", hook_exc,
+            context.logger.error(
+                "on_poison failed; the message stays failed", exc=hook_exc,
                 message_id=fields["message_id"],
             )  # fmt: skip
             return False

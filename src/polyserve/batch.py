@@ -132,7 +132,7 @@ class _Batch:
         )  # fmt: skip
 
     def fail(self, item: str, reason: str, exc: BaseException) -> None:
-        """Record that ``item`` failed with ``exc``; its traceback goes to the log only."""
+        """Record that ``item`` failed with ``exc``, logged in one line (see ``ContextLogger``)."""
         logger = self.context.logger
         if isinstance(exc, Retry):
             # A deliberate hand-off, not a crash: no traceback in the log.
@@ -144,11 +144,13 @@ class _Batch:
             delay = exc.delay
         else:
             if self.context.logs_at(40):
-                logger.exception(f"record {reason}", exc, item_id=item)
+                # The error and the frame that raised it, not the traceback (unless the
+                # logger is at DEBUG): formatting one costs more than a batch of records.
+                logger.error(f"record {reason}", exc=exc, item_id=item)
             delay = None
         # The traceback holds every frame down to the handler's, and those hold this
         # batch: a reference cycle per failure, left to the garbage collector and
-        # keeping the whole batch alive until it runs. It has been logged.
+        # keeping the whole batch alive until it runs. Where it was raised is logged.
         self.failed.append(ItemFailure(item, reason, exc.with_traceback(None), delay))
         if self.ordered:
             self.stopped = _ORDER_BROKEN
