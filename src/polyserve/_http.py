@@ -115,7 +115,7 @@ class HttpDispatch:
         method = request.method.upper()
         match = app.match(method, path)
         if match.route is not None:
-            return match.route, dict(match.params)
+            return match.route, match.params  # a new dict for each match
         if not match.allowed:
             raise HttpError(404, "not_found", f"no route matches {path}")
         allow = ", ".join(sorted(match.allowed | {"OPTIONS"}))

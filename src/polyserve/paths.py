@@ -311,39 +311,55 @@ class RouteTable:
 
     def find(self, path: str) -> list[tuple[Route, dict[str, Any]]]:
         """Every route whose template matches the normalised ``path``, in precedence order."""
-        static = self._static.get(path)
-        found: list[tuple[int, Route, dict[str, Any]]] = []
-        _walk(self._root, path.split("/"), 0, {}, found)
+        found: list[tuple[int, Route, tuple[dict[str, Any], ...]]] = []
+        parts = path.split("/")
+        # Every template and path starts with "/": the first segment is always "".
+        first = self._root.literals.get("")
+        if first is not None and parts[0] == "":
+            _walk(first, parts, 1, (), found)
         if len(found) > 1:
             found.sort(key=_first)
-        matches = [(entry, params) for _, entry, params in found]
+        matches = [(entry, _merged(bound)) for _, entry, bound in found]
+        static = self._static.get(path)
         if static is not None:
             return [(entry, {}) for _, entry in static] + matches
         return matches
 
 
-def _first(item: tuple[int, Any, dict[str, Any]]) -> int:
+def _first(item: tuple[int, Any, Any]) -> int:
     return item[0]
+
+
+def _merged(bound: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+    if len(bound) == 1:
+        return bound[0]
+    merged: dict[str, Any] = {}
+    for params in bound:
+        merged.update(params)
+    return merged
 
 
 def _walk(
     node: _Node,
     parts: list[str],
     at: int,
-    params: dict[str, Any],
-    found: list[tuple[int, Any, dict[str, Any]]],
+    bound: tuple[dict[str, Any], ...],
+    found: list[tuple[int, Route, tuple[dict[str, Any], ...]]],
 ) -> None:
+    # Depth first through the segments that match: a literal child by lookup, then
+    # each parameter child whose converter takes the segment. ``bound`` holds the
+    # parameters of the segments matched so far, merged only for a route that matches.
     for index, entry, name in node.tails:
-        found.append((index, entry, {**params, name: "/".join(parts[at:])}))
+        found.append((index, entry, (*bound, {name: "/".join(parts[at:])})))
     if at == len(parts):
         for index, entry in node.ends:
-            found.append((index, entry, dict(params)))
+            found.append((index, entry, bound))
         return
     part = parts[at]
     child = node.literals.get(part)
     if child is not None:
-        _walk(child, parts, at + 1, params, found)
+        _walk(child, parts, at + 1, bound, found)
     for slot, child in node.slots:
-        bound = slot.bind(part)
-        if bound is not None:
-            _walk(child, parts, at + 1, {**params, **bound}, found)
+        params = slot.bind(part)
+        if params is not None:
+            _walk(child, parts, at + 1, (*bound, params), found)

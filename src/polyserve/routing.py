@@ -223,7 +223,7 @@ class RouteMatch:
     __slots__ = ("allowed", "params", "route")
 
     def __init__(
-        self, route: Route | None, params: Mapping[str, Any], allowed: frozenset[str]
+        self, route: Route | None, params: dict[str, Any], allowed: frozenset[str]
     ) -> None:
         self.route = route
         self.params = params

@@ -42,6 +42,10 @@ __all__ = ["is_http", "kind", "matches", "to_event", "to_native"]
 
 is_http = True
 
+# Immutable, so one empty map serves every request without headers or a query.
+_NO_QUERY = QueryParams()
+_NO_HEADERS = Headers()
+
 _WHAT: dict[Kind, str] = {
     "rest": "API Gateway REST event",
     "http": "API Gateway HTTP API event",
@@ -103,8 +107,8 @@ def _v1_request(raw: dict[str, Any], context: Context, what: str) -> HttpRequest
     return HttpRequest(
         method=text(raw, "httpMethod", what),
         path=percent_decoded(text(raw, "path", what)),
-        query=QueryParams.view(query, multi=multi_query is not None) if query else QueryParams(),
-        headers=Headers.view(headers, multi=multi_headers is not None) if headers else Headers(),
+        query=QueryParams.view(query, multi=multi_query is not None) if query else _NO_QUERY,
+        headers=Headers.view(headers, multi=multi_headers is not None) if headers else _NO_HEADERS,
         body=request_body(raw, what),
         client=optional_text(identity, "sourceIp", what) if isinstance(identity, dict) else None,
         request_id=optional_text(request_context, "requestId", what) or context.invocation_id,
@@ -125,12 +129,12 @@ def _v2_request(raw: dict[str, Any], context: Context, what: str) -> HttpRequest
         header_map = header_map.with_added("cookie", "; ".join(cookies))
     else:
         # Payload 2.0 header names arrive lower-case.
-        header_map = Headers.view(headers, normalized=True) if headers else Headers()
+        header_map = Headers.view(headers, normalized=True) if headers else _NO_HEADERS
     raw_query = optional_text(raw, "rawQueryString", what)
     return HttpRequest(
         method=text(http, "method", what),
         path=percent_decoded(text(raw, "rawPath", what)),
-        query=QueryParams.from_string(raw_query) if raw_query else QueryParams(),
+        query=QueryParams.from_string(raw_query) if raw_query else _NO_QUERY,
         headers=header_map,
         body=request_body(raw, what),
         client=optional_text(http, "sourceIp", what),
