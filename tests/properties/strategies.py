@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from polyserve import Headers, HttpRequest, Message, QueryParams
 
-__all__ = ["header_names", "http_requests", "messages", "path_segments"]
+__all__ = ["header_names", "http_requests", "messages", "nested_json", "path_segments"]
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -113,3 +113,13 @@ def messages(draw: st.DrawFn, *, source: str = "orders") -> Message:
         source=source,
         group_key=None,
     )
+
+
+@st.composite
+def nested_json(draw: st.DrawFn) -> bytes:
+    """A JSON array or object nested from one level to far past any parser's stack
+    (100,000 levels, a few hundred kilobytes), as a hostile client sends it."""
+    depth = draw(st.integers(1, 2_000) | st.sampled_from([100_000]))
+    if draw(st.booleans()):
+        return b"[" * depth + b"]" * depth
+    return b'{"a":' * depth + b"1" + b"}" * depth

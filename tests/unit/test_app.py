@@ -505,3 +505,69 @@ def test_a_keyword_only_body_binds_like_a_positional_one() -> None:
     bad = app.handle_http(HttpRequest("POST", "/pets", body=b'{"name": 7}'), Context("test"))
     assert bad.status == 422
     assert json.loads(bad.body)["errors"][0]["loc"] == ["body", "name"]
+
+
+_DEEP = b"[" * 100_000 + b"]" * 100_000
+_DEEP_OBJECT = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+
+
+@pytest.mark.parametrize("body", [_DEEP, _DEEP_OBJECT], ids=["array", "object"])
+@pytest.mark.parametrize("path", ["/pets", "/raw", "/opt", "/points"])
+def test_json_nested_past_the_stack_is_400_invalid_json_on_every_body_route(
+    app: App, path: str, body: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="polyserve"):
+        response = _post(app, path, body)
+        suffixed = _post(app, path, body, Headers({"content-type": "application/x+json"}))
+    for answer in (response, suffixed):
+        assert answer.status == 400, answer.body[:200]
+        assert _body(answer)["code"] == "invalid_json"
+    assert "RecursionError" not in caplog.text
+
+
+class Tree(BaseModel):
+    children: list[Tree] = []
+
+
+def test_pydantic_refuses_deep_json_itself_and_that_is_invalid_json_too() -> None:
+    app = App("deep")
+
+    @app.post("/tree")
+    def tree(t: Tree) -> int:
+        return len(t.children)
+
+    # pydantic's own parser stops at 200 levels, far below the stack's limit.
+    deep = b'{"children":[' * 300 + b"{}" + b"]}" * 300
+    response = _post(app, "/tree", deep)
+    assert (response.status, _body(response)["code"]) == (400, "invalid_json")
+    assert _post(app, "/tree", b'{"children":[' * 20 + b"{}" + b"]}" * 20).status == 200
+
+
+def test_a_message_nested_past_the_stack_fails_its_record_alone_with_a_typed_error() -> None:
+    app = App("events")
+    handled: list[str] = []
+
+    @app.queue("orders")
+    def on_order(order: Order, msg: Message) -> None:
+        handled.append(msg.id)
+
+    @app.queue("plain")
+    def on_plain(payload: dict[str, Any], msg: Message) -> None:
+        handled.append(msg.id)
+
+    records = [
+        ("orders", Message("a", b'{"order_id": 1}')),
+        ("orders", Message("deep", _DEEP)),
+        ("plain", Message("deep-dict", _DEEP_OBJECT)),
+        ("plain", Message("b", b'{"x": 1}')),
+    ]
+    result = app.handle_batch(
+        Trigger.QUEUE, records, _ctx(), decode=lambda r: r, item_id=lambda r: r[1].id
+    )
+    assert result.succeeded == ("a", "b")
+    assert handled == ["a", "b"]
+    assert [(f.item_id, type(f.error).__name__) for f in result.failed] == [
+        ("deep", "MalformedEventError"),
+        ("deep-dict", "MalformedEventError"),
+    ]
+    assert all(getattr(f.error, "code", None) == "invalid_json" for f in result.failed)

@@ -118,7 +118,7 @@ def _json_form(body: bytes) -> tuple[Any, bytes] | None:
             return value, value.encode("utf-8")
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         encoded = text.encode("utf-8")
-    except ValueError:  # also UnicodeDecodeError and UnicodeEncodeError
+    except (ValueError, RecursionError):  # also UnicodeDecodeError and UnicodeEncodeError
         return None
     if value is None or isinstance(value, (bool, int, float)):
         return value, encoded
