@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from polyserve._frozen import maker
 from polyserve._json import dumps
-from polyserve.errors import HttpError, PayloadTooLargeError, PolyserveError
+from polyserve.errors import HttpError, InvalidHeaderError, PayloadTooLargeError, PolyserveError
 from polyserve.events.http import Headers, HttpResponse
 from polyserve.routing import normalize_path
 
@@ -267,10 +267,15 @@ def error_response(exc: Exception, context: Context) -> HttpResponse:
     if isinstance(exc, PolyserveError) and (exc.status < 500 or exc.is_exposed):
         if exc.status >= 500:
             context.logger.warning("request failed", code=exc.code, detail=exc.detail)
-        return HttpResponse.problem(
-            exc.status, exc.code, exc.detail, invocation_id=context.invocation_id,
-            extra=exc.to_dict(), headers=exc.headers or None,
-        )  # fmt: skip
+        try:
+            return HttpResponse.problem(
+                exc.status, exc.code, exc.detail, invocation_id=context.invocation_id,
+                extra=exc.to_dict(), headers=exc.headers or None,
+            )  # fmt: skip
+        except InvalidHeaderError as bad:
+            # An error class whose headers HTTP cannot carry: answered as any other
+            # fault, so that this function never raises.
+            exc = bad
     # The trace goes to the log only; the client sees a generic body and the invocation id.
     context.logger.exception("unhandled error", exc)
     return HttpResponse.problem(

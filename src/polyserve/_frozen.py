@@ -10,6 +10,8 @@ returns, and the class stays an ordinary frozen dataclass: ``fields``,
 ``replace``, equality, hashing, ``repr`` and pickling are unchanged.
 
 Subclasses, which may add slots of their own, keep the generated ``__init__``.
+A ``__post_init__`` runs as the dataclass one would, once the instance is frozen;
+``maker`` skips it, as it skips every other check.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ def maker(cls: type[V]) -> Callable[..., V]:
 
     Faster still than the ``__init__`` of ``fast_init``, for the places that build
     an instance per record or per request, such as an adapter's ``HttpRequest``.
-    Every field must be given; nothing is checked or converted. ``cls`` must have
-    been given ``fast_init`` (every event class of ``polyserve.events`` has).
+    Every field must be given; nothing is checked or converted (``__post_init__`` is
+    not called). ``cls`` must have been given ``fast_init`` (every event class of
+    ``polyserve.events`` has).
     """
     return _makers[cls]
 
@@ -44,20 +47,23 @@ def maker(cls: type[V]) -> Callable[..., V]:
 def fast_init(cls: T) -> T:
     """Give the frozen, slotted dataclass ``cls`` a faster ``__init__`` with the same signature.
 
+    A ``__post_init__`` (without init-only arguments) is called last, as the
+    dataclass ``__init__`` calls it.
+
     Raises:
-        TypeError: ``cls`` is not a frozen, slotted dataclass, or defines
-            ``__post_init__`` or keyword-only or non-init fields (not supported).
+        TypeError: ``cls`` is not a frozen, slotted dataclass, or has keyword-only,
+            non-init or init-only fields (not supported).
     """
     params = getattr(cls, "__dataclass_params__", None)
     slots = cls.__dict__.get("__slots__")
     generated = cls.__dict__["__init__"]
     if params is None or not params.frozen or slots is None:
         raise TypeError(f"{cls.__name__} is not a frozen, slotted dataclass")
-    if hasattr(cls, "__post_init__"):
-        raise TypeError(f"{cls.__name__} defines __post_init__, which fast_init does not call")
     cls_fields = fields(cls)
     if any(f.kw_only or not f.init for f in cls_fields):
         raise TypeError(f"{cls.__name__} has keyword-only or non-init fields")
+    if list(generated.__annotations__) != [*(f.name for f in cls_fields), "return"]:
+        raise TypeError(f"{cls.__name__} has init-only fields")
     # Same slots, same base: CPython lets an instance switch between the two classes.
     twin = type(f"_Unfrozen{cls.__name__}", (), {"__slots__": slots, "__module__": cls.__module__})
     namespace: dict[str, Any] = {
@@ -91,6 +97,8 @@ def fast_init(cls: T) -> T:
         *(f"    self.{name} = {value}" for name, value in zip(names, values, strict=True)),
         "    self.__class__ = _cls",
     ]
+    if hasattr(cls, "__post_init__"):
+        lines.append("    self.__post_init__()")
     lines += [
         f"def make({', '.join(names)}):",
         "    self = _new(_twin)",

@@ -9,7 +9,14 @@ from hypothesis import strategies as st
 
 from polyserve import Headers, HttpRequest, Message, QueryParams
 
-__all__ = ["header_names", "http_requests", "messages", "nested_json", "path_segments"]
+__all__ = [
+    "header_names",
+    "http_requests",
+    "injected_headers",
+    "messages",
+    "nested_json",
+    "path_segments",
+]
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -123,3 +130,19 @@ def nested_json(draw: st.DrawFn) -> bytes:
     if draw(st.booleans()):
         return b"[" * depth + b"]" * depth
     return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+_CONTROLS = [chr(c) for c in range(32) if c != 9] + ["\x7f"]
+INJECTED = "Set-Cookie: stolen=1"
+"""The text an injected header carries after its line break; it must reach no client."""
+
+
+@st.composite
+def injected_headers(draw: st.DrawFn) -> tuple[str, str]:
+    """A response header HTTP cannot carry: a control character (CR, LF, NUL...) in
+    the value before ``INJECTED``, or a name that is not a token."""
+    name = draw(header_names())
+    control = draw(st.sampled_from(["\r\n", "\n", "\r", "\x00", *_CONTROLS]))
+    if draw(st.booleans()):
+        return name, draw(_header_values) + control + INJECTED
+    return name + control + draw(st.sampled_from(["", "x-b"])), draw(_header_values)

@@ -11,14 +11,24 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import logging
 from typing import TYPE_CHECKING, Annotated, Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.properties.strategies import messages, nested_json
+from tests.properties.strategies import INJECTED, injected_headers, messages, nested_json
 
-from polyserve import App, Body, Headers, HttpRequest, MalformedEventError, Message
+from polyserve import (
+    App,
+    Body,
+    Headers,
+    HttpError,
+    HttpRequest,
+    HttpResponse,
+    MalformedEventError,
+    Message,
+)
 
 if TYPE_CHECKING:
     from tests.properties.providers import HttpCodec, MessageCodec, NativeResponse
@@ -38,6 +48,7 @@ def _codecs() -> tuple[list[HttpCodec], list[MessageCodec]]:
 
 HTTP_CODECS, MESSAGE_CODECS = _codecs()
 _SLOW = settings(max_examples=15, suppress_health_check=[HealthCheck.too_slow])
+_CONTROLS = frozenset([chr(c) for c in range(32) if c != 9] + ["\x7f"])
 
 
 def _problem(native: NativeResponse) -> dict[str, Any]:
@@ -105,3 +116,60 @@ def test_a_message_at_any_depth_is_handled_or_fails_alone_with_invalid_json(
         assert errors == ["invalid_json"]
     else:
         assert errors == []
+
+
+# -- response headers HTTP cannot carry --------------------------------------------
+
+_BUILDERS: dict[str, Any] = {
+    "json": lambda n, v: HttpResponse.json({"ok": 1}, headers={n: v}),
+    "text": lambda n, v: HttpResponse.text("ok", headers={n: v}),
+    "empty": lambda n, v: HttpResponse.empty(200, headers={n: v}),
+    "constructor": lambda n, v: HttpResponse(200, Headers([(n, v)]), b"ok"),
+    "with_header": lambda n, v: HttpResponse.json({"ok": 1}).with_header(n, v),
+    "cookie_path": lambda n, v: HttpResponse.json({}).set_cookie("s", "1", path=f"/{n}/{v}"),
+    "http_error": lambda n, v: _raise(HttpError(409, "conflict", "taken", headers={n: v})),
+}
+
+
+def _raise(exc: Exception) -> HttpResponse:
+    raise exc
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.mark.parametrize("codec", HTTP_CODECS, ids=lambda c: c.name)
+@_SLOW
+@given(header=injected_headers(), builder=st.sampled_from(sorted(_BUILDERS)))
+def test_a_response_header_http_cannot_carry_never_leaves_the_function(
+    codec: HttpCodec, header: tuple[str, str], builder: str
+) -> None:
+    name, value = header
+    app = App("hostile")
+
+    @app.route("/inject", ["GET"])
+    def inject() -> HttpResponse:
+        response: HttpResponse = _BUILDERS[builder](name, value)
+        return response
+
+    logs = _Lines()
+    logger = logging.getLogger("polyserve")
+    logger.addHandler(logs)
+    try:
+        native = codec.call(app, HttpRequest("GET", "/inject", request_id="inject-1"))
+    finally:
+        logger.removeHandler(logs)
+    assert native.status == 500, native
+    assert _problem(native)["code"] == "internal_error"
+    for header_name, header_value in native.headers.multi_items():
+        assert not _CONTROLS.intersection(header_name + header_value), native
+        assert "stolen" not in header_value
+    errors = [json.loads(line) for line in logs.lines if '"InvalidHeaderError"' in line]
+    assert errors, logs.lines
+    assert all(INJECTED not in line for line in logs.lines)

@@ -571,3 +571,86 @@ def test_a_message_nested_past_the_stack_fails_its_record_alone_with_a_typed_err
         ("deep-dict", "MalformedEventError"),
     ]
     assert all(getattr(f.error, "code", None) == "invalid_json" for f in result.failed)
+
+
+def _injecting_app() -> App:
+    app = App("inject")
+    bad = "a\r\nSet-Cookie: stolen=1"
+
+    @app.get("/json")
+    def json_headers() -> HttpResponse:
+        return HttpResponse.json({}, headers={"X-A": bad})
+
+    @app.get("/with")
+    def with_header() -> HttpResponse:
+        return HttpResponse.json({}).with_header("X-A", bad)
+
+    @app.get("/cookie")
+    def cookie() -> HttpResponse:
+        return HttpResponse.json({}).set_cookie("s", "1", path="/" + bad)
+
+    @app.get("/error")
+    def error() -> None:
+        raise HttpError(409, "conflict", "taken", headers={"X-A": bad})
+
+    @app.get("/name")
+    def name() -> HttpResponse:
+        return HttpResponse.empty(headers={"X-A\r\nX-B": "1"})
+
+    @app.get("/async")
+    async def async_headers() -> HttpResponse:
+        return HttpResponse.json({}, headers={"X-A": bad})
+
+    return app
+
+
+@pytest.mark.parametrize("path", ["/json", "/with", "/cookie", "/error", "/name", "/async"])
+def test_a_header_http_cannot_carry_is_a_500_whose_log_names_it_but_not_its_value(
+    path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = _injecting_app()
+    with caplog.at_level(logging.ERROR, logger="polyserve"):
+        responses = [
+            _get(app, path),
+            asyncio.run(app.handle_http_async(HttpRequest("GET", path), _ctx())),
+        ]
+    for response in responses:
+        assert response.status == 500
+        assert _body(response)["code"] == "internal_error"
+        assert response.headers.multi_items() == [("content-type", "application/problem+json")]
+    logged = [json.loads(r.getMessage()) for r in caplog.records]
+    assert len(logged) == 2
+    for line in logged:
+        assert line["error_type"] == "InvalidHeaderError"
+        assert "response header" in line["traceback"]
+        assert "stolen" not in json.dumps(line)
+
+
+def test_an_error_class_with_headers_http_cannot_carry_still_gets_an_answer() -> None:
+    class Broken(HttpError):
+        @property
+        def headers(self) -> dict[str, str]:
+            return {"x-a": "\n"}
+
+    app = App("broken")
+
+    @app.get("/x")
+    def x() -> None:
+        raise Broken(400, "broken", "a client error")
+
+    response = _get(app, "/x")
+    assert (response.status, _body(response)["code"]) == (500, "internal_error")
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"allow_origins": ("https://a.example\r\nx: y",)},
+        {"allow_methods": ("GET", "PO ST")},
+        {"allow_headers": ("x-a\n",)},
+        {"expose_headers": ("x-a", "")},
+    ],
+)
+def test_cors_settings_http_cannot_carry_are_refused_at_set_up(settings: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError, match="CORS: a setting cannot be sent"):
+        CORS(**settings)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from polyserve._frozen import fast_init
+from polyserve._frozen import fast_init, maker
 
 
 @fast_init
@@ -70,11 +70,31 @@ def test_only_frozen_slotted_dataclasses_are_accepted() -> None:
         x: int
 
     @dataclasses.dataclass(frozen=True, slots=True)
-    class PostInit:
+    class InitOnly:
         x: int
+        y: dataclasses.InitVar[int] = 0
 
-        def __post_init__(self) -> None: ...
+        def __post_init__(self, y: int) -> None: ...
 
-    for cls in (Mutable, NoSlots, PostInit):
+    for cls in (Mutable, NoSlots, InitOnly):
         with pytest.raises(TypeError):
             fast_init(cls)
+
+
+@fast_init
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Positive:
+    x: int
+
+    def __post_init__(self) -> None:
+        if self.x <= 0:
+            raise ValueError("x must be positive")
+
+
+def test_post_init_runs_on_a_frozen_instance_but_not_for_maker() -> None:
+    assert _Positive(1).x == 1
+    with pytest.raises(ValueError, match="positive"):
+        _Positive(0)
+    with pytest.raises(ValueError, match="positive"):
+        dataclasses.replace(_Positive(1), x=-1)
+    assert maker(_Positive)(-1).x == -1  # maker checks nothing, as documented

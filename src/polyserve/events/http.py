@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from polyserve._frozen import fast_init
+from polyserve._frozen import fast_init, maker
 from polyserve._json import dumps
+from polyserve.errors import InvalidHeaderError
 from polyserve.events._body import parse_json
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     _T = TypeVar("_T")
 
 
-__all__ = ["Headers", "HttpRequest", "HttpResponse", "QueryParams"]
+__all__ = ["Headers", "HttpRequest", "HttpResponse", "QueryParams", "check_header"]
 
 _Pairs = Iterable[tuple[str, str]]
 _MISSING: Any = object()
@@ -323,14 +324,52 @@ _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/java
 _TEXT_SUFFIXES = ("+json", "+xml")
 
 
+# RFC 9110 5.6.2: a header name is a token of these characters.
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# RFC 9110 5.5: the control characters a header value must not hold (tab is allowed).
+# CR and LF would end the header (and let what follows forge others), NUL ends it in C.
+_CONTROLS = frozenset([chr(c) for c in range(32) if c != 9] + ["\x7f"])
+
+
+def check_header(name: str, value: str) -> None:
+    """Refuse a response header that HTTP cannot carry.
+
+    Raises:
+        InvalidHeaderError: ``name`` is not a token, ``value`` holds a control
+            character (CR, LF, NUL, ... but tab), or either is not a string. The
+            message names the header, never the value.
+    """
+    if not isinstance(name, str) or not name or not _TOKEN.issuperset(name):
+        shown = repr(name[:64]) if isinstance(name, str) else type(name).__name__
+        raise InvalidHeaderError(f"response header name {shown} is not an HTTP token")
+    if not isinstance(value, str):
+        raise InvalidHeaderError(f"response header {name!r} has a value that is not a string")
+    # isprintable() is False for every control character (and for some harmless
+    # non-ASCII ones): only then is each character looked at.
+    if not value.isprintable() and not _CONTROLS.isdisjoint(value):
+        raise InvalidHeaderError(f"response header {name!r} has a control character")
+
+
 @fast_init
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
-    """An HTTP response. Build one with ``json``, ``text``, ``binary`` or ``empty``."""
+    """An HTTP response. Build one with ``json``, ``text``, ``binary`` or ``empty``.
+
+    Every header is checked when the response is built, however it is built (the
+    constructors below, ``HttpResponse(...)``, ``with_header``, ``set_cookie``).
+
+    Raises:
+        InvalidHeaderError: a header name is not a token or a value holds a control
+            character such as CR, LF or NUL (see ``check_header``).
+    """
 
     status: int = 200
     headers: Headers = _NO_HEADERS
     body: bytes = b""
+
+    def __post_init__(self) -> None:
+        for name, value in self.headers._pairs():
+            check_header(name, value)
 
     @classmethod
     def json(
@@ -366,7 +405,9 @@ class HttpResponse:
     @classmethod
     def empty(cls, status: int = 204, headers: Mapping[str, str] | None = None) -> HttpResponse:
         """A response with no body."""
-        return cls(status=status, headers=Headers(headers))
+        if not headers:
+            return _response(status, _NO_HEADERS, b"")
+        return cls(status, Headers(headers), b"")
 
     @classmethod
     def problem(
@@ -393,7 +434,7 @@ class HttpResponse:
         if invocation_id:
             body["invocation_id"] = invocation_id
         if not headers:
-            return cls(status, _PROBLEM, dumps(body))
+            return _response(status, _PROBLEM, dumps(body))
         merged = Headers(headers).with_set("content-type", "application/problem+json")
         return cls(status, merged, dumps(body))
 
@@ -404,16 +445,21 @@ class HttpResponse:
         if not headers:
             shared = _CONTENT_TYPES.get(media_type)
             if shared is None:
-                shared = Headers((("content-type", media_type),))
-            return cls(status, shared, body)
+                return cls(status, Headers((("content-type", media_type),)), body)
+            return _response(status, shared, body)  # checked already: built here
         merged = Headers(headers)
         if "content-type" not in merged:
             merged = merged.with_added("content-type", media_type)
         return cls(status, merged, body)
 
     def with_header(self, name: str, value: str) -> HttpResponse:
-        """A copy with one more header (repeat it for several values)."""
-        return replace(self, headers=self.headers.with_added(name, value))
+        """A copy with one more header (repeat it for several values).
+
+        Raises:
+            InvalidHeaderError: the header cannot be carried (see ``check_header``).
+        """
+        check_header(name, value)  # the others were checked when self was built
+        return _response(self.status, self.headers.with_added(name, value), self.body)
 
     def set_cookie(
         self,
@@ -427,11 +473,19 @@ class HttpResponse:
         httponly: bool = True,
         samesite: Literal["lax", "strict", "none"] | None = "lax",
     ) -> HttpResponse:
-        """A copy with one more ``Set-Cookie`` header."""
-        from http.cookies import SimpleCookie
+        """A copy with one more ``Set-Cookie`` header.
+
+        Raises:
+            InvalidHeaderError: ``name`` is not a valid cookie name, or an attribute
+                (``path``, ``domain``) holds a control character.
+        """
+        from http.cookies import CookieError, SimpleCookie
 
         jar: SimpleCookie = SimpleCookie()
-        jar[name] = value
+        try:
+            jar[name] = value
+        except CookieError:
+            raise InvalidHeaderError(f"cookie name {name[:64]!r} is not a token") from None
         morsel = jar[name]
         morsel["path"] = path
         if max_age is not None:
@@ -500,3 +554,5 @@ def _load_phrases() -> dict[int, str]:
 
 
 _PROBLEM = Headers((("content-type", "application/problem+json"),))
+# HttpResponse from all its fields, unchecked: for headers known to be valid.
+_response = maker(HttpResponse)
