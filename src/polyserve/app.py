@@ -328,20 +328,42 @@ def _poison_hook(reg: Registration, event: object, context: Context) -> Callable
     """The ``on_poison`` hook to call for a failed ``event`` on its last attempt, if any.
 
     With ``max_attempts`` and no hook, the poison message is logged and keeps
-    failing, so the platform's own redelivery and dead-letter policy decide.
+    failing, so the platform's own redelivery and dead-letter policy decide. So
+    does a message whose delivery count cannot be read. Never raises.
     """
     max_attempts = reg.options.get("max_attempts")
-    attempt = getattr(event, "attempt", None)
-    if max_attempts is None or not isinstance(attempt, int) or attempt < max_attempts:
+    if max_attempts is None:
+        return None
+    try:
+        attempt = getattr(event, "attempt", None)
+    except Exception as exc:
+        # Some events read their fields from the native record when asked (SQS), so
+        # a malformed count raises only now. Without a count the message cannot be
+        # known to be poison: it stays failed, and the rest of its batch is not
+        # affected.
+        context.logger.error(
+            "delivery count unreadable; the message stays failed", exc=exc,
+            message_id=_event_id(event), trigger=reg.trigger.value, name=reg.name,
+        )  # fmt: skip
+        return None
+    if not isinstance(attempt, int) or attempt < max_attempts:
         return None
     hook: Callable[..., Any] | None = reg.options.get("on_poison")
     if hook is None:
         context.logger.error(
             "poison message keeps failing; left to the platform's redelivery policy",
-            message_id=getattr(event, "id", None), attempt=attempt, max_attempts=max_attempts,
+            message_id=_event_id(event), attempt=attempt, max_attempts=max_attempts,
             trigger=reg.trigger.value, name=reg.name,
         )  # fmt: skip
     return hook
+
+
+def _event_id(event: object) -> Any:
+    """The event's ``id`` for a log line, or ``None``: never raises (see ``_poison_hook``)."""
+    try:
+        return getattr(event, "id", None)
+    except Exception:
+        return None
 
 
 def _set_aside(
@@ -385,7 +407,7 @@ async def _set_aside_async(
 def _log_set_aside(reg: Registration, event: object, exc: Exception, context: Context) -> None:
     context.logger.warning(
         "poison message set aside",
-        message_id=getattr(event, "id", None), attempt=getattr(event, "attempt", None),
+        message_id=_event_id(event), attempt=getattr(event, "attempt", None),
         max_attempts=reg.options.get("max_attempts"), trigger=reg.trigger.value,
         name=reg.name, error_type=type(exc).__name__,
     )  # fmt: skip
@@ -393,7 +415,7 @@ def _log_set_aside(reg: Registration, event: object, exc: Exception, context: Co
 
 def _hook_failed(event: object, exc: Exception, context: Context) -> None:
     context.logger.exception(
-        "on_poison failed; the message stays failed", exc, message_id=getattr(event, "id", None)
+        "on_poison failed; the message stays failed", exc, message_id=_event_id(event)
     )
 
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     # and the failure hook. The function succeeds by returning (``SET_ASIDE`` sets the
     # record aside) and fails by raising. The hook, if any, gets the event and the
     # exception and returns True when it took the event (set aside), False when the
-    # record is to be reported failed.
+    # record is to be reported failed; one that raises leaves the record failed.
     Call = tuple[Callable[[Any], Any], Callable[[Any, Exception], bool] | None]
 
     from polyserve.context import Context
@@ -261,7 +261,7 @@ def run_batch(
         try:
             outcome = call(event)
         except Exception as exc:
-            if on_failure is not None and on_failure(event, exc):
+            if on_failure is not None and _sets_aside(on_failure, event, exc, ident, context):
                 set_aside.append(ident)
             else:
                 batch.fail(ident, "handler failed", exc)
@@ -275,6 +275,28 @@ def run_batch(
 
 def _unresolved(event: Any) -> Any:
     raise AssertionError("no handler resolved")  # never called: resolve runs first
+
+
+def _sets_aside(
+    on_failure: Callable[[Any, Exception], bool],
+    event: Any,
+    exc: Exception,
+    ident: str,
+    context: Context,
+) -> bool:
+    """Whether the failure hook took the failed record; one that raises leaves it failed.
+
+    The hook reads the record (its delivery count, say), and a record can be
+    malformed in ways its handler never noticed: whatever goes wrong there must fail
+    that record only, never the batch.
+    """
+    try:
+        return on_failure(event, exc)
+    except Exception as hook_exc:
+        context.logger.exception(
+            "failure hook raised; the record stays failed", hook_exc, item_id=ident
+        )
+        return False
 
 
 def process_batch(
