@@ -654,3 +654,31 @@ def test_an_error_class_with_headers_http_cannot_carry_still_gets_an_answer() ->
 def test_cors_settings_http_cannot_carry_are_refused_at_set_up(settings: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError, match="CORS: a setting cannot be sent"):
         CORS(**settings)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("G\ud800T", "/pets", 405),
+        ("GET\x00", "/pets", 405),
+        ("P" * 100_000, "/pets", 405),
+        ("GET", "/nothing/\ud800", 404),
+        ("GET", "/" + "\udc80" * 50_000, 404),
+        ("GET", "/\x00", 400),
+        ("DELETE", "/items/\ud800", 404),
+        ("DELETE", "/items/1", 405),
+        ("g\ud800t", "/pets\ud800/..", 400),
+    ],
+)
+def test_any_text_in_method_or_path_gets_a_problem_answer(
+    app: App, method: str, path: str, status: int
+) -> None:
+    request = HttpRequest(method, path, headers=Headers({"x-\ud800": "\ud800\x00"}))
+    for response in (
+        app.handle_http(request, _ctx()),
+        asyncio.run(app.handle_http_async(request, _ctx())),
+    ):
+        assert response.status == status
+        assert response.headers["content-type"] == "application/problem+json"
+        response.body.decode("utf-8")
+        assert _body(response)["status"] == status
