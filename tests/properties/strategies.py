@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from polyserve import Headers, HttpRequest, Message, QueryParams
 
 __all__ = [
+    "any_text",
+    "encoded_paths",
     "header_names",
     "http_requests",
     "injected_headers",
@@ -146,3 +148,43 @@ def injected_headers(draw: st.DrawFn) -> tuple[str, str]:
     if draw(st.booleans()):
         return name, draw(_header_values) + control + INJECTED
     return name + control + draw(st.sampled_from(["", "x-b"])), draw(_header_values)
+
+
+def any_text(*, min_size: int = 0) -> st.SearchStrategy[str]:
+    """Text no well-behaved client sends: lone surrogates, NUL and other controls,
+    escapes that are not, dot segments, a hundred thousand characters."""
+    return st.text(st.characters(exclude_categories=()), min_size=min_size, max_size=24) | (
+        st.sampled_from(
+            ["\x00", "\ud800", "G\ud800T", "%", "%zz", "%2F", "%FF%FE", "%00", "..", "/..",
+             "?", "#", "\r\n", "x" * 100_000, "\udc80" * 10_000]
+        )
+    )  # fmt: skip
+
+
+_PATH_CHARS = string.ascii_letters + string.digits + "-._~!$&'()*+,;=:@"
+
+
+@st.composite
+def _path_token(draw: st.DrawFn) -> str:
+    kind = draw(st.sampled_from(["literal", "utf8", "byte", "malformed"]))
+    if kind == "literal":
+        return draw(st.text(_PATH_CHARS, min_size=1, max_size=3))
+    if kind == "utf8":  # a character as a client encodes it
+        char = draw(st.characters(codec="utf-8"))
+        return "".join(f"%{b:02X}" for b in char.encode())
+    if kind == "byte":  # any byte: %2F, %00, %2E, or one that breaks UTF-8
+        byte = draw(st.integers(0, 255) | st.sampled_from([0x2F, 0x2E, 0x25]))
+        return draw(st.sampled_from([f"%{byte:02X}", f"%{byte:02x}"]))
+    return "%" + draw(st.sampled_from(["", "4", "g", "4g", "z1", "%"]))
+
+
+@st.composite
+def encoded_paths(draw: st.DrawFn, *, prefix: str = "/p/") -> str:
+    """A path as a client sends it, below ``prefix``: escapes of characters and of any
+    byte (an encoded slash among them), and escapes that are malformed."""
+    segments = draw(
+        st.lists(
+            st.lists(_path_token(), min_size=1, max_size=4).map("".join), min_size=1, max_size=3
+        )
+    )
+    return prefix + "/".join(segments)

@@ -12,12 +12,22 @@ import dataclasses
 import importlib
 import json
 import logging
+import re
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import unquote_to_bytes
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.properties.strategies import INJECTED, injected_headers, messages, nested_json
+from tests.properties.providers.asgi import AsgiCodec
+from tests.properties.strategies import (
+    INJECTED,
+    any_text,
+    encoded_paths,
+    injected_headers,
+    messages,
+    nested_json,
+)
 
 from polyserve import (
     App,
@@ -31,13 +41,13 @@ from polyserve import (
 )
 
 if TYPE_CHECKING:
-    from tests.properties.providers import HttpCodec, MessageCodec, NativeResponse
+    from tests.properties.providers import HttpCodec, MessageCodec, NativeResponse, RawHttpCodec
 
 PROVIDERS = ("aws", "azure", "gcp", "cloudflare")
 
 
-def _codecs() -> tuple[list[HttpCodec], list[MessageCodec]]:
-    http: list[HttpCodec] = []
+def _codecs() -> tuple[list[RawHttpCodec], list[MessageCodec]]:
+    http: list[RawHttpCodec] = []
     msg: list[MessageCodec] = []
     for name in PROVIDERS:
         module = importlib.import_module(f"tests.properties.providers.{name}")
@@ -173,3 +183,101 @@ def test_a_response_header_http_cannot_carry_never_leaves_the_function(
     errors = [json.loads(line) for line in logs.lines if '"InvalidHeaderError"' in line]
     assert errors, logs.lines
     assert all(INJECTED not in line for line in logs.lines)
+
+
+# -- any text in the request line and headers ---------------------------------------
+
+RAW_CODECS: list[RawHttpCodec] = [*HTTP_CODECS, AsgiCodec()]
+
+
+def _known_app() -> tuple[App, list[str]]:
+    app = App("hostile")
+    seen: list[str] = []
+
+    @app.get("/known")
+    def known(request: HttpRequest) -> str:
+        seen.append(request.method)
+        return "known"
+
+    return app, seen
+
+
+@pytest.mark.parametrize("codec", RAW_CODECS, ids=lambda c: c.name)
+@_SLOW
+@given(
+    method=st.sampled_from(["GET", "get", "POST", "OPTIONS", "HEAD"]) | any_text(),
+    path=any_text(),
+    query=st.none() | any_text(),
+    headers=st.lists(st.tuples(any_text(min_size=1), any_text()), max_size=3),
+)
+def test_any_text_in_the_request_is_answered_never_crashed(
+    codec: RawHttpCodec,
+    method: str,
+    path: str,
+    query: str | None,
+    headers: list[tuple[str, str]],
+) -> None:
+    app, seen = _known_app()
+    target = "/" + path + ("" if query is None else "?" + query)
+    native = codec.call_raw(app, method, target, headers)
+    if native.status >= 400:
+        assert native.status in (400, 404, 405, 413, 500), native.status
+        if native.body or method.upper() != "HEAD":  # HEAD answers carry no body
+            problem = _problem(native)
+            assert native.status == 500 or problem["code"] != "internal_error"
+    else:
+        # Only the one route answers, or OPTIONS lists what it allows.
+        assert seen or (native.status == 204 and "allow" in native.headers), native
+
+
+# -- percent-escapes in the path ------------------------------------------------------
+
+
+def _by_the_rule(raw: str) -> str | None:
+    """What polyserve's rule makes of a raw path: the decoded path, or ``None`` (400).
+
+    Written apart from ``decode_path``: an escape is ``%`` and two hex digits, an
+    encoded slash is refused, the bytes must be UTF-8, and no segment may be ``.``,
+    ``..`` or hold NUL (checked for every request, decoded or not).
+    """
+    if re.search("%(?![0-9A-Fa-f]{2})", raw) or re.search("%2[fF]", raw):
+        return None
+    try:
+        decoded = unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\x00" in decoded or {".", ".."} & set(decoded.split("/")):
+        return None
+    return decoded
+
+
+def _catch_all() -> tuple[App, list[str]]:
+    app = App("paths")
+    seen: list[str] = []
+
+    @app.get("/p/{rest:path}")
+    def rest(rest: str) -> str:
+        seen.append(rest)
+        return "ok"
+
+    return app, seen
+
+
+@pytest.mark.parametrize(
+    "codec", [c for c in RAW_CODECS if not c.decodes_path], ids=lambda c: c.name
+)
+@settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=encoded_paths())
+def test_every_raw_path_is_decoded_by_the_one_rule_or_refused(
+    codec: RawHttpCodec, raw: str
+) -> None:
+    app, seen = _catch_all()
+    native = codec.call_raw(app, "GET", raw, [])
+    decoded = _by_the_rule(raw)
+    if decoded is None:
+        assert native.status == 400, (native, raw)
+        assert _problem(native)["code"] == "invalid_path"
+        assert seen == []
+    else:
+        assert native.status == 200, (native, raw, decoded)
+        assert seen == [decoded.removeprefix("/p/")]

@@ -6,6 +6,8 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
+
 from polyserve import App, HttpResponse
 
 
@@ -49,3 +51,58 @@ def test_a_response_header_http_cannot_carry_is_a_500_never_sent() -> None:
     assert status == 500
     assert headers == [(b"content-type", b"application/problem+json")]
     assert json.loads(body)["code"] == "internal_error"
+
+
+def _path_app() -> tuple[App, list[str]]:
+    app = App("asgi")
+    seen: list[str] = []
+
+    @app.get("/files/{name}")
+    def file(name: str) -> str:
+        seen.append(name)
+        return name
+
+    @app.get("/pets/{pet_id}")
+    def pet(pet_id: str) -> str:
+        seen.append(pet_id)
+        return pet_id
+
+    return app, seen
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "decoded"),
+    [
+        (b"/files/%FF%FE", "/files/\ufffd\ufffd"),  # what a server's scope["path"] holds
+        (b"/pets%2F1", "/pets/1"),
+        (b"/files/a%2fb", "/files/a/b"),
+        (b"/files/%zz", "/files/%zz"),
+        (b"/files/%", "/files/%"),
+    ],
+)
+def test_paths_refused_by_the_rule_are_400_whatever_the_server_decoded(
+    raw_path: bytes, decoded: str
+) -> None:
+    app, seen = _path_app()
+    status, _, body = call(app, "GET", decoded, raw_path=raw_path)
+    assert status == 400
+    assert json.loads(body)["code"] == "invalid_path"
+    assert seen == []
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "decoded", "param"),
+    [
+        (b"/files/caf%C3%A9%20au%20lait", "/files/café au lait", "café au lait"),
+        (b"/files/caf\xc3\xa9", "/files/café", "café"),
+        (b"/files/100%25?q=%2F", "/files/100%", "100%"),  # the query is not the path
+        (None, "/files/plain", "plain"),  # a server without raw_path
+    ],
+)
+def test_paths_are_decoded_from_the_raw_path(
+    raw_path: bytes | None, decoded: str, param: str
+) -> None:
+    app, seen = _path_app()
+    status, _, _ = call(app, "GET", decoded, raw_path=raw_path)
+    assert status == 200
+    assert seen == [param]

@@ -87,7 +87,7 @@ def test_post_json_to_a_sync_handler(run: dict[str, Any]) -> None:
 
 def test_errors_are_problem_responses(run: dict[str, Any]) -> None:
     expected = {"invalid": (422, "name_required"), "notFound": (404, "not_found")}
-    expected["badPath"] = (400, "invalid_path")
+    expected["badPath"] = expected["encodedSlash"] = (400, "invalid_path")
     for case, (status, code) in expected.items():
         response = run["http"][case]
         assert response["status"] == status, case

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from polyserve.events.schedule import ScheduleEvent
     from polyserve.events.storage import StorageAction, StorageEvent
     from polyserve.events.stream import ChangeType, StreamRecord
+    from polyserve.routing import decode_path
 
     Event = Message | StorageEvent | ScheduleEvent | StreamRecord | CloudEvent
     """Any non-HTTP event a handler can receive."""
@@ -38,6 +39,7 @@ __all__ = [
     "StorageAction",
     "StorageEvent",
     "StreamRecord",
+    "decode_path",
     "maker",
     "parse_json",
 ]
@@ -54,6 +56,7 @@ _MODULES = {
     "StorageAction": "storage",
     "StorageEvent": "storage",
     "StreamRecord": "stream",
+    "decode_path": "polyserve.routing",
     "maker": "polyserve._frozen",
     "parse_json": "_body",
 }

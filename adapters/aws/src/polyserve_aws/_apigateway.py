@@ -10,7 +10,12 @@ Recognised by shape:
 
 Authorizer events (``methodArn``/``routeArn``) are not requests and are not recognised.
 
-Requests: the path is percent-decoded. Payload 1.0 prefers ``multiValueHeaders`` and
+Requests: REST APIs and Function URLs pass the path as the client encoded it, and it
+is decoded by ``polyserve.events.decode_path`` (a malformed escape, an encoded slash or
+a path that is not UTF-8 is a 400 ``invalid_path``). HTTP APIs decode the path
+themselves before the event is built, in both payload versions (an HTTP API's payload
+1.0 event says ``"version": "1.0"``; a REST API's has no version), so theirs is taken
+as it is. Payload 1.0 prefers ``multiValueHeaders`` and
 ``multiValueQueryStringParameters`` over the single-value maps. Payload 2.0 parses
 ``rawQueryString`` itself; its headers arrive with repeated values already joined by
 commas (AWS does that), and its ``cookies`` array becomes one ``cookie`` header.
@@ -24,13 +29,12 @@ from __future__ import annotations
 
 from polyserve.app import error_response
 from polyserve.errors import EventError, MalformedEventError
-from polyserve.events import Headers, HttpRequest, QueryParams, maker
+from polyserve.events import Headers, HttpRequest, QueryParams, decode_path, maker
 from polyserve_aws._http import (
     NO_HEADERS,
     NO_QUERY,
     multi_pairs,
     pairs,
-    percent_decoded,
     request_body,
     response_body,
 )
@@ -96,6 +100,17 @@ def to_event(raw: dict[str, Any], context: Context) -> HttpRequest:
 
 def _what(raw: dict[str, Any]) -> str:
     return _WHAT[kind(raw)]
+
+
+def _path(path: str, raw: dict[str, Any], is_v2: bool) -> str:
+    """The request path: decoded here, unless an HTTP API decoded it already."""
+    if "%" not in path:
+        return path
+    # An HTTP API's payload 1.0 event has a version, a REST API's has none.
+    decoded_by_aws = kind(raw) == "http" if is_v2 else raw.get("version") == "1.0"
+    # Decoding an HTTP API's path again would turn a "%41" the client sent as
+    # "%2541" into "A".
+    return path if decoded_by_aws else decode_path(path)
 
 
 def _read(raw: dict[str, Any], context: Context, is_v2: bool) -> HttpRequest:
@@ -164,7 +179,7 @@ def _v1_request(raw: dict[str, Any], context: Context) -> HttpRequest:
     ):
         return _request(
             method,
-            path if "%" not in path else percent_decoded(path),
+            path if "%" not in path else _path(path, raw, False),
             QueryParams.view(query, multi=is_multi_query) if query else NO_QUERY,
             Headers.view(headers, multi=is_multi) if headers else NO_HEADERS,
             _text_body(body, raw) if body else b"",
@@ -198,7 +213,7 @@ def _v1_checked(raw: dict[str, Any], context: Context, what: str) -> HttpRequest
     identity = request_context.get("identity")
     return HttpRequest(
         method=text(raw, "httpMethod", what),
-        path=percent_decoded(text(raw, "path", what)),
+        path=_path(text(raw, "path", what), raw, False),
         query=QueryParams(query) if query else NO_QUERY,
         headers=Headers(headers) if headers else NO_HEADERS,
         body=request_body(raw, what),
@@ -244,7 +259,7 @@ def _v2_request(raw: dict[str, Any], context: Context) -> HttpRequest:
     ):
         return _request(
             method,
-            path if "%" not in path else percent_decoded(path),
+            path if "%" not in path else _path(path, raw, True),
             QueryParams.from_string(raw_query) if raw_query else NO_QUERY,
             # Payload 2.0 header names arrive lower-case.
             Headers.view(headers, normalized=True) if headers else NO_HEADERS,
@@ -269,7 +284,7 @@ def _v2_checked(raw: dict[str, Any], context: Context, what: str) -> HttpRequest
     raw_query = optional_text(raw, "rawQueryString", what)
     return HttpRequest(
         method=text(http, "method", what),
-        path=percent_decoded(text(raw, "rawPath", what)),
+        path=_path(text(raw, "rawPath", what), raw, True),
         query=QueryParams.from_string(raw_query) if raw_query else NO_QUERY,
         headers=Headers(headers) if headers else NO_HEADERS,
         body=request_body(raw, what),
