@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         StreamRecord,
     )
     from polyserve.idempotency.decorator import idempotent
+    from polyserve.identity import Principal
     from polyserve.retry import Retry
     from polyserve.routing import Registration, Route, Router, Trigger
 
@@ -92,6 +93,7 @@ _EXPORTS: dict[str, str] = {
     "PayloadMismatchError": "polyserve.errors",
     "PayloadTooLargeError": "polyserve.errors",
     "PolyserveError": "polyserve.errors",
+    "Principal": "polyserve.identity",
     "Query": "polyserve.binding",
     "QueryParams": "polyserve.events.http",
     "RecordTooLargeError": "polyserve.errors",
@@ -142,6 +144,7 @@ __all__ = [
     "PayloadMismatchError",
     "PayloadTooLargeError",
     "PolyserveError",
+    "Principal",
     "Query",
     "QueryParams",
     "RecordTooLargeError",

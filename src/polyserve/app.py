@@ -414,8 +414,8 @@ def _log_set_aside(reg: Registration, event: object, exc: Exception, context: Co
 
 
 def _hook_failed(event: object, exc: Exception, context: Context) -> None:
-    context.logger.exception(
-        "on_poison failed; the message stays failed", exc, message_id=_event_id(event)
+    context.logger.error(
+        "on_poison failed; the message stays failed", exc=exc, message_id=_event_id(event)
     )
 
 
