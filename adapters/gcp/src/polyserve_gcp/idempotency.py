@@ -115,7 +115,10 @@ class FirestoreStore(ConditionalStore[Any, Any]):
         return firestore.Client(project=self._project, database=self._database)
 
     def _insert(self, record: Record, now: float) -> None:
-        """A ``create``, which fails with ``AlreadyExists`` if the document exists."""
+        """A ``create``, which fails with ``AlreadyExists`` if the document exists.
+
+        It keeps no version, so ``complete`` and ``release`` read the document first.
+        """
         self._document(record.key).create(_encode_record(record, self.ttl_field), **self._options())
 
     def _replace(self, record: Record, version: Any) -> None:
