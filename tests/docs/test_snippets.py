@@ -22,16 +22,21 @@ Pages are found by globbing, so a new page is checked without being listed here.
 from __future__ import annotations
 
 import builtins
+import logging
 import re
 import symtable
 import sys
 import types
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from polyserve import App
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parents[2]
 SNIPPET_BASE = ROOT  # mkdocs.yml: pymdownx.snippets base_path ["."]
@@ -203,11 +208,17 @@ PAGES_WITH_PYTHON = [page for page in pages() if python_blocks(page)]
 
 
 @pytest.fixture
-def docs_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def docs_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.chdir(ROOT)
     for app_dir in sorted((ROOT / "examples").iterdir()):
         if app_dir.is_dir():
             monkeypatch.syspath_prepend(str(app_dir))
+    # A page may configure logging as a user would (a level for the polyserve logger):
+    # the levels are put back so that no page changes what later tests see.
+    levels = {name: logging.getLogger(name).level for name in ("", "polyserve")}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 @pytest.mark.usefixtures("docs_environment")
