@@ -38,7 +38,9 @@ def adapter(session: nox.Session, provider: str) -> None:
     Proves that no adapter leans on another's dependencies.
     """
     extras, test_deps = ADAPTERS[provider]
-    session.install("-e", ".", "-e", f"adapters/{provider}{extras}", *TEST_DEPS, *test_deps)
+    session.install(
+        "-e", ".[pydantic]", "-e", f"adapters/{provider}{extras}", *TEST_DEPS, *test_deps
+    )
     session.run("pytest", f"adapters/{provider}", "-p", "no:cacheprovider", *session.posargs)
 
 

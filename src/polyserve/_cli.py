@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import uvicorn
     except ImportError:
         raise MissingDependencyError(
-            "uvicorn", feature="polyserve serve", extra="polyserve[serve]"
+            "uvicorn", feature="polyserve serve", extra="polyserve-core[serve]"
         ) from None
     target = args.app if args.reload else _load(args.app)
     uvicorn.run(

@@ -37,6 +37,7 @@ from polyserve.errors import (
     EventValidationError,
     FieldError,
     MalformedEventError,
+    MissingDependencyError,
     UnsupportedEventError,
     UnsupportedMediaTypeError,
 )
@@ -513,6 +514,34 @@ def _scalar(tp: Any) -> Callable[[str], Any]:
     return lambda value: validator.from_python(value, ())
 
 
+# What the ``pydantic`` extra of ``polyserve-core`` pins: the versions validation supports.
+_PYDANTIC_REQUIREMENT = "pydantic>=2.6,<3"
+_PYDANTIC_EXTRA = "polyserve-core[pydantic]"
+_PYDANTIC_RANGE = ((2, 6), (3, 0))
+
+
+def _check_pydantic_version(version: str, *, feature: str = "validation") -> None:
+    """Check that ``version`` (``pydantic.VERSION``) is one that validation supports.
+
+    Raises:
+        MissingDependencyError: the version is outside ``_PYDANTIC_REQUIREMENT`` (or
+            unreadable); the message names the extra that installs a supported one.
+    """
+    try:
+        major, minor = (int(part) for part in version.split(".")[:2])
+    except ValueError:
+        major = minor = -1
+    low, high = _PYDANTIC_RANGE
+    if not low <= (major, minor) < high:
+        raise MissingDependencyError(
+            "pydantic",
+            feature=feature,
+            extra=_PYDANTIC_EXTRA,
+            requirement=_PYDANTIC_REQUIREMENT,
+            found=version,
+        )
+
+
 class _Validator:
     """Validates JSON or Python values against a type with pydantic, loaded on first use.
 
@@ -531,7 +560,20 @@ class _Validator:
         self._error: type[Exception] = Exception
 
     def _load(self) -> Callable[[Any], Any]:
-        # The lazy import this module exists for.
+        # The lazy import this module exists for. pydantic is an optional dependency of
+        # the core, so its absence, or a version this code was not written for, is
+        # reported here with what to install rather than as a bare ImportError.
+        feature = f"validating {_type_name(self._tp)}"
+        try:
+            import pydantic
+        except ImportError as exc:
+            raise MissingDependencyError(
+                "pydantic",
+                feature=feature,
+                extra=_PYDANTIC_EXTRA,
+                requirement=_PYDANTIC_REQUIREMENT,
+            ) from exc
+        _check_pydantic_version(pydantic.VERSION, feature=feature)
         from pydantic import BaseModel, TypeAdapter, ValidationError
 
         self._error = ValidationError
