@@ -1,7 +1,7 @@
 """pydantic as an optional dependency: what validation does without it, or with a wrong version.
 
 The installed case (a venv that really lacks pydantic) is covered by
-tests/packaging/test_wheels.py; here the import is made to fail in this process.
+tests/distribution/test_wheels.py; here the import is made to fail in this process.
 """
 
 from __future__ import annotations
