@@ -121,7 +121,11 @@ def dist(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class Venv:
-    """A fresh venv with our wheels installed from the wheelhouse, never from the index."""
+    """A fresh venv with our wheels installed from the wheelhouse, never from the index.
+
+    pip runs ``--isolated``: no find-links or index from the environment or the user's
+    configuration can offer it anything else.
+    """
 
     def __init__(self, path: Path, pip: list[str], find_links: list[Path]) -> None:
         self.path = path
@@ -132,7 +136,7 @@ class Venv:
 
     def install(self, *requirements: str) -> None:
         _run(
-            *self._pip, "--python", self.python, "install", "--quiet", "--no-index",
+            *self._pip, "--isolated", "--python", self.python, "install", "--quiet", "--no-index",
             *self._links, *requirements,
         )  # fmt: skip
 
@@ -281,7 +285,7 @@ def test_a_deployment_package_without_models_leaves_pydantic_out(
     for label, extra in (("without", []), ("with", ["polyserve-core[pydantic]"])):
         target = tmp_path / label
         _run(
-            *pip, "install", "--quiet", "--no-index", "--find-links", dist, "--find-links",
+            *pip, "--isolated", "install", "--quiet", "--no-index", "--find-links", dist, "--find-links",
             wheelhouse, "--no-compile", "--target", target, "polyserve-aws", *extra,
         )  # fmt: skip
         sizes[label] = _tree_size(target)
