@@ -651,6 +651,15 @@ def _split_annotated(ann: Any) -> tuple[Any, Any]:
         base, *meta = get_args(ann)
         marker = next((m for m in meta if isinstance(m, (Query, Header, Body))), None)
         return base, marker
+    # Python 3.10's get_type_hints wraps the annotation of a parameter that defaults to
+    # None in Optional, Annotated or not: Optional[Annotated[T, Header()]] is read as
+    # Annotated[T, Header()], as later versions give it.
+    if _is_union(ann):
+        args = get_args(ann)
+        if len(args) == 2 and type(None) in args:
+            inner = args[0] if args[1] is type(None) else args[1]
+            if get_origin(inner) is Annotated:
+                return _split_annotated(inner)
     return ann, None
 
 
