@@ -14,9 +14,10 @@ Misses use a fresh key per call, hits repeat one key; the two are measured in se
 phases. Calls alternate between the two handlers so that both see the same machine state;
 the report gives medians and ratios.
 
-Usage::
+``python -m benchmarks.run --redis-url ...`` puts its results in the benchmark table;
+on its own::
 
-    uv run python benchmarks/bench_idempotency.py --redis-url redis://127.0.0.1:6379/0
+    uv run python -m benchmarks.bench_idempotency --redis-url redis://127.0.0.1:6379/0
 """
 
 from __future__ import annotations

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         StreamRecord,
     )
     from polyserve.idempotency.decorator import idempotent
+    from polyserve.identity import Principal
     from polyserve.retry import Retry
     from polyserve.routing import Registration, Route, Router, Trigger
 
@@ -90,6 +91,7 @@ _EXPORTS: dict[str, str] = {
     "PayloadMismatchError": "polyserve.errors",
     "PayloadTooLargeError": "polyserve.errors",
     "PolyserveError": "polyserve.errors",
+    "Principal": "polyserve.identity",
     "Query": "polyserve.binding",
     "QueryParams": "polyserve.events.http",
     "RecordTooLargeError": "polyserve.errors",
@@ -139,6 +141,7 @@ __all__ = [
     "PayloadMismatchError",
     "PayloadTooLargeError",
     "PolyserveError",
+    "Principal",
     "Query",
     "QueryParams",
     "RecordTooLargeError",

@@ -392,8 +392,8 @@ def _log_set_aside(reg: Registration, event: object, exc: Exception, context: Co
 
 
 def _hook_failed(event: object, exc: Exception, context: Context) -> None:
-    context.logger.exception(
-        "on_poison failed; the message stays failed", exc, message_id=getattr(event, "id", None)
+    context.logger.error(
+        "on_poison failed; the message stays failed", exc=exc, message_id=getattr(event, "id", None)
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -12,7 +14,7 @@ from polyserve.events.http import Headers, HttpRequest, QueryParams
 if TYPE_CHECKING:
     from polyserve.app import App
 
-__all__ = ["request_from_scope", "serve"]
+__all__ = ["JsonLineFormatter", "log_config", "request_from_scope", "serve"]
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -32,6 +34,68 @@ def request_from_scope(scope: dict[str, Any], body: bytes) -> HttpRequest:
         request_id=headers.get("x-request-id") or uuid.uuid4().hex,
         raw=scope,
     )
+
+
+class JsonLineFormatter(logging.Formatter):
+    """Formats a record of the ``polyserve`` logger as one JSON object on one line.
+
+    ``ctx.logger`` records already are such objects, and pass through unchanged, so
+    a local server prints the lines a cloud's log capture sees. Any other record
+    becomes ``{"level": ..., "message": ..., "logger": ...}``, with its traceback,
+    if any, under ``"traceback"``, so that every line stays one JSON object.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if message.startswith("{") and not record.exc_info:
+            try:
+                if isinstance(json.loads(message), dict):
+                    return message
+            except ValueError:
+                pass
+        line: dict[str, Any] = {
+            "level": record.levelname,
+            "message": message,
+            "logger": record.name,
+        }
+        if record.exc_info:
+            line["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def log_config(level: str = "info") -> dict[str, Any]:
+    """The logging configuration ``polyserve serve`` hands to uvicorn.
+
+    uvicorn's own configuration, plus a handler that writes the ``polyserve``
+    logger's records (every ``ctx.logger`` line) to stderr, one JSON object per
+    line, from ``level`` up (``"debug"``, ``"info"``, ``"warning"``, ``"error"`` or
+    ``"critical"``). The logger does not propagate, so a root handler the app
+    installs does not print each line twice.
+
+    Library code never installs this: a cloud captures the process's output
+    itself. It is for local servers, which own their process's logging. Raises
+    ``ValueError`` for an unknown level, and ``ImportError`` without uvicorn.
+    """
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    name = level.upper()
+    if name not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError(f"unknown log level {level!r}")
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["polyserve"] = {"()": f"{__name__}.JsonLineFormatter"}
+    config["handlers"]["polyserve"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "polyserve",
+        "stream": "ext://sys.stderr",
+    }
+    config["loggers"]["polyserve"] = {
+        "handlers": ["polyserve"],
+        "level": name,
+        "propagate": False,
+    }
+    return config
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

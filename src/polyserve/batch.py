@@ -156,7 +156,7 @@ class _Batch:
         return True
 
     def fail(self, item: str, reason: str, exc: BaseException) -> None:
-        """Record that ``item`` failed with ``exc``; its traceback goes to the log only."""
+        """Record that ``item`` failed with ``exc``, logged in one line (see ``ContextLogger``)."""
         if isinstance(exc, Retry):
             # A deliberate hand-off, not a crash: no traceback in the log.
             self.context.logger.info(
@@ -169,10 +169,12 @@ class _Batch:
             if self.logs_errors is None:  # asked once a batch: is anybody listening
                 self.logs_errors = self.context.logs_at(40)
             if self.logs_errors:
-                self.context.logger.exception(f"record {reason}", exc, item_id=item)
+                # The error and the frame that raised it, not the traceback (unless the
+                # logger is at DEBUG): formatting one costs more than a batch of records.
+                self.context.logger.error(f"record {reason}", exc=exc, item_id=item)
             # The traceback holds every frame down to the handler's, and those hold
             # this batch: a reference cycle per failure, left to the garbage collector
-            # and keeping the whole batch alive until it runs. It has been logged.
+            # and keeping the whole batch alive until it runs. Where it was raised is logged.
             self.failed.append(_failure(item, reason, exc.with_traceback(None), None))
         if self.ordered:
             self.stopped = _ORDER_BROKEN

@@ -44,7 +44,7 @@ from polyserve.errors import (
 from polyserve.events._body import parse_json
 from polyserve.events.http import HttpRequest
 
-__all__ = ["Binder", "Body", "Header", "Query"]
+__all__ = ["Binder", "Body", "Header", "Query", "RequestOrEvent"]
 
 _EMPTY = inspect.Parameter.empty
 _BODY_LOC = ("body",)
@@ -99,6 +99,17 @@ class Header(_Aliased):
 
 class Body(Value):
     """Marker: bind the parameter to the request body, decoded as JSON unless ``bytes``/``str``."""
+
+    __slots__ = ()
+
+
+class RequestOrEvent(Value):
+    """Marker for wrappers that serve every trigger (``@idempotent``): bind the
+    ``HttpRequest`` on an HTTP route, and the event on any other trigger.
+
+    ``Annotated[object, RequestOrEvent()]``: on a route, a plain ``object`` parameter
+    would be a query parameter, and an ``HttpRequest`` one would not take events.
+    """
 
     __slots__ = ()
 
@@ -364,8 +375,8 @@ class Binder:
 
 def _http_param(p: inspect.Parameter, ann: Any, path_params: Sequence[str]) -> _Param:
     base, marker = _split_annotated(ann)
-    if base is HttpRequest:
-        return _Param(p.name, _Source.REQUEST, p.name, p.default, base)
+    if base is HttpRequest or isinstance(marker, RequestOrEvent):
+        return _Param(p.name, _Source.REQUEST, p.name, p.default, HttpRequest)
     if base is Context:
         return _Param(p.name, _Source.CONTEXT, p.name, p.default, base)
     if isinstance(marker, Body) or (
@@ -649,7 +660,8 @@ def _translate(exc: Any, loc: tuple[str, ...]) -> Exception:
 def _split_annotated(ann: Any) -> tuple[Any, Any]:
     if get_origin(ann) is Annotated:
         base, *meta = get_args(ann)
-        marker = next((m for m in meta if isinstance(m, (Query, Header, Body))), None)
+        markers = (Query, Header, Body, RequestOrEvent)
+        marker = next((m for m in meta if isinstance(m, markers)), None)
         return base, marker
     # Python 3.10's get_type_hints wraps the annotation of a parameter that defaults to
     # None in Optional, Annotated or not: Optional[Annotated[T, Header()]] is read as

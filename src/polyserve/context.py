@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any
 
+    from polyserve.identity import Principal
+
 __all__ = ["Context", "ContextLogger"]
 
 _cold_start = True
@@ -40,7 +42,18 @@ class ContextLogger:
          "invocation_id": "...", "function_name": "...", "is_cold_start": false}
 
     Records go through the standard ``logging`` logger named ``polyserve`` (or the
-    one given), so the platform's log capture sees them; polyserve adds no handler.
+    one given), so the platform's log capture sees them; the library adds no handler.
+    ``polyserve serve`` installs one for local runs, printing the same lines to stderr.
+
+    An exception is logged in one of two ways. ``error(..., exc=exc)`` names it and
+    where it was raised, in the same one line: ``error_type``, ``error_message`` (its
+    ``str()``), and the innermost frame of its traceback as ``error_file``,
+    ``error_line`` and ``error_function``; the full ``traceback`` is added only while
+    the logger is enabled for DEBUG (``logging.getLogger("polyserve").setLevel("DEBUG")``,
+    or a function log level of DEBUG on Lambda). polyserve logs each failed batch
+    record this way: formatting a traceback costs far more than handling a record.
+    ``exception(..., exc)`` always adds the full traceback; polyserve uses it for
+    failures that end an invocation, such as an HTTP 500.
     """
 
     __slots__ = ("_fields", "_logger")
@@ -60,19 +73,27 @@ class ContextLogger:
         """
         return self._logger.isEnabledFor(level)
 
-    def _log(self, level: int, message: str, exc: BaseException | None, fields: Any) -> None:
+    def _log(
+        self,
+        level: int,
+        message: str,
+        exc: BaseException | None,
+        fields: Any,
+        with_traceback: bool = False,
+    ) -> None:
         if not self._logger.isEnabledFor(level):
             return
         record: dict[str, Any] = {"level": _LEVELS.get(level, str(level)), "message": message}
         record.update(fields)
         record.update(self._fields)
         if exc is not None:
-            import traceback
+            _describe(exc, record)
+            if with_traceback or self._logger.isEnabledFor(10):
+                import traceback
 
-            record["error_type"] = type(exc).__name__
-            record["traceback"] = "".join(
-                traceback.format_exception(type(exc), exc, exc.__traceback__)
-            )
+                record["traceback"] = "".join(
+                    traceback.format_exception(type(exc), exc, exc.__traceback__)
+                )
         import json  # loaded by then: every response or event body has used it
 
         self._logger.log(level, json.dumps(record, default=str))
@@ -87,11 +108,48 @@ class ContextLogger:
         self._log(30, message, None, fields)
 
     def error(self, message: str, *, exc: BaseException | None = None, **fields: Any) -> None:
+        """Log ``message`` at ERROR; with ``exc``, also its type, message and raising frame.
+
+        The traceback is added only while the logger is enabled for DEBUG.
+        """
         self._log(40, message, exc, fields)
 
     def exception(self, message: str, exc: BaseException, **fields: Any) -> None:
-        """Log ``exc`` with its traceback (the traceback goes to the log only)."""
-        self._log(40, message, exc, fields)
+        """Log ``message`` at ERROR with ``exc`` described as ``error`` does, and its full traceback."""
+        self._log(40, message, exc, fields, with_traceback=True)
+
+
+def _describe(exc: BaseException, record: dict[str, Any]) -> None:
+    # What went wrong and where, without formatting the traceback: its type, its
+    # message, and the innermost frame (where it was raised).
+    record["error_type"] = type(exc).__name__
+    try:
+        record["error_message"] = _message(exc)
+    except Exception:  # a broken __str__ must not lose the record's log line
+        record["error_message"] = "<str() failed>"
+    tb = exc.__traceback__
+    if tb is not None:
+        while tb.tb_next is not None:
+            tb = tb.tb_next
+        code = tb.tb_frame.f_code
+        record["error_file"] = code.co_filename
+        record["error_line"] = tb.tb_lineno
+        record["error_function"] = code.co_name
+
+
+def _message(exc: BaseException) -> str:
+    cls = type(exc)
+    if cls.__name__ != "ValidationError" or not cls.__module__.startswith("pydantic"):
+        return str(exc)
+    # pydantic's own message repeats every invalid input value, which is payload
+    # content: the fields and what is wrong with them say enough. (pydantic is not
+    # imported here: its error is recognised by name.)
+    error: Any = exc
+    problems = []
+    for e in error.errors(include_url=False, include_input=False, include_context=False):
+        where = ".".join([str(part) for part in e["loc"]]) or "<root>"
+        problems.append(f"{where}: {e['msg']}")
+    return f"validation failed for {error.title}: {'; '.join(problems)}"
 
 
 class Context:
@@ -109,12 +167,18 @@ class Context:
     the deadline, called the first time ``deadline`` is read (an HTTP handler
     seldom reads it). A plain function rather than a closure, so that nothing is
     built for it per invocation.
+
+    ``principal`` is the caller, when the platform or a verifier identified one (see
+    ``polyserve.identity``). Adapters give a reader with ``principal_from``, so that
+    a request whose handler never asks who is calling pays nothing for decoding it.
     """
 
     __slots__ = (
         "_deadline",
         "_deadline_from",
         "_logger",
+        "_principal",
+        "_principal_from",
         "clock",
         "function_name",
         "invocation_id",
@@ -147,6 +211,8 @@ class Context:
         self.raw = raw
         self.clock = clock
         self._logger: ContextLogger | None = None
+        self._principal: Principal | None = None
+        self._principal_from: tuple[Callable[[Any], Principal | None], Any] | None = None
 
     def _key(self) -> tuple[str, str, str, float | None, bool]:
         return (
@@ -183,6 +249,33 @@ class Context:
     @deadline.setter
     def deadline(self, value: float | None) -> None:
         self._deadline, self._deadline_from = value, None
+
+    @property
+    def principal(self) -> Principal | None:
+        """The caller, as the platform or a verifier identified it, or ``None``.
+
+        Worked out on first read when an adapter gave a reader (``principal_from``).
+        Set it to record a caller identified some other way; ``polyserve.auth``
+        verifiers set it when they accept a request.
+        """
+        pending = self._principal_from
+        if pending is not None:
+            self._principal_from = None
+            reader, source = pending
+            self._principal = reader(source)
+        return self._principal
+
+    @principal.setter
+    def principal(self, value: Principal | None) -> None:
+        self._principal, self._principal_from = value, None
+
+    def principal_from(self, reader: Callable[[Any], Principal | None], source: Any) -> None:
+        """Make ``principal`` be ``reader(source)``, called when ``principal`` is first read.
+
+        For adapters: ``source`` is the native event or the request headers, and
+        ``reader`` must return ``None`` rather than raise for anything it cannot read.
+        """
+        self._principal, self._principal_from = None, (reader, source)
 
     def remaining_time(self) -> float | None:
         """Seconds left before the deadline (never negative), or ``None`` if unknown."""

@@ -565,5 +565,97 @@ def test_failures_leave_no_reference_cycles_behind(caplog: pytest.LogCaptureFixt
     assert failed == ["1", "3"]
     assert unreachable == 0
     assert kind is ValueError
-    # The traceback went to the log.
-    assert "cannot handle 1" in _log_records(caplog, logging.ERROR)[0]["traceback"]
+    # The error went to the log.
+    assert _log_records(caplog, logging.ERROR)[0]["error_message"] == "cannot handle 1"
+
+
+# -- failure log lines ---------------------------------------------------------------
+
+CARD = "4111 1111 1111 1111"
+
+
+def _charge(order: dict[str, Any]) -> None:
+    raise ValueError(f"payment declined for order {order['id']}")
+
+
+def _payments() -> App:
+    app = App("payments")
+
+    @app.queue("orders")
+    def on_order(msg: Message) -> None:
+        _charge(msg.json())
+
+    return app
+
+
+def _pay(app: App, *bodies: str) -> BatchResult:
+    records = [_record(f"m{i}", body) for i, body in enumerate(bodies)]
+    return app.handle_batch(Trigger.QUEUE, records, _ctx(), decode=_decode, item_id=_item_id)
+
+
+def test_a_failed_record_is_one_line_naming_the_error_the_record_and_where_it_was_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="polyserve")
+    result = _pay(_payments(), json.dumps({"id": 7, "card": CARD}))
+    assert result.failed_ids == ["m0"]
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "\n" not in line
+    logged = json.loads(line)
+    assert logged["message"] == "record handler failed"
+    assert logged["item_id"] == "m0"
+    assert logged["error_type"] == "ValueError"
+    assert logged["error_message"] == "payment declined for order 7"
+    assert (logged["error_file"], logged["error_line"], logged["error_function"]) == (
+        __file__, _charge.__code__.co_firstlineno + 1, "_charge",
+    )  # fmt: skip
+    assert "traceback" not in logged
+    assert CARD not in caplog.text
+
+
+def test_the_traceback_of_a_failed_record_is_logged_at_debug_level(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="polyserve")
+    _pay(_payments(), json.dumps({"id": 7, "card": CARD}))
+    [logged] = _log_records(caplog, logging.ERROR)
+    assert logged["traceback"].startswith("Traceback (most recent call last):")
+    assert "in on_order" in logged["traceback"]
+    assert "in _charge" in logged["traceback"]
+    assert logged["traceback"].rstrip().endswith("ValueError: payment declined for order 7")
+    assert logged["error_function"] == "_charge"
+    assert CARD not in caplog.text
+
+
+def test_a_record_that_is_not_json_is_logged_without_its_body(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="polyserve")
+    result = _pay(_payments(), f"card={CARD}")
+    assert result.failed_ids == ["m0"]
+    [logged] = _log_records(caplog, logging.ERROR)
+    assert logged["error_type"] == "MalformedEventError"
+    assert logged["error_message"].startswith("message body is not valid JSON")
+    assert CARD not in caplog.text
+
+
+def test_failure_lines_stay_out_of_a_log_that_ignores_errors(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.CRITICAL, logger="polyserve")
+    assert _pay(_payments(), json.dumps({"id": 7})).failed_ids == ["m0"]
+    assert caplog.records == []
+
+
+def test_a_failing_on_poison_hook_is_logged_in_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR, logger="polyserve")
+    shop = Shop(max_attempts=2, on_poison=Poison(fails=True))
+    assert shop.batch([_record("1", "boom", attempt=2)]).failed_ids == ["1"]
+    [hook] = [
+        r for r in _log_records(caplog, logging.ERROR) if r["message"].startswith("on_poison")
+    ]
+    assert (hook["message_id"], hook["error_type"], hook["error_message"]) == (
+        "1", "OSError", "dead-letter queue unreachable",
+    )  # fmt: skip
+    assert hook["error_function"] == "__call__"
+    assert "traceback" not in hook

@@ -1,6 +1,13 @@
-"""Context: the deadline, worked out once and only when asked for."""
+"""Context: the deadline, worked out once and only when asked for; the JSON logger."""
 
 from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ValidationError
 
 from polyserve import Context
 
@@ -29,3 +36,98 @@ def test_a_context_without_deadline_has_all_the_time() -> None:
     assert ctx.remaining_time() is None
     assert ctx.has_time_for(10**6)
     assert Context("test", deadline=5.0, clock=lambda: 9.0).remaining_time() == 0.0
+
+
+# -- the logger ------------------------------------------------------------------
+
+
+def _lookup(pet_id: int) -> None:
+    raise LookupError(f"no pet {pet_id}")
+
+
+def _caught() -> Exception:
+    try:
+        _lookup(7)
+    except LookupError as exc:
+        return exc
+    raise AssertionError("not raised")
+
+
+def _logged(caplog: pytest.LogCaptureFixture) -> dict[str, Any]:
+    [record] = caplog.records
+    logged: dict[str, Any] = json.loads(record.getMessage())
+    return logged
+
+
+def test_error_names_the_exception_and_the_frame_that_raised_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="polyserve")
+    Context("test", invocation_id="inv-1").logger.error("lookup failed", exc=_caught(), pet=7)
+    logged = _logged(caplog)
+    assert (logged["level"], logged["message"], logged["pet"]) == ("ERROR", "lookup failed", 7)
+    assert (logged["error_type"], logged["error_message"]) == ("LookupError", "no pet 7")
+    assert (logged["error_file"], logged["error_line"], logged["error_function"]) == (
+        __file__, _lookup.__code__.co_firstlineno + 1, "_lookup",
+    )  # fmt: skip
+    assert "traceback" not in logged
+
+
+def test_error_adds_the_traceback_when_the_logger_is_at_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="polyserve")
+    Context("test").logger.error("lookup failed", exc=_caught())
+    traceback = _logged(caplog)["traceback"]
+    assert "in _caught" in traceback
+    assert "in _lookup" in traceback
+    assert traceback.rstrip().endswith("LookupError: no pet 7")
+
+
+def test_exception_always_adds_the_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR, logger="polyserve")
+    Context("test").logger.exception("lookup failed", _caught())
+    logged = _logged(caplog)
+    assert logged["error_function"] == "_lookup"
+    assert "in _lookup" in logged["traceback"]
+
+
+def test_an_exception_never_raised_has_no_frame(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR, logger="polyserve")
+    Context("test").logger.error("gave up", exc=TimeoutError("store too slow"))
+    logged = _logged(caplog)
+    assert (logged["error_type"], logged["error_message"]) == ("TimeoutError", "store too slow")
+    assert not {"error_file", "error_line", "error_function"} & logged.keys()
+
+
+class _Card(BaseModel):
+    number: int
+    holder: str
+
+
+def test_a_pydantic_error_is_logged_without_the_input_it_repeats(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="polyserve")
+    with pytest.raises(ValidationError) as info:
+        _Card.model_validate({"number": "4111-secret-1111", "holder": ["Ada"]})
+    assert "4111-secret-1111" in str(info.value)  # what pydantic's own message holds
+    Context("test").logger.error("card rejected", exc=info.value)
+    logged = _logged(caplog)
+    assert logged["error_type"] == "ValidationError"
+    assert logged["error_message"].startswith("validation failed for _Card: number: ")
+    assert "holder: Input should be a valid string" in logged["error_message"]
+    assert "4111-secret-1111" not in caplog.text
+    assert "Ada" not in caplog.text
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no")
+
+
+def test_an_exception_whose_str_fails_is_still_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR, logger="polyserve")
+    Context("test").logger.error("odd failure", exc=_Unprintable())
+    logged = _logged(caplog)
+    assert (logged["error_type"], logged["error_message"]) == ("_Unprintable", "<str() failed>")

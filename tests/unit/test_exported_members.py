@@ -27,3 +27,16 @@ def test_exports_are_defined_in_their_documented_module() -> None:
 def test_unknown_attribute_raises_attribute_error() -> None:
     with pytest.raises(AttributeError, match="NoSuchThing"):
         getattr(polyserve, "NoSuchThing")  # noqa: B009  # the lookup itself is under test
+
+
+def test_principal_is_exported_lazily() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, polyserve; assert 'polyserve.identity' not in sys.modules; "
+        "from polyserve import Principal; print(Principal.__module__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "polyserve.identity"
+    assert "Principal" in polyserve.__all__

@@ -32,9 +32,15 @@ if TYPE_CHECKING:
 # Which source recognises each of this adapter's samples (None: no source does).
 EXPECTED_SOURCE: dict[str, ModuleType | None] = {
     "alb-multi.json": _alb,
+    "alb-oidc.json": _alb,
     "alb-single.json": _alb,
+    "apigw-http-jwt.json": _apigateway,
+    "apigw-http-lambda-authorizer.json": _apigateway,
     "apigw-http-post.json": _apigateway,
+    "apigw-rest-cognito.json": _apigateway,
     "apigw-rest-get.json": _apigateway,
+    "apigw-rest-iam-cognito.json": _apigateway,
+    "apigw-rest-lambda-authorizer.json": _apigateway,
     "apigw-rest-post-binary.json": _apigateway,
     "cloudwatch-logs.json": None,
     "cognito-pre-sign-up.json": None,
@@ -44,6 +50,7 @@ EXPECTED_SOURCE: dict[str, ModuleType | None] = {
     "eventbridge-scheduled-rule.json": _eventbridge,
     "eventbridge-scheduler.json": _eventbridge,
     "function-url-get.json": _apigateway,
+    "function-url-iam.json": _apigateway,
     "kinesis.json": _kinesis,
     "s3-delete.json": _s3,
     "s3-put.json": _s3,

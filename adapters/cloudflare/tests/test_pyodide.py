@@ -91,6 +91,25 @@ def test_errors_are_problem_responses(run: dict[str, Any]) -> None:
         assert len(body(response)["invocation_id"]) == 32
 
 
+def test_access_identity_is_read_only_when_trusted(run: dict[str, Any]) -> None:
+    trusted = body(run["http"]["whoamiTrusted"])
+    assert trusted == {"principal": ["cloudflare.access", "alice", "alice@example.com"]}
+    assert body(run["http"]["whoamiIgnored"]) == {"principal": None}
+
+
+def test_idempotent_replays_reach_only_their_own_caller(run: dict[str, Any]) -> None:
+    orders = [body(response) for response in run["http"]["orders"]]
+    assert [response["status"] for response in run["http"]["orders"]] == [201] * 4
+    assert orders == [
+        {"caller": "alice", "run": 1},
+        {"caller": "bob", "run": 2},
+        {"caller": "alice", "run": 1},
+        {"caller": "bob", "run": 2},
+    ]
+    replayed = [r["headers"].get("idempotency-replayed") for r in run["http"]["orders"]]
+    assert replayed == [None, None, "true", "true"]
+
+
 def test_binary_body_round_trip(run: dict[str, Any]) -> None:
     binary = run["http"]["binary"]
     assert binary["status"] == 200

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+import logging
 import math
 import time
 from typing import TYPE_CHECKING, Any
@@ -153,6 +155,25 @@ def test_a_failing_ack_fails_the_invocation_after_settling_the_rest(worker: Entr
         deliver(worker, "orders", stuck, failing)
     assert info.value.code == "queue_settle_failed"
     assert failing.settled == "retried"
+
+
+def test_a_failing_ack_is_logged_in_one_line_without_a_traceback(
+    worker: Entrypoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Stuck(FakeMessage):
+        def ack(self) -> None:
+            raise RuntimeError("ack failed")
+
+    caplog.set_level(logging.ERROR, logger="polyserve")
+    with pytest.raises(PolyserveError):
+        deliver(worker, "orders", Stuck("1", "x"))
+    logged = [json.loads(r.getMessage()) for r in caplog.records]
+    [line] = [entry for entry in logged if entry["message"] == "queue message ack failed"]
+    assert (line["item_id"], line["error_type"], line["error_message"]) == (
+        "1", "RuntimeError", "ack failed",
+    )  # fmt: skip
+    assert (line["error_file"], line["error_function"]) == (__file__, "ack")
+    assert "traceback" not in line
 
 
 def test_queue_rejects_what_is_not_a_batch(worker: Entrypoint) -> None:

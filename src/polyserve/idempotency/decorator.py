@@ -11,6 +11,10 @@ One call goes through these steps::
                         -> IN_PROGRESS    -> InProgressError, or with wait=True poll store.get
                                              until it completes, frees up, or time runs out
 
+Keys of HTTP calls are scoped to the caller (``scope=``): two callers who send the same
+key, or the same body, get a record each, so a stored response is only ever replayed
+to the caller it was made for.
+
 The handler's binding is kept: the wrapper exposes the handler's own signature plus two
 keyword-only parameters the app fills in (the Context, and the request or event), which
 are removed again before the handler is called.
@@ -45,6 +49,7 @@ from polyserve.events import HttpRequest
 from polyserve.idempotency import _keys
 from polyserve.idempotency._serialize import canonical, decode_result, digest, encode_result
 from polyserve.idempotency.store import Record, Status, Store, is_live
+from polyserve.identity import Principal
 
 __all__ = ["REPLAYED_HEADER", "idempotent"]
 
@@ -58,6 +63,12 @@ _REPLAYED = (REPLAYED_HEADER.lower(), "true")
 KeySpec = str | Callable[[Any], Any]
 """A dotted path into the payload (``"order.id"``), or a function of the event, request
 or (for plain functions) the arguments mapping, returning the key."""
+
+ScopeSpec = Literal["caller", "global"] | Callable[[Any, Any], "str | Principal | None"]
+"""Whose records a call may see: ``"caller"`` (the default), ``"global"``, or a function
+of the request, event or (for plain functions) arguments mapping, and the ``Context``
+(``None`` when a plain function is called without one), returning the scope: a string,
+a ``Principal``, or ``None`` for none."""
 
 _CONTEXT_PARAM = "_idempotency_context"
 _SOURCE_PARAM = "_idempotency_source"
@@ -80,6 +91,7 @@ def idempotent(
     on_missing_key: Literal["error", "skip"] = "error",
     clock: Callable[[], float] = time.time,
     lock_timeout: float = 60.0,
+    scope: ScopeSpec = "caller",
 ) -> Callable[[F], F]:
     """Run the decorated function once per key; repeats get the stored result.
 
@@ -92,6 +104,13 @@ def idempotent(
     header if sent, else a hash of method, path and body (or of the handler's arguments
     when it does not take the ``HttpRequest``); for plain functions, a hash of the
     arguments. Keys are namespaced by the function's ``module.qualname``.
+
+    Keys of HTTP calls are also scoped to the caller, so that a stored response is
+    replayed only to the caller it was made for: by ``Context.principal`` (its source
+    and id) where the platform or a verifier identified one, else by a hash of the
+    ``Authorization`` header. A request with neither is unscoped, and the function logs
+    a warning the first time that happens. Events and plain functions have no caller:
+    their keys stay global unless ``scope`` is a function.
 
     Args:
         store: where records live; ``None`` gives this function its own ``MemoryStore``.
@@ -112,6 +131,12 @@ def idempotent(
             ``"skip"`` runs the function unprotected.
         clock: the time source for record timestamps (epoch seconds).
         lock_timeout: how long a call holds the key when the Context gives no deadline.
+        scope: ``"caller"`` scopes HTTP keys as above; ``"global"`` shares keys between
+            all callers, for keys that are global by design; a function of the request
+            (or event, or arguments mapping) and the Context returns the scope itself:
+            a string, a ``Principal``, or ``None`` for unscoped. A ``polyserve.auth``
+            verifier is such a function: it authenticates the request before any
+            replay, and scopes it to the caller it accepted.
 
     Raises (from the decorated function):
         KeyMissingError: no key (HTTP 400).
@@ -134,6 +159,8 @@ def idempotent(
         raise ConfigurationError("cache_size must not be negative")
     if not header:
         raise ConfigurationError("header must name a header")
+    if not (scope in ("caller", "global") or (callable(scope) and not isinstance(scope, str))):
+        raise ConfigurationError(f"scope must be 'caller', 'global' or a function, got {scope!r}")
     if mode == "header" and key is not None:
         raise ConfigurationError("mode='header' takes the key from the header; do not pass key=")
     for name, spec in (("key", key), ("payload", payload)):
@@ -145,6 +172,7 @@ def idempotent(
             store=store, key=key, payload=payload, ttl=ttl, mode=mode, header=header,
             require_key=require_key, wait=wait, cache_size=cache_size,
             skip_missing=on_missing_key == "skip", clock=clock, lock_timeout=lock_timeout,
+            scope=scope,
         )  # fmt: skip
         return cast("F", _Idempotent(fn, options).wrapper())
 
@@ -165,6 +193,7 @@ class _Options:
     skip_missing: bool
     clock: Callable[[], float]
     lock_timeout: float
+    scope: ScopeSpec
 
 
 @dataclass(slots=True)
@@ -211,6 +240,8 @@ class _Idempotent:
             if name in self.signature.parameters:
                 raise ConfigurationError(f"{self.namespace} may not declare a parameter {name!r}")
         self.cache = _Cache(options.cache_size) if options.cache_size else None
+        # Whether the warning about an unscoped HTTP key was logged (once per function).
+        self.warned_unscoped = False
         self.is_async = inspect.iscoroutinefunction(inspect.unwrap(fn)) or (
             inspect.iscoroutinefunction(fn)
         )
@@ -245,13 +276,14 @@ class _Idempotent:
     def _source_annotation(self) -> Any:
         if self.options.mode == "header":
             return HttpRequest
-        # In auto mode the wrapper does not know whether it will serve HTTP or events.
-        # ``object`` binds to whatever event arrives; the Header marker makes an HTTP route
-        # bind the key header instead (an HTTP handler that also wants method, path and
-        # body hashing declares its own ``HttpRequest`` parameter, which is found by type).
-        from polyserve.binding import Header
+        # In auto mode the wrapper does not know whether it will serve HTTP or events:
+        # the marker binds the request on a route and the event on any other trigger.
+        # The request gives the key header and the caller's scope; an HTTP handler that
+        # wants method, path and body hashing declares its own ``HttpRequest`` parameter,
+        # which is found by type.
+        from polyserve.binding import RequestOrEvent
 
-        return Annotated[object, Header(self.options.header.lower())]
+        return Annotated[object, RequestOrEvent()]
 
     def _wrapper_signature(self) -> inspect.Signature:
         params = list(self.signature.parameters.values())
@@ -323,11 +355,15 @@ class _Idempotent:
 
     def _plan(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call | None:
         """The call's key and fingerprint; ``None`` to run the function unprotected."""
+        opts = self.options
         context = kwargs.pop(_CONTEXT_PARAM, None)
         source = kwargs.pop(_SOURCE_PARAM, None)
-        request = source if isinstance(source, HttpRequest) else None
+        # The request as it arrived (for the key header and the caller's scope), and the
+        # request the key and fingerprint hash: in auto mode, only one the handler takes.
+        wire = source if isinstance(source, HttpRequest) else None
+        request = wire if opts.mode == "header" else None
         event = source if isinstance(source, _keys.EVENT_TYPES) else None
-        header = source if isinstance(source, str) else None
+        header: str | None = None
         if context is None or (request is None and event is None):
             # Called directly, or an HTTP route in auto mode: the handler may declare the
             # request, event or context itself, so find them among its arguments by type.
@@ -338,16 +374,18 @@ class _Idempotent:
                     request = request or value
                 elif isinstance(value, _keys.EVENT_TYPES):
                     event = event or value
-        if request is not None and header is None:
-            header = request.headers.get(self.options.header)
-        if header is not None:
-            header = _unquote(header)
+        wire = wire or request
+        if wire is not None:
+            header = wire.headers.get(opts.header)
+            if header is not None:
+                header = _unquote(header)
 
-        opts = self.options
         arguments: dict[str, Any] | None = None
         if request is None and event is None:
             arguments = self._arguments(args, kwargs)
         subject: Any = request if request is not None else event if event is not None else arguments
+        # Before anything is looked up: a scope function may authenticate the caller.
+        scope, is_unscoped_call = self._scope(wire, event, arguments, context)
 
         if opts.mode == "header":
             if request is None:
@@ -371,14 +409,63 @@ class _Idempotent:
             return None
         if len(raw) > _MAX_KEY_CHARS:
             raw = "sha256:" + digest(raw.encode())
+        if is_unscoped_call and not self.warned_unscoped:
+            self.warned_unscoped = True
+            _warn(
+                context,
+                "idempotency key not scoped to a caller: the request has no principal and "
+                "no Authorization header, so callers sending the same key share one "
+                "stored result; pass scope= to choose",
+                function=self.namespace,
+            )
 
         remaining = context.remaining_time() if context is not None else None
         return _Call(
-            key=f"{self.namespace}#{raw}",
+            key=f"{self.namespace}@{scope}#{raw}" if scope else f"{self.namespace}#{raw}",
             fingerprint=fingerprint,
             context=context,
             token=_tokens.next(),
             lock_seconds=opts.lock_timeout if remaining is None else remaining,
+        )
+
+    def _scope(
+        self,
+        wire: HttpRequest | None,
+        event: object,
+        arguments: dict[str, Any] | None,
+        context: Context | None,
+    ) -> tuple[str | None, bool]:
+        """The hashed scope of the call's key (``None``: unscoped), and whether it is an
+        HTTP call left unscoped by default, which is worth a warning.
+
+        Raises whatever a scope function raises (``HttpError(401)`` from a verifier), and
+        ConfigurationError when one returns something else than a str, Principal or None.
+        """
+        spec = self.options.scope
+        if spec == "global":
+            return None, False
+        if callable(spec):
+            subject = wire if wire is not None else event if event is not None else arguments
+            found = spec(subject, context)
+        elif wire is None:
+            return None, False  # events and plain functions: no caller to scope by
+        else:
+            found = context.principal if context is not None else None
+            if found is None:
+                # Every value: a repeated header is one credential as a whole.
+                credentials = "\n".join(wire.headers.get_all("authorization"))
+                if not credentials:
+                    return None, True
+                return digest(b"authorization", _utf8(credentials)), False
+        if found is None or found == "":
+            return None, False
+        if isinstance(found, Principal):
+            return digest(b"principal", _utf8(found.source), _utf8(found.id)), False
+        if isinstance(found, str):
+            return digest(b"scope", _utf8(found)), False
+        raise ConfigurationError(
+            f"{self.namespace}: scope= returned {type(found).__name__}; "
+            "expected a str, a Principal or None"
         )
 
     def _key(
@@ -579,6 +666,11 @@ class _Cache:
             self._records.move_to_end(record.key)
             while len(self._records) > self._size:
                 self._records.popitem(last=False)
+
+
+def _utf8(text: str) -> bytes:
+    # Lone surrogates (escaped in a JSON event) are kept rather than refused.
+    return text.encode("utf-8", "surrogatepass")
 
 
 def _unquote(value: str) -> str:

@@ -26,6 +26,7 @@ from importlib import import_module
 
 from polyserve.errors import ConfigurationError, UnsupportedEventError
 from polyserve_aws._context import to_context
+from polyserve_aws._identity import HEADER_SOURCES, Identity
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
 TYPE_CHECKING = False
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
     from polyserve.app import App
     from polyserve.context import Context
+    from polyserve.identity import HeaderTrust
     from polyserve_aws.types import LambdaContext
 
     class Source(Protocol):
@@ -117,6 +119,7 @@ def handler(
     names: Mapping[str, str] | None = None,
     sqs_client: VisibilityClient | None = None,
     honor_retry_delay: bool = False,
+    identity_headers: Mapping[str, HeaderTrust] | None = None,
 ) -> Callable[[Any, LambdaContext], Any]:
     """A Lambda handler running ``app``: ``handler = polyserve_aws.handler(app)``.
 
@@ -132,6 +135,12 @@ def handler(
     ``change_message_visibility_batch``, such as a boto3 SQS client); by default a
     botocore client is created on first use.
 
+    ``Context.principal`` is the caller API Gateway or a Function URL authorized
+    (Cognito, JWT, Lambda and IAM authorizers). ``identity_headers={"alb_oidc": True}``
+    also reads an ALB's ``x-amzn-oidc-*`` headers, which is safe only when every
+    listener rule that reaches the function authenticates; give a ``TokenVerifier``
+    instead of ``True`` to take them only once it has checked ``x-amzn-oidc-data``.
+
     The returned function answers HTTP events with the service's response document,
     returns ``batchItemFailures`` for SQS, Kinesis and DynamoDB batches, and returns
     ``None`` for SNS, S3 and EventBridge events, whose failures raise so Lambda retries.
@@ -145,9 +154,16 @@ def handler(
         Exception: whatever a handler raised for an SNS, S3 or EventBridge event.
 
     Raises:
-        ConfigurationError: ``sqs_client`` is given without ``honor_retry_delay=True``.
+        ConfigurationError: ``sqs_client`` is given without ``honor_retry_delay=True``,
+            or ``identity_headers`` names an unknown source or holds a wrong value.
     """
     mapping: Mapping[str, str] = dict(names or {})
+    trust: Mapping[str, HeaderTrust] = {}
+    if identity_headers:
+        from polyserve.identity import header_trust
+
+        trust = header_trust(identity_headers, HEADER_SOURCES)
+    identify = Identity(trust)
     if sqs_client is not None and not honor_retry_delay:
         raise ConfigurationError("sqs_client is used only with honor_retry_delay=True")
     # Sources whose events go to another handle than their module's own.
@@ -170,7 +186,9 @@ def handler(
         else:
             source = last = _recognise(event)
         handle = handles.get(source, source.handle) if handles else source.handle
-        return handle(app, event, to_context(lambda_context), mapping)
+        context = to_context(lambda_context)
+        context.principal_from(identify, event)
+        return handle(app, event, context, mapping)
 
     lambda_handler.__name__ = lambda_handler.__qualname__ = f"handler[{app.name}]"
     return lambda_handler

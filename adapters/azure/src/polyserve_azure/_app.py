@@ -45,6 +45,7 @@ from polyserve_azure import (
     _timer,
 )
 from polyserve_azure._batch import raise_for_failures
+from polyserve_azure._identity import HEADER_SOURCES, Identity
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     import azure.functions as func
 
     from polyserve.app import App
+    from polyserve.identity import HeaderTrust
     from polyserve.routing import Registration
     from polyserve_azure._types import (
         InvocationContext,
@@ -98,6 +100,7 @@ def function_app(
     function_timeout: float | None = 300.0,
     names: Mapping[str, str] | None = None,
     route_prefix: str = "api",
+    identity_headers: Mapping[str, HeaderTrust] | None = None,
 ) -> func.FunctionApp:
     """An Azure Functions app (Python v2 programming model) that serves ``app``.
 
@@ -118,6 +121,11 @@ def function_app(
             Several entities may map to one name: each gets its own function.
         route_prefix: host.json's ``extensions.http.routePrefix``; it is removed from
             request paths before routing.
+        identity_headers: ``{"app_service": True}`` reads ``Context.principal`` from
+            App Service authentication's ``x-ms-client-principal*`` headers. Turn it
+            on only with App Service authentication enabled, since without it any
+            client can send those headers; a ``TokenVerifier`` instead of ``True``
+            reads the caller from the Entra ID token in ``x-ms-token-aad-id-token``.
 
     Raises:
         MissingDependencyError: ``azure-functions`` is not installed.
@@ -130,7 +138,9 @@ def function_app(
         raise MissingDependencyError(
             "azure-functions", feature="polyserve_azure.function_app"
         ) from exc
-    settings = _Settings.build(connections, auth_level, function_timeout, names, route_prefix)
+    settings = _Settings.build(
+        connections, auth_level, function_timeout, names, route_prefix, identity_headers
+    )
     if not isinstance(http_route, str) or not http_route or http_route.startswith("/"):
         raise ConfigurationError(f"http_route must be a route template without '/': {http_route!r}")
     return _Builder(app, func, settings).build(http_route)
@@ -143,6 +153,7 @@ class _Settings:
     timeout: float | None
     names: Mapping[str, str]
     route_prefix: str
+    trust: Mapping[str, HeaderTrust]
 
     @classmethod
     def build(
@@ -152,6 +163,7 @@ class _Settings:
         timeout: float | None,
         names: Mapping[str, str] | None,
         route_prefix: str,
+        identity_headers: Mapping[str, HeaderTrust] | None = None,
     ) -> _Settings:
         merged = dict(DEFAULT_CONNECTIONS)
         for service, setting in (connections or {}).items():
@@ -171,7 +183,12 @@ class _Settings:
                 raise ConfigurationError(f"names must map names to names: {native!r}: {logical!r}")
         if not isinstance(route_prefix, str):
             raise ConfigurationError(f"route_prefix must be a string: {route_prefix!r}")
-        return cls(merged, level, timeout, mapping, route_prefix)
+        trust: Mapping[str, HeaderTrust] = {}
+        if identity_headers:
+            from polyserve.identity import header_trust
+
+            trust = header_trust(identity_headers, HEADER_SOURCES)
+        return cls(merged, level, timeout, mapping, route_prefix, trust)
 
 
 def _setting_name(value: object, what: str) -> str:
@@ -295,6 +312,7 @@ class _Builder:
     def _http(self, route: str) -> None:
         app, prefix = self.app, self.settings.route_prefix
         name = self._name("http")
+        identify = Identity(self.settings.trust)
 
         def handler(req: NativeHttpRequest, context: InvocationContext | None = None) -> Any:
             ctx = self._context(context, name, _HTTP_LIMIT)
@@ -302,6 +320,7 @@ class _Builder:
                 request = _http.to_event(req, ctx, route_prefix=prefix)
             except EventError as exc:
                 return _http.to_native(error_response(exc, ctx))
+            ctx.principal_from(identify, request.headers)
             return _http.to_native(app.handle_http(request, ctx))
 
         self._declare(handler, name, "req", self.func.HttpRequest)

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Mapping
 
     from polyserve.app import App
+    from polyserve.identity import HeaderTrust
     from polyserve_cloudflare.types import JsRuntime
 
 __all__ = ["Entrypoint", "Handlers", "entrypoint", "handlers"]
@@ -64,6 +65,7 @@ def entrypoint(
     event_timeout: float | None = 900.0,
     retry_delay: int | None = None,
     runtime: JsRuntime | None = None,
+    identity_headers: Mapping[str, HeaderTrust] | None = None,
 ) -> type[Entrypoint]:
     """A ``WorkerEntrypoint`` class that runs ``app``; bind it as ``Default`` in the main module.
 
@@ -85,10 +87,15 @@ def entrypoint(
             the queue's configured ``retry_delay``.
         runtime: how JavaScript values are created; defaults to Pyodide's ``js``
             module. Pass another ``JsRuntime`` to run the class outside Pyodide.
+        identity_headers: ``{"access": verifier}`` (or ``True``) reads
+            ``Context.principal`` from Cloudflare Access's ``Cf-Access-*`` headers;
+            off by default, since a request Access does not cover can carry forged
+            ones (see ``polyserve_cloudflare._identity``).
 
     Raises:
         ConfigurationError: a timeout is not positive, ``retry_delay`` is outside
-            0..43200, or two schedules share one cron expression.
+            0..43200, two schedules share one cron expression, or ``identity_headers``
+            names an unknown source or holds a wrong value.
     """
     from polyserve_cloudflare._js import entrypoint_base
 
@@ -100,6 +107,7 @@ def entrypoint(
         event_timeout=event_timeout,
         retry_delay=retry_delay,
         runtime=runtime,
+        identity_headers=identity_headers,
     )
     namespace: dict[str, Any] = {
         "_polyserve_worker": worker,
@@ -129,6 +137,7 @@ def handlers(
     event_timeout: float | None = 900.0,
     retry_delay: int | None = None,
     runtime: JsRuntime | None = None,
+    identity_headers: Mapping[str, HeaderTrust] | None = None,
 ) -> Handlers:
     """``on_fetch``, ``on_scheduled`` and ``on_queue`` functions that run ``app``.
 
@@ -149,6 +158,7 @@ def handlers(
         event_timeout=event_timeout,
         retry_delay=retry_delay,
         runtime=runtime,
+        identity_headers=identity_headers,
     )
 
     async def on_fetch(request: Any, env: Any = None, ctx: Any = None) -> Any:

@@ -142,7 +142,7 @@ def settle(
                 message.retry(runtime.new_object({"delaySeconds": delay}))
         except Exception as exc:
             action = "ack" if is_ack else "retry"
-            logger.exception(f"queue message {action} failed", exc, item_id=ident)
+            logger.error(f"queue message {action} failed", exc=exc, item_id=ident)
             broken.append(ident)
     return broken
 

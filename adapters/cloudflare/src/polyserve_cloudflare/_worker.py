@@ -10,6 +10,7 @@ from polyserve.context import Context
 from polyserve.errors import ConfigurationError, EventError, PolyserveError, UnsupportedEventError
 from polyserve.routing import Trigger
 from polyserve_cloudflare import _http, _queue, _scheduled
+from polyserve_cloudflare._identity import HEADER_SOURCES, Identity
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from polyserve.app import App
     from polyserve.batch import BatchResult
     from polyserve.events import HttpResponse
+    from polyserve.identity import HeaderTrust
     from polyserve_cloudflare.types import JsQueueMessage, JsRuntime
 
 __all__ = ["PROVIDER", "Worker", "WorkerContext"]
@@ -43,10 +45,12 @@ class Worker:
 
     Raises:
         ConfigurationError: a timeout is not positive, ``retry_delay`` is outside
-            0..43200 seconds, or two schedules share one cron expression.
+            0..43200 seconds, two schedules share one cron expression, or
+            ``identity_headers`` names an unknown source or holds a wrong value.
     """
 
     __slots__ = (
+        "_identify",
         "_runtime",
         "app",
         "event_timeout",
@@ -66,6 +70,7 @@ class Worker:
         event_timeout: float | None = 900.0,
         retry_delay: int | None = None,
         runtime: JsRuntime | None = None,
+        identity_headers: Mapping[str, HeaderTrust] | None = None,
     ) -> None:
         for label, timeout in (("http_timeout", http_timeout), ("event_timeout", event_timeout)):
             if timeout is not None and not timeout > 0:
@@ -82,6 +87,12 @@ class Worker:
         self.event_timeout = event_timeout
         self.retry_delay = retry_delay
         self._runtime = runtime
+        trust: Mapping[str, HeaderTrust] = {}
+        if identity_headers:
+            from polyserve.identity import header_trust
+
+            trust = header_trust(identity_headers, HEADER_SOURCES)
+        self._identify = Identity(trust)
 
     @property
     def runtime(self) -> JsRuntime:
@@ -126,6 +137,7 @@ class Worker:
             context.logger.warning("request rejected", code=exc.code, detail=exc.detail)
             response = problem(exc.status, exc.code, exc.detail, context, exc.to_dict())
         else:
+            context.principal_from(self._identify, event.headers)
             response = await self.app.handle_http_async(event, context)
         try:
             return _http.to_native(response, self.runtime)

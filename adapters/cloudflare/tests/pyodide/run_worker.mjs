@@ -153,6 +153,31 @@ result.http.binary = await responseSummary(
 );
 result.http.head = await responseSummary(await instance.fetch(new Request(`${origin}/pets/3`, { method: "HEAD" })));
 
+// Cloudflare Access: the same key from two callers, each replayed only their own answer.
+const segment = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+const accessToken = (sub) =>
+  [segment({ alg: "RS256", kid: "k1" }), segment({ sub, email: `${sub}@example.com`, aud: ["tag"] }), "c2ln"].join(".");
+const accessHeaders = (sub) => ({
+  "cf-access-jwt-assertion": accessToken(sub),
+  "cf-access-authenticated-user-email": `${sub}@example.com`,
+});
+const accessWorker = worker.Access(ctx, env);
+result.http.whoamiTrusted = await responseSummary(
+  await accessWorker.fetch(new Request(`${origin}/whoami`, { headers: accessHeaders("alice") })),
+);
+result.http.whoamiIgnored = await responseSummary(
+  await instance.fetch(new Request(`${origin}/whoami`, { headers: accessHeaders("alice") })),
+);
+result.http.orders = [];
+for (const sub of ["alice", "bob", "alice", "bob"]) {
+  const request = new Request(`${origin}/orders`, {
+    method: "POST",
+    headers: { ...accessHeaders(sub), "idempotency-key": "order-1", "content-type": "application/json" },
+    body: JSON.stringify({ sku: "A" }),
+  });
+  result.http.orders.push(await responseSummary(await accessWorker.fetch(request)));
+}
+
 // A class-based fetch receives the runtime's Request wrapper, not the JavaScript object.
 py.globals.set("wrapped_request", new Request(`${origin}/pets/9`));
 py.globals.set("js_env", env);

@@ -10,10 +10,11 @@ import json
 from typing import Any
 
 from polyserve import App, Context, HttpError, HttpRequest, HttpResponse, Message, ScheduleEvent
+from polyserve.idempotency import idempotent
 from polyserve_cloudflare import entrypoint
 
 app = App("pyodide-worker")
-RECORDED: dict[str, list[dict[str, Any]]] = {"messages": [], "schedules": []}
+RECORDED: dict[str, list[dict[str, Any]]] = {"messages": [], "schedules": [], "orders": []}
 
 
 @app.get("/pets/{pet_id:int}")
@@ -47,6 +48,21 @@ async def reverse_blob(name: str, request: HttpRequest) -> HttpResponse:
     return HttpResponse.binary(request.body[::-1], headers={"x-name": name})
 
 
+@app.get("/whoami")
+def whoami(ctx: Context) -> dict[str, Any]:
+    p = ctx.principal
+    return {"principal": None if p is None else [p.source, p.id, p.claims.get("email")]}
+
+
+@app.post("/orders", status=201)
+@idempotent(mode="header")
+def create_order(request: HttpRequest, ctx: Context) -> HttpResponse:
+    # A personal response: it must only ever be replayed to the caller it names.
+    RECORDED["orders"].append({"caller": ctx.principal.id if ctx.principal else None})
+    caller = RECORDED["orders"][-1]["caller"]
+    return HttpResponse.json({"caller": caller, "run": len(RECORDED["orders"])}, 201)
+
+
 @app.queue("orders")
 async def on_order(message: Message) -> None:
     RECORDED["messages"].append(
@@ -70,6 +86,8 @@ async def nightly(event: ScheduleEvent) -> None:
 
 Default = entrypoint(app)
 Delayed = entrypoint(app, names={"orders-delayed": "orders"}, retry_delay=30)
+# Behind Cloudflare Access on every route: its headers are taken as sent.
+Access = entrypoint(app, identity_headers={"access": True})
 
 
 def recorded() -> str:

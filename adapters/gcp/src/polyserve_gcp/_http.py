@@ -34,6 +34,7 @@ from polyserve_gcp import _pubsub, _scheduler
 from polyserve_gcp._context import DEFAULT_TIMEOUT, make_context
 from polyserve_gcp._dispatch import Names
 from polyserve_gcp._formats import as_object
+from polyserve_gcp._identity import HEADER_SOURCES, Identity
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     import flask
 
     from polyserve import App, Context
+    from polyserve.identity import HeaderTrust
     from polyserve_gcp._dispatch import Dispatch
     from polyserve_gcp.types import HttpFunction
 
@@ -57,6 +59,7 @@ def http(
     timeout: float = DEFAULT_TIMEOUT,
     push_path: str | None = "/_pubsub",
     schedule_path: str | None = "/_scheduler",
+    identity_headers: Mapping[str, HeaderTrust] | None = None,
 ) -> HttpFunction:
     """A functions-framework HTTP function that serves ``app``.
 
@@ -67,18 +70,30 @@ def http(
             ``FUNCTION_TIMEOUT_SEC`` is not set.
         push_path: where Pub/Sub push subscriptions deliver, or ``None``.
         schedule_path: where Cloud Scheduler HTTP jobs call, or ``None``.
+        identity_headers: which caller headers ``Context.principal`` may be read from:
+            ``{"iap": True}`` or ``{"iap": verifier}`` behind Identity-Aware Proxy,
+            ``{"iam": True}`` for a service that requires authentication (see
+            ``polyserve_gcp._identity``). None by default: clients can send them too.
 
     Raises:
-        ConfigurationError: a path that does not start with ``/`` or ends with one.
+        ConfigurationError: a path that does not start with ``/`` or ends with one,
+            or an ``identity_headers`` entry that is unknown or has a wrong value.
     """
     for path in (push_path, schedule_path):
         if path is not None and (not path.startswith("/") or path.endswith("/")):
             raise ConfigurationError(f"adapter paths must start and not end with '/': {path!r}")
     lookup = Names(names)
+    trust: Mapping[str, HeaderTrust] = {}
+    if identity_headers:
+        from polyserve.identity import header_trust
+
+        trust = header_trust(identity_headers, HEADER_SOURCES)
+    identify = Identity(trust)
 
     def handle_http(request: flask.Request) -> flask.Response:
         native = to_event(request)
         ctx = make_context(app, native.request_id, timeout, native.raw)
+        ctx.principal_from(identify, native.headers)
         push = _below(native.path, push_path)
         schedule = _below(native.path, schedule_path)
         if push is not None:
