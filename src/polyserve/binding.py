@@ -37,6 +37,7 @@ from polyserve.errors import (
     EventValidationError,
     FieldError,
     MalformedEventError,
+    MissingDependencyError,
     UnsupportedEventError,
     UnsupportedMediaTypeError,
 )
@@ -524,6 +525,34 @@ def _scalar(tp: Any) -> Callable[[str], Any]:
     return lambda value: validator.from_python(value, ())
 
 
+# What the ``pydantic`` extra of ``polyserve-core`` pins: the versions validation supports.
+_PYDANTIC_REQUIREMENT = "pydantic>=2.6,<3"
+_PYDANTIC_EXTRA = "polyserve-core[pydantic]"
+_PYDANTIC_RANGE = ((2, 6), (3, 0))
+
+
+def _check_pydantic_version(version: str, *, feature: str = "validation") -> None:
+    """Check that ``version`` (``pydantic.VERSION``) is one that validation supports.
+
+    Raises:
+        MissingDependencyError: the version is outside ``_PYDANTIC_REQUIREMENT`` (or
+            unreadable); the message names the extra that installs a supported one.
+    """
+    try:
+        major, minor = (int(part) for part in version.split(".")[:2])
+    except ValueError:
+        major = minor = -1
+    low, high = _PYDANTIC_RANGE
+    if not low <= (major, minor) < high:
+        raise MissingDependencyError(
+            "pydantic",
+            feature=feature,
+            extra=_PYDANTIC_EXTRA,
+            requirement=_PYDANTIC_REQUIREMENT,
+            found=version,
+        )
+
+
 class _Validator:
     """Validates JSON or Python values against a type with pydantic, loaded on first use.
 
@@ -542,7 +571,20 @@ class _Validator:
         self._error: type[Exception] = Exception
 
     def _load(self) -> Callable[[Any], Any]:
-        # The lazy import this module exists for.
+        # The lazy import this module exists for. pydantic is an optional dependency of
+        # the core, so its absence, or a version this code was not written for, is
+        # reported here with what to install rather than as a bare ImportError.
+        feature = f"validating {_type_name(self._tp)}"
+        try:
+            import pydantic
+        except ImportError as exc:
+            raise MissingDependencyError(
+                "pydantic",
+                feature=feature,
+                extra=_PYDANTIC_EXTRA,
+                requirement=_PYDANTIC_REQUIREMENT,
+            ) from exc
+        _check_pydantic_version(pydantic.VERSION, feature=feature)
         from pydantic import BaseModel, TypeAdapter, ValidationError
 
         self._error = ValidationError
@@ -621,6 +663,15 @@ def _split_annotated(ann: Any) -> tuple[Any, Any]:
         markers = (Query, Header, Body, RequestOrEvent)
         marker = next((m for m in meta if isinstance(m, markers)), None)
         return base, marker
+    # Python 3.10's get_type_hints wraps the annotation of a parameter that defaults to
+    # None in Optional, Annotated or not: Optional[Annotated[T, Header()]] is read as
+    # Annotated[T, Header()], as later versions give it.
+    if _is_union(ann):
+        args = get_args(ann)
+        if len(args) == 2 and type(None) in args:
+            inner = args[0] if args[1] is type(None) else args[1]
+            if get_origin(inner) is Annotated:
+                return _split_annotated(inner)
     return ann, None
 
 

@@ -99,13 +99,28 @@ class ConfigurationError(PolyserveError):
 
 
 class MissingDependencyError(PolyserveError, ImportError):
-    """An optional package a feature needs is not installed."""
+    """An optional package a feature needs is not installed, or not in a supported version.
+
+    The message names what to install: ``extra`` (an extra of ours that pins a
+    supported version) when given, else ``requirement`` or the bare ``package``.
+    ``found`` is the version installed when it is the wrong one.
+    """
 
     default_code = "missing_dependency"
 
-    def __init__(self, package: str, *, feature: str, extra: str | None = None) -> None:
-        hint = f"pip install '{extra}'" if extra else f"pip install {package}"
-        super().__init__(f"{feature} needs the '{package}' package: {hint}")
+    def __init__(
+        self,
+        package: str,
+        *,
+        feature: str,
+        extra: str | None = None,
+        requirement: str | None = None,
+        found: str | None = None,
+    ) -> None:
+        hint = f"pip install '{extra or requirement or package}'"
+        wanted = f"'{requirement}'" if requirement else f"the '{package}' package"
+        installed = f" (found {package} {found})" if found else ""
+        super().__init__(f"{feature} needs {wanted}{installed}: {hint}")
         self.package = package
 
 

@@ -10,13 +10,11 @@ are JavaScript functions, and a cron firing. No network is used.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tests.support.servers import skip_or_fail
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -28,14 +26,11 @@ TIMEOUT = 120
 
 
 @pytest.fixture(scope="module")
-def run(pyodide_dir: Path) -> dict[str, Any]:
+def run(pyodide_dir: Path, node_binary: str) -> dict[str, Any]:
     """What run_worker.mjs reported (one JSON object on its last stdout line)."""
-    node = shutil.which("node")
-    if node is None:
-        skip_or_fail("node is not on PATH; run .ci/install-servers")
     try:
         done = subprocess.run(
-            [node, str(DRIVER), str(pyodide_dir)],
+            [node_binary, str(DRIVER), str(pyodide_dir)],
             capture_output=True,
             text=True,
             timeout=TIMEOUT,
