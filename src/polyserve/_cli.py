@@ -148,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import uvicorn
     except ImportError:
         error = MissingDependencyError(
-            "uvicorn", feature="polyserve serve", extra="polyserve[serve]"
+            "uvicorn", feature="polyserve serve", extra="polyserve-core[serve]"
         )
         print(f"polyserve: error: {error}", file=sys.stderr)
         return 2

@@ -174,10 +174,12 @@ class EventDispatch:
         context = inv.context
         try:
             attempt = getattr(event, "attempt", None)
-        except Exception as read_exc:  # a delivery count that cannot be read fails alone
-            context.logger.warning(
-                "the delivery count cannot be read; the message stays failed",
-                message_id=_event_id(event), error_type=type(read_exc).__name__,
+        except Exception as read_exc:
+            # Without a count the message cannot be known to be poison: it stays
+            # failed, and the rest of its batch is not affected.
+            context.logger.error(
+                "delivery count unreadable; the message stays failed", exc=read_exc,
+                message_id=_event_id(event), trigger=reg.trigger.value, name=reg.name,
             )  # fmt: skip
             return False
         if not isinstance(attempt, int) or attempt < max_attempts:

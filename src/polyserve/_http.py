@@ -8,10 +8,10 @@ binder, its middleware chain and its exception handlers, worked out once.
 
 from __future__ import annotations
 
+from polyserve._json import dumps
 from polyserve.binding import Shape
-from polyserve.errors import HttpError, PayloadTooLargeError, PolyserveError
-from polyserve.events.headers import Headers
-from polyserve.events.http import HttpResponse
+from polyserve.errors import HttpError, InvalidHeaderError, PayloadTooLargeError, PolyserveError
+from polyserve.events.http import _CONTENT_TYPES, HttpResponse
 from polyserve.paths import normalize_path
 from polyserve.pipeline import chain, find_exception_handler, is_async_callable
 
@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = ["HttpDispatch", "error_response", "render"]
 
-_JSON = Headers((("content-type", "application/json"),))
+# The shared JSON content type: responses need not check it again (see HttpResponse).
+_JSON = _CONTENT_TYPES["application/json"]
 
 
 class _Plan:
@@ -201,6 +202,9 @@ def render(result: Any, status: int) -> HttpResponse:
     JSON; ``str`` as text; ``bytes`` as binary; ``None`` as 204 (or the route's
     status, if not 200).
     """
+    cls = result.__class__
+    if cls is dict or cls is list:  # the commonest results, first
+        return HttpResponse(status, _JSON, dumps(result))
     if isinstance(result, HttpResponse):
         return result
     if result is None:
@@ -226,10 +230,15 @@ def error_response(exc: Exception, context: Context) -> HttpResponse:
     if isinstance(exc, PolyserveError) and (exc.status < 500 or exc.is_exposed):
         if exc.status >= 500:
             context.logger.warning("request failed", code=exc.code, detail=exc.detail)
-        return HttpResponse.problem(
-            exc.status, exc.code, exc.detail, invocation_id=context.invocation_id,
-            extra=exc.to_dict(), headers=exc.headers or None,
-        )  # fmt: skip
+        try:
+            return HttpResponse.problem(
+                exc.status, exc.code, exc.detail, invocation_id=context.invocation_id,
+                extra=exc.to_dict(), headers=exc.headers or None,
+            )  # fmt: skip
+        except InvalidHeaderError as bad:
+            # An error whose headers HTTP cannot carry is answered as any other fault,
+            # so that this function never raises.
+            exc = bad
     # The trace goes to the log only; the client sees a generic body and the invocation id.
     context.logger.exception("unhandled error", exc)
     return HttpResponse.problem(

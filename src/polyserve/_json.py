@@ -79,7 +79,16 @@ _chunks: Callable[[Any, int], list[str]] | None = None
 
 
 def dumps(data: Any) -> bytes:
-    """Encode ``data`` as compact UTF-8 JSON."""
-    if _chunks is not None:
-        return "".join(_chunks(data, 0)).encode()
-    return (_encode or _encoder())(data).encode()
+    """Encode ``data`` as compact UTF-8 JSON.
+
+    A lone surrogate in a string (an event's text can hold one: JSON and JavaScript
+    strings may) has no UTF-8 form; it is written as its JSON escape (``\\ud800``),
+    so that the result is valid JSON and an error answer quoting such text never fails.
+    """
+    text = "".join(_chunks(data, 0)) if _chunks is not None else (_encode or _encoder())(data)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # Surrogates can only be inside JSON strings, and there "\udXXX" is their
+        # escape: backslashreplace writes exactly that.
+        return text.encode("utf-8", "backslashreplace")

@@ -1,4 +1,11 @@
-"""Serving an ``App`` over ASGI, for local runs (``uvicorn module:app``) and tests."""
+"""Serving an ``App`` over ASGI, for local runs (``uvicorn module:app``) and tests.
+
+The path is the server's ``raw_path`` (the bytes of the request line, before any
+query), decoded by ``polyserve.paths.decode_path`` as the adapters decode theirs:
+a malformed escape, an encoded slash or a path that is not UTF-8 is a 400
+``invalid_path``. The decoded ``path`` of the scope, where ``%FF`` has become U+FFFD
+and ``%2F`` a slash, is used only when the server gives no ``raw_path``.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from polyserve.app import error_response
 from polyserve.context import Context
+from polyserve.errors import EventError
 from polyserve.events.headers import Headers, QueryParams
 from polyserve.events.http import HttpRequest
+from polyserve.paths import decode_path
 
 if TYPE_CHECKING:
     from polyserve.app import App
@@ -22,12 +32,18 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def request_from_scope(scope: dict[str, Any], body: bytes) -> HttpRequest:
-    """The ``HttpRequest`` for an ASGI HTTP scope and its full body."""
+    """The ``HttpRequest`` for an ASGI HTTP scope and its full body.
+
+    Raises:
+        MalformedEventError: code ``invalid_path`` for a path ``decode_path`` refuses.
+    """
     headers = Headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
     client = scope.get("client")
+    raw_path = scope.get("raw_path")
     return HttpRequest(
         method=scope["method"],
-        path=scope["path"],
+        # Some servers leave the query on raw_path: it is not part of the path.
+        path=decode_path(raw_path.partition(b"?")[0]) if raw_path else scope["path"],
         query=QueryParams.from_string(scope.get("query_string", b"").decode("latin-1")),
         headers=headers,
         body=body,
@@ -132,9 +148,14 @@ async def serve(app: App, scope: dict[str, Any], receive: Receive, send: Send) -
     body = await _read_body(receive, app.max_body_size)
     if body is None:
         return
-    request = request_from_scope(scope, body)
-    context = Context("local", invocation_id=request.request_id, function_name=app.name)
-    response = await app.handle_http_async(request, context)
+    try:
+        request = request_from_scope(scope, body)
+    except EventError as exc:  # a path that cannot be decoded
+        context = Context("local", invocation_id=uuid.uuid4().hex, function_name=app.name)
+        response = error_response(exc, context)
+    else:
+        context = Context("local", invocation_id=request.request_id, function_name=app.name)
+        response = await app.handle_http_async(request, context)
     await send(
         {
             "type": "http.response.start",

@@ -16,7 +16,7 @@ header. Use one inside a handler::
 or, on an idempotent handler, as its ``scope=`` (``@idempotent(scope=verify)``), so
 the caller is checked before any stored response is replayed.
 
-``JwtVerifier`` needs PyJWT with ``cryptography`` (``pip install 'polyserve[jwt]'``),
+``JwtVerifier`` needs PyJWT with ``cryptography`` (``pip install 'polyserve-core[jwt]'``),
 imported the first time a token is checked. A ``JwtVerifier`` is also a
 ``TokenVerifier``: adapters use its ``verify`` for the signed assertions of IAP,
 Cloudflare Access and the like (``identity_headers=``).
@@ -69,7 +69,7 @@ def _jwt() -> Any:
         import jwt
     except ImportError as exc:
         raise MissingDependencyError(
-            "PyJWT", feature="polyserve.auth.JwtVerifier", extra="polyserve[jwt]"
+            "PyJWT", feature="polyserve.auth.JwtVerifier", extra="polyserve-core[jwt]"
         ) from exc
     return jwt
 

@@ -318,6 +318,15 @@ def _split_annotated(ann: Any) -> tuple[Any, list[Any]]:
     if get_origin(ann) is Annotated:
         base, *meta = get_args(ann)
         return base, meta
+    # Python 3.10's get_type_hints wraps the annotation of a parameter that defaults to
+    # None in Optional, Annotated or not: Optional[Annotated[T, Header()]] is read as
+    # Annotated[T, Header()], as later versions give it.
+    if _is_union(ann):
+        args = get_args(ann)
+        if len(args) == 2 and type(None) in args:
+            inner = args[0] if args[1] is type(None) else args[1]
+            if get_origin(inner) is Annotated:
+                return _split_annotated(inner)
     return ann, []
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from polyserve.events.headers import Headers
-from polyserve.events.http import HttpRequest, HttpResponse
+from polyserve.events.http import HttpRequest, HttpResponse, check_header
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -31,10 +31,19 @@ class CORS:
     max_age: int = 600
 
     def __post_init__(self) -> None:
-        from polyserve.errors import ConfigurationError
+        from polyserve.errors import ConfigurationError, InvalidHeaderError
 
         if self.allow_credentials and "*" in self.allow_origins:
             raise ConfigurationError("CORS: allow_credentials cannot be used with origin '*'")
+        # Every setting ends up in a response header: one that HTTP cannot carry is a
+        # set-up error, not a 500 on the first cross-origin request.
+        try:
+            for origin in self.allow_origins:
+                check_header("access-control-allow-origin", origin)
+            for token in (*self.allow_methods, *self.allow_headers, *self.expose_headers):
+                check_header(token, "")  # methods and header names are tokens
+        except InvalidHeaderError as exc:
+            raise ConfigurationError(f"CORS: a setting cannot be sent in a header: {exc}") from None
 
     def _allowed_origin(self, origin: str) -> str | None:
         if "*" in self.allow_origins:

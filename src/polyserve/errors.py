@@ -14,6 +14,7 @@ clients, and the HTTP ``status`` it becomes when it ends an HTTP request::
     │   ├── UnsupportedMediaTypeError    unsupported_media_type 415
     │   └── EventValidationError         validation_error      422
     ├── HttpError                        (any status and code, raised by handlers)
+    ├── InvalidHeaderError               invalid_header        500  (a response header HTTP cannot carry)
     ├── IdempotencyError                 idempotency_error     500
     │   ├── InProgressError              in_progress           409
     │   ├── KeyMissingError              idempotency_key_missing 400
@@ -47,6 +48,7 @@ __all__ = [
     "HttpError",
     "IdempotencyError",
     "InProgressError",
+    "InvalidHeaderError",
     "KeyMissingError",
     "MalformedEventError",
     "MissingDependencyError",
@@ -97,13 +99,28 @@ class ConfigurationError(PolyserveError):
 
 
 class MissingDependencyError(PolyserveError, ImportError):
-    """An optional package a feature needs is not installed."""
+    """An optional package a feature needs is not installed, or not in a supported version.
+
+    The message names what to install: ``extra`` (an extra of ours that pins a
+    supported version) when given, else ``requirement`` or the bare ``package``.
+    ``found`` is the version installed when it is the wrong one.
+    """
 
     default_code = "missing_dependency"
 
-    def __init__(self, package: str, *, feature: str, extra: str | None = None) -> None:
-        hint = f"pip install '{extra}'" if extra else f"pip install {package}"
-        super().__init__(f"{feature} needs the '{package}' package: {hint}")
+    def __init__(
+        self,
+        package: str,
+        *,
+        feature: str,
+        extra: str | None = None,
+        requirement: str | None = None,
+        found: str | None = None,
+    ) -> None:
+        hint = f"pip install '{extra or requirement or package}'"
+        wanted = f"'{requirement}'" if requirement else f"the '{package}' package"
+        installed = f" (found {package} {found})" if found else ""
+        super().__init__(f"{feature} needs {wanted}{installed}: {hint}")
         self.package = package
 
 
@@ -201,7 +218,13 @@ class EventValidationError(EventError):
 
 
 class HttpError(PolyserveError):
-    """Raised by a handler to end an HTTP request with ``status`` and a JSON error body."""
+    """Raised by a handler to end an HTTP request with ``status`` and a JSON error body.
+
+    Raises (on construction):
+        ValueError: ``status`` is not 4xx or 5xx.
+        InvalidHeaderError: a header in ``headers`` cannot be carried (a CR, LF or
+            NUL in its value, a name that is not a token).
+    """
 
     is_exposed = True
 
@@ -218,10 +241,28 @@ class HttpError(PolyserveError):
         super().__init__(detail, code=code or _default_code(status))
         self.status = status
         self._headers: Mapping[str, str] = dict(headers or {})
+        if self._headers:
+            # Checked here, in the handler that raises, as a response's headers are.
+            from polyserve.events.http import check_header
+
+            for name, value in self._headers.items():
+                check_header(name, value)
 
     @property
     def headers(self) -> Mapping[str, str]:
         return self._headers
+
+
+class InvalidHeaderError(PolyserveError):
+    """A response header that HTTP cannot carry: a name that is not a token, or a value
+    with a control character (CR, LF, NUL and the others but tab), or not a string.
+
+    Raised where the response is built, so the header never reaches a provider, where
+    a line break would split the response. The message names the header, never its
+    value (which may hold a secret); the client gets a generic 500.
+    """
+
+    default_code = "invalid_header"
 
 
 class IdempotencyError(PolyserveError):

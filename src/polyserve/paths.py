@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from polyserve.routing import Route
 
-__all__ = ["RouteTable", "Template", "normalize_path"]
+__all__ = ["RouteTable", "Template", "decode_path", "normalize_path"]
 
 
 def _to_str(value: str) -> str:
@@ -238,6 +238,62 @@ def _parse_segment(part: str, path: str, names: list[str]) -> str | _Slot:
         for piece in pieces
     )
     return _Slot(slot_names, converters, re.compile(pattern))
+
+
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+
+
+def decode_path(raw: str | bytes) -> str:
+    """A request path as the client encoded it, percent-decoded by polyserve's one rule.
+
+    Every escape must be ``%`` and two hex digits, and the decoded bytes must be
+    UTF-8. An encoded slash (``%2F``) is refused rather than decoded: decoded, it
+    would split a segment (``/pets%2F1`` would reach ``/pets/{id}``), and kept
+    encoded, ``HttpRequest.path`` would no longer be one decoded string. Tomcat,
+    Apache httpd and Spring Security refuse it by default for the same reason. A
+    ``str`` is taken as text (its non-ASCII characters as their UTF-8 bytes),
+    ``bytes`` as the bytes of the request line (an ASGI ``raw_path``).
+
+    Adapters call this for platforms that hand over the path as it was sent; where
+    the platform decodes it first, its own decoding stands (see the provider pages).
+    ``.``/``..`` segments and NUL are left to ``normalize_path``, which runs on every
+    request.
+
+    Raises:
+        MalformedEventError: code ``invalid_path`` for a malformed escape, an encoded
+            slash, or a path that is not UTF-8 once decoded.
+    """
+    if isinstance(raw, str):
+        if "%" not in raw:
+            return raw
+        try:
+            data = raw.encode()
+        except UnicodeEncodeError:  # a lone surrogate, from a JSON or JavaScript string
+            raise MalformedEventError(
+                "request path is not valid text", code="invalid_path"
+            ) from None
+    else:
+        data = raw
+    if b"%" in data:
+        for escape in data.split(b"%")[1:]:
+            digits = escape[:2]
+            if len(digits) < 2 or not _HEX_DIGITS.issuperset(digits):
+                raise MalformedEventError(
+                    "request path has a malformed percent-escape", code="invalid_path"
+                )
+            if digits in (b"2f", b"2F"):
+                raise MalformedEventError(
+                    "request path has an encoded slash (%2F)", code="invalid_path"
+                )
+        from urllib.parse import unquote_to_bytes  # only paths with escapes need it
+
+        data = unquote_to_bytes(data)
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise MalformedEventError(
+            "request path is not UTF-8 once percent-decoded", code="invalid_path"
+        ) from None
 
 
 def normalize_path(path: str) -> str:

@@ -12,10 +12,43 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, get_args, get_origin
 
-from polyserve.errors import EventValidationError, FieldError, MalformedEventError
+from polyserve.errors import (
+    EventValidationError,
+    FieldError,
+    MalformedEventError,
+    MissingDependencyError,
+)
 from polyserve.events._body import parse_json
 
 __all__ = ["Validator"]
+
+
+# What the ``pydantic`` extra of ``polyserve-core`` pins: the versions validation supports.
+_PYDANTIC_REQUIREMENT = "pydantic>=2.6,<3"
+_PYDANTIC_EXTRA = "polyserve-core[pydantic]"
+_PYDANTIC_RANGE = ((2, 6), (3, 0))
+
+
+def _check_pydantic_version(version: str, *, feature: str = "validation") -> None:
+    """Check that ``version`` (``pydantic.VERSION``) is one that validation supports.
+
+    Raises:
+        MissingDependencyError: the version is outside ``_PYDANTIC_REQUIREMENT`` (or
+            unreadable); the message names the extra that installs a supported one.
+    """
+    try:
+        major, minor = (int(part) for part in version.split(".")[:2])
+    except ValueError:
+        major = minor = -1
+    low, high = _PYDANTIC_RANGE
+    if not low <= (major, minor) < high:
+        raise MissingDependencyError(
+            "pydantic",
+            feature=feature,
+            extra=_PYDANTIC_EXTRA,
+            requirement=_PYDANTIC_REQUIREMENT,
+            found=version,
+        )
 
 
 class Validator:
@@ -31,7 +64,20 @@ class Validator:
         self._error: type[Exception] = Exception
 
     def _load(self) -> None:
-        # The lazy import this module exists for.
+        # The lazy import this module exists for. pydantic is an optional dependency of
+        # the core, so its absence, or a version this code was not written for, is
+        # reported here with what to install rather than as a bare ImportError.
+        feature = f"validating {getattr(self._tp, '__name__', repr(self._tp))}"
+        try:
+            import pydantic
+        except ImportError as exc:
+            raise MissingDependencyError(
+                "pydantic",
+                feature=feature,
+                extra=_PYDANTIC_EXTRA,
+                requirement=_PYDANTIC_REQUIREMENT,
+            ) from exc
+        _check_pydantic_version(pydantic.VERSION, feature=feature)
         from pydantic import BaseModel, TypeAdapter, ValidationError
 
         self._error = ValidationError

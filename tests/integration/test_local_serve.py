@@ -92,7 +92,15 @@ def test_bad_input_over_real_http(base_url: str) -> None:
         assert not_allowed.status_code == 405
         assert "GET" in not_allowed.headers["allow"]
         sneaky = client.get("/pets/1%2F..%2F2")
-        assert sneaky.status_code in (400, 404)
+        assert (sneaky.status_code, sneaky.json()["code"]) == (400, "invalid_path")
+        for path in ("/pets%2F1", "/pets/%FF%FE", "/pets/%zz", "/pets/%2e%2e"):
+            refused = client.get(path)
+            assert (refused.status_code, refused.json()["code"]) == (400, "invalid_path"), path
+        deep = client.post(
+            "/pets", content=b"[" * 100_000 + b"]" * 100_000,
+            headers={"content-type": "application/json"},
+        )  # fmt: skip
+        assert (deep.status_code, deep.json()["code"]) == (400, "invalid_json")
         cors = client.options(
             "/pets",
             headers={"origin": "https://x.example", "access-control-request-method": "POST"},

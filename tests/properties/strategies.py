@@ -9,7 +9,16 @@ from hypothesis import strategies as st
 
 from polyserve import Headers, HttpRequest, Message, QueryParams
 
-__all__ = ["header_names", "http_requests", "messages", "path_segments"]
+__all__ = [
+    "any_text",
+    "encoded_paths",
+    "header_names",
+    "http_requests",
+    "injected_headers",
+    "messages",
+    "nested_json",
+    "path_segments",
+]
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -113,3 +122,69 @@ def messages(draw: st.DrawFn, *, source: str = "orders") -> Message:
         source=source,
         group_key=None,
     )
+
+
+@st.composite
+def nested_json(draw: st.DrawFn) -> bytes:
+    """A JSON array or object nested from one level to far past any parser's stack
+    (100,000 levels, a few hundred kilobytes), as a hostile client sends it."""
+    depth = draw(st.integers(1, 2_000) | st.sampled_from([100_000]))
+    if draw(st.booleans()):
+        return b"[" * depth + b"]" * depth
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+_CONTROLS = [chr(c) for c in range(32) if c != 9] + ["\x7f"]
+INJECTED = "Set-Cookie: stolen=1"
+"""The text an injected header carries after its line break; it must reach no client."""
+
+
+@st.composite
+def injected_headers(draw: st.DrawFn) -> tuple[str, str]:
+    """A response header HTTP cannot carry: a control character (CR, LF, NUL...) in
+    the value before ``INJECTED``, or a name that is not a token."""
+    name = draw(header_names())
+    control = draw(st.sampled_from(["\r\n", "\n", "\r", "\x00", *_CONTROLS]))
+    if draw(st.booleans()):
+        return name, draw(_header_values) + control + INJECTED
+    return name + control + draw(st.sampled_from(["", "x-b"])), draw(_header_values)
+
+
+def any_text(*, min_size: int = 0) -> st.SearchStrategy[str]:
+    """Text no well-behaved client sends: lone surrogates, NUL and other controls,
+    escapes that are not, dot segments, a hundred thousand characters."""
+    return st.text(st.characters(exclude_categories=()), min_size=min_size, max_size=24) | (
+        st.sampled_from(
+            ["\x00", "\ud800", "G\ud800T", "%", "%zz", "%2F", "%FF%FE", "%00", "..", "/..",
+             "?", "#", "\r\n", "x" * 100_000, "\udc80" * 10_000]
+        )
+    )  # fmt: skip
+
+
+_PATH_CHARS = string.ascii_letters + string.digits + "-._~!$&'()*+,;=:@"
+
+
+@st.composite
+def _path_token(draw: st.DrawFn) -> str:
+    kind = draw(st.sampled_from(["literal", "utf8", "byte", "malformed"]))
+    if kind == "literal":
+        return draw(st.text(_PATH_CHARS, min_size=1, max_size=3))
+    if kind == "utf8":  # a character as a client encodes it
+        char = draw(st.characters(codec="utf-8"))
+        return "".join(f"%{b:02X}" for b in char.encode())
+    if kind == "byte":  # any byte: %2F, %00, %2E, or one that breaks UTF-8
+        byte = draw(st.integers(0, 255) | st.sampled_from([0x2F, 0x2E, 0x25]))
+        return draw(st.sampled_from([f"%{byte:02X}", f"%{byte:02x}"]))
+    return "%" + draw(st.sampled_from(["", "4", "g", "4g", "z1", "%"]))
+
+
+@st.composite
+def encoded_paths(draw: st.DrawFn, *, prefix: str = "/p/") -> str:
+    """A path as a client sends it, below ``prefix``: escapes of characters and of any
+    byte (an encoded slash among them), and escapes that are malformed."""
+    segments = draw(
+        st.lists(
+            st.lists(_path_token(), min_size=1, max_size=4).map("".join), min_size=1, max_size=3
+        )
+    )
+    return prefix + "/".join(segments)

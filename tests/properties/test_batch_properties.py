@@ -5,7 +5,9 @@ never started) or is set aside (a poison message that ``on_poison`` took). The
 reported failures must be exactly the records that failed (for ordered batches:
 everything from the first failure on); succeeded, failed and set aside must
 together be the whole batch and never overlap: no record is both acknowledged
-and failed.
+and failed. That holds whatever metadata is broken: a delivery count or id that
+raises when read (as a malformed SQS record's does, read lazily), an id the batch
+cannot read (reported by position), or an ``on_poison`` hook that raises.
 """
 
 from __future__ import annotations
@@ -15,13 +17,19 @@ import dataclasses
 
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.properties.providers.aws import FakeLambdaContext
 from tests.properties.strategies import messages
+from tests.support.unreadable import unreadable
 
+import polyserve_aws
 from polyserve import App, BatchResult, Context, Message, Trigger
 from polyserve.retry import Retry
 
 MAX_ATTEMPTS = 5
 KINDS = ("ok", "fail", "retry", "undecodable")
+# What is broken about a record: nothing, its delivery count or id (they raise when
+# read), or the id the batch reports it by (then it is reported by its position).
+BROKEN = ("", "attempt", "id", "attempt+id", "item_id")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,10 +37,18 @@ class Spec:
     message: Message
     kind: str  # what the handler (or the decoder) does with it
     hook_fails: bool  # whether on_poison raises for it
+    broken: str = ""
 
     @property
     def is_poison(self) -> bool:
-        return self.kind in ("fail", "retry") and self.message.attempt >= MAX_ATTEMPTS
+        return (
+            self.kind in ("fail", "retry")
+            and self.message.attempt >= MAX_ATTEMPTS
+            and "attempt" not in self.broken  # an unreadable count is never the last
+        )
+
+    def ident(self, index: int) -> str:
+        return str(index) if self.broken == "item_id" else self.message.id
 
 
 @st.composite
@@ -41,7 +57,9 @@ def batches(draw: st.DrawFn) -> tuple[list[Spec], bool, int | None]:
     which the deadline falls (``None``: no deadline; ``0``: already passed)."""
     specs = draw(
         st.lists(
-            st.builds(Spec, messages(), st.sampled_from(KINDS), st.booleans()),
+            st.builds(
+                Spec, messages(), st.sampled_from(KINDS), st.booleans(), st.sampled_from(BROKEN)
+            ),
             max_size=12,
             unique_by=lambda s: s.message.id,
         )
@@ -58,7 +76,9 @@ class Harness:
     """
 
     def __init__(self, specs: list[Spec], stop: int | None) -> None:
-        self.kinds = {s.message.id: s for s in specs}
+        # The record being handled: its handler and hook run right after its decoding,
+        # and cannot look it up by an id that may be unreadable.
+        self.current: Spec | None = None
         self.now = 0.0
         margin = 0.5
         deadline = None if stop is None else stop + margin - 0.25
@@ -68,32 +88,42 @@ class Harness:
 
     def decode(self, spec: Spec) -> tuple[str, object]:
         self.now += 1.0
+        self.current = spec
         if spec.kind == "undecodable":
             raise ValueError("not a message")
-        return "orders", spec.message
+        fields = [f for f in ("attempt", "id") if f in spec.broken and spec.broken != "item_id"]
+        return "orders", unreadable(spec.message, *fields) if fields else spec.message
 
     def handle(self, msg: Message) -> None:
-        kind = self.kinds[msg.id].kind
-        if kind == "fail":
-            raise RuntimeError(msg.id)
-        if kind == "retry":
-            raise Retry(delay=float(len(msg.id)))
+        assert self.current is not None
+        spec = self.current
+        if spec.kind == "fail":
+            raise RuntimeError(spec.message.id)
+        if spec.kind == "retry":
+            raise Retry(delay=float(len(spec.message.id)))
 
     def on_poison(self, event: Message, exc: BaseException, ctx: Context) -> None:
-        if self.kinds[event.id].hook_fails:
+        assert self.current is not None
+        if self.current.hook_fails:
             raise OSError("dead-letter queue unreachable")
+
+    @staticmethod
+    def item_id(spec: Spec) -> str:
+        if spec.broken == "item_id":
+            raise KeyError("messageId")
+        return spec.message.id
 
     def run(self, specs: list[Spec], ordered: bool) -> BatchResult:
         return self.app.handle_batch(
-            Trigger.QUEUE, specs, self.ctx, decode=self.decode, item_id=lambda s: s.message.id,
+            Trigger.QUEUE, specs, self.ctx, decode=self.decode, item_id=self.item_id,
             ordered=ordered,
         )  # fmt: skip
 
     def run_async(self, specs: list[Spec], ordered: bool) -> BatchResult:
         return asyncio.run(
             self.app.handle_batch_async(
-                Trigger.QUEUE, specs, self.ctx, decode=self.decode,
-                item_id=lambda s: s.message.id, ordered=ordered,
+                Trigger.QUEUE, specs, self.ctx, decode=self.decode, item_id=self.item_id,
+                ordered=ordered,
             )
         )  # fmt: skip
 
@@ -105,7 +135,7 @@ def expected(specs: list[Spec], ordered: bool, stop: int | None) -> dict[str, li
     start_limit = None if stop is None else max(stop, 1)
     broken = False
     for index, spec in enumerate(specs):
-        ident = spec.message.id
+        ident = spec.ident(index)
         if broken or (start_limit is not None and index >= start_limit):
             out["failed"].append(ident)
             continue
@@ -120,7 +150,7 @@ def expected(specs: list[Spec], ordered: bool, stop: int | None) -> dict[str, li
 
 
 def check(result: BatchResult, specs: list[Spec], ordered: bool, stop: int | None) -> None:
-    ids = [s.message.id for s in specs]
+    ids = [s.ident(i) for i, s in enumerate(specs)]
     want = expected(specs, ordered, stop)
     assert list(result.succeeded) == want["succeeded"]
     assert result.failed_ids == want["failed"]
@@ -139,7 +169,7 @@ def check(result: BatchResult, specs: list[Spec], ordered: bool, stop: int | Non
         first = ids.index(result.failed_ids[0])
         assert result.failed_ids == ids[first:]
 
-    by_id = {s.message.id: s for s in specs}
+    by_id = {s.ident(i): s for i, s in enumerate(specs)}
     for failure in result.failed:
         spec = by_id[failure.item_id]
         handed_back = isinstance(failure.error, Retry)
@@ -170,3 +200,55 @@ def test_the_async_path_reports_the_same_outcomes(
     assert [(f.item_id, f.reason, f.retry_delay) for f in async_result.failed] == [
         (f.item_id, f.reason, f.retry_delay) for f in sync_result.failed
     ]
+
+
+_MISSING = object()  # no ApproximateReceiveCount at all
+_COUNTS = st.one_of(
+    st.integers(1, 9).map(str),  # what SQS sends
+    st.sampled_from(["", "x", "2.5", "-1e3", None, [], {"n": 1}, 3]),  # what it must survive
+    st.just(_MISSING),
+)
+
+
+@given(
+    st.lists(
+        st.tuples(messages(), st.sampled_from(["ok", "fail"]), _COUNTS, st.booleans()),
+        min_size=1, max_size=8, unique_by=lambda t: t[0].id,
+    )
+)  # fmt: skip
+def test_an_sqs_batch_reports_exactly_its_failures_whatever_the_receive_counts(
+    rows: list[tuple[Message, str, object, bool]],
+) -> None:
+    outcome = {m.id: (kind, hook_fails) for m, kind, _, hook_fails in rows}
+    app = App("props")
+
+    def on_poison(event: Message, exc: BaseException, ctx: Context) -> None:
+        if outcome[event.id][1]:
+            raise OSError("dead-letter queue unreachable")
+
+    @app.queue("orders", max_attempts=3, on_poison=on_poison)
+    def handle(msg: Message) -> None:
+        if outcome[msg.id][0] == "fail":
+            raise RuntimeError(msg.id)
+
+    records: list[dict[str, object]] = []
+    expected_failed: list[str] = []
+    for message, kind, count, hook_fails in rows:
+        attributes: dict[str, object] = {"SentTimestamp": "1714557600000"}
+        if count is not _MISSING:
+            attributes["ApproximateReceiveCount"] = count
+        records.append({
+            "messageId": message.id, "receiptHandle": "h", "body": message.text,
+            "attributes": attributes, "messageAttributes": {}, "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:orders",
+        })  # fmt: skip
+        readable = count is _MISSING or (isinstance(count, (str, int)) and str(count).isdigit())
+        attempt = 1 if count is _MISSING else int(str(count)) if readable else 0
+        poison = readable and attempt >= 3 and not hook_fails
+        # A count that cannot be read makes the record malformed: it fails alone,
+        # whatever its handler would have done.
+        if not readable or (kind == "fail" and not poison):
+            expected_failed.append(message.id)
+
+    out = polyserve_aws.handler(app)({"Records": records}, FakeLambdaContext("props"))
+    assert out == {"batchItemFailures": [{"itemIdentifier": i} for i in expected_failed]}

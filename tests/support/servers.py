@@ -14,6 +14,7 @@ Fixtures::
     azurite            AzuriteServer     Azurite blob, queue and table services (Node.js)
     firestore_emulator GcloudEmulator    the gcloud Firestore emulator
     pubsub_emulator    GcloudEmulator    the gcloud Pub/Sub emulator
+    node_binary        str               Node.js 20 or later: .cache/node's, else the one on PATH
     node_modules_dir   Path              tests/node/node_modules
     pyodide_dir        Path              the pyodide npm package
 
@@ -58,6 +59,9 @@ NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
 # Where .ci/install-servers unpacks DynamoDB Local: the jar, with its native SQLite
 # libraries in DynamoDBLocal_lib/ beside it.
 DYNAMODB_LOCAL_DIR = ROOT / ".cache" / "dynamodb-local"
+# Where .ci/install-servers puts a Node.js of its own when the one on PATH is too old.
+NODE_DIR = ROOT / ".cache" / "node"
+NODE_MAJOR = 20
 DYNAMODB_IMPLEMENTATIONS = ("dynamodb-local", "dynalite")
 INSTALL_HINT = "run .ci/install-servers"
 
@@ -326,6 +330,29 @@ def running(
 
 
 @pytest.fixture(scope="session")
+def node_binary() -> str:
+    """The node that .ci/install-servers installed the npm packages with.
+
+    Its own, in ``.cache/node``, when it put one there (the node on PATH was older than
+    20, as Debian 12's is); otherwise the node on PATH, which must be 20 or later.
+    """
+    private = NODE_DIR / "bin" / "node"
+    node = str(private) if private.is_file() else shutil.which("node")
+    if node is None:
+        skip_or_fail(f"node is not on PATH; {INSTALL_HINT}")
+    version = subprocess.run(
+        [node, "--version"], capture_output=True, text=True, timeout=30, check=False
+    ).stdout.strip()
+    major = version.removeprefix("v").split(".")[0]
+    if not major.isdigit() or int(major) < NODE_MAJOR:
+        skip_or_fail(
+            f"{node} is Node.js {version or '(unknown)'}; the test servers need "
+            f"{NODE_MAJOR} or later; {INSTALL_HINT}"
+        )
+    return node
+
+
+@pytest.fixture(scope="session")
 def node_modules_dir() -> Path:
     """``tests/node/node_modules``, where ``.ci/install-servers`` puts the npm packages."""
     if not NODE_MODULES.is_dir():
@@ -381,10 +408,12 @@ def dynamodb_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DynamoD
 
 
 @pytest.fixture(scope="session")
-def dynalite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DynamoDBServer]:
+def dynalite(
+    tmp_path_factory: pytest.TempPathFactory, node_binary: str
+) -> Iterator[DynamoDBServer]:
     """dynalite, in memory, with tables that become ACTIVE at once as in DynamoDB Local."""
     package = _require_node_package("dynalite")
-    node = _require_executable("node")
+    node = node_binary
     (port,) = free_ports(1)
     workdir = tmp_path_factory.mktemp("dynalite")
     command = [
@@ -413,10 +442,10 @@ def dynamodb_server(request: pytest.FixtureRequest) -> DynamoDBServer:
 
 
 @pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]:
+def azurite(tmp_path_factory: pytest.TempPathFactory, node_binary: str) -> Iterator[AzuriteServer]:
     """Azurite's blob, queue and table services, in memory, with telemetry off."""
     package = _require_node_package("azurite")
-    node = _require_executable("node")
+    node = node_binary
     blob_port, queue_port, table_port = free_ports(3)
     workdir = tmp_path_factory.mktemp("azurite")
     command = [

@@ -505,3 +505,180 @@ def test_a_keyword_only_body_binds_like_a_positional_one() -> None:
     bad = app.handle_http(HttpRequest("POST", "/pets", body=b'{"name": 7}'), Context("test"))
     assert bad.status == 422
     assert json.loads(bad.body)["errors"][0]["loc"] == ["body", "name"]
+
+
+_DEEP = b"[" * 100_000 + b"]" * 100_000
+_DEEP_OBJECT = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+
+
+@pytest.mark.parametrize("body", [_DEEP, _DEEP_OBJECT], ids=["array", "object"])
+@pytest.mark.parametrize("path", ["/pets", "/raw", "/opt", "/points"])
+def test_json_nested_past_the_stack_is_400_invalid_json_on_every_body_route(
+    app: App, path: str, body: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="polyserve"):
+        response = _post(app, path, body)
+        suffixed = _post(app, path, body, Headers({"content-type": "application/x+json"}))
+    for answer in (response, suffixed):
+        assert answer.status == 400, answer.body[:200]
+        assert _body(answer)["code"] == "invalid_json"
+    assert "RecursionError" not in caplog.text
+
+
+class Tree(BaseModel):
+    children: list[Tree] = []
+
+
+def test_pydantic_refuses_deep_json_itself_and_that_is_invalid_json_too() -> None:
+    app = App("deep")
+
+    @app.post("/tree")
+    def tree(t: Tree) -> int:
+        return len(t.children)
+
+    # pydantic's own parser stops at 200 levels, far below the stack's limit.
+    deep = b'{"children":[' * 300 + b"{}" + b"]}" * 300
+    response = _post(app, "/tree", deep)
+    assert (response.status, _body(response)["code"]) == (400, "invalid_json")
+    assert _post(app, "/tree", b'{"children":[' * 20 + b"{}" + b"]}" * 20).status == 200
+
+
+def test_a_message_nested_past_the_stack_fails_its_record_alone_with_a_typed_error() -> None:
+    app = App("events")
+    handled: list[str] = []
+
+    @app.queue("orders")
+    def on_order(order: Order, msg: Message) -> None:
+        handled.append(msg.id)
+
+    @app.queue("plain")
+    def on_plain(payload: dict[str, Any], msg: Message) -> None:
+        handled.append(msg.id)
+
+    records = [
+        ("orders", Message("a", b'{"order_id": 1}')),
+        ("orders", Message("deep", _DEEP)),
+        ("plain", Message("deep-dict", _DEEP_OBJECT)),
+        ("plain", Message("b", b'{"x": 1}')),
+    ]
+    result = app.handle_batch(
+        Trigger.QUEUE, records, _ctx(), decode=lambda r: r, item_id=lambda r: r[1].id
+    )
+    assert result.succeeded == ("a", "b")
+    assert handled == ["a", "b"]
+    assert [(f.item_id, type(f.error).__name__) for f in result.failed] == [
+        ("deep", "MalformedEventError"),
+        ("deep-dict", "MalformedEventError"),
+    ]
+    assert all(getattr(f.error, "code", None) == "invalid_json" for f in result.failed)
+
+
+def _injecting_app() -> App:
+    app = App("inject")
+    bad = "a\r\nSet-Cookie: stolen=1"
+
+    @app.get("/json")
+    def json_headers() -> HttpResponse:
+        return HttpResponse.json({}, headers={"X-A": bad})
+
+    @app.get("/with")
+    def with_header() -> HttpResponse:
+        return HttpResponse.json({}).with_header("X-A", bad)
+
+    @app.get("/cookie")
+    def cookie() -> HttpResponse:
+        return HttpResponse.json({}).set_cookie("s", "1", path="/" + bad)
+
+    @app.get("/error")
+    def error() -> None:
+        raise HttpError(409, "conflict", "taken", headers={"X-A": bad})
+
+    @app.get("/name")
+    def name() -> HttpResponse:
+        return HttpResponse.empty(headers={"X-A\r\nX-B": "1"})
+
+    @app.get("/async")
+    async def async_headers() -> HttpResponse:
+        return HttpResponse.json({}, headers={"X-A": bad})
+
+    return app
+
+
+@pytest.mark.parametrize("path", ["/json", "/with", "/cookie", "/error", "/name", "/async"])
+def test_a_header_http_cannot_carry_is_a_500_whose_log_names_it_but_not_its_value(
+    path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = _injecting_app()
+    with caplog.at_level(logging.ERROR, logger="polyserve"):
+        responses = [
+            _get(app, path),
+            asyncio.run(app.handle_http_async(HttpRequest("GET", path), _ctx())),
+        ]
+    for response in responses:
+        assert response.status == 500
+        assert _body(response)["code"] == "internal_error"
+        assert response.headers.multi_items() == [("content-type", "application/problem+json")]
+    logged = [json.loads(r.getMessage()) for r in caplog.records]
+    assert len(logged) == 2
+    for line in logged:
+        assert line["error_type"] == "InvalidHeaderError"
+        assert "response header" in line["traceback"]
+        assert "stolen" not in json.dumps(line)
+
+
+def test_an_error_class_with_headers_http_cannot_carry_still_gets_an_answer() -> None:
+    class Broken(HttpError):
+        @property
+        def headers(self) -> dict[str, str]:
+            return {"x-a": "\n"}
+
+    app = App("broken")
+
+    @app.get("/x")
+    def x() -> None:
+        raise Broken(400, "broken", "a client error")
+
+    response = _get(app, "/x")
+    assert (response.status, _body(response)["code"]) == (500, "internal_error")
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"allow_origins": ("https://a.example\r\nx: y",)},
+        {"allow_methods": ("GET", "PO ST")},
+        {"allow_headers": ("x-a\n",)},
+        {"expose_headers": ("x-a", "")},
+    ],
+)
+def test_cors_settings_http_cannot_carry_are_refused_at_set_up(settings: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError, match="CORS: a setting cannot be sent"):
+        CORS(**settings)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("G\ud800T", "/pets", 405),
+        ("GET\x00", "/pets", 405),
+        ("P" * 100_000, "/pets", 405),
+        ("GET", "/nothing/\ud800", 404),
+        ("GET", "/" + "\udc80" * 50_000, 404),
+        ("GET", "/\x00", 400),
+        ("DELETE", "/items/\ud800", 404),
+        ("DELETE", "/items/1", 405),
+        ("g\ud800t", "/pets\ud800/..", 400),
+    ],
+)
+def test_any_text_in_method_or_path_gets_a_problem_answer(
+    app: App, method: str, path: str, status: int
+) -> None:
+    request = HttpRequest(method, path, headers=Headers({"x-\ud800": "\ud800\x00"}))
+    for response in (
+        app.handle_http(request, _ctx()),
+        asyncio.run(app.handle_http_async(request, _ctx())),
+    ):
+        assert response.status == status
+        assert response.headers["content-type"] == "application/problem+json"
+        response.body.decode("utf-8")
+        assert _body(response)["status"] == status

@@ -1,112 +1,108 @@
-"""The local server's logging: ``polyserve.asgi.log_config`` and ``JsonLineFormatter``."""
+"""Serving an app over ASGI, driven with the messages an ASGI server sends."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-import logging
-import logging.config
-import subprocess
-import sys
-from typing import TYPE_CHECKING
+from typing import Any
 
 import pytest
 
-from polyserve import Context
-from polyserve.asgi import JsonLineFormatter, log_config
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from polyserve import App, HttpResponse
 
 
-def _record(message: str, *args: object, exc: BaseException | None = None) -> logging.LogRecord:
-    exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
-    return logging.LogRecord("polyserve", logging.WARNING, __file__, 1, message, args, exc_info)
+def call(
+    app: App,
+    method: str,
+    path: str,
+    *,
+    raw_path: bytes | None = None,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    body: bytes = b"",
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """One request as an ASGI server passes it: ``(status, headers, body)`` of the answer."""
+    scope: dict[str, Any] = {
+        "type": "http", "method": method, "path": path, "query_string": b"",
+        "headers": headers or [], "client": ("127.0.0.1", 5000),
+    }  # fmt: skip
+    if raw_path is not None:
+        scope["raw_path"] = raw_path
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    start, answer = sent
+    return start["status"], start["headers"], answer["body"]
 
 
-def test_context_logger_lines_pass_through_unchanged() -> None:
-    line = '{"level": "INFO", "message": "m", "invocation_id": "i"}'
-    assert JsonLineFormatter().format(_record(line)) == line
+def test_a_response_header_http_cannot_carry_is_a_500_never_sent() -> None:
+    app = App("asgi")
+
+    @app.get("/inject")
+    def inject() -> HttpResponse:
+        return HttpResponse.json({}, headers={"x-a": "a\r\nSet-Cookie: stolen=1"})
+
+    status, headers, body = call(app, "GET", "/inject")
+    assert status == 500
+    assert headers == [(b"content-type", b"application/problem+json")]
+    assert json.loads(body)["code"] == "internal_error"
+
+
+def _path_app() -> tuple[App, list[str]]:
+    app = App("asgi")
+    seen: list[str] = []
+
+    @app.get("/files/{name}")
+    def file(name: str) -> str:
+        seen.append(name)
+        return name
+
+    @app.get("/pets/{pet_id}")
+    def pet(pet_id: str) -> str:
+        seen.append(pet_id)
+        return pet_id
+
+    return app, seen
 
 
 @pytest.mark.parametrize(
-    "message", ["plain %s", "{not json %s", '{"a": 1} %s', "[1, %s]"], ids=["text", "brace", "tail", "array"]
-)  # fmt: skip
-def test_other_records_become_one_json_object(message: str) -> None:
-    formatted = JsonLineFormatter().format(_record(message, "x"))
-    assert json.loads(formatted) == {
-        "level": "WARNING",
-        "message": message % "x",
-        "logger": "polyserve",
-    }
-
-
-def test_a_record_with_a_traceback_keeps_it_in_one_line() -> None:
-    try:
-        raise ValueError("bad\nvalue")
-    except ValueError as exc:
-        formatted = JsonLineFormatter().format(_record('{"level": "ERROR"}', exc=exc))
-    assert "\n" not in formatted
-    line = json.loads(formatted)
-    assert line["message"] == '{"level": "ERROR"}'
-    assert line["traceback"].endswith("ValueError: bad\nvalue")
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    logger = logging.getLogger("polyserve")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
-    yield
-    logger.handlers[:], logger.level, logger.propagate = saved
-
-
-@pytest.mark.usefixtures("restore_logging")
-def test_log_config_writes_context_lines_from_the_level_up(
-    capsys: pytest.CaptureFixture[str],
+    ("raw_path", "decoded"),
+    [
+        (b"/files/%FF%FE", "/files/\ufffd\ufffd"),  # what a server's scope["path"] holds
+        (b"/pets%2F1", "/pets/1"),
+        (b"/files/a%2fb", "/files/a/b"),
+        (b"/files/%zz", "/files/%zz"),
+        (b"/files/%", "/files/%"),
+    ],
+)
+def test_paths_refused_by_the_rule_are_400_whatever_the_server_decoded(
+    raw_path: bytes, decoded: str
 ) -> None:
-    # Only the polyserve logger: the uvicorn loggers of this process stay as they are.
-    config = log_config("warning")
-    logging.config.dictConfig({**config, "loggers": {"polyserve": config["loggers"]["polyserve"]}})
-    ctx = Context("local", invocation_id="inv-1", function_name="f", is_cold_start=False)
-    ctx.logger.info("hidden")
-    ctx.logger.warning("shown", n=1)
-    err = capsys.readouterr().err
-    assert [json.loads(line) for line in err.splitlines()] == [
-        {
-            "level": "WARNING",
-            "message": "shown",
-            "n": 1,
-            "provider": "local",
-            "invocation_id": "inv-1",
-            "function_name": "f",
-            "is_cold_start": False,
-        }
-    ]
+    app, seen = _path_app()
+    status, _, body = call(app, "GET", decoded, raw_path=raw_path)
+    assert status == 400
+    assert json.loads(body)["code"] == "invalid_path"
+    assert seen == []
 
 
-def test_log_config_keeps_uvicorn_loggers_and_does_not_propagate() -> None:
-    config = log_config()
-    assert {"uvicorn", "uvicorn.access"} <= set(config["loggers"])
-    assert config["loggers"]["polyserve"] == {
-        "handlers": ["polyserve"],
-        "level": "INFO",
-        "propagate": False,
-    }
-    assert config["handlers"]["polyserve"]["stream"] == "ext://sys.stderr"
-
-
-def test_log_config_rejects_an_unknown_level() -> None:
-    with pytest.raises(ValueError, match="unknown log level 'loud'"):
-        log_config("loud")
-
-
-def test_importing_polyserve_adds_no_handler() -> None:
-    # A fresh interpreter: the test process itself may have configured logging.
-    code = (
-        "import logging, polyserve, polyserve.asgi, polyserve.context\n"
-        "from polyserve import App, Context\n"
-        "Context('x').logger.info('m')\n"
-        "print(len(logging.getLogger('polyserve').handlers), len(logging.getLogger().handlers))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout == "0 0\n"
-    assert done.stderr == ""
+@pytest.mark.parametrize(
+    ("raw_path", "decoded", "param"),
+    [
+        (b"/files/caf%C3%A9%20au%20lait", "/files/café au lait", "café au lait"),
+        (b"/files/caf\xc3\xa9", "/files/café", "café"),
+        (b"/files/100%25?q=%2F", "/files/100%", "100%"),  # the query is not the path
+        (None, "/files/plain", "plain"),  # a server without raw_path
+    ],
+)
+def test_paths_are_decoded_from_the_raw_path(
+    raw_path: bytes | None, decoded: str, param: str
+) -> None:
+    app, seen = _path_app()
+    status, _, _ = call(app, "GET", decoded, raw_path=raw_path)
+    assert status == 200
+    assert seen == [param]

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import pytest
+from tests.support.unreadable import unreadable
 
 from polyserve import (
     App,
@@ -565,8 +566,57 @@ def test_failures_leave_no_reference_cycles_behind(caplog: pytest.LogCaptureFixt
     assert failed == ["1", "3"]
     assert unreachable == 0
     assert kind is ValueError
-    # The error went to the log.
+    # Where it was raised went to the log.
     assert _log_records(caplog, logging.ERROR)[0]["error_message"] == "cannot handle 1"
+
+
+# -- metadata read after the batch started -----------------------------------------
+
+
+def _unreadable_decode(record: Record) -> tuple[str, object]:
+    name, message = _decode(record)
+    assert isinstance(message, Message)
+    broken = record.get("unreadable", ())
+    return name, unreadable(message, *broken) if broken else message
+
+
+@pytest.mark.parametrize("broken", [("attempt",), ("attempt", "id")])
+def test_a_failed_message_whose_count_cannot_be_read_fails_alone(
+    broken: tuple[str, ...], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="polyserve")
+    poison = Poison()
+    shop = Shop(max_attempts=2, on_poison=poison)
+    records = [
+        _record("1"),
+        {**_record("2", "boom", attempt=5), "unreadable": broken},
+        {**_record("3", "boom", attempt=5), "unreadable": ("id",)},
+        _record("4"),
+    ]
+    for run in (shop.app.handle_batch, shop.app.handle_batch_async):
+        outcome = run(Trigger.QUEUE, records, _ctx(), decode=_unreadable_decode, item_id=_item_id)
+        result = asyncio.run(outcome) if asyncio.iscoroutine(outcome) else outcome
+        assert result.succeeded == ("1", "4")
+        assert result.failed_ids == ["2"]
+        assert result.set_aside == ("3",)  # an unreadable id does not keep it from the hook
+        # The handler's own error (it reads the id too, when that cannot be read).
+        error = MalformedEventError if "id" in broken else ValueError
+        assert type(result.failed[0].error) is error
+    unread = [r for r in _log_records(caplog, logging.ERROR) if "unreadable" in r["message"]]
+    assert [r["message"] for r in unread] == [
+        "delivery count unreadable; the message stays failed"
+    ] * 2
+    assert unread[0]["error_type"] == "MalformedEventError"
+    assert [event.attempt for event, _, _ in poison.calls] == [5, 5]
+
+
+def test_a_single_message_whose_count_cannot_be_read_raises_the_handler_error() -> None:
+    shop = Shop(max_attempts=2, on_poison=Poison())
+    message = unreadable(Message("1", b"boom", attempt=5), "attempt")
+    with pytest.raises(ValueError, match="cannot handle 1"):
+        shop.app.handle_event(Trigger.QUEUE, "orders", message, _ctx())
+    with pytest.raises(ValueError, match="cannot handle 1"):
+        asyncio.run(shop.app.handle_event_async(Trigger.QUEUE, "orders", message, _ctx()))
 
 
 # -- failure log lines ---------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -46,3 +47,33 @@ def test_invalid_json_is_a_malformed_event(bad: str | bytes) -> None:
         parse_json(bad, "request body")
     assert info.value.code == "invalid_json"
     assert info.value.detail.startswith("request body is not valid JSON")
+
+
+def _nested(depth: int, opener: str = "[") -> str:
+    closer = {"[": "]", '{"a":': "}"}[opener]
+    return opener * depth + ("1" if opener != "[" else "") + closer * depth
+
+
+@pytest.mark.parametrize("opener", ["[", '{"a":'])
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        pytest.param(lambda t: t, id="str, the scanner"),
+        pytest.param(str.encode, id="utf-8 bytes, the scanner"),
+        pytest.param(lambda t: " " + t, id="leading space, json.loads"),
+        pytest.param(lambda t: t.encode("utf-16"), id="utf-16, json.loads"),
+    ],
+)
+def test_json_nested_past_the_stack_is_invalid_json_not_a_recursion_error(
+    opener: str, wrap: Any
+) -> None:
+    with pytest.raises(MalformedEventError) as info:
+        parse_json(wrap(_nested(100_000, opener)), "request body")
+    assert info.value.code == "invalid_json"
+    assert info.value.detail == "request body is not valid JSON: nested too deeply"
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__
+
+
+def test_json_nested_a_little_still_parses() -> None:
+    assert parse_json(_nested(50), "body") == json.loads(_nested(50))

@@ -38,6 +38,24 @@ def test_a_context_without_deadline_has_all_the_time() -> None:
     assert Context("test", deadline=5.0, clock=lambda: 9.0).remaining_time() == 0.0
 
 
+def test_log_lines_carry_any_text_from_an_event_as_ascii_json(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hostile = "G\ud800T\x00\r\n" + "x" * 100_000
+    with caplog.at_level(logging.INFO, logger="polyserve"):
+        Context("test", invocation_id=hostile).logger.info(hostile, path=hostile, nested=[hostile])
+        try:
+            raise ValueError(hostile)
+        except ValueError as exc:
+            Context("test").logger.exception("failed", exc, detail=hostile)
+    for record in caplog.records:
+        line = record.getMessage()
+        assert line.isascii()
+        assert "\n" not in line  # one line per record, whatever the text
+        logged = json.loads(line)
+        assert hostile in logged.values() or hostile in logged["traceback"]
+
+
 # -- the logger ------------------------------------------------------------------
 
 

@@ -3,10 +3,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
+from typing import Any
 
 import pytest
 
-from polyserve import Headers, HttpRequest, HttpResponse, MalformedEventError, QueryParams
+from polyserve import (
+    Headers,
+    HttpRequest,
+    HttpResponse,
+    InvalidHeaderError,
+    MalformedEventError,
+    QueryParams,
+)
 
 
 def test_headers_are_case_insensitive_and_multi_valued() -> None:
@@ -198,3 +206,88 @@ def test_a_normalized_view_looks_names_up_directly_and_falls_back_to_reading() -
     with pytest.raises(KeyError):
         headers["missing"]
     assert headers == Headers(source)
+
+
+_INJECTED = "a\r\nSet-Cookie: stolen=1"
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda: HttpResponse.json({}, headers={"X-A": _INJECTED}), id="json"),
+        pytest.param(lambda: HttpResponse.text("t", headers={"X-A": _INJECTED}), id="text"),
+        pytest.param(lambda: HttpResponse.binary(b"b", headers={"X-A": _INJECTED}), id="binary"),
+        pytest.param(lambda: HttpResponse.empty(headers={"X-A": _INJECTED}), id="empty"),
+        pytest.param(
+            lambda: HttpResponse.problem(400, "c", "d", headers={"X-A": _INJECTED}), id="problem"
+        ),
+        pytest.param(lambda: HttpResponse(200, Headers({"X-A": _INJECTED})), id="constructor"),
+        pytest.param(
+            lambda: HttpResponse.text("t").with_header("x-a", _INJECTED), id="with_header"
+        ),
+        pytest.param(
+            lambda: dataclasses.replace(
+                HttpResponse.text("t"), headers=Headers({"x-a": _INJECTED})
+            ),
+            id="replace",
+        ),
+        pytest.param(lambda: HttpResponse.text("t", media_type="text/html\n"), id="media_type"),
+        pytest.param(lambda: HttpResponse.text("t").set_cookie("a", "1", path="/\r\n"), id="path"),
+        pytest.param(
+            lambda: HttpResponse.text("t").set_cookie("a", "1", domain="x\0"), id="domain"
+        ),
+    ],
+)
+def test_a_control_character_in_a_response_header_is_refused_where_it_is_built(
+    build: Any,
+) -> None:
+    with pytest.raises(InvalidHeaderError) as info:
+        build()
+    assert info.value.code == "invalid_header"
+    assert info.value.status == 500
+    assert "stolen" not in str(info.value)
+    assert "control character" in str(info.value)
+
+
+@pytest.mark.parametrize("char", [*(chr(c) for c in range(32) if c != 9), "\x7f"])
+def test_every_control_character_but_tab_is_refused(char: str) -> None:
+    with pytest.raises(InvalidHeaderError, match="'x-a' has a control character"):
+        HttpResponse.json({}, headers={"x-a": f"a{char}b"})
+
+
+@pytest.mark.parametrize(
+    "name", ["", "x a", "x:a", "x\r\ny", "x\0", "(x)", "x/y", "caf\u00e9", 'x"', "x@y"]
+)
+def test_a_response_header_name_must_be_a_token(name: str) -> None:
+    with pytest.raises(InvalidHeaderError, match="is not an HTTP token"):
+        HttpResponse.empty(headers={name: "v"})
+    with pytest.raises(InvalidHeaderError, match="is not an HTTP token"):
+        HttpResponse.empty().with_header(name, "v")
+
+
+def test_an_invalid_cookie_name_is_an_invalid_header() -> None:
+    with pytest.raises(InvalidHeaderError, match="cookie name 'a b'"):
+        HttpResponse.empty().set_cookie("a b", "1")
+
+
+def test_header_values_are_strings() -> None:
+    with pytest.raises(InvalidHeaderError, match="not a string"):
+        HttpResponse.empty(headers={"x-count": 5})  # type: ignore[dict-item]  # the point
+
+
+def test_what_http_carries_is_accepted_in_responses() -> None:
+    names = "!#$%&'*+-.^_`|~09azAZ"
+    response = HttpResponse.json(
+        {},
+        headers={names: "tab\there, caf\u00e9, \u20ac, quotes \"'", "x-empty": ""},
+    ).set_cookie("a", "line\r\nbreak")  # a cookie value is quoted, never raw
+    assert response.headers[names] == "tab\there, caf\u00e9, \u20ac, quotes \"'"
+    assert "\r" not in response.headers["set-cookie"]
+
+
+def test_request_headers_are_never_checked() -> None:
+    # Providers hand over what the client sent; a request is never refused for it.
+    request = HttpRequest("GET", "/", headers=Headers([("x a", "b\r\nc"), ("x-b", "\0")]))
+    assert request.headers["x a"] == "b\r\nc"
+    viewed = Headers.view({"x a": "b\r\nc"})
+    assert viewed["x a"] == "b\r\nc"

@@ -62,3 +62,16 @@ def test_results_encode_compactly_as_utf8() -> None:
 def test_unencodable_values_raise_type_error() -> None:
     with pytest.raises(TypeError, match="object is not JSON serialisable"):
         _json.dumps({"x": object()})
+
+
+@pytest.mark.usefixtures("encoder")
+@pytest.mark.parametrize(
+    "value",
+    ["G\ud800T", "\udfff", "\\\ud800", "ok \ud83d\ude00 \ud800\udc00", "\x00\ud800" * 3],
+)
+def test_lone_surrogates_are_written_as_their_json_escape(value: str) -> None:
+    encoded = _json.dumps({value: [value]})
+    encoded.decode("utf-8")  # valid UTF-8 throughout
+    # What a JSON parser reads back: a pair of escapes is one character to it.
+    expected = value.encode("utf-16", "surrogatepass").decode("utf-16", "surrogatepass")
+    assert json.loads(encoded) == {expected: [expected]}

@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from polyserve import ConfigurationError, MalformedEventError, Router, Trigger
-from polyserve.routing import normalize_path
+from polyserve.paths import decode_path, normalize_path
 
 
 def _noop() -> None: ...
@@ -256,3 +256,44 @@ def test_routes_and_registrations_are_immutable_values() -> None:
     assert reg.options == {"max_attempts": 3}
     with pytest.raises(AttributeError):
         del reg.name
+
+
+@pytest.mark.parametrize(
+    ("raw", "decoded"),
+    [
+        ("/pets/1", "/pets/1"),
+        ("/caf%C3%A9/%3F%23%20", "/café/?# "),
+        (b"/caf%c3%a9", "/café"),
+        (b"/caf\xc3\xa9", "/café"),  # raw UTF-8 in the request line
+        ("/café%20x", "/café x"),  # text already decoded, with an escape left
+        ("/100%25", "/100%"),
+        ("/%2e%2E/x", "/../x"),  # dot segments are normalize_path's to refuse
+        ("/a%00b", "/a\x00b"),  # and NUL
+        ("/\ud800", "/\ud800"),  # text without escapes is not re-encoded
+    ],
+)
+def test_decode_path_decodes_escapes_as_utf8(raw: str | bytes, decoded: str) -> None:
+    assert decode_path(raw) == decoded
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("/pets%2F1", "encoded slash"),
+        (b"/a%2fb", "encoded slash"),
+        ("/%", "malformed"),
+        ("/%4", "malformed"),
+        ("/%zz", "malformed"),
+        ("/%4g", "malformed"),
+        ("/%%41", "malformed"),
+        ("/files/%FF%FE", "not UTF-8"),
+        ("/%C3", "not UTF-8"),
+        (b"/\xff", "not UTF-8"),
+        ("/\ud800%41", "not valid text"),
+    ],
+)
+def test_decode_path_refuses_what_the_rule_refuses(raw: str | bytes, reason: str) -> None:
+    with pytest.raises(MalformedEventError, match=reason) as info:
+        decode_path(raw)
+    assert info.value.code == "invalid_path"
+    assert info.value.status == 400

@@ -135,3 +135,15 @@ def test_matches_only_elb_events() -> None:
     assert not _alb.matches(load("apigw-rest-get.json"))
     assert _alb.is_multi_value(load("alb-multi.json"))
     assert not _alb.is_multi_value(load("alb-single.json"))
+
+
+@pytest.mark.parametrize("name", ["alb-single.json", "alb-multi.json"])
+@pytest.mark.parametrize("path", ["/pets%2F1", "/pets/%FF%FE", "/pets/%zz"])
+def test_paths_the_rule_refuses_are_400(
+    recorder: Recorder, lambda_context: FakeLambdaContext, name: str, path: str
+) -> None:
+    raw = load(name) | {"path": path}
+    out = polyserve_aws.handler(recorder.app)(raw, lambda_context)
+    assert out["statusCode"] == 400
+    assert json.loads(out["body"])["code"] == "invalid_path"
+    assert recorder.seen == []

@@ -246,3 +246,57 @@ def test_to_native_keeps_header_order_of_values() -> None:
     assert v2["headers"] == {"x-a": "1, 3", "x-b": "2"}
     assert v1["headers"] == {"x-b": "2"}
     assert v1["multiValueHeaders"] == {"x-a": ["1", "3"]}
+
+
+def _with_path(name: str, path: str) -> dict[str, Any]:
+    raw = load(name)
+    raw["rawPath" if "rawPath" in raw else "path"] = path
+    return raw
+
+
+@pytest.mark.parametrize("name", ["apigw-rest-get.json", "function-url-get.json"])
+@pytest.mark.parametrize(
+    ("raw_path", "decoded"),
+    [
+        ("/a/caf%C3%A9%20x", "/a/café x"),
+        ("/a/100%25", "/a/100%"),
+        ("/a/%2541", "/a/%41"),  # decoded once: a "%" the client sent stays one
+    ],
+)
+def test_rest_and_function_url_paths_are_decoded_once(
+    recorder: Recorder,
+    lambda_context: FakeLambdaContext,
+    name: str,
+    raw_path: str,
+    decoded: str,
+) -> None:
+    polyserve_aws.handler(recorder.app)(_with_path(name, raw_path), lambda_context)
+    assert recorder.last.path == decoded
+
+
+@pytest.mark.parametrize("raw_path", ["/pets%2F1", "/a/%FF%FE", "/a/%zz", "/a/%", "/a/%2e%2e"])
+@pytest.mark.parametrize("name", ["apigw-rest-get.json", "function-url-get.json"])
+def test_rest_and_function_url_paths_the_rule_refuses_are_400(
+    recorder: Recorder, lambda_context: FakeLambdaContext, name: str, raw_path: str
+) -> None:
+    out = polyserve_aws.handler(recorder.app)(_with_path(name, raw_path), lambda_context)
+    assert out["statusCode"] == 400
+    assert _problem(out)["code"] == "invalid_path"
+    assert recorder.seen == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "path"),
+    [
+        # An HTTP API decodes the path itself: what arrives is taken as it is, so a
+        # "%41" the client sent as "%2541" stays "%41", and a lone "%" is no error.
+        (_with_path("apigw-http-post.json", "/a/%41 100%"), "/a/%41 100%"),
+        (_with_path("apigw-rest-get.json", "/a/%41 100%") | {"version": "1.0"}, "/a/%41 100%"),
+    ],
+    ids=["payload 2.0", "payload 1.0"],
+)
+def test_http_api_paths_are_not_decoded_a_second_time(
+    recorder: Recorder, lambda_context: FakeLambdaContext, raw: dict[str, Any], path: str
+) -> None:
+    polyserve_aws.handler(recorder.app)(raw, lambda_context)
+    assert recorder.last.path == path

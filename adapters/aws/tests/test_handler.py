@@ -179,3 +179,13 @@ def test_one_handler_answers_events_of_every_kind_in_any_order(
     assert kinds == ["http", "batch", "http", "batch", "http", "event", "http"]
     with pytest.raises(UnsupportedEventError):
         handler(load("ses-receipt.json"), lambda_context)
+
+
+def test_an_unrecognised_event_is_described_in_little_space(
+    recorder: Recorder, lambda_context: FakeLambdaContext
+) -> None:
+    event = {"k" * 1_000_000: 1, "source": "\ud800" * 1_000_000, "x\x00": None}
+    with pytest.raises(UnsupportedEventError) as info:
+        polyserve_aws.handler(recorder.app)(event, lambda_context)
+    assert len(str(info.value)) < 1_000
+    assert info.value.description["source"] == "\ud800" * 100

@@ -190,3 +190,79 @@ def test_a_record_with_a_malformed_field_fails_alone(
     assert [f["itemIdentifier"] for f in out["batchItemFailures"]] == [item]
     # The other record of the batch was handled and is not redelivered.
     assert handled == [raw["Records"][1]["messageId"]]
+
+
+@pytest.mark.parametrize("count", ["abc", "", None, ["3"], {"n": 3}, "2.5"])
+@pytest.mark.parametrize("hook", ["takes", "raises"])
+def test_a_failed_record_whose_receive_count_is_unreadable_fails_alone(
+    lambda_context: FakeLambdaContext, count: object, hook: str
+) -> None:
+    # max_attempts reads the count only once a record has failed: a bad count must
+    # fail that record, and the others, handled already, must not be redelivered.
+    app = App("sqs")
+    handled: list[str] = []
+    hooked: list[str] = []
+
+    def on_poison(message: Message, exc: Exception, ctx: object) -> None:
+        hooked.append(message.text)
+        if hook == "raises":
+            raise OSError("dead-letter store unreachable")
+
+    @app.queue("adoptions", max_attempts=3, on_poison=on_poison)
+    def on_message(message: Message) -> None:
+        if message.text.startswith("plain"):
+            raise ValueError("bad message")
+        handled.append(message.text)
+
+    raw = load("sqs-standard.json")
+    broken = raw["Records"][1]  # the failing one
+    broken["attributes"]["ApproximateReceiveCount"] = count
+    third = copy.deepcopy(raw["Records"][0])
+    third["messageId"], third["body"] = "third", "{}"
+    raw["Records"].append(third)
+
+    out = polyserve_aws.handler(app)(raw, lambda_context)
+
+    assert out == {"batchItemFailures": [{"itemIdentifier": broken["messageId"]}]}
+    assert handled == ['{"pet_id": 1, "adopter": "Ada"}', "{}"]
+    assert hooked == []
+
+
+def test_an_on_poison_hook_that_raises_fails_its_record_alone(
+    lambda_context: FakeLambdaContext,
+) -> None:
+    app = App("sqs")
+
+    def on_poison(message: Message, exc: Exception, ctx: object) -> None:
+        raise OSError("dead-letter store unreachable")
+
+    @app.queue("adoptions", max_attempts=2, on_poison=on_poison)
+    def on_message(message: Message) -> None:
+        if message.attempt >= 2:
+            raise ValueError("poison")
+
+    raw = load("sqs-standard.json")  # the second record is on its third attempt
+
+    out = polyserve_aws.handler(app)(raw, lambda_context)
+
+    assert out == {"batchItemFailures": [{"itemIdentifier": raw["Records"][1]["messageId"]}]}
+
+
+def test_a_poison_record_without_an_id_is_set_aside_and_logged(
+    lambda_context: FakeLambdaContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = App("sqs")
+    taken: list[int] = []
+
+    @app.queue("adoptions", max_attempts=2, on_poison=lambda m, e, c: taken.append(m.attempt))
+    def on_message(message: Message) -> None:
+        raise ValueError("poison")
+
+    raw = load("sqs-standard.json")
+    del raw["Records"][1]["messageId"]  # reported by its position
+
+    out = polyserve_aws.handler(app)(raw, lambda_context)
+
+    assert out == {"batchItemFailures": [{"itemIdentifier": raw["Records"][0]["messageId"]}]}
+    assert taken == [3]
+    assert "poison message set aside" in caplog.text

@@ -70,7 +70,7 @@ def test_a_binary_body_arrives_intact(fns: dict[str, Function], recorder: Record
         ("api", "https://h/apix/pets", "/apix/pets"),
         ("", "https://h/api/pets", "/api/pets"),
         ("/v1/", "https://h/v1/pets/%F0%9F%90%88", "/pets/\U0001f408"),
-        ("api", "https://h/api/a%2Fb%3Fc", "/a/b?c"),
+        ("api", "https://h/api/a%20b%3Fc", "/a b?c"),
     ],
 )
 def test_the_route_prefix_is_removed_and_the_path_decoded(prefix: str, url: str, path: str) -> None:
@@ -197,3 +197,14 @@ def test_an_unreadable_request_is_a_400_problem(native: Any) -> None:
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
     assert (body["code"], body["invocation_id"]) == ("malformed_event", "inv-bad")
+
+
+@pytest.mark.parametrize(
+    "url", ["https://h/api/pets%2F1", "https://h/api/files/%FF%FE", "https://h/api/a/%zz"]
+)
+def test_a_path_the_rule_refuses_is_a_400(url: str) -> None:
+    recorder = _catch_all()
+    response = call(_http(recorder.app, route_prefix="api"), http_request("GET", url))
+    assert response.status_code == 400
+    assert json.loads(response.get_body())["code"] == "invalid_path"
+    assert recorder.seen == []

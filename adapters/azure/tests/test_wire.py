@@ -104,3 +104,14 @@ def test_translating_turns_lookup_errors_into_malformed_events(
 def test_translating_leaves_other_errors_alone() -> None:
     with pytest.raises(ZeroDivisionError), _wire.translating("thing"):
         _ = 1 / 0
+
+
+def test_properties_nested_past_the_stack_are_malformed() -> None:
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    with (
+        pytest.raises(MalformedEventError, match="a value is nested too deeply"),
+        _wire.translating("Service Bus message"),
+    ):
+        _wire.properties({"deep": deep}, "p")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,11 @@ from polyserve_cloudflare.testing import (
     FakeResponse,
     FakeRuntime,
 )
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, before it joined the standard library
+    import tomli as tomllib
 
 if TYPE_CHECKING:
     from polyserve import App
@@ -42,7 +48,6 @@ def petstore(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 @pytest.fixture
 def wrangler() -> dict[str, Any]:
-    tomllib = pytest.importorskip("tomllib")
     data: dict[str, Any] = tomllib.loads((EXAMPLE / "wrangler.toml").read_text("utf-8"))
     return data
 

@@ -41,7 +41,7 @@ class Wrapped:
 def test_request_is_translated(worker: Entrypoint, seen: Seen) -> None:
     request = FakeRequest(
         "post",
-        f"{ORIGIN}/echo/a%20b/%C3%A9%2Fx?tag=a&tag=b&q=%C3%A9+1&empty=",
+        f"{ORIGIN}/echo/a%20b/%C3%A9/x?tag=a&tag=b&q=%C3%A9+1&empty=",
         [
             ("X-Trace", "1"),
             ("x-trace", "2"),
@@ -254,3 +254,11 @@ def test_fake_headers_behave_like_fetch_headers() -> None:
     assert headers.entries() == [("a", "1"), ("b", "2, 3")]
     with pytest.raises(TypeError):
         headers.append("x", "a\r\nb")
+
+
+@pytest.mark.parametrize("path", ["/echo/a%2Fb", "/echo/%zz", "/echo/%", "/echo/%2e%2e"])
+def test_paths_the_rule_refuses_are_400(worker: Entrypoint, seen: Seen, path: str) -> None:
+    response = fetch(worker, FakeRequest("GET", ORIGIN + path))
+    assert response.status == 400
+    assert response.json()["code"] == "invalid_path"
+    assert seen.requests == []

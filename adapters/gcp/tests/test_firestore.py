@@ -240,3 +240,11 @@ def test_garbage_protobuf_is_malformed(recorder: Recorder) -> None:
 )
 def test_kinds(event_type: str, kind: str | None) -> None:
     assert _firestore.kind_of(event_type) == kind
+
+
+def test_values_nested_past_the_stack_are_malformed() -> None:
+    value: dict[str, Any] = {"nullValue": None}
+    for _ in range(100_000):
+        value = {"arrayValue": {"values": [value]}}
+    with pytest.raises(MalformedEventError, match="nested too deeply"):
+        _firestore.plain(value)

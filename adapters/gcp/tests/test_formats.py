@@ -131,3 +131,20 @@ def test_names_map_either_id_and_default_to_the_short_one() -> None:
     assert names.logical("projects/p/topics/other", "other") == "other"
     assert Names().logical("projects/p/topics/a", "a") == "a"
     assert Names().logical() == ""
+
+
+_DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("data", [_DEEP, _DEEP.encode()])
+def test_json_nested_past_the_stack_is_invalid_json(data: str | bytes) -> None:
+    with pytest.raises(MalformedEventError) as info:
+        json_object(data, "data")
+    assert (info.value.code, info.value.detail) == (
+        "invalid_json",
+        "data is not valid JSON: nested too deeply",
+    )
+
+
+def test_a_payload_nested_past_the_stack_stays_text() -> None:
+    assert payload(_DEEP.encode()) == _DEEP

@@ -363,3 +363,31 @@ def test_rejected_scheduler_calls_answer_400(path: str, headers: dict[str, str],
     response = call(polyserve_gcp.http(schedule_app([])), path, method="POST", headers=headers)
     assert response.status_code == 400
     assert problem(response)["code"] == code
+
+
+@pytest.mark.parametrize("path", ["/pets%2F1", "/files/%FF%FE", "/a/%zz", "/a/%2e%2e"])
+def test_paths_the_rule_refuses_are_400_as_sent_whatever_the_server_decoded(
+    recorder: Recorder, path: str
+) -> None:
+    response = call(polyserve_gcp.http(recorder.app), path)
+    assert response.status_code == 400
+    assert problem(response)["code"] == "invalid_path"
+    assert recorder.seen == []
+
+
+def test_the_raw_uri_is_the_path_as_sent(recorder: Recorder) -> None:
+    target = polyserve_gcp.http(recorder.app)
+    # gunicorn's RAW_URI: PATH_INFO (what Werkzeug's request.path reads) has lost the
+    # difference between %2F and a slash, and turned %FF into U+FFFD.
+    call(target, "/a/100%25%20x", environ_overrides={"RAW_URI": "/a/100%25%20x?q=1"})
+    assert recorder.last.path == "/a/100% x"
+    refused = call(target, "/pets/1", environ_overrides={"RAW_URI": "/pets%2F1"})
+    assert refused.status_code == 400
+
+
+def test_without_a_raw_uri_the_server_decoded_path_is_used(recorder: Recorder) -> None:
+    target = polyserve_gcp.http(recorder.app)
+    call(target, "/a/b", environ_overrides={"RAW_URI": None, "REQUEST_URI": None})
+    assert recorder.last.path == "/a/b"
+    call(target, "/a/c", environ_overrides={"SCRIPT_NAME": "/mounted"})
+    assert recorder.last.path == "/a/c"

@@ -98,3 +98,22 @@ def test_special_doubles_and_empty_containers() -> None:
 def test_broken_bytes_are_malformed(wire: str) -> None:
     with pytest.raises(MalformedEventError, match="DocumentEventData"):
         decode_document_event(bytes.fromhex(wire))
+
+
+def _length_delimited(tag: int, payload: bytes) -> bytes:
+    size, length = bytearray(), len(payload)
+    while True:
+        byte, length = length & 0x7F, length >> 7
+        size.append(byte | (0x80 if length else 0))
+        if not length:
+            return bytes([tag]) + bytes(size) + payload
+
+
+def test_arrays_nested_past_the_stack_are_malformed() -> None:
+    value = b""
+    for _ in range(5_000):  # Value{array_value: ArrayValue{values: [value]}}
+        value = _length_delimited(0x4A, _length_delimited(0x0A, value))
+    entry = _length_delimited(0x0A, b"k") + _length_delimited(0x12, value)  # fields["k"]
+    event = _length_delimited(0x0A, _length_delimited(0x12, entry))  # value: Document
+    with pytest.raises(MalformedEventError, match="nested too deeply"):
+        decode_document_event(event)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from polyserve.events.schedule import ScheduleEvent
     from polyserve.events.storage import StorageAction, StorageEvent
     from polyserve.events.stream import ChangeType, StreamRecord
+    from polyserve.paths import decode_path
 
     Event = Message | StorageEvent | ScheduleEvent | StreamRecord | CloudEvent
     """Any non-HTTP event a handler can receive."""
@@ -38,6 +39,7 @@ __all__ = [
     "StorageAction",
     "StorageEvent",
     "StreamRecord",
+    "decode_path",
     "parse_json",
 ]
 
@@ -53,6 +55,7 @@ _MODULES = {
     "StorageAction": "storage",
     "StorageEvent": "storage",
     "StreamRecord": "stream",
+    "decode_path": "polyserve.paths",
     "parse_json": "_body",
 }
 

@@ -23,6 +23,9 @@ def parse_json(body: bytes | bytearray | str, what: str) -> Any:
     ``what`` names the body in the error (``"message body"``). Adapters use this for
     payloads they read themselves, so that bad JSON fails alike everywhere.
 
+    JSON nested deeper than the parser's recursion allows (about a thousand levels,
+    less the caller's own stack) is invalid JSON too, never a ``RecursionError``.
+
     Accepts what ``json.loads`` accepts, with the same results. A ``str`` body, or a
     UTF-8 one without a BOM, goes straight to json's scanner, skipping the two Python
     layers of ``json.loads``; anything else, and anything the scanner refuses, goes
@@ -42,6 +45,8 @@ def parse_json(body: bytes | bytearray | str, what: str) -> Any:
         value, end = scan(body, 0)
     except (StopIteration, ValueError):  # leading whitespace, or not JSON at all
         return _loads(body, what)
+    except RecursionError:
+        raise _too_deep(what) from None
     if end != len(body) and body[end:].strip(_JSON_SPACE):
         return _loads(body, what)  # trailing data: an error, worded by json.loads
     return value
@@ -69,3 +74,12 @@ def _loads(body: bytes | bytearray | str, what: str) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedEventError(f"{what} is not valid JSON: {exc}", code="invalid_json") from None
+    except RecursionError:
+        raise _too_deep(what) from None
+
+
+def _too_deep(what: str) -> MalformedEventError:
+    # json's C parser recurses once per level: a body nested deeply enough (a few
+    # kilobytes of "[") exhausts the stack. The client gets the same 400 as for any
+    # other JSON the parser cannot read.
+    return MalformedEventError(f"{what} is not valid JSON: nested too deeply", code="invalid_json")

@@ -37,11 +37,15 @@ def _well_formed(mapping: Mapping[str, Any], multi: bool) -> bool:
         "".join(map("".join, mapping.values()))
     except TypeError:
         # A None in a multi-valued list is a name sent without a value: allowed.
-        return multi and all(
-            item is None or item.__class__ is str
-            for values in mapping.values()
-            for item in values
-        ) and all(key.__class__ is str for key in mapping)
+        return (
+            multi
+            and all(
+                item is None or item.__class__ is str
+                for values in mapping.values()
+                for item in values
+            )
+            and all(key.__class__ is str for key in mapping)
+        )
     return True
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from polyserve._json import dumps
+from polyserve.errors import InvalidHeaderError
 from polyserve.events._body import parse_json
 from polyserve.events.headers import Headers, QueryParams
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from typing import Any, Literal
 
 
-__all__ = ["Headers", "HttpRequest", "HttpResponse", "QueryParams"]
+__all__ = ["Headers", "HttpRequest", "HttpResponse", "QueryParams", "check_header"]
 
 # Shared empty instances: both types are immutable, and requests default to them.
 _NO_QUERY = QueryParams()
@@ -95,13 +96,65 @@ _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/java
 _TEXT_SUFFIXES = ("+json", "+xml")
 
 
+# RFC 9110 5.6.2: a header name is a token of these characters.
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# RFC 9110 5.5: the control characters a header value must not hold (tab is allowed).
+# CR and LF would end the header (and let what follows forge others), NUL ends it in C.
+_CONTROLS = frozenset([chr(c) for c in range(32) if c != 9] + ["\x7f"])
+
+
+def check_header(name: str, value: str) -> None:
+    """Refuse a response header that HTTP cannot carry.
+
+    Raises:
+        InvalidHeaderError: ``name`` is not a token, ``value`` holds a control
+            character (CR, LF, NUL, ... but tab), or either is not a string. The
+            message names the header, never the value.
+    """
+    # Most names are letters, digits and dashes: checked in C first, char by char
+    # only otherwise.
+    if not isinstance(name, str) or not (
+        (name.isascii() and name.replace("-", "").isalnum()) or (name and _TOKEN.issuperset(name))
+    ):
+        shown = repr(name[:64]) if isinstance(name, str) else type(name).__name__
+        raise InvalidHeaderError(f"response header name {shown} is not an HTTP token")
+    if not isinstance(value, str):
+        raise InvalidHeaderError(f"response header {name!r} has a value that is not a string")
+    # isprintable() is False for every control character (and for some harmless
+    # non-ASCII ones): only then is each character looked at.
+    if not value.isprintable() and not _CONTROLS.isdisjoint(value):
+        raise InvalidHeaderError(f"response header {name!r} has a control character")
+
+
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
-    """An HTTP response. Build one with ``json``, ``text``, ``binary`` or ``empty``."""
+    """An HTTP response. Build one with ``json``, ``text``, ``binary`` or ``empty``.
+
+    Every header is checked when the response is built, however it is built (the
+    constructors below, ``HttpResponse(...)``, ``with_header``, ``set_cookie``).
+
+    Raises:
+        InvalidHeaderError: a header name is not a token or a value holds a control
+            character such as CR, LF or NUL (see ``check_header``).
+    """
 
     status: int = 200
     headers: Headers = _NO_HEADERS
     body: bytes = b""
+
+    def __post_init__(self) -> None:
+        headers = self.headers
+        if id(headers) in _BUILT_HERE:  # this module's own, valid by construction
+            return
+        for name, value in headers._pairs():
+            # The usual header passes these C calls; check_header has the last word
+            # on any other (a "_" in a name, a tab in a value, or no string at all).
+            try:
+                if name.isascii() and name.replace("-", "").isalnum() and value.isprintable():
+                    continue
+            except AttributeError:
+                pass
+            check_header(name, value)
 
     @classmethod
     def json(
@@ -137,7 +190,9 @@ class HttpResponse:
     @classmethod
     def empty(cls, status: int = 204, headers: Mapping[str, str] | None = None) -> HttpResponse:
         """A response with no body."""
-        return cls(status=status, headers=Headers(headers))
+        if not headers:
+            return cls(status, _NO_HEADERS, b"")
+        return cls(status, Headers(headers), b"")
 
     @classmethod
     def problem(
@@ -175,7 +230,7 @@ class HttpResponse:
         if not headers:
             shared = _CONTENT_TYPES.get(media_type)
             if shared is None:
-                shared = Headers((("content-type", media_type),))
+                return cls(status, Headers((("content-type", media_type),)), body)
             return cls(status, shared, body)
         merged = Headers(headers)
         if "content-type" not in merged:
@@ -183,8 +238,13 @@ class HttpResponse:
         return cls(status, merged, body)
 
     def with_header(self, name: str, value: str) -> HttpResponse:
-        """A copy with one more header (repeat it for several values)."""
-        return replace(self, headers=self.headers.with_added(name, value))
+        """A copy with one more header (repeat it for several values).
+
+        Raises:
+            InvalidHeaderError: the header cannot be carried (see ``check_header``).
+        """
+        check_header(name, value)  # the others were checked when self was built
+        return HttpResponse(self.status, self.headers.with_added(name, value), self.body)
 
     def set_cookie(
         self,
@@ -198,11 +258,19 @@ class HttpResponse:
         httponly: bool = True,
         samesite: Literal["lax", "strict", "none"] | None = "lax",
     ) -> HttpResponse:
-        """A copy with one more ``Set-Cookie`` header."""
-        from http.cookies import SimpleCookie
+        """A copy with one more ``Set-Cookie`` header.
+
+        Raises:
+            InvalidHeaderError: ``name`` is not a valid cookie name, or an attribute
+                (``path``, ``domain``) holds a control character.
+        """
+        from http.cookies import CookieError, SimpleCookie
 
         jar: SimpleCookie = SimpleCookie()
-        jar[name] = value
+        try:
+            jar[name] = value
+        except CookieError:
+            raise InvalidHeaderError(f"cookie name {name[:64]!r} is not a token") from None
         morsel = jar[name]
         morsel["path"] = path
         if max_age is not None:
@@ -265,3 +333,5 @@ def _load_phrases() -> dict[int, str]:
 
 
 _PROBLEM = Headers((("content-type", "application/problem+json"),))
+# The shared header maps built above, which responses need not check again.
+_BUILT_HERE = frozenset(map(id, (_NO_HEADERS, _PROBLEM, *_CONTENT_TYPES.values())))

@@ -80,12 +80,20 @@ def request_digest(request: HttpRequest) -> str:
 
 
 def payload_bytes(event: object) -> bytes:
-    """The bytes an event's payload fingerprint is computed from."""
+    """The bytes an event's payload fingerprint is computed from.
+
+    Raises:
+        MalformedEventError: the payload has no JSON form, or is nested too deeply to
+            encode, so that the delivery fails with a typed error.
+    """
     if isinstance(event, Message):
         return event.body
     if isinstance(event, CloudEvent) and isinstance(event.data, (bytes, bytearray)):
         return bytes(event.data)
-    return canonical(payload_value(event))
+    try:
+        return canonical(payload_value(event))
+    except TypeError as exc:
+        raise MalformedEventError(f"the event payload cannot be fingerprinted: {exc}") from None
 
 
 def payload_value(subject: object) -> Any:
@@ -112,7 +120,10 @@ def payload_value(subject: object) -> Any:
             "size": subject.size,
             "action": subject.action.value,
         }
-    return json.loads(canonical(subject))
+    try:
+        return json.loads(canonical(subject))
+    except RecursionError:  # canonical wrote it, so only its depth can fail here
+        raise TypeError("the value is nested too deeply to decode") from None
 
 
 def resolve_path(subject: object, path: str) -> Any:

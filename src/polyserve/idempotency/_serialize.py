@@ -42,7 +42,7 @@ def encode_result(value: Any) -> bytes:
         return b"bytes\n" + bytes(value)
     try:
         return b"json\n" + _ENCODER.encode(value).encode()
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise IdempotencyError(
             f"cannot store a result of type {type(value).__name__}: {exc}",
             code="result_not_serializable",
@@ -63,7 +63,7 @@ def decode_result(data: bytes, *, add_header: tuple[str, str] | None = None) -> 
     try:
         if kind == b"json":
             return json.loads(rest)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise CorruptRecordError(f"stored result cannot be decoded: {exc!r}") from None
     if kind == b"bytes":
         return rest
@@ -96,12 +96,15 @@ def canonical(value: Any) -> bytes:
     """A stable JSON encoding of ``value``: sorted keys, no spaces, bytes as base64.
 
     Raises:
-        TypeError: the value (or something inside it) has no JSON form.
+        TypeError: the value (or something inside it) has no JSON form, or it is
+            nested too deeply to encode (an event payload built to exhaust the stack).
     """
     try:
         text = _CANONICAL.encode(value)
     except ValueError as exc:  # a circular reference
         raise TypeError(str(exc)) from None
+    except RecursionError:
+        raise TypeError("the value is nested too deeply to encode") from None
     return text.encode()
 
 

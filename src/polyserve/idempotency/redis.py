@@ -300,7 +300,7 @@ class RedisStore:
                 from redis import exceptions
             except ImportError:
                 raise MissingDependencyError(
-                    "redis", feature="RedisStore", extra="polyserve[redis]"
+                    "redis", feature="RedisStore", extra="polyserve-core[redis]"
                 ) from None
             self._exceptions = exceptions
         if self._client is None:

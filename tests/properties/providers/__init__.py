@@ -1,7 +1,7 @@
 """Each provider's native encodings, for the cross-provider property tests.
 
 A module per provider (``aws``, ``azure``, ``gcp``, ``cloudflare``) exposes
-``HTTP_CODECS: list[HttpCodec]`` and ``MESSAGE_CODECS: list[MessageCodec]``.
+``HTTP_CODECS: list[RawHttpCodec]`` and ``MESSAGE_CODECS: list[MessageCodec]``.
 A codec encodes a typed event into the provider's native form, runs it through
 the adapter's real entry point, and decodes the native response.
 """
@@ -42,6 +42,29 @@ class HttpCodec(Protocol):
 
     def expected_response(self, response: NativeResponse) -> NativeResponse:
         """The response as this format can carry it (identity unless documented)."""
+        ...
+
+
+class RawHttpCodec(HttpCodec, Protocol):
+    """An HTTP encoding that also sends what no well-behaved client sends."""
+
+    @property
+    def decodes_path(self) -> bool:
+        """Whether the platform decodes the path before the function sees it, so that
+        what polyserve reads is no longer what the client sent."""
+        ...
+
+    def call_raw(
+        self, app: App, method: str, target: str, headers: list[tuple[str, str]]
+    ) -> NativeResponse:
+        """Send a request as a client wrote it and return the native answer.
+
+        ``target`` is the request-target (path and query) exactly as sent: escapes
+        malformed or not, any text at all. ``method`` and ``headers`` are any text
+        too. Each provider carries them as its platform would (JSON carries any
+        string; a WSGI server the UTF-8 bytes); what the platform itself refuses,
+        such as a header a JavaScript ``Headers`` rejects, is left out.
+        """
         ...
 
 

@@ -13,6 +13,8 @@ client would see it. What a format cannot carry is in ``expected`` and
 * ALB events carry no client address or request id: the address travels in
   ``X-Forwarded-For`` (which the handler sees), the id is Lambda's request id.
 * SQS bodies are strings: bytes that are not UTF-8 arrive with replacement characters.
+* HTTP APIs decode the path before they build the event (``rawPath`` is decoded); REST
+  APIs, Function URLs and ALBs pass it as the client encoded it.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ import base64
 import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
-from tests.properties.providers import HttpCodec, MessageCodec, NativeResponse
+from tests.properties.providers import MessageCodec, NativeResponse, RawHttpCodec
 
 import polyserve_aws
 from polyserve import Headers, HttpRequest, Message, QueryParams
@@ -85,6 +87,18 @@ def _joined(headers: Headers, sep: str, *, keep: str = "") -> Headers:
     return Headers(pairs)
 
 
+def _multi(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for name, value in pairs:
+        out.setdefault(name, []).append(value)
+    return out
+
+
+def _raw_query(query: str) -> list[tuple[str, str]]:
+    """A query string's pairs as the client encoded them (an ALB passes them so)."""
+    return [(k, v) for k, _, v in (p.partition("=") for p in query.split("&") if p)]
+
+
 def _response_body(out: dict[str, Any]) -> bytes:
     body = out.get("body") or ""
     return base64.b64decode(body) if out.get("isBase64Encoded") else body.encode()
@@ -101,6 +115,41 @@ class _RestApi:
 
     def expected_response(self, response: NativeResponse) -> NativeResponse:
         return response
+
+    decodes_path = False
+
+    def call_raw(
+        self, app: App, method: str, target: str, headers: list[tuple[str, str]]
+    ) -> NativeResponse:
+        path, _, query = target.partition("?")
+        params = QueryParams.from_string(query).multi_items()  # API Gateway decodes them
+        event = {
+            "resource": "/{proxy+}",
+            "path": path,
+            "httpMethod": method,
+            "headers": _last(headers) or None,
+            "multiValueHeaders": _multi(headers) or None,
+            "queryStringParameters": _last(params) or None,
+            "multiValueQueryStringParameters": _multi(params) or None,
+            "requestContext": {
+                "accountId": _ACCOUNT,
+                "apiId": "a1b2c3",
+                "httpMethod": method,
+                "identity": {"sourceIp": "203.0.113.7"},
+                "path": "/prod" + path,
+                "requestId": "raw-1",
+                "stage": "prod",
+            },
+            "body": None,
+            "isBase64Encoded": False,
+        }
+        return self._answer(_invoke(app, event, "lambda-raw"))
+
+    @staticmethod
+    def _answer(out: dict[str, Any]) -> NativeResponse:
+        headers = {**{k: [v] for k, v in out["headers"].items()}, **out["multiValueHeaders"]}
+        pairs = [(k, v) for k, values in headers.items() for v in values]
+        return NativeResponse(out["statusCode"], Headers(pairs), _response_body(out))
 
     def call(self, app: App, request: HttpRequest) -> NativeResponse:
         body, is_base64 = _body(request)
@@ -129,10 +178,7 @@ class _RestApi:
             "body": body,
             "isBase64Encoded": is_base64,
         }
-        out = _invoke(app, event, "lambda-" + request.request_id)
-        headers = {**{k: [v] for k, v in out["headers"].items()}, **out["multiValueHeaders"]}
-        pairs = [(k, v) for k, values in headers.items() for v in values]
-        return NativeResponse(out["statusCode"], Headers(pairs), _response_body(out))
+        return self._answer(_invoke(app, event, "lambda-" + request.request_id))
 
 
 @dataclasses.dataclass
@@ -141,6 +187,67 @@ class _PayloadV2:
 
     name: str
     domain: str
+
+    @property
+    def raw_path(self) -> bool:
+        """Whether ``rawPath`` is the path as sent: a Function URL's; an HTTP API decodes it."""
+        return ".lambda-url." in self.domain
+
+    @property
+    def decodes_path(self) -> bool:
+        return not self.raw_path
+
+    def call_raw(
+        self, app: App, method: str, target: str, headers: list[tuple[str, str]]
+    ) -> NativeResponse:
+        path, _, query = target.partition("?")
+        joined: dict[str, str] = {}
+        for name, value in headers:  # payload 2.0: lower-case names, repeats joined
+            key = name.lower()
+            joined[key] = f"{joined[key]},{value}" if key in joined else value
+        raw_path = path if self.raw_path else unquote(path)
+        event = self._event(method, raw_path, query, joined, "203.0.113.7", "raw-1")
+        return self._answer(_invoke(app, event, "lambda-raw"))
+
+    def _event(
+        self,
+        method: str,
+        raw_path: str,
+        raw_query: str,
+        headers: dict[str, str],
+        source_ip: str | None,
+        request_id: str,
+    ) -> dict[str, Any]:
+        return {
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": raw_path,
+            "rawQueryString": raw_query,
+            "headers": headers,
+            "requestContext": {
+                "accountId": _ACCOUNT,
+                "apiId": self.domain.split(".", 1)[0],
+                "domainName": self.domain,
+                "http": {
+                    "method": method,
+                    "path": raw_path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": source_ip,
+                    "userAgent": "hypothesis",
+                },
+                "requestId": request_id,
+                "routeKey": "$default",
+                "stage": "$default",
+                "timeEpoch": 1714557600000,
+            },
+            "isBase64Encoded": False,
+        }
+
+    @staticmethod
+    def _answer(out: dict[str, Any]) -> NativeResponse:
+        pairs = list(out["headers"].items())
+        pairs += [("set-cookie", c) for c in out.get("cookies", [])]
+        return NativeResponse(out["statusCode"], Headers(pairs), _response_body(out))
 
     def expected(self, request: HttpRequest) -> HttpRequest:
         headers = [(k, v) for k, v in _joined(request.headers, ",").multi_items() if k != "cookie"]
@@ -160,39 +267,18 @@ class _PayloadV2:
         for name, value in request.headers.multi_items():
             if name != "cookie":
                 headers[name] = f"{headers[name]},{value}" if name in headers else value
-        event: dict[str, Any] = {
-            "version": "2.0",
-            "routeKey": "$default",
-            "rawPath": quote(request.path, safe="/"),
-            "rawQueryString": request.query.to_string(),
-            "headers": headers,
-            "requestContext": {
-                "accountId": _ACCOUNT,
-                "apiId": self.domain.split(".", 1)[0],
-                "domainName": self.domain,
-                "http": {
-                    "method": request.method,
-                    "path": request.path,
-                    "protocol": "HTTP/1.1",
-                    "sourceIp": request.client,
-                    "userAgent": "hypothesis",
-                },
-                "requestId": request.request_id,
-                "routeKey": "$default",
-                "stage": "$default",
-                "timeEpoch": 1714557600000,
-            },
-            "isBase64Encoded": is_base64,
-        }
+        raw_path = quote(request.path, safe="/") if self.raw_path else request.path
+        event = self._event(
+            request.method, raw_path, request.query.to_string(), headers, request.client,
+            request.request_id,
+        )  # fmt: skip
+        event["isBase64Encoded"] = is_base64
         cookies = _cookies(request)
         if cookies:
             event["cookies"] = cookies
         if body is not None:
             event["body"] = body
-        out = _invoke(app, event, "lambda-" + request.request_id)
-        pairs = list(out["headers"].items())
-        pairs += [("set-cookie", c) for c in out.get("cookies", [])]
-        return NativeResponse(out["statusCode"], Headers(pairs), _response_body(out))
+        return self._answer(_invoke(app, event, "lambda-" + request.request_id))
 
 
 def _cookies(request: HttpRequest) -> list[str]:
@@ -237,13 +323,24 @@ class _Alb:
     def _id(request: HttpRequest) -> str:
         return "lambda-" + request.request_id
 
-    def call(self, app: App, request: HttpRequest) -> NativeResponse:
-        body, is_base64 = _body(request)
-        # The load balancer passes the query as the client encoded it.
-        query = [(quote(k, safe=""), quote(v, safe="")) for k, v in request.query.multi_items()]
-        headers = request.headers.multi_items()
-        if request.client:
-            headers.append(("x-forwarded-for", request.client))
+    decodes_path = False
+
+    def call_raw(
+        self, app: App, method: str, target: str, headers: list[tuple[str, str]]
+    ) -> NativeResponse:
+        path, _, query = target.partition("?")
+        event = self._event(method, path, headers, _raw_query(query), None, False)
+        return self._answer(_invoke(app, event, "lambda-raw"))
+
+    def _event(
+        self,
+        method: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        query: list[tuple[str, str]],
+        body: str | None,
+        is_base64: bool,
+    ) -> dict[str, Any]:
         event: dict[str, Any] = {
             "requestContext": {
                 "elb": {
@@ -251,18 +348,20 @@ class _Alb:
                     ":targetgroup/portability/0123456789abcdef"
                 }
             },
-            "httpMethod": request.method,
-            "path": quote(request.path, safe="/"),
+            "httpMethod": method,
+            "path": path,
             "body": body or "",
             "isBase64Encoded": is_base64,
         }
         if self.multi_value:
-            event["multiValueHeaders"] = Headers(headers).to_multi_dict()
-            event["multiValueQueryStringParameters"] = QueryParams(query).to_multi_dict()
+            event["multiValueHeaders"] = _multi(headers)
+            event["multiValueQueryStringParameters"] = _multi(query)
         else:
             event["headers"] = _last(headers)
             event["queryStringParameters"] = _last(query)
-        out = _invoke(app, event, self._id(request))
+        return event
+
+    def _answer(self, out: dict[str, Any]) -> NativeResponse:
         assert out["statusDescription"].startswith(f"{out['statusCode']} ")
         if self.multi_value:
             assert "headers" not in out
@@ -271,6 +370,18 @@ class _Alb:
             assert "multiValueHeaders" not in out
             pairs = list(out["headers"].items())
         return NativeResponse(out["statusCode"], Headers(pairs), _response_body(out))
+
+    def call(self, app: App, request: HttpRequest) -> NativeResponse:
+        body, is_base64 = _body(request)
+        # The load balancer passes the query as the client encoded it.
+        query = [(quote(k, safe=""), quote(v, safe="")) for k, v in request.query.multi_items()]
+        headers = request.headers.multi_items()
+        if request.client:
+            headers.append(("x-forwarded-for", request.client))
+        event = self._event(
+            request.method, quote(request.path, safe="/"), headers, query, body, is_base64
+        )
+        return self._answer(_invoke(app, event, self._id(request)))
 
 
 @dataclasses.dataclass
@@ -318,7 +429,7 @@ class _Sqs:
             raise BatchItemFailedError(f"message {message.id} reported failed: {out}")
 
 
-HTTP_CODECS: list[HttpCodec] = [
+HTTP_CODECS: list[RawHttpCodec] = [
     _RestApi(),
     _PayloadV2("aws_http_v2", "p8w2m1.execute-api.us-east-1.amazonaws.com"),
     _PayloadV2("aws_function_url", "x7a2b9c4d5e6f.lambda-url.us-east-1.on.aws"),

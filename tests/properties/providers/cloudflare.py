@@ -13,7 +13,7 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from tests.properties.providers import HttpCodec, MessageCodec, NativeResponse
+from tests.properties.providers import MessageCodec, NativeResponse, RawHttpCodec
 
 from polyserve import Headers, HttpRequest, Message
 from polyserve_cloudflare import entrypoint, handlers
@@ -84,8 +84,19 @@ class _WorkersHttp:
         headers = _joined(Headers([*request.headers.multi_items(), *extra]))
         return dataclasses.replace(request, headers=headers)
 
+    decodes_path = False  # request.url keeps the client's escapes
+
+    def call_raw(
+        self, app: App, method: str, target: str, headers: list[tuple[str, str]]
+    ) -> NativeResponse:
+        # A JavaScript Headers refuses an empty name and CR, LF or NUL anywhere.
+        kept = [(n, v) for n, v in headers if n and not {"\r", "\n", "\0"} & set(n + v)]
+        return self._run(app, FakeRequest(method, _ORIGIN + target, kept))
+
     def call(self, app: App, request: HttpRequest) -> NativeResponse:
-        native = _native_request(request)
+        return self._run(app, _native_request(request))
+
+    def _run(self, app: App, native: FakeRequest) -> NativeResponse:
         if self.is_class:
             worker = entrypoint(app, runtime=FakeRuntime())(FakeExecutionContext(), {})
             response = asyncio.run(worker.fetch(native))
@@ -118,7 +129,7 @@ def _json_form(body: bytes) -> tuple[Any, bytes] | None:
             return value, value.encode("utf-8")
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         encoded = text.encode("utf-8")
-    except ValueError:  # also UnicodeDecodeError and UnicodeEncodeError
+    except (ValueError, RecursionError):  # also UnicodeDecodeError and UnicodeEncodeError
         return None
     if value is None or isinstance(value, (bool, int, float)):
         return value, encoded
@@ -158,7 +169,7 @@ class _WorkersQueue:
             raise RuntimeError(f"message {message.id} was {native.settled}, not acknowledged")
 
 
-HTTP_CODECS: list[HttpCodec] = [
+HTTP_CODECS: list[RawHttpCodec] = [
     _WorkersHttp("cloudflare-entrypoint", is_class=True),
     _WorkersHttp("cloudflare-on-fetch", is_class=False),
 ]

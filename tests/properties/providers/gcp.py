@@ -22,9 +22,9 @@ import base64
 import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
-from tests.properties.providers import HttpCodec, MessageCodec, NativeResponse
+from tests.properties.providers import MessageCodec, NativeResponse, RawHttpCodec
 
 import polyserve_gcp
 from polyserve import Headers, HttpRequest, Message
@@ -71,6 +71,35 @@ class _FunctionsFrameworkHttp:
             headers = headers.with_added("content-length", str(len(response.body)))
         return NativeResponse(response.status, headers, response.body)
 
+    decodes_path = False  # gunicorn's RAW_URI is the request line as sent
+
+    def call_raw(
+        self, app: App, method: str, target: str, headers: list[tuple[str, str]]
+    ) -> NativeResponse:
+        import flask
+
+        path, _, query = target.partition("?")
+        # A WSGI environ holds the bytes of the request, one character each.
+        overrides = {
+            "REQUEST_METHOD": _wsgi(method),
+            "PATH_INFO": unquote_to_bytes(_wsgi(path).encode("latin-1")).decode("latin-1"),
+            "RAW_URI": _wsgi(target),
+            "REQUEST_URI": _wsgi(target),
+            "QUERY_STRING": _wsgi(query),
+        }
+        for name, value in headers:
+            key = "HTTP_" + _wsgi(name).upper().replace("-", "_")
+            overrides[key] = (
+                f"{overrides[key]},{_wsgi(value)}" if key in overrides else _wsgi(value)
+            )
+        with flask.Flask(__name__).test_request_context(
+            "/", environ_overrides=overrides
+        ) as context:
+            native = polyserve_gcp.http(app)(context.request)
+        return NativeResponse(
+            native.status_code, Headers(list(native.headers.items())), native.get_data()
+        )
+
     def call(self, app: App, request: HttpRequest) -> NativeResponse:
         import flask
 
@@ -88,6 +117,11 @@ class _FunctionsFrameworkHttp:
         return NativeResponse(
             native.status_code, Headers(list(native.headers.items())), native.get_data()
         )
+
+
+def _wsgi(text: str) -> str:
+    """``text`` as a WSGI server passes it: its UTF-8 bytes, one character each."""
+    return text.encode("utf-8", "surrogatepass").decode("latin-1")
 
 
 def _time(when: dt.datetime | None) -> str | None:
@@ -187,5 +221,5 @@ class _BackgroundPubSub:
         polyserve_gcp.background(app)(json.loads(json.dumps(native)), context)
 
 
-HTTP_CODECS: list[HttpCodec] = [_FunctionsFrameworkHttp()]
+HTTP_CODECS: list[RawHttpCodec] = [_FunctionsFrameworkHttp()]
 MESSAGE_CODECS: list[MessageCodec] = [_EventarcPubSub(), _PubSubPush(), _BackgroundPubSub()]

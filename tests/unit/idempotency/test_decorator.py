@@ -786,3 +786,29 @@ def test_reserved_parameter_names_are_refused() -> None:
 
     with pytest.raises(ConfigurationError, match="_idempotency_context"):
         idempotent()(handle)
+
+
+def test_a_payload_nested_past_the_stack_fails_its_record_with_a_typed_error() -> None:
+    app = App("deep")
+    store = MemoryStore()
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+
+    @app.stream("users")
+    @idempotent(store)
+    def on_change(record: StreamRecord) -> None: ...
+
+    records = [
+        StreamRecord("r-1", ChangeType.INSERT, "users", new={"id": 1}, sequence="1"),
+        StreamRecord("r-2", ChangeType.INSERT, "users", new={"deep": deep}, sequence="2"),
+        StreamRecord("r-3", ChangeType.INSERT, "users", new={"id": 3}, sequence="3"),
+    ]
+    result = app.handle_batch(
+        Trigger.STREAM, records, _ctx(), decode=lambda r: ("users", r), item_id=lambda r: r.id
+    )
+    assert result.succeeded == ("r-1", "r-3")
+    [failure] = result.failed
+    assert failure.item_id == "r-2"
+    assert type(failure.error).__name__ == "MalformedEventError"
+    assert "nested too deeply" in str(failure.error)

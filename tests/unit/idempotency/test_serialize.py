@@ -123,3 +123,21 @@ def test_replayed_header_is_added_to_responses_only() -> None:
         ("idempotency-replayed", "true"),
     ]
     assert decode_result(encode_result({"a": 1}), add_header=("x", "y")) == {"a": 1}
+
+
+def _deep(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_values_nested_past_the_stack_are_refused_with_the_documented_errors() -> None:
+    deep = _deep(100_000)
+    with pytest.raises(TypeError, match="nested too deeply"):
+        canonical(deep)
+    with pytest.raises(IdempotencyError) as info:
+        encode_result({"deep": deep})
+    assert info.value.code == "result_not_serializable"
+    with pytest.raises(CorruptRecordError):
+        decode_result(b"json\n" + b"[" * 100_000 + b"]" * 100_000)

@@ -6,7 +6,9 @@ sends ``multiValueHeaders``/``multiValueQueryStringParameters`` and must be answ
 of the request decides the mode of the response.
 
 The load balancer passes the path and the query parameters as the client sent them,
-percent-encoded; both are decoded here (``+`` in the query is a space, as in forms).
+percent-encoded; both are decoded here: the path by ``polyserve.events.decode_path``
+(a malformed escape, an encoded slash or a path that is not UTF-8 is a 400
+``invalid_path``), the query leniently (``+`` is a space, as in forms).
 In single-value mode it keeps only the last value of a repeated header or query key.
 The event names no client address and no request id: the client is the last entry of
 ``X-Forwarded-For`` (the address the load balancer saw), the request id is Lambda's.
@@ -19,10 +21,10 @@ multi-value headers on the target group to send several cookies).
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, unquote_plus
+from urllib.parse import unquote_plus
 
 from polyserve.adapter import response_body, text, translating
-from polyserve.events import Headers, HttpRequest, QueryParams
+from polyserve.events import Headers, HttpRequest, QueryParams, decode_path
 from polyserve_aws._http import multi_pairs, pairs, request_body
 
 if TYPE_CHECKING:
@@ -73,7 +75,7 @@ def to_event(raw: dict[str, Any], context: Context, names: Mapping[str, str]) ->
                 client = value.rsplit(",", 1)[-1].strip() or None
         return HttpRequest(
             method=text(raw, "httpMethod", _WHAT),
-            path=unquote(text(raw, "path", _WHAT)),
+            path=decode_path(text(raw, "path", _WHAT)),
             query=QueryParams([(unquote_plus(k), unquote_plus(v)) for k, v in query]),
             headers=Headers(headers),
             body=request_body(raw, _WHAT),

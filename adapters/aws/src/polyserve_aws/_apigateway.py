@@ -10,7 +10,12 @@ Recognised by shape:
 
 Authorizer events (``methodArn``/``routeArn``) are not requests and are not recognised.
 
-Requests: the path is percent-decoded. Payload 1.0 prefers ``multiValueHeaders`` and
+Requests: REST APIs and Function URLs pass the path as the client encoded it, and it
+is decoded by ``polyserve.events.decode_path`` (a malformed escape, an encoded slash or
+a path that is not UTF-8 is a 400 ``invalid_path``). HTTP APIs decode the path
+themselves before the event is built, in both payload versions (an HTTP API's payload
+1.0 event says ``"version": "1.0"``; a REST API's has no version), so theirs is taken
+as it is. Payload 1.0 prefers ``multiValueHeaders`` and
 ``multiValueQueryStringParameters`` over the single-value maps. Payload 2.0 parses
 ``rawQueryString`` itself; its headers arrive with repeated values already joined by
 commas (AWS does that), and its ``cookies`` array becomes one ``cookie`` header.
@@ -24,8 +29,8 @@ from __future__ import annotations
 
 from polyserve.adapter import as_object, optional_text, response_body, text, translating
 from polyserve.errors import MalformedEventError
-from polyserve.events import Headers, HttpRequest, QueryParams
-from polyserve_aws._http import percent_decoded, request_body
+from polyserve.events import Headers, HttpRequest, QueryParams, decode_path
+from polyserve_aws._http import request_body
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
 TYPE_CHECKING = False
@@ -90,6 +95,16 @@ def to_event(raw: dict[str, Any], context: Context, names: Mapping[str, str]) ->
         return _v2_request(raw, context, what) if _is_v2(raw) else _v1_request(raw, context, what)
 
 
+def _path(path: str, raw: dict[str, Any]) -> str:
+    """The request path: decoded here, unless an HTTP API decoded it already."""
+    if "%" not in path:
+        return path
+    # An HTTP API's payload 1.0 event has a version, a REST API's has none. Decoding
+    # an HTTP API's path again would turn a "%41" the client sent as "%2541" into "A".
+    decoded_by_aws = kind(raw) == "http" if _is_v2(raw) else raw.get("version") == "1.0"
+    return path if decoded_by_aws else decode_path(path)
+
+
 def _map(raw: dict[str, Any], key: str, what: str) -> dict[str, Any] | None:
     value = raw.get(key)
     if not value:
@@ -106,7 +121,7 @@ def _v1_request(raw: dict[str, Any], context: Context, what: str) -> HttpRequest
     query = multi_query or _map(raw, "queryStringParameters", what)
     return HttpRequest(
         method=text(raw, "httpMethod", what),
-        path=percent_decoded(text(raw, "path", what)),
+        path=_path(text(raw, "path", what), raw),
         query=QueryParams.view(query, multi=multi_query is not None) if query else _NO_QUERY,
         headers=Headers.view(headers, multi=multi_headers is not None) if headers else _NO_HEADERS,
         body=request_body(raw, what),
@@ -133,7 +148,7 @@ def _v2_request(raw: dict[str, Any], context: Context, what: str) -> HttpRequest
     raw_query = optional_text(raw, "rawQueryString", what)
     return HttpRequest(
         method=text(http, "method", what),
-        path=percent_decoded(text(raw, "rawPath", what)),
+        path=_path(text(raw, "rawPath", what), raw),
         query=QueryParams.from_string(raw_query) if raw_query else _NO_QUERY,
         headers=header_map,
         body=request_body(raw, what),

@@ -84,21 +84,28 @@ def _recognise(event: Any) -> Source:
 
 
 def describe(event: object) -> dict[str, Any]:
-    """What arrived, for an ``UnsupportedEventError``: its type, keys and source fields."""
+    """What arrived, for an ``UnsupportedEventError``: its type, keys and source fields.
+
+    Text from the event is cut to 100 characters, so that whatever arrived (a key of
+    a megabyte, say) the error stays small enough for Lambda to report.
+    """
     if not isinstance(event, dict):
         return {"type": type(event).__name__}
-    described: dict[str, Any] = {"keys": sorted(str(k) for k in event)[:20]}
+    described: dict[str, Any] = {"keys": sorted(str(k)[:_SHOWN] for k in event)[:20]}
     for key in ("source", "detail-type", "eventSource", "type", "triggerSource"):
         value = event.get(key)
         if isinstance(value, str):
-            described[key] = value
+            described[key] = value[:_SHOWN]
     records = event.get("Records")
     if isinstance(records, list) and records and isinstance(records[0], dict):
         record = records[0]
         value = record.get("eventSource", record.get("EventSource"))
         if isinstance(value, str):
-            described["Records[0].eventSource"] = value
+            described["Records[0].eventSource"] = value[:_SHOWN]
     return described
+
+
+_SHOWN = 100
 
 
 class _DelayedSqs:

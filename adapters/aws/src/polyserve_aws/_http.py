@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-__all__ = ["multi_pairs", "pairs", "percent_decoded", "request_body"]
+__all__ = ["multi_pairs", "pairs", "request_body"]
 
 
 def pairs(value: Any, what: str, field: str) -> list[tuple[str, str]]:
@@ -44,15 +44,6 @@ def multi_pairs(value: Any, what: str, field: str) -> list[tuple[str, str]]:
                 raise MalformedEventError(f"{what} {field} value of {name!r} must be strings")
             out.append((name, item))
     return out
-
-
-def percent_decoded(path: str) -> str:
-    """``path`` with %-escapes decoded (as UTF-8); urllib is loaded only when one is present."""
-    if "%" not in path:
-        return path
-    from urllib.parse import unquote
-
-    return unquote(path)
 
 
 def request_body(raw: dict[str, Any], what: str) -> bytes:

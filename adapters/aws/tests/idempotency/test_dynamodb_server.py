@@ -78,15 +78,24 @@ def test_largest_result_fits_beside_the_largest_key(dynamodb_store: ClosingDynam
     assert (stored.status, stored.result) == (Status.COMPLETED, result)
 
 
+@pytest.mark.parametrize(
+    ("size", "refused_by_server"),
+    [(ITEM_SIZE_LIMIT - 1, True), (ITEM_SIZE_LIMIT, False)],
+    ids=["item-too-large", "result-over-the-item-limit"],
+)
 def test_result_over_the_item_limit_raises_record_too_large(
-    dynamodb_store: ClosingDynamoDBStore,
+    dynamodb_store: ClosingDynamoDBStore, size: int, refused_by_server: bool
 ) -> None:
     key = f"large-{uuid.uuid4().hex}"
     times = {"lock_expires_at": NOW + 30, "expires_at": NOW + 600, "now": NOW}
     assert dynamodb_store.acquire(key, token="t", fingerprint=None, **times) is None
 
-    with pytest.raises(RecordTooLargeError):
-        dynamodb_store.complete(key, token="t", result=bytes(ITEM_SIZE_LIMIT), expires_at=NOW)
+    with pytest.raises(RecordTooLargeError) as caught:
+        dynamodb_store.complete(key, token="t", result=bytes(size), expires_at=NOW)
+
+    # A result that cannot fit even alone is refused without a request; the server's own
+    # refusal arrives chained to the error.
+    assert (caught.value.__cause__ is not None) is refused_by_server
 
     stored = dynamodb_store.get(key)
     assert stored is not None

@@ -86,6 +86,9 @@ _STREAM_RETRIES = 5
 # Azure's load balancer ends an HTTP request after 230 seconds, whatever
 # functionTimeout allows, so an HTTP handler's deadline is never later than that.
 _HTTP_LIMIT = 230.0
+# The default of every generated function's `context` parameter, read as "no context"
+# (a local call). Not None: see _declare.
+_NO_CONTEXT: Any = object()
 
 
 def function_app(
@@ -229,6 +232,8 @@ class _Builder:
     def _context(
         self, native: InvocationContext | None, name: str, limit: float | None = None
     ) -> Context:
+        if native is _NO_CONTEXT:
+            native = None
         invocation_id = getattr(native, "invocation_id", None) or ""
         function_name = getattr(native, "function_name", None) or name
         timeout = self.settings.timeout
@@ -263,6 +268,12 @@ class _Builder:
         handler.__name__ = handler.__qualname__ = name
         # The worker reads these with typing.get_type_hints to choose converters.
         handler.__annotations__ = {param: native_type, "context": self.func.Context}
+        # On Python 3.10, get_type_hints makes the annotation of a parameter whose default
+        # is None Optional[...], and the worker refuses a `context` that is not a class:
+        # no function would load. The default stays, so the function can still be called
+        # without a context, but is a stand-in that _context reads as None.
+        assert handler.__defaults__ == (None,), "context is the one defaulted parameter"
+        handler.__defaults__ = (_NO_CONTEXT,)
         return handler
 
     def _register(self, name: str, builder: Any, retries: int | None = None) -> None:

@@ -1,7 +1,11 @@
 """HTTP trigger: ``azure.functions.HttpRequest`` in, ``azure.functions.HttpResponse`` out.
 
 One catch-all function answers every route. The path comes from the request URL
-with the host's route prefix (``api`` unless host.json changes it) removed; the
+with the host's route prefix (``api`` unless host.json changes it) removed. The host
+builds that URL from the path ASP.NET Core decoded and encoded again, with an encoded
+slash kept as ``%2F``, so it is decoded here by ``polyserve.events.decode_path`` (a
+malformed escape, an encoded slash or a path that is not UTF-8 is a 400
+``invalid_path``). The
 query comes from the raw query string, because the worker's ``params`` keeps one
 value per name. The host joins repeated request headers with ", " before the
 worker sees them, so a handler sees one joined value.
@@ -11,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from polyserve.errors import MalformedEventError
-from polyserve.events import Headers, HttpRequest, HttpResponse, QueryParams
+from polyserve.events import Headers, HttpRequest, HttpResponse, QueryParams, decode_path
 from polyserve_azure import _wire
 
 if TYPE_CHECKING:
@@ -35,7 +39,8 @@ def to_event(req: NativeHttpRequest, context: Context, *, route_prefix: str) -> 
     """The request as polyserve sees it; ``route_prefix`` is host.json's ``routePrefix``.
 
     Raises:
-        MalformedEventError: the method, URL, headers or body is missing or mistyped.
+        MalformedEventError: the method, URL, headers or body is missing or mistyped;
+            code ``invalid_path`` for a path ``decode_path`` refuses.
     """
     with _wire.translating("HTTP request"):
         method = _wire.text(req.method, "HTTP method").upper()
@@ -44,7 +49,7 @@ def to_event(req: NativeHttpRequest, context: Context, *, route_prefix: str) -> 
         body = _wire.body(req.get_body(), "HTTP request body")
     return HttpRequest(
         method=method,
-        path=_strip_prefix(unquote(url.path) or "/", route_prefix),
+        path=_strip_prefix(decode_path(url.path or "/"), route_prefix),
         query=QueryParams.from_string(url.query),
         headers=headers,
         body=body,

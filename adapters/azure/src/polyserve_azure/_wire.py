@@ -46,9 +46,11 @@ def translating(what: str) -> Iterator[None]:
         yield
     except PolyserveError:
         raise
-    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError, RecursionError) as exc:
         if isinstance(exc, KeyError):
             reason = f"missing field {exc.args[0]!r}" if exc.args else "missing field"
+        elif isinstance(exc, RecursionError):  # a property value nested past the stack
+            reason = "a value is nested too deeply"
         elif isinstance(exc, AttributeError):
             reason = f"missing attribute {exc.name!r}" if exc.name else "missing attribute"
         else:

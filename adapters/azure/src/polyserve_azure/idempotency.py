@@ -36,25 +36,17 @@ import contextlib
 import hashlib
 import math
 import time
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from polyserve.errors import (
-    ConfigurationError,
-    CorruptRecordError,
-    MissingDependencyError,
-    RecordTooLargeError,
-    StoreUnavailableError,
-)
-from polyserve.idempotency.store import LazyClient, Record, Status, is_live
+from polyserve.errors import ConfigurationError
+from polyserve.idempotency.store import ConditionalStore, Failure, Record, Status
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Mapping
 
     from azure.data.tables import TableClient
 
 __all__ = ["CHUNK_BYTES", "TableStore"]
-
-_T = TypeVar("_T")
 
 CHUNK_BYTES = 64 * 1024
 """The largest value of one binary property; longer results are split over several."""
@@ -75,17 +67,21 @@ _EXPIRES_AT = "ExpiresAt"
 _RESULT_PARTS = "ResultParts"
 _RESULT = "Result"
 
-# Each retry follows another writer's successful write to the same entity.
-_ATTEMPTS = 8
-
-# ETags remembered between acquire() and complete()/release(), at most.
-_ETAG_CACHE_SIZE = 1024
+# The property that holds each of the record's fields (the result is in chunks).
+_PROPERTIES = {
+    "key": _KEY,
+    "status": _STATUS,
+    "token": _TOKEN,
+    "fingerprint": _FINGERPRINT,
+    "lock_expires_at": _LOCK_EXPIRES_AT,
+    "expires_at": _EXPIRES_AT,
+}
 
 # Service error codes for an entity or property over the size limits.
 _TOO_LARGE = ("EntityTooLarge", "PropertyValueTooLarge", "RequestBodyTooLarge")
 
 
-class TableStore:
+class TableStore(ConditionalStore["TableClient", str]):
     """An idempotency store backed by one Azure Table Storage table.
 
     Pass a ``TableClient`` as ``client``, or a ``connection_string``, or an ``endpoint``
@@ -101,6 +97,12 @@ class TableStore:
     :class:`~polyserve.errors.RecordTooLargeError`; an entity the store cannot read as
     :class:`~polyserve.errors.CorruptRecordError`.
     """
+
+    backend: ClassVar[str] = "Table Storage"
+    record_noun: ClassVar[str] = "entity"
+    result_limit: ClassVar[int] = _MAX_CHUNKS * CHUNK_BYTES
+    requires: ClassVar[str] = "azure-data-tables"
+    extra: ClassVar[str | None] = "polyserve-azure[tables]"
 
     def __init__(
         self,
@@ -119,14 +121,8 @@ class TableStore:
             raise ConfigurationError(
                 "TableStore needs a client, a connection_string or an endpoint"
             )
-        if not 0 < max_result_bytes <= _MAX_CHUNKS * CHUNK_BYTES:
-            raise ConfigurationError(
-                f"max_result_bytes must be between 1 and {_MAX_CHUNKS * CHUNK_BYTES} "
-                f"(Table Storage's entity size limit), got {max_result_bytes}"
-            )
+        super().__init__(table_name, client=client, max_result_bytes=max_result_bytes)
         self.table_name = table_name
-        self.max_result_bytes = max_result_bytes
-        self._client: LazyClient[TableClient] = LazyClient(self._new_client, client)
         self._connection_string = connection_string
         self._endpoint = endpoint
         self._credential = credential
@@ -135,165 +131,119 @@ class TableStore:
             "read_timeout": read_timeout,
             "retry_total": max(max_attempts - 1, 0),
         }
-        # ETags of the entities this process wrote in acquire(), by (key, token), so that
-        # complete() and release() can write without reading first.
-        self._etags: dict[tuple[str, str], str] = {}
-
-    def __repr__(self) -> str:
-        return f"TableStore({self.table_name!r})"
-
-    @property
-    def client(self) -> TableClient:
-        """The ``TableClient``, created on first use unless one was given."""
-        return self._client.get()
 
     def _new_client(self) -> TableClient:
-        try:
-            from azure.data.tables import TableClient
-        except ImportError as exc:
-            raise MissingDependencyError(
-                "azure-data-tables", feature="TableStore", extra="polyserve-azure[tables]"
-            ) from exc
-        with self._errors():
-            if self._connection_string:
-                return TableClient.from_connection_string(
-                    self._connection_string, self.table_name, **self._options
-                )
-            assert self._endpoint is not None  # checked in __init__
-            return TableClient(
-                self._endpoint, self.table_name, credential=self._credential, **self._options
+        from azure.data.tables import TableClient
+
+        if self._connection_string:
+            return TableClient.from_connection_string(
+                self._connection_string, self.table_name, **self._options
             )
-
-    def acquire(
-        self,
-        key: str,
-        *,
-        token: str,
-        fingerprint: str | None,
-        lock_expires_at: float,
-        expires_at: float,
-        now: float,
-    ) -> Record | None:
-        """Write an IN_PROGRESS record unless a live one exists; return the live one if so.
-
-        One insert when the key is free; a hit costs the insert and a read; taking over a
-        dead record costs one more, conditional, write.
-        """
-        from azure.core import MatchConditions
-        from azure.core.exceptions import HttpResponseError
-        from azure.data.tables import UpdateMode
-
-        entity: dict[str, Any] = {
-            "PartitionKey": _partition_key(key),
-            "RowKey": _ROW_KEY,
-            _KEY: key,
-            _STATUS: Status.IN_PROGRESS.value,
-            _TOKEN: token,
-            _LOCK_EXPIRES_AT: _double(lock_expires_at),
-            _EXPIRES_AT: _double(expires_at),
-        }
-        if fingerprint is not None:
-            entity[_FINGERPRINT] = fingerprint
-        with self._errors():
-            for _ in range(_ATTEMPTS):
-                try:
-                    written = self.client.create_entity(entity)
-                except HttpResponseError as exc:
-                    if exc.status_code != 409:
-                        raise
-                else:
-                    self._remember(key, token, written)
-                    return None
-                existing = self._read(key)
-                if existing is None:
-                    continue  # released since the insert failed: insert again
-                record, etag = existing
-                if record.token == token and record.status is Status.IN_PROGRESS:
-                    # The client retried an insert whose first attempt had landed.
-                    self._remember(key, token, {"etag": etag})
-                    return None
-                if is_live(record, now):
-                    return record
-                try:
-                    written = self.client.update_entity(
-                        entity,
-                        mode=UpdateMode.REPLACE,
-                        etag=etag,
-                        match_condition=MatchConditions.IfNotModified,
-                    )
-                except HttpResponseError as exc:
-                    # 412: someone else replaced it first; 404: it was deleted. Either
-                    # way, look again.
-                    if exc.status_code not in (404, 412):
-                        raise
-                else:
-                    self._remember(key, token, written)
-                    return None
-        raise StoreUnavailableError(
-            f"Table Storage idempotency store: key kept changing over {_ATTEMPTS} attempts"
+        assert self._endpoint is not None  # checked in __init__
+        return TableClient(
+            self._endpoint, self.table_name, credential=self._credential, **self._options
         )
 
-    def complete(self, key: str, *, token: str, result: bytes, expires_at: float) -> bool:
-        """Mark the record COMPLETED with ``result`` iff it is IN_PROGRESS with ``token``.
+    def _insert(self, record: Record, now: float) -> str | None:
+        """An insert, which fails with 409 if the entity exists."""
+        return _etag(self.client.create_entity(_entity(record)))
 
-        A merge conditional on the entity's ETag. Returns False when the record is gone or
-        owned by another token. Raises :class:`~polyserve.errors.RecordTooLargeError` when
-        the result does not fit in an entity.
-        """
+    def _replace(self, record: Record, version: str) -> str | None:
+        """A replace conditional on the ETag."""
+        from azure.core import MatchConditions
+        from azure.data.tables import UpdateMode
+
+        written = self.client.update_entity(
+            _entity(record),
+            mode=UpdateMode.REPLACE,
+            etag=version,
+            match_condition=MatchConditions.IfNotModified,
+        )
+        return _etag(written)
+
+    def _complete(
+        self, key: str, token: str, version: str, result: bytes, expires_at: float
+    ) -> None:
+        """A merge conditional on the ETag, with the result in chunks."""
         from azure.core import MatchConditions
         from azure.data.tables import UpdateMode
 
         chunks = [result[i : i + CHUNK_BYTES] for i in range(0, len(result), CHUNK_BYTES)]
-        if len(chunks) > _MAX_CHUNKS:
-            raise RecordTooLargeError(
-                f"result of {len(result)} bytes exceeds Table Storage's entity size limit"
-            )
         changes: dict[str, Any] = {
             "PartitionKey": _partition_key(key),
             "RowKey": _ROW_KEY,
             _STATUS: Status.COMPLETED.value,
-            _EXPIRES_AT: _double(expires_at),
+            _EXPIRES_AT: float(expires_at),
             _RESULT_PARTS: len(chunks),
         }
         changes.update({f"{_RESULT}{i}": chunk for i, chunk in enumerate(chunks)})
+        self.client.update_entity(
+            changes,
+            mode=UpdateMode.MERGE,
+            etag=version,
+            match_condition=MatchConditions.IfNotModified,
+        )
 
-        def write(etag: str) -> bool:
-            self.client.update_entity(
-                changes,
-                mode=UpdateMode.MERGE,
-                etag=etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-            return True
-
-        return self._owner_write(key, token, write)
-
-    def release(self, key: str, *, token: str) -> bool:
-        """Delete the record iff it is IN_PROGRESS with ``token``: a delete conditional on its
-        ETag."""
+    def _delete(self, key: str, token: str, version: str) -> bool:
+        """A delete conditional on the ETag."""
         from azure.core import MatchConditions
 
-        def delete(etag: str) -> bool:
-            statuses: list[int] = []
-            self.client.delete_entity(
-                _partition_key(key),
-                _ROW_KEY,
-                etag=etag,
-                match_condition=MatchConditions.IfNotModified,
-                raw_response_hook=lambda response: statuses.append(
-                    response.http_response.status_code
-                ),
-            )
-            # delete_entity() returns quietly when the entity is missing; the status tells.
-            return statuses[-1:] != [404]
+        statuses: list[int] = []
+        self.client.delete_entity(
+            _partition_key(key),
+            _ROW_KEY,
+            etag=version,
+            match_condition=MatchConditions.IfNotModified,
+            raw_response_hook=lambda response: statuses.append(response.http_response.status_code),
+        )
+        # delete_entity() returns quietly when the entity is missing; the status tells.
+        return statuses[-1:] != [404]
 
-        return self._owner_write(key, token, delete)
+    def _read(self, key: str) -> tuple[Any, str] | None:
+        from azure.core.exceptions import ResourceNotFoundError
 
-    def get(self, key: str) -> Record | None:
-        """The stored record, live or not; None when there is none."""
-        with self._errors():
-            existing = self._read(key)
-        return None if existing is None else existing[0]
+        try:
+            entity = self.client.get_entity(_partition_key(key), _ROW_KEY)
+        except ResourceNotFoundError:
+            return None
+        return entity, str(entity.metadata["etag"])
+
+    def _fields(self, entity: Mapping[str, Any]) -> dict[str, object]:
+        fields = {name: entity[prop] for name, prop in _PROPERTIES.items() if prop in entity}
+        if entity.get(_STATUS) == Status.COMPLETED.value:
+            parts = entity[_RESULT_PARTS]
+            # bool is an int, but never a valid ResultParts.
+            if not isinstance(parts, int) or isinstance(parts, bool):
+                raise TypeError(f"property {_RESULT_PARTS!r} holds a {type(parts).__name__}")
+            chunks = [entity[f"{_RESULT}{i}"] for i in range(parts)]
+            if not all(isinstance(chunk, bytes) for chunk in chunks):
+                raise TypeError(f"property {_RESULT!r}<n> holds no binary value")
+            fields["result"] = b"".join(chunks)
+        return fields
+
+    def _failure(self, exc: Exception) -> Failure | None:
+        from azure.core.exceptions import AzureError, HttpResponseError
+
+        if isinstance(exc, HttpResponseError):
+            if exc.status_code in (409, 412):  # the entity exists; its ETag changed
+                return Failure.CONFLICT
+            if exc.status_code == 404:
+                return Failure.NOT_FOUND
+            code = str(getattr(exc, "error_code", None) or "")
+            if any(name in code or name in str(exc) for name in _TOO_LARGE):
+                return Failure.TOO_LARGE
+            return Failure.UNAVAILABLE
+        # ServiceRequestError (cannot connect), ServiceResponseError (timeouts), and
+        # credential errors.
+        return Failure.UNAVAILABLE if isinstance(exc, AzureError) else None
+
+    def _describe(self, exc: Exception) -> str:
+        from azure.core.exceptions import HttpResponseError
+
+        if isinstance(exc, HttpResponseError):
+            code = str(getattr(exc, "error_code", None) or "")
+            return f"failed: HTTP {exc.status_code} {code}".rstrip()
+        return super()._describe(exc)
 
     def clear(self) -> None:
         """Delete every entity in the table (for tests: it lists the whole table)."""
@@ -311,7 +261,9 @@ class TableStore:
         from azure.core import MatchConditions
         from azure.core.exceptions import HttpResponseError
 
-        now = _double(time.time() if now is None else now)
+        now = float(time.time() if now is None else now)
+        if not math.isfinite(now):
+            raise ValueError(f"record times must be finite, got {now}")
         # Dead means COMPLETED and past ExpiresAt, or IN_PROGRESS and past LockExpiresAt. The
         # literals are formatted here: the client's @parameter substitution would turn 1.0
         # into "true".
@@ -337,10 +289,6 @@ class TableStore:
                     deleted += 1
         return deleted
 
-    def close(self) -> None:
-        """Close the connections of a client this store created (a given client stays open)."""
-        self._client.close()
-
     def create_table(self) -> None:
         """Create the table if it does not exist (for tests and local development)."""
         from azure.core.exceptions import ResourceExistsError
@@ -348,130 +296,27 @@ class TableStore:
         with self._errors(), contextlib.suppress(ResourceExistsError):
             self.client.create_table()
 
-    def _owner_write(self, key: str, token: str, write: Callable[[str], bool]) -> bool:
-        """Run ``write(etag)`` against the entity iff it is IN_PROGRESS with ``token``.
-
-        ``write`` returns False when the entity is missing. Tries the ETag remembered from
-        acquire() first, then reads the entity; retries while the entity changes under it.
-        Returns False if the token does not own the record.
-        """
-        from azure.core.exceptions import HttpResponseError
-
-        etag = self._etags.pop((key, token), None)
-        with self._errors():
-            for _ in range(_ATTEMPTS):
-                if etag is None:
-                    existing = self._read(key)
-                    if existing is None:
-                        return False
-                    record, etag = existing
-                    if record.status is not Status.IN_PROGRESS or record.token != token:
-                        return False
-                try:
-                    return write(etag)
-                except HttpResponseError as exc:
-                    if exc.status_code == 404:
-                        return False
-                    if exc.status_code != 412:
-                        raise
-                    etag = None  # changed since: read it and check the token again
-        raise StoreUnavailableError(
-            f"Table Storage idempotency store: key kept changing over {_ATTEMPTS} attempts"
-        )
-
-    def _remember(self, key: str, token: str, written: Mapping[str, Any]) -> None:
-        etag = written.get("etag")
-        if isinstance(etag, str):
-            # complete() or release() normally takes the entry out again; the bound only
-            # matters if callers stop calling them. Forgetting an ETag costs one read.
-            if len(self._etags) >= _ETAG_CACHE_SIZE:
-                self._etags.clear()
-            self._etags[(key, token)] = etag
-
-    def _read(self, key: str) -> tuple[Record, str] | None:
-        """The record and its ETag, or None. Call inside ``_errors()``."""
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
-            entity = self.client.get_entity(_partition_key(key), _ROW_KEY)
-        except ResourceNotFoundError:
-            return None
-        record = _decode(entity)
-        if record.key != key:
-            raise CorruptRecordError("Table Storage idempotency record holds another key")
-        return record, str(entity.metadata["etag"])
-
-    @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
-        """Translate azure-core's exceptions into polyserve's."""
-        from azure.core.exceptions import AzureError, HttpResponseError
-
-        try:
-            yield
-        except HttpResponseError as exc:
-            code = str(getattr(exc, "error_code", None) or "")
-            if any(name in code or name in str(exc) for name in _TOO_LARGE):
-                raise RecordTooLargeError(
-                    "Table Storage idempotency record exceeds the entity size limits"
-                ) from exc
-            # Any other answer (throttling, a missing table, a refused credential) fails the
-            # invocation like an outage does, so the platform retries or reports it.
-            raise StoreUnavailableError(
-                f"Table Storage idempotency store failed: HTTP {exc.status_code} {code}".rstrip()
-            ) from exc
-        except AzureError as exc:
-            # ServiceRequestError (cannot connect), ServiceResponseError (timeouts), and
-            # credential errors.
-            raise StoreUnavailableError(
-                f"Table Storage idempotency store unavailable: {type(exc).__name__}"
-            ) from exc
-
 
 def _partition_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _double(value: float) -> float:
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"record times must be finite, got {value}")
-    return value
+def _entity(record: Record) -> dict[str, Any]:
+    """The entity of an IN_PROGRESS record."""
+    entity: dict[str, Any] = {
+        "PartitionKey": _partition_key(record.key),
+        "RowKey": _ROW_KEY,
+        _KEY: record.key,
+        _STATUS: record.status.value,
+        _TOKEN: record.token,
+        _LOCK_EXPIRES_AT: float(record.lock_expires_at),
+        _EXPIRES_AT: float(record.expires_at),
+    }
+    if record.fingerprint is not None:
+        entity[_FINGERPRINT] = record.fingerprint
+    return entity
 
 
-def _decode(entity: Mapping[str, Any]) -> Record:
-    """The record an entity holds; raises CorruptRecordError when it holds none."""
-    try:
-        status = Status(_typed(entity, _STATUS, str))
-        fingerprint = _typed(entity, _FINGERPRINT, str) if _FINGERPRINT in entity else None
-        result: bytes | None = None
-        if status is Status.COMPLETED:
-            parts = _typed(entity, _RESULT_PARTS, int)
-            result = b"".join(_typed(entity, f"{_RESULT}{i}", bytes) for i in range(parts))
-        return Record(
-            key=_typed(entity, _KEY, str),
-            status=status,
-            token=_typed(entity, _TOKEN, str),
-            fingerprint=fingerprint,
-            lock_expires_at=_time(entity, _LOCK_EXPIRES_AT),
-            expires_at=_time(entity, _EXPIRES_AT),
-            result=result,
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CorruptRecordError(
-            f"Table Storage idempotency record cannot be read: {type(exc).__name__}: {exc}"
-        ) from exc
-
-
-def _typed(entity: Mapping[str, Any], name: str, kind: type[_T]) -> _T:
-    value = entity[name]
-    # bool is an int, but never a valid ResultParts.
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise TypeError(f"property {name!r} holds a {type(value).__name__}")
-    return value
-
-
-def _time(entity: Mapping[str, Any], name: str) -> float:
-    value = entity[name]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"property {name!r} holds a {type(value).__name__}")
-    return float(value)
+def _etag(written: Mapping[str, Any]) -> str | None:
+    etag = written.get("etag")
+    return etag if isinstance(etag, str) else None

@@ -10,9 +10,12 @@ import pytest
 
 from polyserve.errors import ConfigurationError, CorruptRecordError
 from polyserve.idempotency.store import Record, Status
-from polyserve_azure.idempotency import CHUNK_BYTES, TableStore, _decode
+from polyserve_azure.idempotency import CHUNK_BYTES, TableStore
 
 NOW = 1_700_000_000.5
+
+# Decoding needs no client, so the store never connects.
+STORE = TableStore("idempotency", endpoint="https://example.table.core.windows.net")
 
 
 def entity(**changes: Any) -> dict[str, Any]:
@@ -38,23 +41,25 @@ def entity(**changes: Any) -> dict[str, Any]:
 
 
 def test_completed_entity_joins_its_result_chunks() -> None:
-    assert _decode(entity()) == Record("f#k", Status.COMPLETED, "t", "fp", NOW, NOW + 60, b"42")
+    assert STORE._decode(entity()) == Record(
+        "f#k", Status.COMPLETED, "t", "fp", NOW, NOW + 60, b"42"
+    )
 
 
 def test_in_progress_entity_has_no_result_and_may_lack_a_fingerprint() -> None:
     data = entity(Status="in_progress", Fingerprint=..., ResultParts=..., Result0=..., Result1=...)
 
-    assert _decode(data) == Record("f#k", Status.IN_PROGRESS, "t", None, NOW, NOW + 60, None)
+    assert STORE._decode(data) == Record("f#k", Status.IN_PROGRESS, "t", None, NOW, NOW + 60, None)
 
 
 def test_completed_entity_with_no_chunks_has_an_empty_result() -> None:
-    record = _decode(entity(ResultParts=0, Result0=..., Result1=...))
+    record = STORE._decode(entity(ResultParts=0, Result0=..., Result1=...))
 
     assert record.result == b""
 
 
 def test_integer_times_are_accepted() -> None:
-    record = _decode(entity(LockExpiresAt=1, ExpiresAt=2))
+    record = STORE._decode(entity(LockExpiresAt=1, ExpiresAt=2))
 
     assert (record.lock_expires_at, record.expires_at) == (1.0, 2.0)
 
@@ -77,7 +82,7 @@ def test_integer_times_are_accepted() -> None:
 )
 def test_unreadable_entity_raises_corrupt_record(data: dict[str, Any]) -> None:
     with pytest.raises(CorruptRecordError):
-        _decode(data)
+        STORE._decode(data)
 
 
 @pytest.mark.parametrize(

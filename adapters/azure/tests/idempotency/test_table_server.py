@@ -114,12 +114,23 @@ def test_results_are_stored_in_chunks(table_store: TableStore, size: int | None)
 
 
 @integration
-def test_result_over_the_entity_limit_raises_record_too_large(table_store: TableStore) -> None:
+@pytest.mark.parametrize(
+    ("size", "refused_by_server"),
+    [(15 * CHUNK_BYTES, True), (16 * CHUNK_BYTES, False)],
+    ids=["entity-too-large", "result-over-the-entity-limit"],
+)
+def test_result_over_the_entity_limit_raises_record_too_large(
+    table_store: TableStore, size: int, refused_by_server: bool
+) -> None:
     key = f"large-{uuid.uuid4().hex}"
     assert table_store.acquire(key, token="t", fingerprint=None, **TIMES) is None
 
-    with pytest.raises(RecordTooLargeError):
-        table_store.complete(key, token="t", result=bytes(16 * CHUNK_BYTES), expires_at=NOW)
+    with pytest.raises(RecordTooLargeError) as caught:
+        table_store.complete(key, token="t", result=bytes(size), expires_at=NOW)
+
+    # More chunks than an entity holds are refused without a request; the server's own
+    # refusal (Azurite measures the base64 request body) arrives chained to the error.
+    assert (caught.value.__cause__ is not None) is refused_by_server
 
     stored = table_store.get(key)
     assert stored is not None

@@ -1,7 +1,10 @@
 """Fetch events: a JavaScript ``Request`` in, a JavaScript ``Response`` out.
 
-The request's URL is absolute and percent-encoded: its path is decoded as UTF-8
-and its raw query string parsed by ``QueryParams.from_string``. Headers come from
+The request's URL is absolute and percent-encoded as the client sent it (the runtime
+only escapes what a URL cannot hold): its path is decoded by
+``polyserve.events.decode_path`` (a malformed escape, an encoded slash or a path that
+is not UTF-8 is a 400 ``invalid_path``) and its raw query string parsed by
+``QueryParams.from_string``. Headers come from
 ``Headers.entries()``, where a repeated name arrives as one value joined with
 ``", "``; ``Set-Cookie`` values come one by one from ``getSetCookie()``. Cloudflare
 sets ``CF-Connecting-IP`` (the client) and ``CF-Ray`` (the request id).
@@ -12,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from polyserve.errors import MalformedEventError
-from polyserve.events import Headers, HttpRequest, QueryParams
+from polyserve.events import Headers, HttpRequest, QueryParams, decode_path
 
 if TYPE_CHECKING:
     from polyserve.events import HttpResponse
@@ -69,9 +72,9 @@ def to_event(raw: JsRequest, body: bytes, *, request_id: str = "") -> HttpReques
 
     Raises:
         MalformedEventError: code ``invalid_url`` for a URL that is not absolute or
-            cannot be parsed, ``invalid_path`` for a path that is not UTF-8.
+            cannot be parsed, ``invalid_path`` for a path ``decode_path`` refuses.
     """
-    from urllib.parse import unquote_to_bytes, urlsplit
+    from urllib.parse import urlsplit
 
     url = str(raw.url)
     try:
@@ -80,12 +83,7 @@ def to_event(raw: JsRequest, body: bytes, *, request_id: str = "") -> HttpReques
         raise MalformedEventError(f"invalid request URL: {exc}", code="invalid_url") from None
     if not parts.scheme or not parts.netloc:
         raise MalformedEventError(f"request URL is not absolute: {url!r}", code="invalid_url")
-    try:
-        path = unquote_to_bytes(parts.path or "/").decode("utf-8")
-    except UnicodeDecodeError:
-        raise MalformedEventError(
-            "request path is not UTF-8 once percent-decoded", code="invalid_path"
-        ) from None
+    path = decode_path(parts.path or "/")
     headers = _headers(raw.headers)
     return HttpRequest(
         method=str(raw.method).upper(),

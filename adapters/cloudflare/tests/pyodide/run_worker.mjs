@@ -147,6 +147,8 @@ result.http.invalid = await responseSummary(
 );
 result.http.notFound = await responseSummary(await instance.fetch(new Request(`${origin}/nowhere`)));
 result.http.badPath = await responseSummary(await instance.fetch(new Request(`${origin}/pets/%FF`)));
+// The runtime's URL keeps an encoded slash as the client sent it.
+result.http.encodedSlash = await responseSummary(await instance.fetch(new Request(`${origin}/pets%2F7`)));
 const binary = new Uint8Array(256).map((_, i) => i);
 result.http.binary = await responseSummary(
   await instance.fetch(new Request(`${origin}/blobs/caf%C3%A9`, { method: "POST", body: binary })),

@@ -200,7 +200,8 @@ def plain(value: Any) -> Any:
     Firestore type never fails an event.
 
     Raises:
-        MalformedEventError: a known type with a value of the wrong shape.
+        MalformedEventError: a known type with a value of the wrong shape, or maps and
+            arrays nested too deeply to read.
     """
     if not isinstance(value, dict):
         raise MalformedEventError(f"a Firestore value must be an object, got {value!r}")
@@ -212,6 +213,8 @@ def plain(value: Any) -> Any:
                 return convert(value[kind])
     except (TypeError, ValueError, AttributeError) as exc:
         raise MalformedEventError(f"malformed Firestore value {value!r}: {exc}") from None
+    except RecursionError:  # no repr here: the value is the deep one
+        raise MalformedEventError("a Firestore value is nested too deeply") from None
     return value
 
 

@@ -14,6 +14,7 @@ from base64 import b64decode, urlsafe_b64decode
 from typing import TYPE_CHECKING, Any
 
 from polyserve.errors import MalformedEventError
+from polyserve.events import parse_json
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -45,16 +46,14 @@ def as_object(value: Any, what: str) -> dict[str, Any]:
 
 
 def json_object(data: Any, what: str) -> dict[str, Any]:
-    """Event data that must be a JSON object: already decoded, or JSON bytes or text."""
-    if isinstance(data, (bytes, bytearray, str)):
-        import json
+    """Event data that must be a JSON object: already decoded, or JSON bytes or text.
 
-        try:
-            data = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MalformedEventError(
-                f"{what} is not valid JSON: {exc}", code="invalid_json"
-            ) from None
+    Raises:
+        MalformedEventError: code ``invalid_json`` for text that is not JSON (nested
+            too deeply included), ``malformed_event`` for anything but an object.
+    """
+    if isinstance(data, (bytes, bytearray, str)):
+        data = parse_json(data, what)
     if data is None:
         raise MalformedEventError(f"{what} is missing")
     return as_object(data, what)
@@ -118,11 +117,9 @@ def payload(body: bytes) -> Any:
     """What a schedule carries: ``None`` when empty, JSON if it parses, else text, else bytes."""
     if not body.strip():
         return None
-    import json
-
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        return parse_json(body, "schedule payload")
+    except MalformedEventError:  # not JSON (or nested too deeply to parse): text
         pass
     try:
         return body.decode("utf-8")

@@ -4,7 +4,12 @@
 ``flask.Request`` (``--signature-type=http``). The request becomes a
 ``polyserve.HttpRequest``:
 
-- ``path``: percent-decoded (UTF-8), as Werkzeug decodes it;
+- ``path``: the path of the request line as the WSGI server received it (gunicorn's
+  ``RAW_URI``, which functions-framework runs under, or ``REQUEST_URI``), decoded by
+  ``polyserve.events.decode_path``: a malformed escape, an encoded slash or a path
+  that is not UTF-8 is a 400 ``invalid_path``. Without either key (another server,
+  or an app mounted below a ``SCRIPT_NAME``), Werkzeug's ``request.path``, which the
+  server has decoded already;
 - ``query``: parsed from the raw query string, repeated keys kept;
 - ``headers``: every header; the WSGI server has already joined repeated
   request headers into one comma-separated value;
@@ -28,8 +33,8 @@ import uuid
 from typing import TYPE_CHECKING
 
 from polyserve.app import error_response
-from polyserve.errors import ConfigurationError, MalformedEventError, PolyserveError
-from polyserve.events import Headers, HttpRequest, HttpResponse, QueryParams
+from polyserve.errors import ConfigurationError, EventError, MalformedEventError, PolyserveError
+from polyserve.events import Headers, HttpRequest, HttpResponse, QueryParams, decode_path
 from polyserve_gcp import _pubsub, _scheduler
 from polyserve_gcp._context import DEFAULT_TIMEOUT, make_context
 from polyserve_gcp._dispatch import Names
@@ -91,7 +96,11 @@ def http(
     identify = Identity(trust)
 
     def handle_http(request: flask.Request) -> flask.Response:
-        native = to_event(request)
+        try:
+            native = to_event(request)
+        except EventError as exc:
+            ids = request_id(Headers(list(request.headers.items())))
+            return to_native(error_response(exc, make_context(app, ids, timeout, request)))
         ctx = make_context(app, native.request_id, timeout, native.raw)
         ctx.principal_from(identify, native.headers)
         push = _below(native.path, push_path)
@@ -124,7 +133,11 @@ def request_id(headers: Headers) -> str:
 
 
 def to_event(request: flask.Request) -> HttpRequest:
-    """The ``HttpRequest`` for a Flask request (see the module docstring)."""
+    """The ``HttpRequest`` for a Flask request (see the module docstring).
+
+    Raises:
+        MalformedEventError: code ``invalid_path`` for a path ``decode_path`` refuses.
+    """
     # ``flask.request`` is a context-local proxy; ``raw`` must stay usable after the
     # request context ends, so it keeps the request object itself.
     unwrap = getattr(request, "_get_current_object", None)
@@ -134,7 +147,7 @@ def to_event(request: flask.Request) -> HttpRequest:
     forwarded = headers.get("x-forwarded-for", "").split(",", 1)[0].strip()
     return HttpRequest(
         method=request.method.upper(),
-        path=request.path,
+        path=_path(request),
         query=QueryParams.from_string(request.query_string.decode("utf-8", "replace")),
         headers=headers,
         body=request.get_data(cache=True),
@@ -161,6 +174,25 @@ def to_native(response: HttpResponse) -> flask.Response:
     if length is not None and "content-length" not in response.headers:
         native.headers["Content-Length"] = length
     return native
+
+
+def _path(request: flask.Request) -> str:
+    """The request's path, decoded by polyserve's rule where the raw one is known."""
+    environ = request.environ
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if not isinstance(raw, str) or environ.get("SCRIPT_NAME"):
+        # PATH_INFO, decoded by the server: an encoded slash is a slash by now.
+        return request.path
+    if not raw.startswith("/"):  # the absolute form, "http://host/path?query"
+        from urllib.parse import urlsplit
+
+        raw = urlsplit(raw).path
+    try:
+        # A WSGI string holds the bytes of the request line, one character each.
+        line = raw.partition("?")[0].encode("latin-1")
+    except UnicodeEncodeError:
+        raise MalformedEventError("request path is not valid text", code="invalid_path") from None
+    return decode_path(line or b"/")
 
 
 def _below(path: str, prefix: str | None) -> str | None:

@@ -40,6 +40,10 @@ def decode_document_event(data: bytes) -> dict[str, Any]:
         raise MalformedEventError(
             f"Firestore event data is not a valid DocumentEventData protobuf: {exc}"
         ) from None
+    except RecursionError:  # maps and arrays nested past the stack
+        raise MalformedEventError(
+            "Firestore event data is not a valid DocumentEventData protobuf: nested too deeply"
+        ) from None
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:

@@ -34,23 +34,17 @@ google-cloud-firestore is imported on first use; install ``polyserve-gcp[firesto
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import datetime
 import hashlib
 import math
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from polyserve.errors import (
-    ConfigurationError,
-    CorruptRecordError,
-    MissingDependencyError,
-    RecordTooLargeError,
-    StoreUnavailableError,
-)
-from polyserve.idempotency.store import LazyClient, Record, Status, is_live
+from polyserve.errors import ConfigurationError
+from polyserve.idempotency.store import ConditionalStore, Failure, Record, Status
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Mapping
 
 __all__ = ["DOCUMENT_SIZE_LIMIT", "FirestoreStore"]
 
@@ -60,24 +54,16 @@ DOCUMENT_SIZE_LIMIT = 1024 * 1024
 # Room for the document name, the key and the other fields.
 _DEFAULT_MAX_RESULT_BYTES = DOCUMENT_SIZE_LIMIT - 32 * 1024
 
-_KEY = "key"
-_STATUS = "status"
-_TOKEN = "token"
-_FINGERPRINT = "fingerprint"
-_LOCK_EXPIRES_AT = "lock_expires_at"
-_EXPIRES_AT = "expires_at"
-_RESULT = "result"
+# Each field is named as the record's attribute.
+_FIELDS = frozenset(f.name for f in dataclasses.fields(Record))
 
 # How Firestore and its emulator word "document too large" and "value too large".
 _TOO_LARGE = ("maximum allowed size", "maximum entity size", "is longer than")
 
-# Each retry follows another writer's successful write to the same document.
-_ATTEMPTS = 8
 
-_T = TypeVar("_T")
-
-
-class FirestoreStore:
+# google-cloud-firestore's client and its update times (the versions) are typed loosely; they
+# stay Any at this boundary.
+class FirestoreStore(ConditionalStore[Any, Any]):
     """An idempotency store backed by one Firestore collection (native mode).
 
     Pass a ``google.cloud.firestore.Client`` as ``client``, or let the store create one on
@@ -91,6 +77,12 @@ class FirestoreStore:
     as :class:`~polyserve.errors.RecordTooLargeError`; a document the store cannot read as
     :class:`~polyserve.errors.CorruptRecordError`.
     """
+
+    backend: ClassVar[str] = "Firestore"
+    record_noun: ClassVar[str] = "document"
+    result_limit: ClassVar[int] = DOCUMENT_SIZE_LIMIT - 1
+    requires: ClassVar[str] = "google-cloud-firestore"
+    extra: ClassVar[str | None] = "polyserve-gcp[firestore]"
 
     def __init__(
         self,
@@ -107,126 +99,101 @@ class FirestoreStore:
             raise ConfigurationError(
                 f"FirestoreStore needs a top-level collection name, got {collection!r}"
             )
-        if not 0 < max_result_bytes < DOCUMENT_SIZE_LIMIT:
-            raise ConfigurationError(
-                f"max_result_bytes must be between 1 and {DOCUMENT_SIZE_LIMIT - 1} "
-                f"(Firestore's document size limit), got {max_result_bytes}"
-            )
-        fields = {_KEY, _STATUS, _TOKEN, _FINGERPRINT, _LOCK_EXPIRES_AT, _EXPIRES_AT, _RESULT}
-        if ttl_field in fields:
-            raise ConfigurationError(f"ttl_field must not be one of {sorted(fields)}")
+        super().__init__(collection, client=client, max_result_bytes=max_result_bytes)
+        if ttl_field in _FIELDS:
+            raise ConfigurationError(f"ttl_field must not be one of {sorted(_FIELDS)}")
         self.collection = collection
         self.ttl_field = ttl_field
-        self.max_result_bytes = max_result_bytes
         self._project = project
         self._database = database
         self._timeout = timeout
-        # google-cloud-firestore's client is typed loosely; it stays Any at this boundary.
-        self._client: LazyClient[Any] = LazyClient(self._new_client, client)
         self._call_options: dict[str, Any] | None = None
 
-    def __repr__(self) -> str:
-        return f"FirestoreStore({self.collection!r})"
-
-    @property
-    def client(self) -> Any:
-        """The ``google.cloud.firestore.Client``, created on first use unless one was given."""
-        return self._client.get()
-
     def _new_client(self) -> Any:
-        try:
-            from google.cloud import firestore
-        except ImportError as exc:
-            raise MissingDependencyError(
-                "google-cloud-firestore", feature="FirestoreStore", extra="polyserve-gcp[firestore]"
-            ) from exc
-        with self._errors():
-            return firestore.Client(project=self._project, database=self._database)
+        from google.cloud import firestore
 
-    def acquire(
-        self,
-        key: str,
-        *,
-        token: str,
-        fingerprint: str | None,
-        lock_expires_at: float,
-        expires_at: float,
-        now: float,
-    ) -> Record | None:
-        """Write an IN_PROGRESS record unless a live one exists; return the live one if so.
+        return firestore.Client(project=self._project, database=self._database)
 
-        One ``create`` when the key is free; a hit costs the create and a read; taking over
-        a dead record costs one more, conditional, write.
+    def _insert(self, record: Record, now: float) -> None:
+        """A ``create``, which fails with ``AlreadyExists`` if the document exists.
+
+        It keeps no version, so ``complete`` and ``release`` read the document first.
         """
-        from google.api_core.exceptions import Conflict, FailedPrecondition, NotFound
+        self._document(record.key).create(_encode_record(record, self.ttl_field), **self._options())
+
+    def _replace(self, record: Record, version: Any) -> None:
+        """An ``update`` with the precondition that the document's update time is
+        ``version``."""
         from google.cloud.firestore import DELETE_FIELD
 
-        record = Record(
-            key, Status.IN_PROGRESS, token, fingerprint, lock_expires_at, expires_at, None
-        )
-        data = _encode_record(record, self.ttl_field)
-        document = self._document(key)
-        with self._errors():
-            for _ in range(_ATTEMPTS):
-                try:
-                    document.create(data, **self._options())
-                except Conflict:
-                    pass
-                else:
-                    return None
-                snapshot = document.get(**self._options())
-                if not snapshot.exists:
-                    continue  # released since the create failed: create again
-                existing = self._decode(snapshot)
-                if existing.token == token and existing.status is Status.IN_PROGRESS:
-                    return None  # a retried create whose first attempt had landed
-                if is_live(existing, now):
-                    return existing
-                precondition = self.client.write_option(last_update_time=snapshot.update_time)
-                try:
-                    document.update(
-                        {**data, _RESULT: DELETE_FIELD}, option=precondition, **self._options()
-                    )
-                except (FailedPrecondition, NotFound):
-                    continue  # someone else wrote it first: read the winner's record
-                return None
-        raise StoreUnavailableError(
-            f"Firestore idempotency store: key kept changing over {_ATTEMPTS} attempts"
+        self._document(record.key).update(
+            {**_encode_record(record, self.ttl_field), "result": DELETE_FIELD},
+            option=self.client.write_option(last_update_time=version),
+            **self._options(),
         )
 
-    def complete(self, key: str, *, token: str, result: bytes, expires_at: float) -> bool:
-        """Mark the record COMPLETED with ``result`` iff it is IN_PROGRESS with ``token``.
-
-        A read, then an update with an ``update_time`` precondition. Returns False when the
-        record is gone or owned by another token.
-        """
+    def _complete(
+        self, key: str, token: str, version: Any, result: bytes, expires_at: float
+    ) -> None:
+        """An ``update`` with the update time precondition."""
         changes: dict[str, Any] = {
-            _STATUS: Status.COMPLETED.value,
-            _RESULT: bytes(result),
-            _EXPIRES_AT: _number(expires_at),
+            "status": Status.COMPLETED.value,
+            "result": bytes(result),
+            "expires_at": float(expires_at),
         }
         if self.ttl_field is not None:
             changes[self.ttl_field] = _timestamp(expires_at)
-        return self._owner_write(
-            key,
-            token,
-            lambda document, option: document.update(changes, option=option, **self._options()),
+        self._document(key).update(
+            changes,
+            option=self.client.write_option(last_update_time=version),
+            **self._options(),
         )
 
-    def release(self, key: str, *, token: str) -> bool:
-        """Delete the record iff it is IN_PROGRESS with ``token``: a read, then a delete with
-        an ``update_time`` precondition."""
-        return self._owner_write(
-            key,
-            token,
-            lambda document, option: document.delete(option=option, **self._options()),
+    def _delete(self, key: str, token: str, version: Any) -> bool:
+        """A ``delete`` with the update time precondition."""
+        self._document(key).delete(
+            option=self.client.write_option(last_update_time=version), **self._options()
         )
+        return True
 
-    def get(self, key: str) -> Record | None:
-        """The stored record, live or not; None when there is none."""
-        with self._errors():
-            snapshot = self._document(key).get(**self._options())
-            return self._decode(snapshot) if snapshot.exists else None
+    def _read(self, key: str) -> tuple[Any, Any] | None:
+        """A ``get``: Firestore reads are strongly consistent."""
+        snapshot = self._document(key).get(**self._options())
+        return (snapshot.to_dict(), snapshot.update_time) if snapshot.exists else None
+
+    def _fields(self, data: Mapping[str, Any] | None) -> Mapping[str, Any]:
+        if data is None:
+            raise TypeError("document has no fields")
+        return data
+
+    def _failure(self, exc: Exception) -> Failure | None:
+        from google.api_core.exceptions import (
+            Conflict,
+            FailedPrecondition,
+            GoogleAPIError,
+            InvalidArgument,
+            NotFound,
+        )
+        from google.auth.exceptions import GoogleAuthError
+
+        if isinstance(exc, (Conflict, FailedPrecondition)):  # it exists; it changed
+            return Failure.CONFLICT
+        if isinstance(exc, NotFound):
+            return Failure.NOT_FOUND
+        if isinstance(exc, InvalidArgument) and any(
+            phrase in str(exc.message).lower() for phrase in _TOO_LARGE
+        ):
+            return Failure.TOO_LARGE
+        # Unavailable (cannot connect), DeadlineExceeded and RetryError (timeouts), refused
+        # or missing credentials, a missing database.
+        return Failure.UNAVAILABLE if isinstance(exc, (GoogleAPIError, GoogleAuthError)) else None
+
+    def _describe(self, exc: Exception) -> str:
+        from google.api_core.exceptions import InvalidArgument
+
+        if isinstance(exc, InvalidArgument):
+            return f"failed: {exc.code}"
+        return super()._describe(exc)
 
     def clear(self) -> None:
         """Delete every document in the collection (for tests)."""
@@ -234,43 +201,8 @@ class FirestoreStore:
             for document in self.client.collection(self.collection).list_documents():
                 document.delete(**self._options())
 
-    def close(self) -> None:
-        """Close the channel of a client this store created (a given client stays open)."""
-        self._client.close()
-
-    def _owner_write(self, key: str, token: str, write: Callable[[Any, Any], object]) -> bool:
-        """Run ``write(document, precondition)`` iff the record is IN_PROGRESS with ``token``."""
-        from google.api_core.exceptions import FailedPrecondition, NotFound
-
-        document = self._document(key)
-        with self._errors():
-            for _ in range(_ATTEMPTS):
-                snapshot = document.get(**self._options())
-                if not snapshot.exists:
-                    return False
-                record = self._decode(snapshot)
-                if record.status is not Status.IN_PROGRESS or record.token != token:
-                    return False
-                option = self.client.write_option(last_update_time=snapshot.update_time)
-                try:
-                    write(document, option)
-                except NotFound:
-                    return False
-                except FailedPrecondition:
-                    continue  # changed since it was read: check the token again
-                return True
-        raise StoreUnavailableError(
-            f"Firestore idempotency store: key kept changing over {_ATTEMPTS} attempts"
-        )
-
     def _document(self, key: str) -> Any:
         return self.client.collection(self.collection).document(_document_id(key))
-
-    def _decode(self, snapshot: Any) -> Record:
-        record = _decode_record(snapshot.to_dict())
-        if _document_id(record.key) != snapshot.id:
-            raise CorruptRecordError("Firestore idempotency record holds another key")
-        return record
 
     def _options(self) -> dict[str, Any]:
         """Keyword arguments for every call: ``timeout`` bounds it, retries included."""
@@ -284,95 +216,23 @@ class FirestoreStore:
             options = self._call_options = {"retry": retry, "timeout": self._timeout}
         return options
 
-    @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
-        """Translate google-api-core's and google-auth's exceptions into polyserve's."""
-        from google.api_core.exceptions import GoogleAPIError, InvalidArgument
-        from google.auth.exceptions import GoogleAuthError
-
-        try:
-            yield
-        except InvalidArgument as exc:
-            message = str(exc.message).lower()
-            if any(phrase in message for phrase in _TOO_LARGE):
-                raise RecordTooLargeError(
-                    "Firestore idempotency record exceeds the 1 MiB document size limit"
-                ) from exc
-            raise StoreUnavailableError(f"Firestore idempotency store failed: {exc.code}") from exc
-        except (GoogleAPIError, GoogleAuthError) as exc:
-            # Unavailable (cannot connect), DeadlineExceeded and RetryError (timeouts),
-            # refused or missing credentials, a missing database: the invocation fails like
-            # an outage, so the platform retries or reports it.
-            raise StoreUnavailableError(
-                f"Firestore idempotency store unavailable: {type(exc).__name__}"
-            ) from exc
-
 
 def _encode_record(record: Record, ttl_field: str | None) -> dict[str, Any]:
     """The Firestore fields for ``record``: ``result`` only when it has one, and a TTL
     timestamp in ``ttl_field`` unless that is None."""
     data: dict[str, Any] = {
-        _KEY: record.key,
-        _STATUS: record.status.value,
-        _TOKEN: record.token,
-        _FINGERPRINT: record.fingerprint,
-        _LOCK_EXPIRES_AT: _number(record.lock_expires_at),
-        _EXPIRES_AT: _number(record.expires_at),
+        "key": record.key,
+        "status": record.status.value,
+        "token": record.token,
+        "fingerprint": record.fingerprint,
+        "lock_expires_at": float(record.lock_expires_at),
+        "expires_at": float(record.expires_at),
     }
     if record.result is not None:
-        data[_RESULT] = bytes(record.result)
+        data["result"] = bytes(record.result)
     if ttl_field is not None:
         data[ttl_field] = _timestamp(max(record.lock_expires_at, record.expires_at))
     return data
-
-
-def _decode_record(data: Mapping[str, Any] | None) -> Record:
-    """The record stored in a document's fields.
-
-    Raises :class:`~polyserve.errors.CorruptRecordError` when they do not hold one.
-    """
-    try:
-        if data is None:
-            raise TypeError("document has no fields")
-        status = Status(_typed(data, _STATUS, str))
-        fingerprint = data.get(_FINGERPRINT)
-        if fingerprint is not None and not isinstance(fingerprint, str):
-            raise TypeError(f"field 'fingerprint' holds a {type(fingerprint).__name__}")
-        result = _typed(data, _RESULT, bytes) if status is Status.COMPLETED else None
-        return Record(
-            key=_typed(data, _KEY, str),
-            status=status,
-            token=_typed(data, _TOKEN, str),
-            fingerprint=fingerprint,
-            lock_expires_at=_time(data, _LOCK_EXPIRES_AT),
-            expires_at=_time(data, _EXPIRES_AT),
-            result=result,
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CorruptRecordError(
-            f"Firestore idempotency record cannot be read: {type(exc).__name__}: {exc}"
-        ) from exc
-
-
-def _typed(data: Mapping[str, Any], name: str, kind: type[_T]) -> _T:
-    value = data[name]
-    if not isinstance(value, kind):
-        raise TypeError(f"field {name!r} holds a {type(value).__name__}")
-    return value
-
-
-def _time(data: Mapping[str, Any], name: str) -> float:
-    value = data[name]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"field {name!r} holds a {type(value).__name__}")
-    return float(value)
-
-
-def _number(value: float) -> float:
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"record times must be finite, got {value}")
-    return value
 
 
 def _timestamp(seconds: float) -> datetime.datetime:

@@ -11,14 +11,12 @@ import pytest
 
 from polyserve.errors import ConfigurationError, CorruptRecordError
 from polyserve.idempotency.store import Record, Status
-from polyserve_gcp.idempotency import (
-    DOCUMENT_SIZE_LIMIT,
-    FirestoreStore,
-    _decode_record,
-    _encode_record,
-)
+from polyserve_gcp.idempotency import DOCUMENT_SIZE_LIMIT, FirestoreStore, _encode_record
 
 NOW = 1_700_000_000.5
+
+# Encoding and decoding need no client, so the store never connects.
+STORE = FirestoreStore("idempotency", project="p")
 
 RECORDS = [
     Record("f#k", Status.IN_PROGRESS, "t1", None, NOW + 30, NOW + 600, None),
@@ -31,7 +29,7 @@ RECORDS = [
 
 @pytest.mark.parametrize("record", RECORDS)
 def test_encoded_record_decodes_to_itself(record: Record) -> None:
-    assert _decode_record(_encode_record(record, "expire_at")) == record
+    assert STORE._decode(_encode_record(record, "expire_at")) == record
 
 
 def test_encoding_uses_firestore_types_and_a_ttl_timestamp() -> None:
@@ -68,10 +66,17 @@ def test_ttl_timestamp_is_capped_at_firestores_latest() -> None:
 
 
 def test_non_finite_times_are_rejected() -> None:
-    record = Record("f#k", Status.IN_PROGRESS, "t", None, float("nan"), NOW, None)
-
     with pytest.raises(ValueError, match="finite"):
-        _encode_record(record, None)
+        STORE.acquire(
+            "f#k",
+            token="t",
+            fingerprint=None,
+            lock_expires_at=float("nan"),
+            expires_at=NOW,
+            now=NOW,
+        )
+    with pytest.raises(ValueError, match="finite"):
+        STORE.complete("f#k", token="t", result=b"", expires_at=float("inf"))
 
 
 def fields(**changes: Any) -> dict[str, Any]:
@@ -93,7 +98,7 @@ def fields(**changes: Any) -> dict[str, Any]:
 
 
 def test_integer_times_are_accepted() -> None:
-    record = _decode_record(fields(lock_expires_at=1, expires_at=2))
+    record = STORE._decode(fields(lock_expires_at=1, expires_at=2))
 
     assert (record.lock_expires_at, record.expires_at) == (1.0, 2.0)
 
@@ -119,7 +124,7 @@ def test_integer_times_are_accepted() -> None:
 )
 def test_unreadable_fields_raise_corrupt_record(data: dict[str, Any] | None) -> None:
     with pytest.raises(CorruptRecordError):
-        _decode_record(data)
+        STORE._decode(data)
 
 
 @pytest.mark.parametrize(

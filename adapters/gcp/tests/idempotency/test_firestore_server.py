@@ -73,18 +73,26 @@ def test_largest_result_fits(firestore_store: ClosingFirestoreStore) -> None:
 
 @integration
 @pytest.mark.parametrize(
-    "size",
-    [DOCUMENT_SIZE_LIMIT - 100, DOCUMENT_SIZE_LIMIT],
-    ids=["document-too-large", "value-too-large"],
+    ("size", "refused_by_server"),
+    [
+        (DOCUMENT_SIZE_LIMIT - 100, True),
+        (DOCUMENT_SIZE_LIMIT - 1, True),
+        (DOCUMENT_SIZE_LIMIT, False),
+    ],
+    ids=["document-too-large", "value-too-large", "result-over-the-document-limit"],
 )
 def test_result_over_the_document_limit_raises_record_too_large(
-    firestore_store: ClosingFirestoreStore, size: int
+    firestore_store: ClosingFirestoreStore, size: int, refused_by_server: bool
 ) -> None:
     key = f"too-large-{uuid.uuid4().hex}"
     assert firestore_store.acquire(key, token="t", fingerprint=None, **TIMES) is None
 
-    with pytest.raises(RecordTooLargeError):
+    with pytest.raises(RecordTooLargeError) as caught:
         firestore_store.complete(key, token="t", result=bytes(size), expires_at=NOW + 600)
+
+    # A result that cannot fit even alone is refused without a request; the server's own
+    # refusal arrives chained to the error.
+    assert (caught.value.__cause__ is not None) is refused_by_server
 
     stored = firestore_store.get(key)
     assert stored is not None
