@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from polyserve.binding import Binder
     from polyserve.pipeline import Invocation, Step
     from polyserve.routing import Registration, Trigger
+    from polyserve.tracing import TraceContext
 
 __all__ = ["EventDispatch"]
 
@@ -82,7 +83,8 @@ class EventDispatch:
             _continue_trace(inv, event)
             outcome = await self._outcome(plan, event, inv)
         finally:
-            await inv.close()
+            if inv.has_teardowns:
+                await inv.close()
         if isinstance(outcome, SetAside):
             return None
         return outcome
@@ -97,17 +99,25 @@ class EventDispatch:
         decoded: Sequence[tuple[str, object] | BaseException] | None,
         item_id: Callable[[Any], str],
         ordered: bool,
+        trace_of: Callable[[Any], TraceContext | None] | None = None,
     ) -> BatchResult:
-        """Run each record through its handler's pipeline (see ``polyserve.batch``)."""
+        """Run each record through its handler's pipeline (see ``polyserve.batch``).
+
+        With ``trace_of``, each record's context continues the trace ``trace_of(record)``
+        finds in it (read when first needed), else the batch's.
+        """
         from polyserve.batch import run_batch
 
-        async def each(name: str, event: object) -> Any:
-            record = inv.fork()
-            _continue_trace(record, event)
+        context = inv.context
+        record = inv.fork()  # restarted for each record
+
+        async def each(name: str, event: object, native: Any) -> Any:
+            record.restart(context if trace_of is None else context.for_record(trace_of, native))
             try:
                 return await self._outcome(self.plan(trigger, name, event), event, record)
             finally:
-                await record.close()
+                if record.has_teardowns:
+                    await record.close()
 
         return await run_batch(
             records, each, inv.context, decode=decode, decoded=decoded, item_id=item_id,
@@ -211,11 +221,10 @@ class EventDispatch:
 
 
 def _continue_trace(inv: Invocation, event: object) -> None:
-    # An event that carries its producer's trace gets a context continuing it (each
-    # record of a batch its own), so its log lines and spans join that trace.
-    trace = of_event(event)
-    if trace is not None and trace != inv.context.trace:
-        inv.context = inv.context.with_trace(trace)
+    # A CloudEvent that carries its producer's trace gets a context continuing it, so
+    # its log lines and spans join that trace.
+    if getattr(event, "extensions", None):
+        inv.context = inv.context.for_record(of_event, event)
 
 
 def _event_id(event: object) -> Any:

@@ -80,7 +80,8 @@ class HttpDispatch:
             if self._app.cors is not None or request.method.upper() == "HEAD":
                 response = self._finish(request, response)
         finally:
-            await inv.close()
+            if inv.has_teardowns:
+                await inv.close()
         return response
 
     async def _route_step(self, request: HttpRequest, inv: Invocation) -> HttpResponse:

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-__all__ = ["dumps"]
+__all__ = ["dumps", "log_line"]
 
 
 def _default(obj: Any) -> Any:
@@ -37,45 +37,38 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
-_encode: Callable[[Any], str] | None = None
+def _kept_encoder(
+    default: Callable[[Any], Any], *, ascii: bool, separators: tuple[str, str] = (",", ":")
+) -> Callable[[Any], str]:
+    """A compact JSON encoder kept for the process.
 
-
-def _encoder() -> Callable[[Any], str]:
-    # One encoder for the process, created on first use so that importing polyserve
-    # does not import json. json.dumps builds a C encoder on every call; where the C
-    # accelerator is there (CPython, Pyodide), one is built here and kept. It does
-    # not track circular references: a circular result ends in RecursionError rather
-    # than ValueError, a 500 either way.
-    global _encode
+    ``json.dumps`` builds a C encoder on every call; where the C accelerator is there
+    (CPython, Pyodide), one is built here once. It does not track circular
+    references: a circular value ends in RecursionError rather than ValueError.
+    """
     import json
     import json.encoder
 
     # Both are None or absent where json has no C accelerator.
     make = getattr(json.encoder, "c_make_encoder", None)
-    encode_string = getattr(json.encoder, "c_encode_basestring", None)
-    iterencode = None
-    if make is not None and encode_string is not None:
+    escape = getattr(
+        json.encoder, "c_encode_basestring_ascii" if ascii else "c_encode_basestring", None
+    )
+    if make is not None and escape is not None:
         try:
-            iterencode = make(None, _default, encode_string, None, ":", ",", False, False, True)
+            item, key = separators
+            chunks = make(None, default, escape, None, key, item, False, False, True)
         except TypeError:  # a Python whose accelerator takes other arguments
-            iterencode = None
-    if iterencode is not None:
-        chunks, join = iterencode, "".join
-
-        def encode(data: Any) -> str:
-            return join(chunks(data, 0))
-
-        _encode = encode
-        global _chunks
-        _chunks = chunks
-    else:
-        options = {"separators": (",", ":"), "ensure_ascii": False}
-        _encode = json.JSONEncoder(default=_default, **options).encode  # type: ignore[arg-type]
-    return _encode
+            chunks = None
+        if chunks is not None:
+            join = "".join
+            return lambda data: join(chunks(data, 0))
+    encoder = json.JSONEncoder(default=default, separators=separators, ensure_ascii=ascii)
+    return encoder.encode
 
 
-# The kept C encoder, called straight from dumps where there is one.
-_chunks: Callable[[Any, int], list[str]] | None = None
+_encode: Callable[[Any], str] | None = None
+_encode_line: Callable[[Any], str] | None = None
 
 
 def dumps(data: Any) -> bytes:
@@ -85,10 +78,21 @@ def dumps(data: Any) -> bytes:
     strings may) has no UTF-8 form; it is written as its JSON escape (``\\ud800``),
     so that the result is valid JSON and an error answer quoting such text never fails.
     """
-    text = "".join(_chunks(data, 0)) if _chunks is not None else (_encode or _encoder())(data)
+    global _encode
+    if _encode is None:
+        _encode = _kept_encoder(_default, ascii=False)
+    text = _encode(data)
     try:
         return text.encode()
     except UnicodeEncodeError:
         # Surrogates can only be inside JSON strings, and there "\udXXX" is their
         # escape: backslashreplace writes exactly that.
         return text.encode("utf-8", "backslashreplace")
+
+
+def log_line(record: Any) -> str:
+    """``record`` as one line of ASCII JSON; values JSON cannot encode are written as text."""
+    global _encode_line
+    if _encode_line is None:
+        _encode_line = _kept_encoder(str, ascii=True, separators=(", ", ": "))
+    return _encode_line(record)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from polyserve.context import Context
     from polyserve.events.http import HttpRequest, HttpResponse
     from polyserve.idempotency.store import LazyClient
+    from polyserve.tracing import TraceContext
 
     class Source(Protocol):
         """One family of native events (see the module docstring)."""
@@ -101,9 +102,11 @@ class Batch:
     ``(registration name, event)`` pair or the exception that kept it from being
     decoded (it then fails alone). ``item_id`` gives the id a record is reported by.
     With ``ordered`` (FIFO queues, streams) the first failure stops the batch.
+    ``trace_of(record)``, where the platform carries a producer's trace with each
+    record, reads it (``None`` when there is none); it is called only when needed.
     """
 
-    __slots__ = ("decoded", "item_id", "ordered", "records", "trigger")
+    __slots__ = ("decoded", "item_id", "ordered", "records", "trace_of", "trigger")
 
     def __init__(
         self,
@@ -113,12 +116,14 @@ class Batch:
         *,
         item_id: Callable[[Any], str],
         ordered: bool = False,
+        trace_of: Callable[[Any], TraceContext | None] | None = None,
     ) -> None:
         self.trigger = trigger
         self.records = records
         self.decoded = decoded
         self.item_id = item_id
         self.ordered = ordered
+        self.trace_of = trace_of
 
     @classmethod
     def decode(
@@ -129,6 +134,7 @@ class Batch:
         *,
         item_id: Callable[[Any], str],
         ordered: bool = False,
+        trace_of: Callable[[Any], TraceContext | None] | None = None,
     ) -> Batch:
         """A batch whose records ``decode`` turns into ``(name, event)``; one that fails fails alone."""
         decoded: list[tuple[str, object] | BaseException] = []
@@ -137,7 +143,7 @@ class Batch:
                 decoded.append(decode(record))
             except Exception as exc:
                 decoded.append(exc)
-        return cls(trigger, records, decoded, item_id=item_id, ordered=ordered)
+        return cls(trigger, records, decoded, item_id=item_id, ordered=ordered, trace_of=trace_of)
 
 
 def __getattr__(name: str) -> Any:
@@ -172,7 +178,7 @@ def run(app: App, source: Source, raw: Any, context: Context, names: Mapping[str
     elif isinstance(request, Batch):
         result = app.handle_batch(
             request.trigger, request.records, context, decoded=request.decoded,
-            item_id=request.item_id, ordered=request.ordered,
+            item_id=request.item_id, ordered=request.ordered, trace_of=request.trace_of,
         )  # fmt: skip
     else:
         result = app.handle_http(request, context)
@@ -202,7 +208,8 @@ async def run_async(
     elif isinstance(request, Batch):
         result = await app.handle_batch_async(
             request.trigger, request.records, context, decoded=request.decoded,
-            item_id=request.item_id, ordered=request.ordered, offload=offload,
+            item_id=request.item_id, ordered=request.ordered, trace_of=request.trace_of,
+            offload=offload,
         )  # fmt: skip
     else:
         result = await app.handle_http_async(request, context, offload=offload)

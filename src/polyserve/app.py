@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from polyserve.events.http import HttpRequest, HttpResponse
     from polyserve.params import Dependency
     from polyserve.pipeline import ExceptionHandler
+    from polyserve.tracing import TraceContext
 
     R = TypeVar("R")
 
@@ -210,6 +211,7 @@ class App(Router):
         decoded: Sequence[tuple[str, object] | BaseException] | None = None,
         item_id: Callable[[R], str],
         ordered: bool = False,
+        trace_of: Callable[[R], TraceContext | None] | None = None,
     ) -> BatchResult:
         """Handle each record on its own and report which failed, so only those are redelivered.
 
@@ -221,13 +223,14 @@ class App(Router):
         are reported failed. Events set aside (``SetAside``, ``on_poison``) are in
         ``BatchResult.set_aside``. When ``context`` has less than
         ``batch_deadline_margin`` seconds left, the records not yet started are
-        reported failed (see ``polyserve.batch``).
+        reported failed (see ``polyserve.batch``). ``trace_of(record)`` reads the trace
+        a record's producer sent it in, which its handler's context then continues.
         """
         inv = Invocation(context, is_blocking=True)
         return run(
             self._event_dispatch().handle_batch(
                 trigger, records, inv, decode=decode, decoded=decoded, item_id=item_id,
-                ordered=ordered,
+                ordered=ordered, trace_of=trace_of,
             )
         )  # fmt: skip
 
@@ -241,13 +244,14 @@ class App(Router):
         decoded: Sequence[tuple[str, object] | BaseException] | None = None,
         item_id: Callable[[R], str],
         ordered: bool = False,
+        trace_of: Callable[[R], TraceContext | None] | None = None,
         offload: bool = True,
     ) -> BatchResult:
         """``handle_batch`` for async code (``offload`` as for ``handle_http_async``)."""
         inv = Invocation(context, is_blocking=False, offload=offload)
         return await self._event_dispatch().handle_batch(
             trigger, records, inv, decode=decode, decoded=decoded, item_id=item_id,
-            ordered=ordered,
+            ordered=ordered, trace_of=trace_of,
         )  # fmt: skip
 
     def _event_dispatch(self) -> EventDispatch:

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from polyserve._frozen import fast_init
 from polyserve.pipeline import SetAside, run
 from polyserve.retry import Retry
 
@@ -53,6 +54,7 @@ SET_ASIDE = SetAside()
 """A ready-made ``SetAside()``, for ``handle`` callables of ``process_batch``."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ItemFailure:
     """One record that must be redelivered, and why.
@@ -69,6 +71,7 @@ class ItemFailure:
     retry_delay: float | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class BatchResult:
     """The outcome of a batch: ids that succeeded, records that failed, ids set aside.
@@ -170,7 +173,7 @@ def _ident(item_id: Callable[[R], str], record: R, index: int) -> str:
 
 async def run_batch(
     records: Sequence[R],
-    handle: Callable[[str, Any], Awaitable[Any]],
+    handle: Callable[[str, Any, R], Awaitable[Any]],
     context: Context,
     *,
     decode: Callable[[R], tuple[str, object]] | None = None,
@@ -181,8 +184,8 @@ async def run_batch(
 ) -> BatchResult:
     """Decode and handle each record; see the module docstring for the rules.
 
-    ``handle(name, event)`` succeeds by returning, sets the record aside by returning
-    a ``SetAside``, and fails it by raising. Records are decoded by ``decode``, one
+    ``handle(name, event, record)`` succeeds by returning, sets the record aside by
+    returning a ``SetAside``, and fails it by raising. Records are decoded by ``decode``, one
     at a time, or come ``decoded`` already: one ``(name, event)`` pair per record,
     or the exception that kept a record from being decoded.
 
@@ -211,7 +214,7 @@ async def run_batch(
             batch.fail(ident, "could not be decoded", exc)
             continue
         try:
-            outcome = await handle(name, event)
+            outcome = await handle(name, event, record)
         except Exception as exc:
             batch.fail(ident, "handler failed", exc)
             continue
@@ -231,7 +234,7 @@ def process_batch(
 ) -> BatchResult:
     """``run_batch`` with a synchronous ``handle``, from synchronous code."""
 
-    async def each(name: str, event: object) -> Any:
+    async def each(name: str, event: object, record: R) -> Any:
         return handle(name, event)
 
     return run(
@@ -253,7 +256,11 @@ async def process_batch_async(
     deadline_margin: float = 1.0,
 ) -> BatchResult:
     """``run_batch`` with an async ``handle``, from async code."""
+
+    async def each(name: str, event: object, record: R) -> Any:
+        return await handle(name, event)
+
     return await run_batch(
-        records, handle, context, decode=decode, item_id=item_id, ordered=ordered,
+        records, each, context, decode=decode, item_id=item_id, ordered=ordered,
         deadline_margin=deadline_margin,
     )  # fmt: skip

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from polyserve._json import log_line
+
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -95,9 +97,7 @@ class ContextLogger:
                 record["traceback"] = "".join(
                     traceback.format_exception(type(exc), exc, exc.__traceback__)
                 )
-        import json  # loaded by then: every response or event body has used it
-
-        self._logger.log(level, json.dumps(record, default=str))
+        self._logger.log(level, log_line(record))
 
     def debug(self, message: str, **fields: Any) -> None:
         self._log(10, message, None, fields)
@@ -350,14 +350,30 @@ class Context:
         trace = self.trace
         return None if trace is None else trace.trace_id
 
-    def with_trace(self, trace: TraceContext | None) -> Context:
-        """A copy of this context continuing ``trace`` (one per batch record that carries one)."""
-        copy = Context.__new__(Context)
-        for name in Context.__slots__:
-            object.__setattr__(copy, name, getattr(self, name))
-        copy.trace = trace
-        copy._logger = None
-        return copy
+    def for_record(self, trace_of: Callable[[Any], TraceContext | None], record: Any) -> Context:
+        """This context for one record of a batch, continuing the trace the record carries.
+
+        ``trace_of(record)`` is called when the child's ``trace`` is first read (so a
+        handler that neither logs nor traces pays nothing for it); when it finds
+        none, the child continues this context's trace. Everything else is shared.
+        """
+        child = Context.__new__(Context)
+        child.provider = self.provider
+        child.invocation_id = self.invocation_id
+        child.function_name = self.function_name
+        child._deadline = self._deadline
+        child._deadline_from = self._deadline_from
+        child.is_cold_start = self.is_cold_start
+        child.raw = self.raw
+        child.clock = self.clock
+        child._principal = self._principal
+        child._principal_from = self._principal_from
+        child.log_fields = self.log_fields
+        child.route = self.route
+        child._logger = None
+        child._trace = None
+        child._trace_from = (_RecordTrace(trace_of, self), record)
+        return child
 
     @property
     def logger(self) -> ContextLogger:
@@ -388,3 +404,16 @@ class Context:
         """A context whose deadline is ``timeout`` seconds from now (``None``: no deadline)."""
         start = time.time()
         return cls(provider, deadline=None if timeout is None else start + timeout, **fields)
+
+
+class _RecordTrace:
+    # The trace of one batch record: its own, else the batch's (see Context.for_record).
+    __slots__ = ("_parent", "_trace_of")
+
+    def __init__(self, trace_of: Callable[[Any], TraceContext | None], parent: Context) -> None:
+        self._trace_of = trace_of
+        self._parent = parent
+
+    def __call__(self, record: Any) -> TraceContext | None:
+        found = self._trace_of(record)
+        return found if found is not None else self._parent.trace

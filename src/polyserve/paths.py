@@ -37,6 +37,8 @@ def _to_str(value: str) -> str:
 
 
 def _to_int(value: str) -> int:
+    if value.isascii() and value.isdigit():  # the common case, in two C calls
+        return int(value)
     digits = value[1:] if value[:1] == "-" else value
     if not (digits.isascii() and digits.isdigit()):
         raise ValueError(f"{value!r} is not an integer")

@@ -81,7 +81,7 @@ class Invocation:
 
     __slots__ = ("_stack", "context", "error", "is_blocking", "offload", "path_params", "values")
 
-    def __init__(self, context: Context, *, is_blocking: bool, offload: bool = False) -> None:
+    def __init__(self, context: Context, is_blocking: bool, offload: bool = False) -> None:
         self.context = context
         self.is_blocking = is_blocking
         self.offload = offload
@@ -91,8 +91,18 @@ class Invocation:
         self._stack: AsyncExitStack | None = None
 
     def fork(self) -> Invocation:
-        """A fresh invocation sharing this one's context and mode (one per batch record)."""
-        return Invocation(self.context, is_blocking=self.is_blocking, offload=self.offload)
+        """A fresh invocation sharing this one's context and mode."""
+        return Invocation(self.context, self.is_blocking, self.offload)
+
+    def restart(self, context: Context) -> None:
+        """Make this a fresh invocation for ``context`` (the next record of a batch).
+
+        The records of a batch run one after another, so one object serves them all;
+        ``close`` must have run for the previous one.
+        """
+        self.context = context
+        self.values = None
+        self.error = None
 
     async def call(self, fn: Callable[..., Any], is_async: bool, *args: Any, **kwargs: Any) -> Any:
         """Call ``fn`` (a coroutine function when ``is_async``) and return its result.
@@ -126,6 +136,11 @@ class Invocation:
 
             stack = self._stack = AsyncExitStack()
         return stack
+
+    @property
+    def has_teardowns(self) -> bool:
+        """Whether ``close`` has teardowns to run (a generator provider was entered)."""
+        return self._stack is not None
 
     async def close(self) -> None:
         """Run the teardowns of the generator providers, last entered first.

@@ -213,11 +213,8 @@ def from_headers(
 
 
 def of_event(event: object) -> TraceContext | None:
-    """The trace an event was sent in: a message's ``trace``, a CloudEvent's
-    ``traceparent`` extension (the CloudEvents distributed tracing extension)."""
-    trace = getattr(event, "trace", None)
-    if isinstance(trace, TraceContext):
-        return trace
+    """The trace a CloudEvent was sent in: its ``traceparent`` extension (the
+    CloudEvents distributed tracing extension); ``None`` for other events."""
     extensions = getattr(event, "extensions", None)
     if extensions and hasattr(extensions, "get") and "traceparent" in extensions:
         return from_traceparent(extensions.get("traceparent"), extensions.get("tracestate"))

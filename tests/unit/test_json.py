@@ -46,7 +46,6 @@ _EXPECTED = (
 def encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     # Each run builds its encoder afresh; "pure python" is a json without its C part.
     monkeypatch.setattr(_json, "_encode", None)
-    monkeypatch.setattr(_json, "_chunks", None)
     if request.param == "pure python":
         monkeypatch.setattr(json.encoder, "c_make_encoder", None)
 

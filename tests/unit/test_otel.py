@@ -83,11 +83,11 @@ def test_a_message_is_a_consumer_span_and_its_failure_is_recorded(
     app: App, exporter: InMemorySpanExporter
 ) -> None:
     producer = TraceContext(TRACE, SPAN, True, "xray")
-    records = [Message(id="m1", body=b"ok", source="orders", trace=producer),
+    records = [Message(id="m1", body=b"ok", source="orders"),
                Message(id="m2", body=b"bad", source="orders")]  # fmt: skip
     result = app.handle_batch(
         Trigger.QUEUE, records, Context("azure"), decode=lambda m: ("orders", m),
-        item_id=lambda m: m.id,
+        item_id=lambda m: m.id, trace_of=lambda m: producer if m.id == "m1" else None,
     )  # fmt: skip
     assert result.failed_ids == ["m2"]
     first, second = exporter.get_finished_spans()

@@ -140,16 +140,14 @@ def test_each_batch_record_continues_its_own_trace(caplog: pytest.LogCaptureFixt
         ctx.logger.info("handled")
 
     other = "0af7651916cd43dd8448eb211c80319c"
-    records = [
-        Message(id="1", trace=TraceContext(TRACE, SPAN, True)),
-        Message(id="2"),
-        Message(id="3", trace=TraceContext(other, SPAN, True)),
-    ]
+    producers = {"1": TraceContext(TRACE, SPAN, True), "3": TraceContext(other, SPAN, True)}
+    records = [Message(id="1"), Message(id="2"), Message(id="3")]
     batch_trace = TraceContext("11111111111111111111111111111111", SPAN, True)
     with caplog.at_level(logging.INFO, logger="polyserve"):
         app.handle_batch(
             Trigger.QUEUE, records, Context("test", trace=batch_trace),
             decode=lambda m: ("orders", m), item_id=lambda m: m.id,
+            trace_of=lambda m: producers.get(m.id),
         )  # fmt: skip
     assert seen == [TRACE, batch_trace.trace_id, other]
     logged = [json.loads(r.getMessage())["trace_id"] for r in caplog.records]

@@ -188,11 +188,9 @@ def _problem(out: dict[str, Any]) -> dict[str, Any]:
         ("apigw-rest-get.json", {"body": "not base64!", "isBase64Encoded": True}, "invalid_base64"),
         ("apigw-rest-get.json", {"httpMethod": 7}, "malformed_event"),
         ("apigw-rest-get.json", {"path": None}, "malformed_event"),
-        ("apigw-rest-get.json", {"multiValueHeaders": {"x": "not a list"}}, "malformed_event"),
         ("apigw-rest-get.json", {"multiValueHeaders": None, "headers": ["x"]}, "malformed_event"),
         ("apigw-http-post.json", {"requestContext": {"requestId": "r"}}, "malformed_event"),
         ("apigw-http-post.json", {"cookies": "a=1"}, "malformed_event"),
-        ("apigw-http-post.json", {"headers": {"x": 1}}, "malformed_event"),
         ("apigw-http-post.json", {"body": {"json": "object"}}, "malformed_event"),
         ("function-url-get.json", {"rawPath": None}, "malformed_event"),
     ],
@@ -215,6 +213,28 @@ def test_malformed_event_gets_a_400_problem_in_its_own_format(
     assert body["status"] == 400
     assert body["invocation_id"] == lambda_context.aws_request_id
     assert recorder.seen == []
+
+
+@pytest.mark.parametrize(
+    ("name", "change"),
+    [
+        ("apigw-rest-get.json", {"multiValueHeaders": {"x": "not a list"}}),
+        ("apigw-http-post.json", {"headers": {"x": 1}}),
+    ],
+)
+def test_malformed_header_values_are_a_400_when_the_handler_reads_them(
+    lambda_context: FakeLambdaContext, name: str, change: dict[str, Any]
+) -> None:
+    app = App("headers")
+
+    @app.route("/{rest:path}", ("GET", "POST"))
+    def any_path(request: HttpRequest) -> str:
+        return request.headers.get("x") or ""
+
+    out = polyserve_aws.handler(app)(load(name) | change, lambda_context)
+
+    assert out["statusCode"] == 400
+    assert _problem(out)["code"] == "malformed_event"
 
 
 def test_handler_errors_become_problem_responses(lambda_context: FakeLambdaContext) -> None:

@@ -248,21 +248,21 @@ def test_an_on_poison_hook_that_raises_fails_its_record_alone(
     assert out == {"batchItemFailures": [{"itemIdentifier": raw["Records"][1]["messageId"]}]}
 
 
-def test_a_poison_record_without_an_id_is_set_aside_and_logged(
+def test_a_record_without_an_id_fails_alone_reported_by_its_position(
     lambda_context: FakeLambdaContext, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = App("sqs")
-    taken: list[int] = []
+    handled: list[str] = []
 
-    @app.queue("adoptions", max_attempts=2, on_poison=lambda m, e, c: taken.append(m.attempt))
+    @app.queue("adoptions", max_attempts=2, on_poison=lambda m, e, c: None)
     def on_message(message: Message) -> None:
-        raise ValueError("poison")
+        handled.append(message.id)
 
     raw = load("sqs-standard.json")
     del raw["Records"][1]["messageId"]  # reported by its position
 
     out = polyserve_aws.handler(app)(raw, lambda_context)
 
-    assert out == {"batchItemFailures": [{"itemIdentifier": raw["Records"][0]["messageId"]}]}
-    assert taken == [3]
-    assert "poison message set aside" in caplog.text
+    assert out == {"batchItemFailures": [{"itemIdentifier": "1"}]}
+    assert handled == [raw["Records"][0]["messageId"]]
+    assert "missing field 'messageId'" in caplog.text

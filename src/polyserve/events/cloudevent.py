@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from polyserve._frozen import fast_init
 from polyserve.events._body import parse_json
 
 if TYPE_CHECKING:
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["CloudEvent"]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CloudEvent:
     """A CloudEvent (spec 1.0). ``data`` is bytes, text or a decoded JSON value.

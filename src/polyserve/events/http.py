@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from polyserve._frozen import fast_init
 from polyserve._json import dumps
 from polyserve.errors import InvalidHeaderError
 from polyserve.events._body import parse_json
@@ -23,6 +24,7 @@ _NO_QUERY = QueryParams()
 _NO_HEADERS = Headers()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
     """An HTTP request, decoded from whichever provider delivered it.
@@ -126,6 +128,7 @@ def check_header(name: str, value: str) -> None:
         raise InvalidHeaderError(f"response header {name!r} has a control character")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
     """An HTTP response. Build one with ``json``, ``text``, ``binary`` or ``empty``.

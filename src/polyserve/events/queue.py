@@ -5,17 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from polyserve._frozen import fast_init
 from polyserve.events._body import parse_json
 
 if TYPE_CHECKING:
     import datetime as dt
     from collections.abc import Mapping
 
-    from polyserve.tracing import TraceContext
-
 __all__ = ["Message"]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Message:
     """One message from a queue, a topic subscription or a log stream.
@@ -25,9 +25,9 @@ class Message:
     ``group_key`` is the ordering key where the source has one (FIFO group,
     session id, partition key, ordering key). ``source`` is the logical name of
     the queue, topic or stream. ``raw`` is the provider's native record.
-    ``trace`` is the trace the producer sent the message in, where the platform
-    carries one (SQS ``AWSTraceHeader``, a ``traceparent`` attribute): the
-    handler's ``Context.trace_id`` continues it.
+    Where the platform carries the producer's trace with a message (SQS
+    ``AWSTraceHeader``, a ``traceparent`` attribute), the handler's
+    ``Context.trace_id`` continues it.
     """
 
     id: str
@@ -39,7 +39,6 @@ class Message:
     group_key: str | None = None
     subject: str | None = None
     raw: Any = field(default=None, compare=False, repr=False)
-    trace: TraceContext | None = field(default=None, compare=False, repr=False)
 
     @property
     def text(self) -> str:

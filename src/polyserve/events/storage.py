@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from polyserve._frozen import fast_init
+
 if TYPE_CHECKING:
     import datetime as dt
 
@@ -22,6 +24,7 @@ class StorageAction(str, enum.Enum):
     RESTORED = "restored"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class StorageEvent:
     """An object was created, deleted or changed in a bucket or container."""

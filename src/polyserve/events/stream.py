@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from polyserve._frozen import fast_init
+
 if TYPE_CHECKING:
     import datetime as dt
     from collections.abc import Mapping
@@ -22,6 +24,7 @@ class ChangeType(str, enum.Enum):
     UPSERT = "upsert"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class StreamRecord:
     """One change to one item in a table or collection.

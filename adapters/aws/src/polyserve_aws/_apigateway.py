@@ -90,9 +90,12 @@ def to_event(raw: dict[str, Any], context: Context, names: Mapping[str, str]) ->
         MalformedEventError: a required field is missing or has the wrong type, or the
             body is not valid base64 (code ``invalid_base64``).
     """
+    if not _is_v2(raw):
+        with translating(_WHAT["rest"]):
+            return _v1_request(raw, context, _WHAT["rest"])
     what = _WHAT[kind(raw)]
     with translating(what):
-        return _v2_request(raw, context, what) if _is_v2(raw) else _v1_request(raw, context, what)
+        return _v2_request(raw, context, what)
 
 
 def _path(path: str, raw: dict[str, Any]) -> str:
@@ -139,9 +142,11 @@ def _v2_request(raw: dict[str, Any], context: Context, what: str) -> HttpRequest
     if cookies:
         if not isinstance(cookies, list) or not all(isinstance(c, str) for c in cookies):
             raise MalformedEventError(f"{what} cookies must be a list of strings")
-        # Payload 2.0 moves the Cookie header into ``cookies``; it goes back as one header.
-        header_map = Headers.view(headers or {}, normalized=True)
-        header_map = header_map.with_added("cookie", "; ".join(cookies))
+        # Payload 2.0 moves the Cookie header into ``cookies``; it goes back as one header
+        # (the map is copied in C; its values are still read only when first used).
+        header_map = Headers.view(
+            {**(headers or {}), "cookie": "; ".join(cookies)}, normalized=True
+        )
     else:
         # Payload 2.0 header names arrive lower-case.
         header_map = Headers.view(headers, normalized=True) if headers else _NO_HEADERS

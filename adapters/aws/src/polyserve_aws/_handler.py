@@ -70,9 +70,15 @@ def sources() -> Iterator[Source]:
         yield module
 
 
-def _recognise(event: Any) -> Source:
-    """The source that recognises ``event``, or ``UnsupportedEventError`` describing it."""
+def _recognise(event: Any, last: Source | None = None) -> Source:
+    """The source that recognises ``event``, or ``UnsupportedEventError`` describing it.
+
+    ``last`` (the source of the previous event) is tried first: a function mostly
+    gets one kind of event.
+    """
     if isinstance(event, dict):
+        if last is not None and last.matches(event):
+            return last
         for source in sources():
             if source.matches(event):
                 return source
@@ -195,8 +201,11 @@ def handler(
         delayed = _DelayedSqs(RetryDelays(sqs_client))
         sqs_module: Any = _sqs
 
+    last: Source | None = None
+
     def lambda_handler(event: Any, lambda_context: LambdaContext) -> Any:
-        source = _recognise(event)
+        nonlocal last
+        source = last = _recognise(event, last)
         if delayed is not None and source is sqs_module:
             source = delayed
         context = to_context(lambda_context)

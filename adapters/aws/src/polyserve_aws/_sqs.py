@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from polyserve.adapter import Batch, as_object, from_epoch_ms, optional_text, text, translating
+from polyserve.adapter import Batch, from_epoch_ms, malformed
 from polyserve.errors import MalformedEventError
 from polyserve.events import Message
 from polyserve.routing import Trigger
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from polyserve.batch import BatchResult
     from polyserve.context import Context
+    from polyserve.tracing import TraceContext
 
 __all__ = ["is_fifo", "is_http", "matches", "message", "to_event", "to_native"]
 
@@ -64,8 +65,17 @@ def to_event(raw: dict[str, Any], context: Context, names: Mapping[str, str]) ->
         return event.source, event
 
     return Batch.decode(
-        Trigger.QUEUE, records, decode, item_id=_message_id, ordered=is_fifo(records[0])
-    )
+        Trigger.QUEUE, records, decode, item_id=_message_id, ordered=is_fifo(records[0]),
+        trace_of=_producer_trace,
+    )  # fmt: skip
+
+
+def _producer_trace(record: Any) -> TraceContext | None:
+    # The X-Ray trace the producer sent the message in, when it was traced.
+    try:
+        return from_xray(record["attributes"]["AWSTraceHeader"])
+    except (KeyError, TypeError):
+        return None
 
 
 def _message_id(record: dict[str, Any]) -> str:
@@ -84,42 +94,43 @@ def message(record: Any, names: Mapping[str, str]) -> Message:
         MalformedEventError: a field is missing or has the wrong type (the receive
             count or sent time included): the record fails alone.
     """
-    with translating(_WHAT):
-        record = as_object(record, _WHAT)
-        system = as_object(record.get("attributes") or {}, _WHAT, "attributes")
+    try:
+        message_id = record["messageId"]
+        body = record["body"].encode()
+        arn = record["eventSourceARN"]
+        system = record.get("attributes") or _NO_ATTRIBUTES
+        count = system.get("ApproximateReceiveCount", "1")
+        attempt = int(count) if count.__class__ is str and count.isdigit() else count
+        sent = system.get("SentTimestamp")
+        group = system.get("MessageGroupId")
         attributes: dict[str, str] = {}
-        for name, attribute in (record.get("messageAttributes") or {}).items():
+        for name, attribute in (record.get("messageAttributes") or _NO_ATTRIBUTES).items():
             value = attribute.get("stringValue")
             if value is None:
                 value = attribute.get("binaryValue")
-            if isinstance(value, str):
+            if value.__class__ is str:
                 attributes[name] = value
-        sent = system.get("SentTimestamp")
-        return Message(
-            id=text(record, "messageId", _WHAT),
-            body=_body(record),
-            attributes=attributes,
-            attempt=_receive_count(system),
-            enqueued_at=None if sent is None else from_epoch_ms(sent, f"{_WHAT} SentTimestamp"),
-            source=logical_name(text(record, "eventSourceARN", _WHAT), names),
-            group_key=optional_text(system, "MessageGroupId", _WHAT),
-            raw=record,
-            # The producer's X-Ray trace, when it sent the message traced.
-            trace=from_xray(system.get("AWSTraceHeader")),
-        )
-
-
-def _body(record: dict[str, Any]) -> bytes:
-    try:
-        return text(record, "body", _WHAT).encode()
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise malformed(_WHAT, exc) from None
     except UnicodeEncodeError:  # a lone surrogate escaped in the JSON
         raise MalformedEventError(f"{_WHAT} body is not valid Unicode") from None
+    if message_id.__class__ is not str or arn.__class__ is not str:
+        raise MalformedEventError(f"{_WHAT} messageId and eventSourceARN must be strings")
+    if attempt.__class__ is not int:
+        raise MalformedEventError(f"{_WHAT} ApproximateReceiveCount is not a number: {count!r}")
+    if group is not None and group.__class__ is not str:
+        raise MalformedEventError(f"{_WHAT} MessageGroupId must be a string")
+    return Message(
+        id=message_id,
+        body=body,
+        attributes=attributes,
+        attempt=attempt,
+        enqueued_at=None if sent is None else from_epoch_ms(sent, _SENT),
+        source=logical_name(arn, names),
+        group_key=group,
+        raw=record,
+    )
 
 
-def _receive_count(system: dict[str, Any]) -> int:
-    count = system.get("ApproximateReceiveCount", "1")
-    if isinstance(count, str) and count.isascii() and count.isdigit():
-        return int(count)
-    if isinstance(count, int) and not isinstance(count, bool):
-        return count
-    raise MalformedEventError(f"{_WHAT} ApproximateReceiveCount is not a number: {count!r}")
+_NO_ATTRIBUTES: Mapping[str, Any] = {}
+_SENT = f"{_WHAT} SentTimestamp"
