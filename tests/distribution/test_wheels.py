@@ -214,7 +214,9 @@ def test_the_wheels_are_ours_and_the_adapters_require_the_core(dist: Path) -> No
     core = _metadata(dist / f"polyserve_core-{VERSION}-py3-none-any.whl")
     assert core["Name"] == "polyserve-core"
     assert _requirements(core) == _normalised(
+        'opentelemetry-api>=1.20; extra == "otel"',
         'pydantic>=2.6,<3; extra == "pydantic"',
+        'pyjwt[crypto]>=2.8; extra == "jwt"',
         'redis>=5; extra == "redis"',
         "typing-extensions>=4.8",
         'uvicorn>=0.30; extra == "serve"',
