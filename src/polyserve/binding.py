@@ -172,13 +172,13 @@ class Binder:
         self.is_generator = inspect.isgeneratorfunction(target)
         self.is_async_generator = inspect.isasyncgenfunction(target)
         self.is_async = not self.is_async_generator and is_async_callable(fn)
-        # A class provider is bound by its constructor's parameters.
+        # A class provider is bound by its constructor's parameters, a callable object
+        # (a verifier, say) by its __call__'s.
         hinted: Any = target
         if isinstance(target, type):
-            hinted = vars(target).get("__init__") or next(
-                (vars(base)["__init__"] for base in target.__mro__ if "__init__" in vars(base)),
-                object.__init__,
-            )
+            hinted = _defining(target, "__init__")
+        elif not inspect.isroutine(target) and callable(target):
+            hinted = _defining(type(target), "__call__")
         hints = _parameter_hints(fn, hinted)
         params: list[Param] = []
         positional: list[bool] = []
@@ -282,8 +282,17 @@ class Binder:
         return kwargs
 
 
+def _defining(cls: type, name: str) -> Any:
+    # The function ``name`` as the first class of ``cls``'s MRO that defines it.
+    return next(vars(base)[name] for base in cls.__mro__ if name in vars(base))
+
+
 def _parameter_hints(fn: Callable[..., Any], hinted: Any) -> dict[str, Any]:
     """The resolved type hints of ``hinted``'s parameters (its return type is not needed).
+
+    A module that imports polyserve's types for type checking only (as polyserve's
+    own ``auth`` does) still resolves them: polyserve's public types are looked up
+    when the module's own names do not have them.
 
     Raises:
         ConfigurationError: a parameter's hint cannot be resolved.
@@ -291,12 +300,20 @@ def _parameter_hints(fn: Callable[..., Any], hinted: Any) -> dict[str, Any]:
     annotations = dict(getattr(hinted, "__annotations__", None) or {})
     annotations.pop("return", None)
     holder = types.SimpleNamespace(__annotations__=annotations)
+    module_names = getattr(hinted, "__globals__", None) or {}
     try:
-        return typing.get_type_hints(
-            holder, globalns=getattr(hinted, "__globals__", None), include_extras=True
-        )
-    except Exception as exc:  # a NameError from a forward reference, typically
+        return typing.get_type_hints(holder, globalns=module_names, include_extras=True)
+    except NameError:
+        try:
+            known = {**_KNOWN_TYPES, **module_names}
+            return typing.get_type_hints(holder, globalns=known, include_extras=True)
+        except Exception as exc:
+            raise ConfigurationError(f"cannot resolve the type hints of {fn!r}: {exc}") from exc
+    except Exception as exc:  # a forward reference to something else that is wrong
         raise ConfigurationError(f"cannot resolve the type hints of {fn!r}: {exc}") from exc
+
+
+_KNOWN_TYPES: dict[str, Any] = {"Context": Context, "HttpRequest": HttpRequest}
 
 
 def _shape(params: list[Param], positional: list[bool], path_params: Sequence[str]) -> Shape:
@@ -349,10 +366,11 @@ def _dependency_param(p: inspect.Parameter, ann: Any) -> Param | None:
 def _http_param(p: inspect.Parameter, ann: Any, path_params: Sequence[str]) -> Param:
     base, meta = _split_annotated(ann)
     marker = next((m for m in meta if isinstance(m, (Query, Header, Body, RequestOrEvent))), None)
-    if base is HttpRequest or isinstance(marker, RequestOrEvent):
+    bare, _ = _strip_optional(base)
+    if bare is HttpRequest or isinstance(marker, RequestOrEvent):
         return Param(p.name, Source.REQUEST, p.default, HttpRequest)
-    if base is Context:
-        return Param(p.name, Source.CONTEXT, p.default, base)
+    if bare is Context:
+        return Param(p.name, Source.CONTEXT, p.default, Context)
     if isinstance(marker, Body) or (
         marker is None and p.name not in path_params and _is_body_type(base)
     ):
@@ -369,8 +387,8 @@ def _http_param(p: inspect.Parameter, ann: Any, path_params: Sequence[str]) -> P
 
 def _event_param(p: inspect.Parameter, ann: Any) -> Param:
     base, _ = _split_annotated(ann)
-    if base is Context:
-        return Param(p.name, Source.CONTEXT, p.default, base)
+    if _strip_optional(base)[0] is Context:
+        return Param(p.name, Source.CONTEXT, p.default, Context)
     if base is Any or base is object:
         return Param(p.name, Source.EVENT, p.default, Any)
     event_types = _event_types(base)

@@ -213,12 +213,14 @@ def docs_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for app_dir in sorted((ROOT / "examples").iterdir()):
         if app_dir.is_dir():
             monkeypatch.syspath_prepend(str(app_dir))
-    # A page may configure logging as a user would (a level for the polyserve logger):
-    # the levels are put back so that no page changes what later tests see.
-    levels = {name: logging.getLogger(name).level for name in ("", "polyserve")}
+    # A page may configure logging as a user would (a level, a handler): the loggers
+    # are put back as they were so that no page changes what later tests see.
+    loggers = {name: logging.getLogger(name) for name in ("", "polyserve")}
+    kept = {name: (log.level, list(log.handlers)) for name, log in loggers.items()}
     yield
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
+    for name, (level, handlers) in kept.items():
+        loggers[name].setLevel(level)
+        loggers[name].handlers[:] = handlers
 
 
 @pytest.mark.usefixtures("docs_environment")

@@ -339,3 +339,43 @@ def test_depends_checks_its_arguments() -> None:
         Depends("not callable")  # type: ignore[arg-type]  # the point of the test
     with pytest.raises(ConfigurationError):
         App("t").get("/x", dependencies=[lambda: 1])(lambda: None)  # type: ignore[list-item]
+
+
+def test_verifiers_are_dependencies_that_answer_401() -> None:
+    from polyserve.auth import ApiKeys
+
+    keys = ApiKeys({"reporting": "s3cret-key"})
+    app = App("t")
+
+    @app.get("/reports")
+    def reports(ctx: Context, caller: object = Depends(keys)) -> dict[str, str]:
+        assert ctx.principal is not None
+        return {"caller": ctx.principal.id}
+
+    @app.get("/admin", dependencies=[Depends(keys)])
+    def admin() -> str:
+        return "ok"
+
+    assert _body(_get(app, "/reports", **{"x-api-key": "s3cret-key"})) == {"caller": "reporting"}
+    assert _get(app, "/admin", **{"x-api-key": "s3cret-key"}).body == b"ok"
+    denied = _get(app, "/admin", **{"x-api-key": "wrong"})
+    assert denied.status == 401
+    assert _body(denied)["code"] == "invalid_api_key"
+    assert "www-authenticate" in denied.headers
+    assert _get(app, "/reports").status == 401
+
+
+def test_a_provider_that_raises_is_a_problem_response_without_its_traceback() -> None:
+    app = App("t")
+
+    def broken() -> str:
+        raise RuntimeError("database password is hunter2")
+
+    @app.get("/x")
+    def handler(v: Annotated[str, Depends(broken)]) -> str:
+        return v
+
+    response = _get(app, "/x")
+    assert response.status == 500
+    assert b"hunter2" not in response.body
+    assert _body(response)["code"] == "internal_error"
