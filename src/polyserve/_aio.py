@@ -24,6 +24,10 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
     loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
     if loop is None or loop.is_closed():
+        import atexit
+
         loop = asyncio.new_event_loop()
         _local.loop = loop
+        # Closed when the process ends, as a server closes its loop on shutdown.
+        atexit.register(loop.close)
     return loop.run_until_complete(coro)
