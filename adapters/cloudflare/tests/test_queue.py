@@ -13,7 +13,8 @@ import pytest
 from polyserve import App, MalformedEventError, Message, PolyserveError, UnsupportedEventError
 from polyserve.retry import Retry
 from polyserve_cloudflare import entrypoint
-from polyserve_cloudflare._queue import body_bytes, to_event
+from polyserve_cloudflare._queue import body_bytes
+from polyserve_cloudflare._queue import to_message as to_event
 from polyserve_cloudflare.testing import (
     FakeBatch,
     FakeBuffer,

@@ -13,24 +13,95 @@ import json
 import math
 from typing import TYPE_CHECKING, Any, TypeGuard
 
-from polyserve.errors import MalformedEventError
+from polyserve.adapter import Batch
+from polyserve.errors import MalformedEventError, PolyserveError
 from polyserve.events import Message
+from polyserve.routing import Trigger
 from polyserve_cloudflare._time import from_js_time
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from polyserve.batch import BatchResult
-    from polyserve.context import ContextLogger
+    from polyserve.context import Context, ContextLogger
     from polyserve_cloudflare.types import JsMessageBatch, JsQueueMessage, JsRuntime
 
-__all__ = ["MAX_RETRY_DELAY", "body_bytes", "matches", "settle", "source_name", "to_event"]
+__all__ = [
+    "MAX_RETRY_DELAY",
+    "Delivery",
+    "body_bytes",
+    "is_batch",
+    "is_http",
+    "matches",
+    "settle",
+    "source_name",
+    "to_event",
+    "to_message",
+    "to_native",
+]
 
 MAX_RETRY_DELAY = 43_200
 """Cloudflare's largest per-message retry delay, in seconds (12 hours)."""
 
+is_http = False
 
-def matches(raw: object) -> TypeGuard[JsMessageBatch]:
+
+class Delivery:
+    """What the queue source translates: a ``MessageBatch`` with its messages read
+    once, the runtime, and the retry delay for failures that asked for none."""
+
+    __slots__ = ("batch", "messages", "retry_delay", "runtime")
+
+    def __init__(self, batch: JsMessageBatch, runtime: JsRuntime, retry_delay: int | None) -> None:
+        self.batch = batch
+        self.messages: list[JsQueueMessage] = list(batch.messages)
+        self.runtime = runtime
+        self.retry_delay = retry_delay
+
+
+def matches(raw: object) -> TypeGuard[Delivery]:
+    """True when ``raw`` is a ``Delivery``."""
+    return isinstance(raw, Delivery)
+
+
+def to_event(raw: Delivery, context: Context, names: Mapping[str, str]) -> Batch:
+    """One batch of ``Message`` records; a message that cannot be decoded fails alone."""
+    source = source_name(raw.batch, names)
+    runtime = raw.runtime
+
+    def decode(message: JsQueueMessage) -> tuple[str, object]:
+        return source, to_message(message, source, runtime)
+
+    return Batch.decode(Trigger.QUEUE, raw.messages, decode, item_id=_item_id)
+
+
+def to_native(outcome: BatchResult, raw: Delivery, context: Context) -> BatchResult:
+    """Ack or retry every message (see ``settle``) and return ``outcome``.
+
+    Raises:
+        PolyserveError: code ``queue_settle_failed`` when an ``ack()`` or
+            ``retry()`` call failed, so that Queues redelivers what is unsettled.
+    """
+    broken = settle(
+        raw.messages,
+        outcome,
+        retry_delay=raw.retry_delay,
+        runtime=raw.runtime,
+        logger=context.logger,
+    )
+    if broken:
+        raise PolyserveError(
+            f"could not acknowledge or retry queue messages {broken}",
+            code="queue_settle_failed",
+        )
+    return outcome
+
+
+def _item_id(message: JsQueueMessage) -> str:
+    return str(message.id)
+
+
+def is_batch(raw: object) -> TypeGuard[JsMessageBatch]:
     """True when ``raw`` looks like a Queues ``MessageBatch``."""
     return hasattr(raw, "queue") and hasattr(raw, "messages")
 
@@ -41,7 +112,7 @@ def source_name(batch: JsMessageBatch, names: Mapping[str, str]) -> str:
     return names.get(queue, queue)
 
 
-def to_event(message: JsQueueMessage, source: str, runtime: JsRuntime) -> Message:
+def to_message(message: JsQueueMessage, source: str, runtime: JsRuntime) -> Message:
     """The ``Message`` for one queue message.
 
     Raises:
