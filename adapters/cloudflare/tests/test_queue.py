@@ -214,3 +214,16 @@ def test_to_event_accepts_datetime_and_millisecond_timestamps() -> None:
     for stamp in (ENQUEUED, ENQUEUED.timestamp() * 1000, ENQUEUED.replace(tzinfo=None)):
         event = to_event(FakeMessage("1", "x", timestamp=stamp), "orders", runtime)
         assert event.enqueued_at == ENQUEUED
+
+
+def test_bodies_the_sdk_already_converted_are_compact_json() -> None:
+    # Cloudflare's workers SDK gives a class-based entrypoint dicts and lists.
+    runtime = FakeRuntime()
+    assert body_bytes({"ok": True, "n": [1, None], "é": "ü"}, runtime) == (
+        '{"ok":true,"n":[1,null],"é":"ü"}'.encode()
+    )
+    assert body_bytes([1, 2.5, "x"], runtime) == b'[1,2.5,"x"]'
+    with pytest.raises(MalformedEventError, match="no JSON form"):
+        body_bytes({"n": float("nan")}, runtime)
+    with pytest.raises(MalformedEventError, match="no JSON form"):
+        body_bytes({"f": object()}, runtime)

@@ -2,7 +2,9 @@
 
 Each message becomes a ``Message`` handled on its own. Its body becomes bytes:
 a string as UTF-8, an ``ArrayBuffer`` or typed array as its bytes, and any other
-value (an object, an array, a number, ``null``) as its JSON text. A message that
+value (an object, an array, a number, ``null``) as its JSON text, whether it
+arrives as a JavaScript value or, as Cloudflare's ``workers`` SDK passes a
+class-based entrypoint's batch, already converted to Python dicts and lists. A message that
 succeeds is acknowledged; one whose handler fails, or that cannot be decoded, is
 retried, so Queues redelivers it (and dead-letters it after ``max_retries``).
 """
@@ -145,6 +147,10 @@ def body_bytes(value: Any, runtime: JsRuntime) -> bytes:
     # Checked before buffers: Python's int has a to_bytes method too.
     if value is None or isinstance(value, (bool, int, float)):
         return _dumps(value)
+    if isinstance(value, (dict, list)):
+        # Cloudflare's ``workers`` SDK hands a class-based entrypoint a batch whose
+        # object and array bodies are already converted to Python dicts and lists.
+        return _dumps_compact(value)
     if callable(getattr(value, "to_bytes", None)):
         try:
             return bytes(value.to_bytes())
@@ -165,6 +171,15 @@ def _utf8(text: str) -> bytes:
     except UnicodeEncodeError:
         # A JavaScript string may hold a lone surrogate, which UTF-8 cannot carry.
         raise MalformedEventError("message body is not valid Unicode text") from None
+
+
+def _dumps_compact(value: object) -> bytes:
+    # The same text JSON.stringify gives: no spaces, non-ASCII kept.
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise MalformedEventError(f"message body has no JSON form: {exc}") from None
+    return _utf8(text)
 
 
 def _dumps(value: object) -> bytes:
