@@ -52,13 +52,22 @@ class Delivery:
     """What the queue source translates: a ``MessageBatch`` with its messages read
     once, the runtime, and the retry delay for failures that asked for none."""
 
-    __slots__ = ("batch", "messages", "retry_delay", "runtime")
+    __slots__ = ("batch", "messages", "retry_delay", "runtime", "storage")
 
-    def __init__(self, batch: JsMessageBatch, runtime: JsRuntime, retry_delay: int | None) -> None:
+    def __init__(
+        self,
+        batch: JsMessageBatch,
+        runtime: JsRuntime,
+        retry_delay: int | None,
+        *,
+        storage: bool = False,
+    ) -> None:
         self.batch = batch
         self.messages: list[JsQueueMessage] = list(batch.messages)
         self.runtime = runtime
         self.retry_delay = retry_delay
+        self.storage = storage
+        """The messages are R2 event notifications (see ``polyserve_cloudflare._r2``)."""
 
 
 def matches(raw: object) -> TypeGuard[Delivery]:
@@ -67,9 +76,17 @@ def matches(raw: object) -> TypeGuard[Delivery]:
 
 
 def to_event(raw: Delivery, context: Context, names: Mapping[str, str]) -> Batch:
-    """One batch of ``Message`` records; a message that cannot be decoded fails alone."""
-    source = source_name(raw.batch, names)
+    """One batch of ``Message`` records, or of ``StorageEvent`` records for R2
+    notifications; a message that cannot be decoded fails alone."""
     runtime = raw.runtime
+    if raw.storage:
+        from polyserve_cloudflare._r2 import to_storage_event
+
+        def notification(message: JsQueueMessage) -> tuple[str, object]:
+            return to_storage_event(message, runtime, names)
+
+        return Batch.decode(Trigger.STORAGE, raw.messages, notification, item_id=_item_id)
+    source = source_name(raw.batch, names)
 
     def decode(message: JsQueueMessage) -> tuple[str, object]:
         return source, to_message(message, source, runtime)

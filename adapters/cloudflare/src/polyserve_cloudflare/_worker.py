@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from polyserve.adapter import problem, run_async
 from polyserve.context import Context
 from polyserve.errors import ConfigurationError, EventError, UnsupportedEventError
+from polyserve.routing import Trigger
 from polyserve_cloudflare import _http, _queue, _scheduled
 from polyserve_cloudflare._identity import HEADER_SOURCES, Identity
 
@@ -165,9 +166,21 @@ class Worker:
         if not _queue.is_batch(batch):
             raise _unsupported("queue", "a MessageBatch", batch)
         context = self.context(self.event_timeout, "", env, ctx)
-        delivery = _queue.Delivery(batch, self.runtime, self.retry_delay)
+        delivery = _queue.Delivery(
+            batch,
+            self.runtime,
+            self.retry_delay,
+            storage=self._is_storage(_queue.source_name(batch, self.names)),
+        )
         result: BatchResult = await run_async(self.app, _queue, delivery, context, self.names)
         return result
+
+    def _is_storage(self, queue: str) -> bool:
+        # R2 notifications: a queue no @app.queue consumes, in an app that has storage handlers.
+        app = self.app
+        if app.find(Trigger.QUEUE, queue) is not None:
+            return False
+        return any(reg.trigger is Trigger.STORAGE for reg in app.registrations)
 
 
 def _unsupported(handler: str, expected: str, raw: object) -> UnsupportedEventError:
