@@ -194,3 +194,20 @@ def test_scheduled(run: dict[str, Any]) -> None:
         }
     ]
     assert "UnsupportedEventError" in run["scheduled"]["unknownCronError"]
+
+
+def test_r2_notifications_reach_the_storage_handler(run: dict[str, Any]) -> None:
+    assert run["r2"]["error"] is None
+    settled = {call["id"]: call["action"] for call in run["r2"]["calls"]}
+    assert settled == {"r1": "ack", "r2": "ack", "r3": "retry"}  # r3 has no object
+    put, delete = run["recorded"]["storage"]
+    assert put == {
+        "id": "r1",
+        "action": "created",
+        "bucket": "photos",
+        "key": "lake é.jpg",
+        "size": 4096,
+        "etag": "etag-1",
+        "at": "2025-07-14T08:02:11.512000+00:00",
+    }
+    assert (delete["action"], delete["key"], delete["size"]) == ("deleted", "old.jpg", None)

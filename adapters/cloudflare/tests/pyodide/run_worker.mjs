@@ -219,6 +219,30 @@ result.delayedQueue = {
   calls: delayedCalls,
 };
 
+// R2 event notifications, delivered through a queue no @app.queue consumes.
+const r2Calls = [];
+const r2Batch = {
+  queue: "photo-events",
+  messages: [
+    queueMessage(r2Calls, "r1", {
+      account: "acct",
+      action: "PutObject",
+      bucket: "photos",
+      object: { key: "lake é.jpg", size: 4096, eTag: "etag-1" },
+      eventTime: "2025-07-14T08:02:11.512Z",
+    }),
+    queueMessage(r2Calls, "r2", {
+      account: "acct",
+      action: "DeleteObject",
+      bucket: "photos",
+      object: { key: "old.jpg" },
+      eventTime: "2025-07-14T09:00:00.000Z",
+    }),
+    queueMessage(r2Calls, "r3", { action: "PutObject", bucket: "photos" }),
+  ],
+};
+result.r2 = { error: await errorOf(instance.queue(r2Batch, env, ctx)), calls: r2Calls };
+
 const nightly = { scheduledTime: Date.UTC(2025, 5, 1, 3, 0, 0), cron: "0 3 * * *" };
 result.scheduled = {
   error: await errorOf(instance.scheduled(nightly, env, ctx)),
