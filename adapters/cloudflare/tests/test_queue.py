@@ -211,7 +211,9 @@ def test_body_without_json_form_is_malformed() -> None:
 
 def test_to_event_accepts_datetime_and_millisecond_timestamps() -> None:
     runtime = FakeRuntime()
-    for stamp in (ENQUEUED, ENQUEUED.timestamp() * 1000, ENQUEUED.replace(tzinfo=None)):
+    # A naive datetime is local time, as the workers SDK makes it from a Date.
+    local = dt.datetime.fromtimestamp(ENQUEUED.timestamp())
+    for stamp in (ENQUEUED, ENQUEUED.timestamp() * 1000, local):
         event = to_event(FakeMessage("1", "x", timestamp=stamp), "orders", runtime)
         assert event.enqueued_at == ENQUEUED
 
