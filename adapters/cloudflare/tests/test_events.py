@@ -84,20 +84,20 @@ def parse(data: dict[str, Any]) -> HttpRequest | list[Message] | ScheduleEvent:
         if body is None:
             body = str(data.get("body", "")).encode()
         request = FakeRequest(data["method"], data["url"], map(tuple, data["headers"]), body)
-        assert _http.matches(request)
-        return _http.to_event(request, asyncio.run(_http.read_body(request)))
+        assert _http.is_request(request)
+        return _http.to_request(request, asyncio.run(_http.read_body(request)))
     if kind == "queue":
         messages = [
             FakeMessage(m["id"], _body(m["body"]), _date(m["timestamp"]), m["attempts"])
             for m in data["messages"]
         ]
         batch = FakeBatch(data["queue"], messages)
-        assert _queue.matches(batch)
+        assert _queue.is_batch(batch)
         source = _queue.source_name(batch, {})
-        return [_queue.to_event(m, source, FakeRuntime()) for m in batch.messages]
+        return [_queue.to_message(m, source, FakeRuntime()) for m in batch.messages]
     controller = FakeController(data["scheduledTime"], data["cron"])
-    assert _scheduled.matches(controller)
-    return _scheduled.to_event(controller, _scheduled.cron_of(controller))
+    assert _scheduled.is_controller(controller)
+    return _scheduled.to_schedule(controller, _scheduled.cron_of(controller))
 
 
 def _load(name: str) -> dict[str, Any]:

@@ -8,7 +8,8 @@ import pytest
 
 from polyserve import App, HttpResponse, MalformedEventError, UnsupportedEventError
 from polyserve_cloudflare import WorkerContext, entrypoint, handlers
-from polyserve_cloudflare._http import to_event, to_native
+from polyserve_cloudflare._http import response_of as to_native
+from polyserve_cloudflare._http import to_request as to_event
 from polyserve_cloudflare.testing import (
     FakeExecutionContext,
     FakeHeaders,

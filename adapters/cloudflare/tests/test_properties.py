@@ -1,20 +1,18 @@
-"""Round trips through the Workers encodings, with the shared Hypothesis strategies."""
+"""Properties of the Workers encodings that only this adapter has: queue settlement
+and message bodies. The cross-provider round trips of requests and messages through
+the Workers encodings run in the root ``tests/properties/test_portability.py``."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.properties.providers.cloudflare import HTTP_CODECS, MESSAGE_CODECS
-from tests.properties.strategies import http_requests, messages
 
-from polyserve import App, Context, HttpRequest, HttpResponse, Message
+from polyserve import App, HttpRequest, HttpResponse, Message
 from polyserve_cloudflare import entrypoint
 from polyserve_cloudflare._queue import body_bytes
 from polyserve_cloudflare.testing import (
@@ -25,9 +23,6 @@ from polyserve_cloudflare.testing import (
     FakeMessage,
     FakeRuntime,
 )
-
-if TYPE_CHECKING:
-    from tests.properties.providers import HttpCodec, MessageCodec
 
 SETTINGS = settings(max_examples=50, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 
@@ -49,35 +44,6 @@ class Recorder:
             self.messages.append(message)
             if message.body.startswith(b"!"):
                 raise RuntimeError("rejected")
-
-
-@pytest.mark.parametrize("codec", HTTP_CODECS, ids=lambda c: c.name)
-@SETTINGS
-@given(request=http_requests())
-def test_requests_round_trip(codec: HttpCodec, request: HttpRequest) -> None:
-    recorder = Recorder()
-    native = codec.call(recorder.app, request)
-    (seen,) = recorder.requests
-    assert dataclasses.replace(seen, path_params={}) == codec.expected(request)
-
-    direct = recorder.app.handle_http(codec.expected(request), Context("reference"))
-    assert native.status == direct.status
-    assert native.body == direct.body
-    assert native.headers.get_all("set-cookie") == direct.headers.get_all("set-cookie")
-    assert native.headers["content-type"] == direct.headers["content-type"]
-
-
-@pytest.mark.parametrize("codec", MESSAGE_CODECS, ids=lambda c: c.name)
-@SETTINGS
-@given(message=messages())
-def test_messages_round_trip(codec: MessageCodec, message: Message) -> None:
-    recorder = Recorder()
-    if message.body.startswith(b"!"):
-        with pytest.raises(RuntimeError, match="retried"):
-            codec.call(recorder.app, message)
-    else:
-        codec.call(recorder.app, message)
-    assert recorder.messages == [codec.expected(message)]
 
 
 @SETTINGS

@@ -1,15 +1,20 @@
 """The adapter inside real Pyodide 0.28 (Python 3.13) under Node.js.
 
 ``pyodide/run_worker.mjs`` loads Pyodide from ``tests/node/node_modules/pyodide``,
-copies polyserve's and the adapter's sources into its file system, imports
+copies polyserve's and the adapter's sources into its file system, unpacks
+Cloudflare's ``workers`` SDK (PyPI's ``workers-runtime-sdk`` wheel, downloaded by
+``.ci/install-servers`` into ``.cache/workers-runtime-sdk``) beside them, imports
 ``pyodide/worker.py`` as the Worker's main module and drives its ``Default``
 class with real Fetch ``Request`` objects, a queue batch whose ``ack``/``retry``
-are JavaScript functions, and a cron firing. No network is used.
+are JavaScript functions, and a cron firing. No network is used. Stand-ins remain
+for what the runtime builds in: ``cloudflare:workers`` (``env``, ``waitUntil``) and
+the two modules the SDK imports from the runtime's entrypoint.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,15 +27,27 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 DRIVER = Path(__file__).parent / "pyodide" / "run_worker.mjs"
+SDK_DIR = Path(__file__).parents[3] / ".cache" / "workers-runtime-sdk"
 TIMEOUT = 120
 
 
 @pytest.fixture(scope="module")
-def run(pyodide_dir: Path, node_binary: str) -> dict[str, Any]:
+def sdk_dir() -> Path:
+    """The folder holding the ``workers-runtime-sdk`` wheel (skips, or fails under CI, without)."""
+    if not any(SDK_DIR.glob("workers_runtime_sdk-*.whl")):
+        message = f"no workers-runtime-sdk wheel in {SDK_DIR}; run .ci/install-servers"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return SDK_DIR
+
+
+@pytest.fixture(scope="module")
+def run(pyodide_dir: Path, node_binary: str, sdk_dir: Path) -> dict[str, Any]:
     """What run_worker.mjs reported (one JSON object on its last stdout line)."""
     try:
         done = subprocess.run(
-            [node_binary, str(DRIVER), str(pyodide_dir)],
+            [node_binary, str(DRIVER), str(pyodide_dir), str(sdk_dir)],
             capture_output=True,
             text=True,
             timeout=TIMEOUT,
@@ -51,6 +68,8 @@ def body(response: Mapping[str, Any]) -> Any:
 def test_it_is_pyodide_with_python_3_13(run: dict[str, Any]) -> None:
     assert run["pyodide"] == "0.28.2"
     assert run["python"].startswith("3.13.")
+    assert run["sdkIsReal"] is True
+    assert run["sdk"].startswith("workers_runtime_sdk-")
     assert run["isWorkerEntrypoint"] is True
     assert run["envIsWrapped"] is True
     assert run["heavyModules"] == []
@@ -175,3 +194,20 @@ def test_scheduled(run: dict[str, Any]) -> None:
         }
     ]
     assert "UnsupportedEventError" in run["scheduled"]["unknownCronError"]
+
+
+def test_r2_notifications_reach_the_storage_handler(run: dict[str, Any]) -> None:
+    assert run["r2"]["error"] is None
+    settled = {call["id"]: call["action"] for call in run["r2"]["calls"]}
+    assert settled == {"r1": "ack", "r2": "ack", "r3": "retry"}  # r3 has no object
+    put, delete = run["recorded"]["storage"]
+    assert put == {
+        "id": "r1",
+        "action": "created",
+        "bucket": "photos",
+        "key": "lake é.jpg",
+        "size": 4096,
+        "etag": "etag-1",
+        "at": "2025-07-14T08:02:11.512000+00:00",
+    }
+    assert (delete["action"], delete["key"], delete["size"]) == ("deleted", "old.jpg", None)

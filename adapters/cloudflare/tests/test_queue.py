@@ -13,7 +13,8 @@ import pytest
 from polyserve import App, MalformedEventError, Message, PolyserveError, UnsupportedEventError
 from polyserve.retry import Retry
 from polyserve_cloudflare import entrypoint
-from polyserve_cloudflare._queue import body_bytes, to_event
+from polyserve_cloudflare._queue import body_bytes
+from polyserve_cloudflare._queue import to_message as to_event
 from polyserve_cloudflare.testing import (
     FakeBatch,
     FakeBuffer,
@@ -210,6 +211,21 @@ def test_body_without_json_form_is_malformed() -> None:
 
 def test_to_event_accepts_datetime_and_millisecond_timestamps() -> None:
     runtime = FakeRuntime()
-    for stamp in (ENQUEUED, ENQUEUED.timestamp() * 1000, ENQUEUED.replace(tzinfo=None)):
+    # A naive datetime is local time, as the workers SDK makes it from a Date.
+    local = dt.datetime.fromtimestamp(ENQUEUED.timestamp())
+    for stamp in (ENQUEUED, ENQUEUED.timestamp() * 1000, local):
         event = to_event(FakeMessage("1", "x", timestamp=stamp), "orders", runtime)
         assert event.enqueued_at == ENQUEUED
+
+
+def test_bodies_the_sdk_already_converted_are_compact_json() -> None:
+    # Cloudflare's workers SDK gives a class-based entrypoint dicts and lists.
+    runtime = FakeRuntime()
+    assert body_bytes({"ok": True, "n": [1, None], "é": "ü"}, runtime) == (
+        '{"ok":true,"n":[1,null],"é":"ü"}'.encode()
+    )
+    assert body_bytes([1, 2.5, "x"], runtime) == b'[1,2.5,"x"]'
+    with pytest.raises(MalformedEventError, match="no JSON form"):
+        body_bytes({"n": float("nan")}, runtime)
+    with pytest.raises(MalformedEventError, match="no JSON form"):
+        body_bytes({"f": object()}, runtime)

@@ -14,7 +14,8 @@ from polyserve import (
     UnsupportedEventError,
 )
 from polyserve_cloudflare import entrypoint, handlers
-from polyserve_cloudflare._scheduled import cron_of, schedule_name, to_event
+from polyserve_cloudflare._scheduled import cron_of, cron_table, schedule_name
+from polyserve_cloudflare._scheduled import to_schedule as to_event
 from polyserve_cloudflare.testing import FakeController, FakeExecutionContext, FakeRuntime
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def test_the_matching_cron_runs_its_schedule(worker: Entrypoint, seen: Seen) -> 
 
 
 def test_cron_whitespace_does_not_matter(app: App) -> None:
-    assert schedule_name(app, " 0  3 * *   * ", {}) == "nightly"
+    assert schedule_name(cron_table(app), " 0  3 * *   * ", {}) == "nightly"
 
 
 def test_names_map_a_cron_to_a_schedule(app: App, seen: Seen) -> None:

@@ -14,14 +14,56 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeGuard
 
+from polyserve.adapter import problem
 from polyserve.errors import MalformedEventError
 from polyserve.events import Headers, HttpRequest, QueryParams, decode_path
+from polyserve_cloudflare import _tracing
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from polyserve.context import Context
     from polyserve.events import HttpResponse
+    from polyserve.identity import Principal
     from polyserve_cloudflare.types import JsHeaders, JsRequest, JsRuntime
 
-__all__ = ["matches", "native", "read_body", "request_id", "to_event", "to_native"]
+__all__ = [
+    "Fetch",
+    "is_http",
+    "is_request",
+    "matches",
+    "native",
+    "read_body",
+    "request_id",
+    "response_of",
+    "to_event",
+    "to_native",
+    "to_request",
+]
+
+is_http = True
+"""A fetch that cannot be read is answered with a 400 problem response."""
+
+
+class Fetch:
+    """What the fetch source translates: the request, its body (read before, since
+    reading is asynchronous), the runtime that builds the ``Response``, and the
+    reader of the caller's identity."""
+
+    __slots__ = ("body", "identify", "request", "runtime")
+
+    def __init__(
+        self,
+        request: JsRequest,
+        body: bytes,
+        runtime: JsRuntime,
+        identify: Callable[[Any], Principal | None] | None = None,
+    ) -> None:
+        self.request = request
+        self.body = body
+        self.runtime = runtime
+        self.identify = identify
+
 
 # The Fetch standard forbids a body with these statuses; Response() throws if given one.
 _NULL_BODY_STATUSES = frozenset({101, 204, 205, 304})
@@ -37,7 +79,39 @@ def native(raw: object) -> object:
     return getattr(raw, "js_object", raw)
 
 
-def matches(raw: object) -> TypeGuard[JsRequest]:
+def matches(raw: object) -> TypeGuard[Fetch]:
+    """True when ``raw`` is a ``Fetch`` (a request whose body was read)."""
+    return isinstance(raw, Fetch)
+
+
+def to_event(raw: Fetch, context: Context, names: Mapping[str, str]) -> HttpRequest:
+    """The ``HttpRequest`` for a fetch; the context continues its trace and learns
+    its caller (both worked out only when read).
+
+    Raises:
+        MalformedEventError: see ``to_request``.
+    """
+    event = to_request(raw.request, raw.body, request_id=context.invocation_id)
+    if raw.identify is not None:
+        context.principal_from(raw.identify, event.headers)
+    context.trace_from(_tracing.trace_of, event.headers)
+    if event.headers.get("cf-ray") is not None:
+        context.log_fields = _tracing.log_fields
+    return event
+
+
+def to_native(outcome: HttpResponse, raw: Fetch, context: Context) -> Any:
+    """The JavaScript ``Response`` for ``outcome``; one the runtime refuses (a
+    newline in a header value, say) is logged and answered with a 500."""
+    try:
+        return response_of(outcome, raw.runtime)
+    except Exception as exc:
+        context.logger.exception("response could not be sent", exc)
+        failure = problem(500, "internal_error", "internal server error", context)
+        return response_of(failure, raw.runtime)
+
+
+def is_request(raw: object) -> TypeGuard[JsRequest]:
     """True when ``raw`` looks like a Fetch ``Request``."""
     return all(hasattr(raw, name) for name in ("method", "url", "headers", "arrayBuffer"))
 
@@ -67,7 +141,7 @@ async def read_body(raw: JsRequest) -> bytes:
         ) from None
 
 
-def to_event(raw: JsRequest, body: bytes, *, request_id: str = "") -> HttpRequest:
+def to_request(raw: JsRequest, body: bytes, *, request_id: str = "") -> HttpRequest:
     """The ``HttpRequest`` for ``raw`` and its already read ``body``.
 
     Raises:
@@ -97,7 +171,7 @@ def to_event(raw: JsRequest, body: bytes, *, request_id: str = "") -> HttpReques
     )
 
 
-def to_native(response: HttpResponse, runtime: JsRuntime) -> Any:
+def response_of(response: HttpResponse, runtime: JsRuntime) -> Any:
     """A JavaScript ``Response`` carrying ``response``.
 
     Every header pair is appended on its own, so several ``Set-Cookie`` headers

@@ -2,7 +2,9 @@
 
 Each message becomes a ``Message`` handled on its own. Its body becomes bytes:
 a string as UTF-8, an ``ArrayBuffer`` or typed array as its bytes, and any other
-value (an object, an array, a number, ``null``) as its JSON text. A message that
+value (an object, an array, a number, ``null``) as its JSON text, whether it
+arrives as a JavaScript value or, as Cloudflare's ``workers`` SDK passes a
+class-based entrypoint's batch, already converted to Python dicts and lists. A message that
 succeeds is acknowledged; one whose handler fails, or that cannot be decoded, is
 retried, so Queues redelivers it (and dead-letters it after ``max_retries``).
 """
@@ -13,24 +15,112 @@ import json
 import math
 from typing import TYPE_CHECKING, Any, TypeGuard
 
-from polyserve.errors import MalformedEventError
+from polyserve.adapter import Batch
+from polyserve.errors import MalformedEventError, PolyserveError
 from polyserve.events import Message
+from polyserve.routing import Trigger
 from polyserve_cloudflare._time import from_js_time
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from polyserve.batch import BatchResult
-    from polyserve.context import ContextLogger
+    from polyserve.context import Context, ContextLogger
     from polyserve_cloudflare.types import JsMessageBatch, JsQueueMessage, JsRuntime
 
-__all__ = ["MAX_RETRY_DELAY", "body_bytes", "matches", "settle", "source_name", "to_event"]
+__all__ = [
+    "MAX_RETRY_DELAY",
+    "Delivery",
+    "body_bytes",
+    "is_batch",
+    "is_http",
+    "matches",
+    "settle",
+    "source_name",
+    "to_event",
+    "to_message",
+    "to_native",
+]
 
 MAX_RETRY_DELAY = 43_200
 """Cloudflare's largest per-message retry delay, in seconds (12 hours)."""
 
+is_http = False
 
-def matches(raw: object) -> TypeGuard[JsMessageBatch]:
+
+class Delivery:
+    """What the queue source translates: a ``MessageBatch`` with its messages read
+    once, the runtime, and the retry delay for failures that asked for none."""
+
+    __slots__ = ("batch", "messages", "retry_delay", "runtime", "storage")
+
+    def __init__(
+        self,
+        batch: JsMessageBatch,
+        runtime: JsRuntime,
+        retry_delay: int | None,
+        *,
+        storage: bool = False,
+    ) -> None:
+        self.batch = batch
+        self.messages: list[JsQueueMessage] = list(batch.messages)
+        self.runtime = runtime
+        self.retry_delay = retry_delay
+        self.storage = storage
+        """The messages are R2 event notifications (see ``polyserve_cloudflare._r2``)."""
+
+
+def matches(raw: object) -> TypeGuard[Delivery]:
+    """True when ``raw`` is a ``Delivery``."""
+    return isinstance(raw, Delivery)
+
+
+def to_event(raw: Delivery, context: Context, names: Mapping[str, str]) -> Batch:
+    """One batch of ``Message`` records, or of ``StorageEvent`` records for R2
+    notifications; a message that cannot be decoded fails alone."""
+    runtime = raw.runtime
+    if raw.storage:
+        from polyserve_cloudflare._r2 import to_storage_event
+
+        def notification(message: JsQueueMessage) -> tuple[str, object]:
+            return to_storage_event(message, runtime, names)
+
+        return Batch.decode(Trigger.STORAGE, raw.messages, notification, item_id=_item_id)
+    source = source_name(raw.batch, names)
+
+    def decode(message: JsQueueMessage) -> tuple[str, object]:
+        return source, to_message(message, source, runtime)
+
+    return Batch.decode(Trigger.QUEUE, raw.messages, decode, item_id=_item_id)
+
+
+def to_native(outcome: BatchResult, raw: Delivery, context: Context) -> BatchResult:
+    """Ack or retry every message (see ``settle``) and return ``outcome``.
+
+    Raises:
+        PolyserveError: code ``queue_settle_failed`` when an ``ack()`` or
+            ``retry()`` call failed, so that Queues redelivers what is unsettled.
+    """
+    broken = settle(
+        raw.messages,
+        outcome,
+        retry_delay=raw.retry_delay,
+        runtime=raw.runtime,
+        logger=context.logger,
+    )
+    if broken:
+        raise PolyserveError(
+            f"could not acknowledge or retry queue messages {broken}",
+            code="queue_settle_failed",
+        )
+    return outcome
+
+
+def _item_id(message: JsQueueMessage) -> str:
+    return str(message.id)
+
+
+def is_batch(raw: object) -> TypeGuard[JsMessageBatch]:
     """True when ``raw`` looks like a Queues ``MessageBatch``."""
     return hasattr(raw, "queue") and hasattr(raw, "messages")
 
@@ -41,7 +131,7 @@ def source_name(batch: JsMessageBatch, names: Mapping[str, str]) -> str:
     return names.get(queue, queue)
 
 
-def to_event(message: JsQueueMessage, source: str, runtime: JsRuntime) -> Message:
+def to_message(message: JsQueueMessage, source: str, runtime: JsRuntime) -> Message:
     """The ``Message`` for one queue message.
 
     Raises:
@@ -74,6 +164,10 @@ def body_bytes(value: Any, runtime: JsRuntime) -> bytes:
     # Checked before buffers: Python's int has a to_bytes method too.
     if value is None or isinstance(value, (bool, int, float)):
         return _dumps(value)
+    if isinstance(value, (dict, list)):
+        # Cloudflare's ``workers`` SDK hands a class-based entrypoint a batch whose
+        # object and array bodies are already converted to Python dicts and lists.
+        return _dumps_compact(value)
     if callable(getattr(value, "to_bytes", None)):
         try:
             return bytes(value.to_bytes())
@@ -94,6 +188,15 @@ def _utf8(text: str) -> bytes:
     except UnicodeEncodeError:
         # A JavaScript string may hold a lone surrogate, which UTF-8 cannot carry.
         raise MalformedEventError("message body is not valid Unicode text") from None
+
+
+def _dumps_compact(value: object) -> bytes:
+    # The same text JSON.stringify gives: no spaces, non-ASCII kept.
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise MalformedEventError(f"message body has no JSON form: {exc}") from None
+    return _utf8(text)
 
 
 def _dumps(value: object) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeGuard
 
+from polyserve.adapter import Event
 from polyserve.errors import ConfigurationError, MalformedEventError, UnsupportedEventError
 from polyserve.events import ScheduleEvent
 from polyserve.routing import Trigger
@@ -18,12 +19,57 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from polyserve.app import App
+    from polyserve.context import Context
     from polyserve_cloudflare.types import JsScheduledController
 
-__all__ = ["cron_of", "cron_table", "matches", "schedule_name", "to_event"]
+__all__ = [
+    "Firing",
+    "cron_of",
+    "cron_table",
+    "is_controller",
+    "is_http",
+    "matches",
+    "schedule_name",
+    "to_event",
+    "to_native",
+    "to_schedule",
+]
+
+is_http = False
 
 
-def matches(raw: object) -> TypeGuard[JsScheduledController]:
+class Firing:
+    """What the schedule source translates: a controller and the app's cron table."""
+
+    __slots__ = ("controller", "crons")
+
+    def __init__(self, controller: JsScheduledController, crons: Mapping[str, str]) -> None:
+        self.controller = controller
+        self.crons = crons
+
+
+def matches(raw: object) -> TypeGuard[Firing]:
+    """True when ``raw`` is a ``Firing``."""
+    return isinstance(raw, Firing)
+
+
+def to_event(raw: Firing, context: Context, names: Mapping[str, str]) -> Event:
+    """The one schedule that fired.
+
+    Raises:
+        UnsupportedEventError: no schedule matches the cron expression.
+        MalformedEventError: the controller's fields are not what Cloudflare sends.
+    """
+    name = schedule_name(raw.crons, cron_of(raw.controller), names)
+    return Event(Trigger.SCHEDULE, name, to_schedule(raw.controller, name))
+
+
+def to_native(outcome: object, raw: Firing, context: Context) -> None:
+    """Nothing: a scheduled run reports only success or an exception."""
+    return None
+
+
+def is_controller(raw: object) -> TypeGuard[JsScheduledController]:
     """True when ``raw`` looks like a ``ScheduledController`` (or an older ``ScheduledEvent``)."""
     return hasattr(raw, "scheduledTime") and hasattr(raw, "cron")
 
@@ -53,16 +99,15 @@ def cron_table(app: App) -> dict[str, str]:
     return table
 
 
-def schedule_name(app: App, cron: str, names: Mapping[str, str]) -> str:
-    """The logical schedule name for a firing of ``cron``.
+def schedule_name(crons: Mapping[str, str], cron: str, names: Mapping[str, str]) -> str:
+    """The logical schedule name for a firing of ``cron``, given ``cron_table(app)``.
 
     Raises:
         UnsupportedEventError: no mapping and no registration matches ``cron``.
-        ConfigurationError: see ``cron_table``.
     """
     if cron in names:
         return names[cron]
-    name = cron_table(app).get(_norm(cron))
+    name = crons.get(_norm(cron))
     if name is None:
         raise UnsupportedEventError(
             f"no schedule is declared with cron {cron!r}; declare it with "
@@ -72,7 +117,7 @@ def schedule_name(app: App, cron: str, names: Mapping[str, str]) -> str:
     return name
 
 
-def to_event(raw: JsScheduledController, name: str) -> ScheduleEvent:
+def to_schedule(raw: JsScheduledController, name: str) -> ScheduleEvent:
     """The ``ScheduleEvent`` for one firing; its id is the name and the scheduled time.
 
     Raises:

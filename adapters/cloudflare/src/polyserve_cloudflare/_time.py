@@ -16,13 +16,19 @@ __all__ = ["from_js_time"]
 def from_js_time(value: object, what: str) -> dt.datetime:
     """``value`` (a ``Date``, epoch milliseconds or a datetime) as an aware UTC datetime.
 
+    A naive datetime is local time: Cloudflare's ``workers`` SDK turns a ``Date``
+    into ``datetime.fromtimestamp(ms / 1000)`` (UTC on Workers, whose clock zone is UTC).
+
     Raises:
         MalformedEventError: ``value`` is none of these, or is not a valid time.
     """
     import datetime as dt
 
     if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        try:
+            return value.astimezone(dt.timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            raise MalformedEventError(f"{what} is out of range: {value!r}") from None
     millis: object = value
     get_time = getattr(value, "getTime", None)
     if callable(get_time):

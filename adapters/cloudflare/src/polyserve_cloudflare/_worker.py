@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from polyserve.app import problem
+from polyserve.adapter import problem, run_async
 from polyserve.context import Context
-from polyserve.errors import ConfigurationError, EventError, PolyserveError, UnsupportedEventError
+from polyserve.errors import ConfigurationError, EventError, UnsupportedEventError
 from polyserve.routing import Trigger
 from polyserve_cloudflare import _http, _queue, _scheduled
 from polyserve_cloudflare._identity import HEADER_SOURCES, Identity
@@ -17,9 +17,8 @@ if TYPE_CHECKING:
 
     from polyserve.app import App
     from polyserve.batch import BatchResult
-    from polyserve.events import HttpResponse
     from polyserve.identity import HeaderTrust
-    from polyserve_cloudflare.types import JsQueueMessage, JsRuntime
+    from polyserve_cloudflare.types import JsRuntime
 
 __all__ = ["PROVIDER", "Worker", "WorkerContext"]
 
@@ -126,26 +125,17 @@ class Worker:
             UnsupportedEventError: ``request`` is not a request at all.
         """
         raw = _http.native(request)
-        if not _http.matches(raw):
+        if not _http.is_request(raw):
             raise _unsupported("fetch", "a Request", raw)
         context = self.context(self.http_timeout, _http.request_id(raw), env, ctx)
-        response: HttpResponse
         try:
             body = await _http.read_body(raw)
-            event = _http.to_event(raw, body, request_id=context.invocation_id)
         except EventError as exc:
             context.logger.warning("request rejected", code=exc.code, detail=exc.detail)
-            response = problem(exc.status, exc.code, exc.detail, context, exc.to_dict())
-        else:
-            context.principal_from(self._identify, event.headers)
-            response = await self.app.handle_http_async(event, context)
-        try:
-            return _http.to_native(response, self.runtime)
-        except Exception as exc:
-            # Response() rejects what HTTP cannot carry, a newline in a header value say.
-            context.logger.exception("response could not be sent", exc)
-            failure = problem(500, "internal_error", "internal server error", context)
-            return _http.to_native(failure, self.runtime)
+            failure = problem(exc.status, exc.code, exc.detail, context, exc.to_dict())
+            return _http.response_of(failure, self.runtime)
+        fetch = _http.Fetch(raw, body, self.runtime, self._identify)
+        return await run_async(self.app, _http, fetch, context, self.names)
 
     async def scheduled(self, controller: object, env: Any, ctx: Any) -> None:
         """Run the schedule whose cron fired.
@@ -155,13 +145,12 @@ class Worker:
             MalformedEventError: the controller's fields are not what Cloudflare sends.
             Exception: whatever the handler raised, so the runtime records a failed run.
         """
-        if not _scheduled.matches(controller):
+        if not _scheduled.is_controller(controller):
             raise _unsupported("scheduled", "a ScheduledController", controller)
         context = self.context(self.event_timeout, "", env, ctx)
+        firing = _scheduled.Firing(controller, _scheduled.cron_table(self.app))
         try:
-            name = _scheduled.schedule_name(self.app, _scheduled.cron_of(controller), self.names)
-            event = _scheduled.to_event(controller, name)
-            await self.app.handle_event_async(Trigger.SCHEDULE, name, event, context)
+            await run_async(self.app, _scheduled, firing, context, self.names)
         except Exception as exc:
             context.logger.exception("scheduled run failed", exc)
             raise
@@ -174,32 +163,24 @@ class Worker:
             PolyserveError: code ``queue_settle_failed`` when an ``ack()`` or
                 ``retry()`` call failed, so that Queues redelivers what is unsettled.
         """
-        if not _queue.matches(batch):
+        if not _queue.is_batch(batch):
             raise _unsupported("queue", "a MessageBatch", batch)
         context = self.context(self.event_timeout, "", env, ctx)
-        source = _queue.source_name(batch, self.names)
-        messages = list(batch.messages)
-        runtime = self.runtime
-
-        def decode(message: JsQueueMessage) -> tuple[str, object]:
-            return source, _queue.to_event(message, source, runtime)
-
-        result = await self.app.handle_batch_async(
-            Trigger.QUEUE, messages, context, decode=decode, item_id=lambda m: str(m.id)
+        delivery = _queue.Delivery(
+            batch,
+            self.runtime,
+            self.retry_delay,
+            storage=self._is_storage(_queue.source_name(batch, self.names)),
         )
-        broken = _queue.settle(
-            messages,
-            result,
-            retry_delay=self.retry_delay,
-            runtime=runtime,
-            logger=context.logger,
-        )
-        if broken:
-            raise PolyserveError(
-                f"could not acknowledge or retry queue messages {broken}",
-                code="queue_settle_failed",
-            )
+        result: BatchResult = await run_async(self.app, _queue, delivery, context, self.names)
         return result
+
+    def _is_storage(self, queue: str) -> bool:
+        # R2 notifications: a queue no @app.queue consumes, in an app that has storage handlers.
+        app = self.app
+        if app.find(Trigger.QUEUE, queue) is not None:
+            return False
+        return any(reg.trigger is Trigger.STORAGE for reg in app.registrations)
 
 
 def _unsupported(handler: str, expected: str, raw: object) -> UnsupportedEventError:

@@ -7,7 +7,8 @@
 // loads its standard library from that folder, and polyserve's sources are copied from
 // this checkout into Pyodide's file system. Node provides the real Fetch Request,
 // Response and Headers classes, so the adapter's `js` calls hit real JavaScript objects;
-// only the runtime's `workers` module and the queue/cron objects are stand-ins.
+// the `workers` module is Cloudflare's SDK; cloudflare:workers and the queue/cron
+// objects are stand-ins.
 
 import fs from "node:fs";
 import path from "node:path";
@@ -20,38 +21,37 @@ const { loadPyodide } = await import(pathToFileURL(path.join(pyodideDir, "pyodid
 
 const APP_DIR = "/polyserve-worker";
 
-// The runtime's `workers` module, reduced to what the adapter meets: the class whose
-// subclasses the runtime treats as entrypoints (which, like the real one, wraps each
-// subclass's constructor so that `self.env` is a Python wrapper of the JavaScript env),
-// and the Request wrapper it passes to class-based fetch handlers (the JavaScript
-// request is its `js_object`).
-const WORKERS_STANDIN = `
-class EnvWrapper:
-    def __init__(self, env):
-        self._env = env
+// The `workers` package is Cloudflare's own (PyPI's workers-runtime-sdk wheel, which
+// .ci/install-servers downloads into .cache/workers-runtime-sdk). What the runtime
+// builds in beside it stays a stand-in: the `cloudflare:workers` module (env and
+// waitUntil) and the two small modules the SDK imports from the runtime's entrypoint.
+const wheelDir = process.argv[3] ?? path.join(root, ".cache/workers-runtime-sdk");
+const wheel = fs.readdirSync(wheelDir).find((name) => /^workers_runtime_sdk-.*\.whl$/.test(name));
+if (!wheel) throw new Error(`no workers_runtime_sdk wheel in ${wheelDir}`);
 
-    def __getattr__(self, name):
-        return getattr(self._env, name)
+const ENTRYPOINT_HELPER_STANDIN = `
+from contextlib import contextmanager
 
-
-class WorkerEntrypoint:
-    def __init__(self, ctx, env):
-        self.ctx = ctx
-        self.env = env
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        init = cls.__init__
-
-        def wrapped(self, ctx, env):
-            init(self, ctx, EnvWrapper(env))
-
-        cls.__init__ = wrapped
+cloudflareWorkersModule = None
+cloudflareSocketsModule = None
 
 
-class Request:
-    def __init__(self, js_object):
-        self.js_object = js_object
+async def doAnImport(module_name):
+    raise ImportError(f"{module_name} is not available outside the Workers runtime")
+
+
+@contextmanager
+def patch_env_helper(kwds):
+    yield
+
+
+def patchWaitUntil(ctx):
+    pass
+`;
+
+const COMPAT_FLAGS_STANDIN = `
+def __getattr__(name):
+    return False
 `;
 
 function copyTree(py, source, target) {
@@ -106,21 +106,27 @@ const loadedMs = performance.now() - started;
 
 copyTree(py, path.join(root, "src/polyserve"), `${APP_DIR}/polyserve`);
 copyTree(py, path.join(root, "adapters/cloudflare/src/polyserve_cloudflare"), `${APP_DIR}/polyserve_cloudflare`);
-py.FS.writeFile(`${APP_DIR}/workers.py`, WORKERS_STANDIN);
+py.unpackArchive(new Uint8Array(fs.readFileSync(path.join(wheelDir, wheel))), "wheel", { extractDir: APP_DIR });
+py.FS.writeFile(`${APP_DIR}/_pyodide_entrypoint_helper.py`, ENTRYPOINT_HELPER_STANDIN);
+py.FS.writeFile(`${APP_DIR}/_cloudflare_compat_flags.py`, COMPAT_FLAGS_STANDIN);
 py.FS.writeFile(`${APP_DIR}/worker.py`, fs.readFileSync(path.join(here, "worker.py")));
 py.runPython(`import sys; sys.path.insert(0, ${JSON.stringify(APP_DIR)})`);
 
-const worker = py.pyimport("worker");
 const env = { KV: "kv-binding" };
 const waited = [];
-const ctx = { waitUntil: (promise) => waited.push(promise) };
+const waitUntil = (promise) => waited.push(promise);
+const ctx = { waitUntil };
+py.pyimport("_pyodide_entrypoint_helper").cloudflareWorkersModule = { env, waitUntil };
+const worker = py.pyimport("worker");
 const instance = worker.Default(ctx, env);
 const result = {
   pyodide: py.version,
   python: py.runPython("import sys; sys.version.split()[0]"),
   loadMs: Math.round(loadedMs),
   isWorkerEntrypoint: py.runPython("import worker, workers; issubclass(worker.Default, workers.WorkerEntrypoint)"),
-  envIsWrapped: py.runPython("import worker, workers; isinstance(worker.Default(None, {}).env, workers.EnvWrapper)"),
+  envIsWrapped: py.runPython("import worker, workers; isinstance(worker.Default(None, {}).env, workers._EnvWrapper)"),
+  sdk: wheel,
+  sdkIsReal: py.runPython("import workers; workers.__file__.startswith('/polyserve-worker/workers/')"),
   heavyModules: py.runPython("import sys; sorted({'pydantic', 'typing_extensions'} & set(sys.modules))").toJs(),
   http: {},
 };
@@ -212,6 +218,30 @@ result.delayedQueue = {
   error: await errorOf(worker.Delayed(ctx, env).queue(delayedBatch, env, ctx)),
   calls: delayedCalls,
 };
+
+// R2 event notifications, delivered through a queue no @app.queue consumes.
+const r2Calls = [];
+const r2Batch = {
+  queue: "photo-events",
+  messages: [
+    queueMessage(r2Calls, "r1", {
+      account: "acct",
+      action: "PutObject",
+      bucket: "photos",
+      object: { key: "lake é.jpg", size: 4096, eTag: "etag-1" },
+      eventTime: "2025-07-14T08:02:11.512Z",
+    }),
+    queueMessage(r2Calls, "r2", {
+      account: "acct",
+      action: "DeleteObject",
+      bucket: "photos",
+      object: { key: "old.jpg" },
+      eventTime: "2025-07-14T09:00:00.000Z",
+    }),
+    queueMessage(r2Calls, "r3", { action: "PutObject", bucket: "photos" }),
+  ],
+};
+result.r2 = { error: await errorOf(instance.queue(r2Batch, env, ctx)), calls: r2Calls };
 
 const nightly = { scheduledTime: Date.UTC(2025, 5, 1, 3, 0, 0), cron: "0 3 * * *" };
 result.scheduled = {

@@ -9,12 +9,26 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from polyserve import App, Context, HttpError, HttpRequest, HttpResponse, Message, ScheduleEvent
+from polyserve import (
+    App,
+    Context,
+    HttpError,
+    HttpRequest,
+    HttpResponse,
+    Message,
+    ScheduleEvent,
+    StorageEvent,
+)
 from polyserve.idempotency import idempotent
 from polyserve_cloudflare import entrypoint
 
 app = App("pyodide-worker")
-RECORDED: dict[str, list[dict[str, Any]]] = {"messages": [], "schedules": [], "orders": []}
+RECORDED: dict[str, list[dict[str, Any]]] = {
+    "messages": [],
+    "schedules": [],
+    "orders": [],
+    "storage": [],
+}
 
 
 @app.get("/pets/{pet_id:int}")
@@ -82,6 +96,22 @@ async def on_order(message: Message) -> None:
 async def nightly(event: ScheduleEvent) -> None:
     when = event.scheduled_at.isoformat() if event.scheduled_at else None
     RECORDED["schedules"].append({"id": event.id, "name": event.name, "at": when})
+
+
+@app.storage("photos")
+def on_photo(event: StorageEvent) -> None:
+    when = event.occurred_at.isoformat() if event.occurred_at else None
+    RECORDED["storage"].append(
+        {
+            "id": event.id,
+            "action": event.action.value,
+            "bucket": event.bucket,
+            "key": event.key,
+            "size": event.size,
+            "etag": event.etag,
+            "at": when,
+        }
+    )
 
 
 Default = entrypoint(app)
