@@ -43,6 +43,7 @@ from polyserve_azure import (
     _queue,
     _servicebus,
     _timer,
+    _tracing,
 )
 from polyserve_azure._batch import raise_for_failures
 from polyserve_azure._identity import HEADER_SOURCES, Identity
@@ -239,13 +240,16 @@ class _Builder:
         timeout = self.settings.timeout
         if limit is not None:
             timeout = limit if timeout is None else min(timeout, limit)
-        return Context.with_timeout(
+        ctx = Context.with_timeout(
             "azure",
             timeout,
             invocation_id=str(invocation_id),
             function_name=str(function_name),
             raw=native,
         )
+        ctx.trace_from(_tracing.invocation_trace, native)
+        ctx.log_fields = _tracing.log_fields
+        return ctx
 
     def _name(self, *parts: str) -> str:
         # Azure function names: a letter first, then letters, digits, '_' and '-';
@@ -321,6 +325,7 @@ class _Builder:
             except EventError as exc:
                 return _http.to_native(error_response(exc, ctx))
             ctx.principal_from(identify, request.headers)
+            ctx.trace_from(_tracing.http_trace, (request.headers, ctx.raw))
             return _http.to_native(app.handle_http(request, ctx))
 
         self._declare(handler, name, "req", self.func.HttpRequest)
@@ -399,6 +404,7 @@ class _Builder:
         def handler(msg: NativeServiceBusMessage, context: InvocationContext | None = None) -> None:
             ctx = self._context(context, name)
             raw = _expect(msg, _servicebus.matches, "Service Bus message")
+            ctx.trace_from(_tracing.message_trace, (_servicebus.properties_of(raw), ctx.raw))
             event = _servicebus.to_event(raw, ctx, source=logical)
             return _servicebus.to_native(app.handle_event(trigger, logical, event, ctx))
 
@@ -470,6 +476,7 @@ class _Builder:
                 ),
                 item_id=lambda item: _eventhub.item_id(item[1], item[0]),
                 ordered=True,
+                trace_of=lambda item: _eventhub.trace_of(item[1], item[0]),
             )
             raise_for_failures(result)
 
