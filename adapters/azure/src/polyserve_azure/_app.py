@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import re
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from polyserve.app import error_response
+from polyserve.adapter import HTTP_METHODS, error_response
 from polyserve.context import Context
 from polyserve.errors import (
     ConfigurationError,
@@ -33,13 +34,14 @@ from polyserve.errors import (
     UnsupportedEventError,
 )
 from polyserve.events import StorageAction
-from polyserve.routing import HTTP_METHODS, Trigger
+from polyserve.routing import Trigger
 from polyserve_azure import (
     _blob,
     _cosmos,
     _eventgrid,
     _eventhub,
     _http,
+    _kafka,
     _queue,
     _servicebus,
     _timer,
@@ -49,7 +51,7 @@ from polyserve_azure._batch import raise_for_failures
 from polyserve_azure._identity import HEADER_SOURCES, Identity
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
     import azure.functions as func
 
@@ -63,6 +65,7 @@ if TYPE_CHECKING:
         NativeEventGridEvent,
         NativeEventHubEvent,
         NativeHttpRequest,
+        NativeKafkaEvent,
         NativeQueueMessage,
         NativeServiceBusMessage,
         NativeTimer,
@@ -75,6 +78,7 @@ DEFAULT_CONNECTIONS: Mapping[str, str] = {
     "servicebus": "ServiceBusConnection",
     "eventhub": "EventHubConnection",
     "cosmosdb": "CosmosDBConnection",
+    "kafka": "KafkaBrokerList",
 }
 """The app setting each service's triggers read their connection from, by default."""
 
@@ -413,11 +417,13 @@ class _Builder:
     # -- streams ------------------------------------------------------------------
 
     def _stream(self, reg: Registration) -> None:
-        service = self._service(reg, ("eventhub", "cosmosdb"))
+        service = self._service(reg, ("eventhub", "cosmosdb", "kafka"))
         connection = self._connection(reg, service)
         retries = _retries(reg)
         for native in self._natives(reg):
-            if service == "eventhub":
+            if service == "kafka":
+                name, builder = self._kafka(reg, native, connection)
+            elif service == "eventhub":
                 name = self._name("eventhub", native)
                 handler = self._event_hub_handler(reg.name, name)
                 builder = self.native.event_hub_message_trigger(
@@ -450,12 +456,60 @@ class _Builder:
                 )(self._declare(handler, name, "documents", self.func.DocumentList))
             self._register(name, builder, retries)
 
-    @property
-    def _event_list(self) -> Any:
+    def _kafka(self, reg: Registration, topic: str, connection: str) -> tuple[str, Any]:
+        name = self._name("kafka", topic)
+        batch = _flag(reg, "batch", True)
+        options = reg.options.get("kafka_options", {})
+        if not isinstance(options, Mapping):
+            raise ConfigurationError(f"stream {reg.name!r}: kafka_options must be a mapping")
+        handler = self._kafka_handler(reg.name, name, bool(_flag(reg, "ordered", False)))
+        native_type = self._list_of(self.func.KafkaEvent) if batch else self.func.KafkaEvent
+        builder = self.native.kafka_trigger(
+            arg_name="events",
+            topic=topic,
+            broker_list=f"%{connection}%",
+            consumer_group=reg.options.get("consumer_group", "$Default"),
+            cardinality="many" if batch else "one",
+            data_type=self.func.DataType.BINARY,
+            **options,
+        )(self._declare(handler, name, "events", native_type))
+        return name, builder
+
+    def _kafka_handler(self, logical: str, name: str, ordered: bool) -> Callable[..., Any]:
+        app = self.app
+
+        def handler(
+            events: list[NativeKafkaEvent] | NativeKafkaEvent,
+            context: InvocationContext | None = None,
+        ) -> None:
+            ctx = self._context(context, name)
+            raw = _kafka.records(_expect(events, _kafka.matches, "Kafka record or batch"))
+            attempt = _retry_attempt(context)
+            result = app.handle_batch(
+                Trigger.STREAM,
+                list(enumerate(raw)),
+                ctx,
+                decode=lambda item: (
+                    logical,
+                    _kafka.to_event(item[1], item[0], source=logical, attempt=attempt),
+                ),
+                item_id=lambda item: _kafka.failure_id(item[1], item[0]),
+                ordered=ordered,
+                trace_of=lambda item: _kafka.trace_of(item[1], item[0]),
+            )
+            raise_for_failures(result)
+
+        return handler
+
+    def _list_of(self, native_type: Any) -> Any:
         # typing.List, not list[...]: the worker's typing_inspect recognises only
         # typing's generic aliases as iterable annotations.
         generic: Any = typing.List  # noqa: UP006
-        return generic[self.func.EventHubEvent]
+        return generic[native_type]
+
+    @property
+    def _event_list(self) -> Any:
+        return self._list_of(self.func.EventHubEvent)
 
     def _event_hub_handler(self, logical: str, name: str) -> Callable[..., Any]:
         app = self.app
