@@ -27,7 +27,7 @@ import typing
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from polyserve.adapter import HTTP_METHODS, error_response
+from polyserve.adapter import HTTP_METHODS, error_response, run
 from polyserve.errors import (
     ConfigurationError,
     EventError,
@@ -36,20 +36,15 @@ from polyserve.errors import (
 from polyserve.events import StorageAction
 from polyserve.routing import Trigger
 from polyserve_azure import (
-    _blob,
     _cosmos,
     _eventgrid,
-    _eventhub,
     _http,
     _invoke,
-    _kafka,
-    _queue,
-    _servicebus,
     _settings,
+    _sources,
     _timer,
     _tracing,
 )
-from polyserve_azure._batch import raise_for_failures
 from polyserve_azure._identity import Identity
 
 if TYPE_CHECKING:
@@ -319,24 +314,20 @@ class _Builder:
     def _storage_queue_handler(self, logical: str, name: str) -> Callable[..., Any]:
         app = self.app
 
+        source = _sources.QueueSource(Trigger.QUEUE, logical)
+        names = self.settings.names
+
         def handler(msg: NativeQueueMessage, context: InvocationContext | None = None) -> None:
-            ctx = self._context(context, name)
-            event = _queue.to_event(
-                _invoke.expect(msg, _queue.matches, "queue message"), ctx, source=logical
-            )
-            return _queue.to_native(app.handle_event(Trigger.QUEUE, logical, event, ctx))
+            run(app, source, msg, self._context(context, name), names)
 
         return handler
 
     def _service_bus_handler(self, trigger: Trigger, logical: str, name: str) -> Callable[..., Any]:
-        app = self.app
+        app, names = self.app, self.settings.names
+        source = _sources.ServiceBusSource(trigger, logical)
 
         def handler(msg: NativeServiceBusMessage, context: InvocationContext | None = None) -> None:
-            ctx = self._context(context, name)
-            raw = _invoke.expect(msg, _servicebus.matches, "Service Bus message")
-            ctx.trace_from(_tracing.message_trace, (_servicebus.properties_of(raw), ctx.raw))
-            event = _servicebus.to_event(raw, ctx, source=logical)
-            return _servicebus.to_native(app.handle_event(trigger, logical, event, ctx))
+            run(app, source, msg, self._context(context, name), names)
 
         return handler
 
@@ -404,28 +395,14 @@ class _Builder:
         return name, builder
 
     def _kafka_handler(self, logical: str, name: str, ordered: bool) -> Callable[..., Any]:
-        app = self.app
+        app, names = self.app, self.settings.names
+        source = _sources.KafkaSource(Trigger.STREAM, logical, ordered)
 
         def handler(
             events: list[NativeKafkaEvent] | NativeKafkaEvent,
             context: InvocationContext | None = None,
         ) -> None:
-            ctx = self._context(context, name)
-            raw = _kafka.records(_invoke.expect(events, _kafka.matches, "Kafka record or batch"))
-            attempt = _invoke.retry_attempt(context)
-            result = app.handle_batch(
-                Trigger.STREAM,
-                list(enumerate(raw)),
-                ctx,
-                decode=lambda item: (
-                    logical,
-                    _kafka.to_event(item[1], item[0], source=logical, attempt=attempt),
-                ),
-                item_id=lambda item: _kafka.failure_id(item[1], item[0]),
-                ordered=ordered,
-                trace_of=lambda item: _kafka.trace_of(item[1], item[0]),
-            )
-            raise_for_failures(result)
+            run(app, source, events, self._context(context, name), names)
 
         return handler
 
@@ -440,50 +417,24 @@ class _Builder:
         return self._list_of(self.func.EventHubEvent)
 
     def _event_hub_handler(self, logical: str, name: str) -> Callable[..., Any]:
-        app = self.app
+        app, names = self.app, self.settings.names
+        source = _sources.EventHubSource(Trigger.STREAM, logical)
 
         def handler(
             events: list[NativeEventHubEvent], context: InvocationContext | None = None
         ) -> None:
-            ctx = self._context(context, name)
-            batch = list(enumerate(_invoke.expect(events, _eventhub.matches, "Event Hubs batch")))
-            attempt = _invoke.retry_attempt(context)
-            result = app.handle_batch(
-                Trigger.STREAM,
-                batch,
-                ctx,
-                decode=lambda item: (
-                    logical,
-                    _eventhub.to_event(item[1], item[0], source=logical, attempt=attempt),
-                ),
-                item_id=lambda item: _eventhub.item_id(item[1], item[0]),
-                ordered=True,
-                trace_of=lambda item: _eventhub.trace_of(item[1], item[0]),
-            )
-            raise_for_failures(result)
+            run(app, source, events, self._context(context, name), names)
 
         return handler
 
     def _cosmos_handler(
         self, logical: str, name: str, paths: tuple[str, ...]
     ) -> Callable[..., Any]:
-        app = self.app
+        app, names = self.app, self.settings.names
+        source = _sources.CosmosSource(Trigger.STREAM, logical, paths)
 
         def handler(documents: list[object], context: InvocationContext | None = None) -> None:
-            ctx = self._context(context, name)
-            batch = list(enumerate(_invoke.expect(documents, _cosmos.matches, "Cosmos DB batch")))
-            result = app.handle_batch(
-                Trigger.STREAM,
-                batch,
-                ctx,
-                decode=lambda item: (
-                    logical,
-                    _cosmos.to_event(item[1], source=logical, partition_key=paths),
-                ),
-                item_id=lambda item: _cosmos.item_id(item[1], item[0]),
-                ordered=True,
-            )
-            raise_for_failures(result)
+            run(app, source, documents, self._context(context, name), names)
 
         return handler
 
@@ -502,13 +453,11 @@ class _Builder:
             self._register(name, builder)
 
     def _blob_handler(self, logical: str, container: str, name: str) -> Callable[..., Any]:
-        app = self.app
+        app, names = self.app, self.settings.names
+        source = _sources.BlobSource(Trigger.STORAGE, logical, container)
 
         def handler(blob: NativeBlob, context: InvocationContext | None = None) -> None:
-            ctx = self._context(context, name)
-            raw = _invoke.expect(blob, _blob.matches, "blob")
-            event = _blob.to_event(raw, ctx, container=container)
-            return _blob.to_native(app.handle_event(Trigger.STORAGE, logical, event, ctx))
+            run(app, source, blob, self._context(context, name), names)
 
         return handler
 
@@ -519,14 +468,11 @@ class _Builder:
             raise ConfigurationError("schedule '*': every schedule needs its own name")
         schedule = _timer.ncrontab(reg.name, reg.options.get("cron"), reg.options.get("rate"))
         name = self._name("schedule", reg.name)
-        app, logical = self.app, reg.name
+        app, names = self.app, self.settings.names
+        source = _sources.TimerSource(Trigger.SCHEDULE, reg.name)
 
         def handler(timer: NativeTimer, context: InvocationContext | None = None) -> None:
-            ctx = self._context(context, name)
-            event = _timer.to_event(
-                _invoke.expect(timer, _timer.matches, "timer"), ctx, name=logical
-            )
-            return _timer.to_native(app.handle_event(Trigger.SCHEDULE, logical, event, ctx))
+            run(app, source, timer, self._context(context, name), names)
 
         builder = self.native.timer_trigger(arg_name="timer", schedule=schedule)(
             self._declare(handler, name, "timer", self.func.TimerRequest)
