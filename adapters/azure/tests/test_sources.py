@@ -12,6 +12,7 @@ from adapters.azure.tests.support import queue_message
 from polyserve import App, Context, Message, Trigger, UnsupportedEventError
 from polyserve.adapter import Event, run
 from polyserve_azure import _sources
+from polyserve_azure._identity import Identity
 
 SOURCES = [
     _sources.QueueSource(Trigger.QUEUE, "orders"),
@@ -21,6 +22,7 @@ SOURCES = [
     _sources.EventHubSource(Trigger.STREAM, "telemetry"),
     _sources.KafkaSource(Trigger.STREAM, "orders", ordered=False),
     _sources.CosmosSource(Trigger.STREAM, "items", ("/tenant",)),
+    _sources.EventGridSource(App("grid")),
 ]
 
 
@@ -36,6 +38,15 @@ def test_one_interface(source: Any) -> None:
     assert not source.matches(SimpleNamespace())
     with pytest.raises(UnsupportedEventError):
         source.to_event(SimpleNamespace(), Context("azure"), {})
+
+
+def test_the_http_source_answers_a_request_it_cannot_read_with_a_400() -> None:
+    source = _sources.HttpSource("api", Identity({}))
+    assert source.is_http is True
+    assert list(inspect.signature(source.to_event).parameters) == ["raw", "context", "names"]
+    assert list(inspect.signature(source.to_native).parameters) == ["outcome", "raw", "context"]
+    response = run(App("http"), source, SimpleNamespace(method=None), Context("azure"), {})
+    assert response.status_code == 400
 
 
 def test_a_source_runs_through_the_shared_entry_point() -> None:

@@ -27,23 +27,18 @@ import typing
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from polyserve.adapter import HTTP_METHODS, error_response, run
+from polyserve.adapter import HTTP_METHODS, run
 from polyserve.errors import (
     ConfigurationError,
-    EventError,
     MissingDependencyError,
 )
-from polyserve.events import StorageAction
 from polyserve.routing import Trigger
 from polyserve_azure import (
     _cosmos,
-    _eventgrid,
-    _http,
     _invoke,
     _settings,
     _sources,
     _timer,
-    _tracing,
 )
 from polyserve_azure._identity import Identity
 
@@ -243,15 +238,11 @@ class _Builder:
         name = self._name("http")
         identify = Identity(self.settings.trust)
 
+        source = _sources.HttpSource(prefix, identify)
+        names = self.settings.names
+
         def handler(req: NativeHttpRequest, context: InvocationContext | None = None) -> Any:
-            ctx = self._context(context, name, _HTTP_LIMIT)
-            try:
-                request = _http.to_event(req, ctx, route_prefix=prefix)
-            except EventError as exc:
-                return _http.to_native(error_response(exc, ctx))
-            ctx.principal_from(identify, request.headers)
-            ctx.trace_from(_tracing.http_trace, (request.headers, ctx.raw))
-            return _http.to_native(app.handle_http(request, ctx))
+            return run(app, source, req, self._context(context, name, _HTTP_LIMIT), names)
 
         self._declare(handler, name, "req", self.func.HttpRequest)
         handler.__annotations__["return"] = self.func.HttpResponse
@@ -493,34 +484,13 @@ class _Builder:
         name = self._name("eventgrid")
         app, names = self.app, self.settings.names
 
+        source = _sources.EventGridSource(app)
+
         def handler(
             event: NativeEventGridEvent | NativeCloudEvent,
             context: InvocationContext | None = None,
         ) -> None:
-            ctx = self._context(context, name)
-            cloud = _eventgrid.to_event(
-                _invoke.expect(event, _eventgrid.matches, "Event Grid event"), ctx
-            )
-            change = _eventgrid.storage_change(cloud)
-            if change is not None:
-                logical = names.get(change.bucket, change.bucket)
-                reg = app.find(Trigger.STORAGE, logical, change.action.value)
-                if reg is not None:
-                    if change.action is StorageAction.CREATED and _settings.has_blob_trigger(reg):
-                        # The blob trigger delivers this creation; handling it here too
-                        # would run the handler twice for one blob.
-                        ctx.logger.info(
-                            "blob creation left to the blob trigger",
-                            container=change.bucket,
-                            key=change.key,
-                        )
-                        return None
-                    return _eventgrid.to_native(
-                        app.handle_event(Trigger.STORAGE, logical, change, ctx)
-                    )
-            return _eventgrid.to_native(
-                app.handle_event(Trigger.CLOUDEVENT, cloud.type, cloud, ctx)
-            )
+            run(app, source, event, self._context(context, name), names)
 
         builder = self.native.event_grid_trigger(arg_name="event")(
             self._declare(handler, name, "event", self.func.EventGridEvent)

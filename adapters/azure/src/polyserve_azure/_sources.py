@@ -13,14 +13,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from polyserve.adapter import Batch, Event
+from polyserve.events import StorageAction
+from polyserve.routing import Trigger
 from polyserve_azure import (
     _blob,
     _cosmos,
+    _eventgrid,
     _eventhub,
+    _http,
     _invoke,
     _kafka,
     _queue,
     _servicebus,
+    _settings,
     _timer,
     _tracing,
 )
@@ -29,19 +34,45 @@ from polyserve_azure._batch import raise_for_failures
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from polyserve.app import App
     from polyserve.batch import BatchResult
     from polyserve.context import Context
-    from polyserve.routing import Trigger
+    from polyserve.events import HttpRequest, HttpResponse
+    from polyserve_azure._identity import Identity
 
 __all__ = [
     "BlobSource",
     "CosmosSource",
+    "EventGridSource",
     "EventHubSource",
+    "HttpSource",
     "KafkaSource",
     "QueueSource",
     "ServiceBusSource",
     "TimerSource",
 ]
+
+
+class HttpSource:
+    """The one HTTP function's requests; the caller's identity and trace come from headers."""
+
+    is_http = True
+
+    def __init__(self, route_prefix: str, identify: Identity) -> None:
+        self.route_prefix = route_prefix
+        self.identify = identify
+
+    def matches(self, raw: Any) -> bool:
+        return _http.matches(raw)
+
+    def to_event(self, raw: Any, context: Context, names: Mapping[str, str]) -> HttpRequest:
+        request = _http.to_event(raw, context, route_prefix=self.route_prefix)
+        context.principal_from(self.identify, request.headers)
+        context.trace_from(_tracing.http_trace, (request.headers, context.raw))
+        return request
+
+    def to_native(self, outcome: HttpResponse, raw: Any, context: Context) -> Any:
+        return _http.to_native(outcome)
 
 
 class _EntitySource:
@@ -201,3 +232,42 @@ class CosmosSource(_BatchSource):
             item_id=lambda item: _cosmos.item_id(item[1], item[0]),
             ordered=True,
         )
+
+
+class EventGridSource:
+    """The one Event Grid function: blob events for storage registrations, else CloudEvents.
+
+    A blob event goes to the storage registration of its container (through ``names``)
+    when one handles its action; any other event is a ``CloudEvent`` for its type.
+    """
+
+    is_http = False
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def matches(self, raw: Any) -> bool:
+        return _eventgrid.matches(raw)
+
+    def to_event(self, raw: Any, context: Context, names: Mapping[str, str]) -> Event | Batch:
+        cloud = _eventgrid.to_event(_invoke.expect(raw, self.matches, "Event Grid event"), context)
+        change = _eventgrid.storage_change(cloud)
+        if change is not None:
+            logical = names.get(change.bucket, change.bucket)
+            reg = self.app.find(Trigger.STORAGE, logical, change.action.value)
+            if reg is not None:
+                if change.action is StorageAction.CREATED and _settings.has_blob_trigger(reg):
+                    # The blob trigger delivers this creation; handling it here too would
+                    # run the handler twice for one blob. Nothing to run: an empty batch.
+                    context.logger.info(
+                        "blob creation left to the blob trigger",
+                        container=change.bucket,
+                        key=change.key,
+                    )
+                    return Batch(Trigger.STORAGE, (), (), item_id=str)
+                return Event(Trigger.STORAGE, logical, change)
+        return Event(Trigger.CLOUDEVENT, cloud.type, cloud)
+
+    def to_native(self, outcome: Any, raw: Any, context: Context) -> None:
+        """Nothing: an Event Grid function has no output binding."""
+        return None
