@@ -165,7 +165,7 @@ def datum(spec: Any) -> meta.Datum:
 
     ``bytes`` values are text, or base64 with ``"encoding": "base64"``; ``json`` values are
     any JSON (serialised here, as the host sends a string); ``collection_bytes`` and
-    ``collection_string`` take a list; ``http`` takes an object of datums, with ``headers``,
+    ``collection_string`` and ``collection_sint64`` take a list; ``http`` takes an object of datums, with ``headers``,
     ``query`` and ``params`` as objects of datums.
     """
     kind = spec["type"]
@@ -180,6 +180,8 @@ def datum(spec: Any) -> meta.Datum:
         return meta.Datum(SimpleNamespace(bytes=[base64.b64decode(v) for v in value]), kind)
     if kind == "collection_string":
         return meta.Datum(SimpleNamespace(string=list(value)), kind)
+    if kind == "collection_sint64":
+        return meta.Datum(SimpleNamespace(sint64=[int(v) for v in value]), kind)
     if kind == "http":
         fields: dict[str, Any] = {}
         for name, item in value.items():

@@ -109,7 +109,7 @@ def test_route_and_auth_level_are_configurable() -> None:
         {"http_route": "/api/{*path}"},
         {"http_route": ""},
         {"function_timeout": 0},
-        {"connections": {"kafka": "KafkaConn"}},
+        {"connections": {"rabbitmq": "RabbitConn"}},
         {"connections": {"storage": ""}},
         {"names": {"orders-prod": 7}},
     ],

@@ -25,6 +25,7 @@ from polyserve_azure import (
     _eventgrid,
     _eventhub,
     _http,
+    _kafka,
     _queue,
     _servicebus,
     _timer,
@@ -65,6 +66,9 @@ def _translate(binding: str, native: Any, ctx: Context) -> list[object]:
         return [_servicebus.to_event(native, ctx, source="sb")]
     if binding == "eventHubTrigger":
         return [_eventhub.to_event(e, i, source="hub") for i, e in enumerate(native)]
+    if binding == "kafkaTrigger":
+        batch = _kafka.records(native)
+        return [_kafka.to_event(e, i, source="topic") for i, e in enumerate(batch)]
     if binding == "cosmosDBTrigger":
         return [_cosmos.to_event(d, source="items") for d in native]
     if binding == "blobTrigger":

@@ -7,12 +7,15 @@ app. Which function is generated for what::
     HTTP routes (any)           one httpTrigger "http", route "{*path}", every method
     Trigger.QUEUE               queueTrigger (Storage), or serviceBusTrigger with service="servicebus"
     Trigger.TOPIC               serviceBusTrigger on topic + subscription (option subscription=)
-    Trigger.STREAM              eventHubTrigger (many), or cosmosDBTrigger with service="cosmosdb"
+    Trigger.STREAM              eventHubTrigger (many), cosmosDBTrigger with service="cosmosdb",
+                                or kafkaTrigger with service="kafka"
     Trigger.STORAGE             blobTrigger "<container>/{name}" for created blobs
     Trigger.SCHEDULE            timerTrigger, NCRONTAB from cron= or rate=
     Trigger.CLOUDEVENT (any)    one eventGridTrigger "eventgrid" for every type, which also
                                 carries blob deletions to storage registrations
 
+This module registers the functions; ``_settings`` checks the arguments and options,
+``_invoke`` holds what every function does per call (its ``Context``, ...).
 The closures carry real ``azure.functions`` annotations, set when they are built,
 because the worker picks each parameter's converter from its annotation.
 """
@@ -21,38 +24,31 @@ from __future__ import annotations
 
 import re
 import typing
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from polyserve.app import error_response
-from polyserve.context import Context
+from polyserve.adapter import HTTP_METHODS, run
 from polyserve.errors import (
     ConfigurationError,
-    EventError,
     MissingDependencyError,
-    UnsupportedEventError,
 )
-from polyserve.events import StorageAction
-from polyserve.routing import HTTP_METHODS, Trigger
+from polyserve.routing import Trigger
 from polyserve_azure import (
-    _blob,
     _cosmos,
-    _eventgrid,
-    _eventhub,
-    _http,
-    _queue,
-    _servicebus,
+    _invoke,
+    _settings,
+    _sources,
     _timer,
 )
-from polyserve_azure._batch import raise_for_failures
-from polyserve_azure._identity import HEADER_SOURCES, Identity
+from polyserve_azure._identity import Identity
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
     import azure.functions as func
 
     from polyserve.app import App
+    from polyserve.context import Context
     from polyserve.identity import HeaderTrust
     from polyserve.routing import Registration
     from polyserve_azure._types import (
@@ -62,6 +58,7 @@ if TYPE_CHECKING:
         NativeEventGridEvent,
         NativeEventHubEvent,
         NativeHttpRequest,
+        NativeKafkaEvent,
         NativeQueueMessage,
         NativeServiceBusMessage,
         NativeTimer,
@@ -69,26 +66,14 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_CONNECTIONS", "function_app"]
 
-DEFAULT_CONNECTIONS: Mapping[str, str] = {
-    "storage": "AzureWebJobsStorage",
-    "servicebus": "ServiceBusConnection",
-    "eventhub": "EventHubConnection",
-    "cosmosdb": "CosmosDBConnection",
-}
+DEFAULT_CONNECTIONS = _settings.DEFAULT_CONNECTIONS
 """The app setting each service's triggers read their connection from, by default."""
 
-_AUTH_LEVELS = ("anonymous", "function", "admin")
 _INVALID_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 _MAX_NAME = 127
-# Event Hubs and Cosmos DB checkpoint after every invocation, failed or not: only a
-# retry policy redelivers a failed batch. Five tries, 4 s to 15 min apart.
-_STREAM_RETRIES = 5
 # Azure's load balancer ends an HTTP request after 230 seconds, whatever
 # functionTimeout allows, so an HTTP handler's deadline is never later than that.
 _HTTP_LIMIT = 230.0
-# The default of every generated function's `context` parameter, read as "no context"
-# (a local call). Not None: see _declare.
-_NO_CONTEXT: Any = object()
 
 
 def function_app(
@@ -138,7 +123,7 @@ def function_app(
         raise MissingDependencyError(
             "azure-functions", feature="polyserve_azure.function_app"
         ) from exc
-    settings = _Settings.build(
+    settings = _settings.Settings.build(
         connections, auth_level, function_timeout, names, route_prefix, identity_headers
     )
     if not isinstance(http_route, str) or not http_route or http_route.startswith("/"):
@@ -146,61 +131,10 @@ def function_app(
     return _Builder(app, func, settings).build(http_route)
 
 
-@dataclass(frozen=True)
-class _Settings:
-    connections: Mapping[str, str]
-    auth_level: str
-    timeout: float | None
-    names: Mapping[str, str]
-    route_prefix: str
-    trust: Mapping[str, HeaderTrust]
-
-    @classmethod
-    def build(
-        cls,
-        connections: Mapping[str, str] | None,
-        auth_level: str,
-        timeout: float | None,
-        names: Mapping[str, str] | None,
-        route_prefix: str,
-        identity_headers: Mapping[str, HeaderTrust] | None = None,
-    ) -> _Settings:
-        merged = dict(DEFAULT_CONNECTIONS)
-        for service, setting in (connections or {}).items():
-            if service not in DEFAULT_CONNECTIONS:
-                raise ConfigurationError(
-                    f"unknown connection service {service!r}; use {sorted(DEFAULT_CONNECTIONS)}"
-                )
-            merged[service] = _setting_name(setting, f"connections[{service!r}]")
-        level = auth_level.lower() if isinstance(auth_level, str) else ""
-        if level not in _AUTH_LEVELS:
-            raise ConfigurationError(f"auth_level must be one of {_AUTH_LEVELS}: {auth_level!r}")
-        if timeout is not None and not timeout > 0:
-            raise ConfigurationError(f"function_timeout must be positive or None: {timeout!r}")
-        mapping = dict(names or {})
-        for native, logical in mapping.items():
-            if not isinstance(native, str) or not native or not isinstance(logical, str):
-                raise ConfigurationError(f"names must map names to names: {native!r}: {logical!r}")
-        if not isinstance(route_prefix, str):
-            raise ConfigurationError(f"route_prefix must be a string: {route_prefix!r}")
-        trust: Mapping[str, HeaderTrust] = {}
-        if identity_headers:
-            from polyserve.identity import header_trust
-
-            trust = header_trust(identity_headers, HEADER_SOURCES)
-        return cls(merged, level, timeout, mapping, route_prefix, trust)
-
-
-def _setting_name(value: object, what: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigurationError(f"{what} must name an app setting, got {value!r}")
-    return value
-
-
 class _Builder:
     """Adds one function per HTTP app, registration and native entity to a ``FunctionApp``."""
 
-    def __init__(self, app: App, sdk: Any, settings: _Settings) -> None:
+    def __init__(self, app: App, sdk: Any, settings: _settings.Settings) -> None:
         self.app = app
         self.func = sdk
         self.settings = settings
@@ -232,20 +166,10 @@ class _Builder:
     def _context(
         self, native: InvocationContext | None, name: str, limit: float | None = None
     ) -> Context:
-        if native is _NO_CONTEXT:
-            native = None
-        invocation_id = getattr(native, "invocation_id", None) or ""
-        function_name = getattr(native, "function_name", None) or name
         timeout = self.settings.timeout
         if limit is not None:
             timeout = limit if timeout is None else min(timeout, limit)
-        return Context.with_timeout(
-            "azure",
-            timeout,
-            invocation_id=str(invocation_id),
-            function_name=str(function_name),
-            raw=native,
-        )
+        return _invoke.context(native, name, timeout)
 
     def _name(self, *parts: str) -> str:
         # Azure function names: a letter first, then letters, digits, '_' and '-';
@@ -273,7 +197,7 @@ class _Builder:
         # no function would load. The default stays, so the function can still be called
         # without a context, but is a stand-in that _context reads as None.
         assert handler.__defaults__ == (None,), "context is the one defaulted parameter"
-        handler.__defaults__ = (_NO_CONTEXT,)
+        handler.__defaults__ = (_invoke.NO_CONTEXT,)
         return handler
 
     def _register(self, name: str, builder: Any, retries: int | None = None) -> None:
@@ -305,7 +229,7 @@ class _Builder:
 
     def _connection(self, reg: Registration, service: str) -> str:
         value = reg.options.get("connection", self.settings.connections[service])
-        return _setting_name(value, f"{reg.trigger.value} {reg.name!r} connection")
+        return _settings.setting_name(value, f"{reg.trigger.value} {reg.name!r} connection")
 
     # -- HTTP -------------------------------------------------------------------
 
@@ -314,14 +238,11 @@ class _Builder:
         name = self._name("http")
         identify = Identity(self.settings.trust)
 
+        source = _sources.HttpSource(prefix, identify)
+        names = self.settings.names
+
         def handler(req: NativeHttpRequest, context: InvocationContext | None = None) -> Any:
-            ctx = self._context(context, name, _HTTP_LIMIT)
-            try:
-                request = _http.to_event(req, ctx, route_prefix=prefix)
-            except EventError as exc:
-                return _http.to_native(error_response(exc, ctx))
-            ctx.principal_from(identify, request.headers)
-            return _http.to_native(app.handle_http(request, ctx))
+            return run(app, source, req, self._context(context, name, _HTTP_LIMIT), names)
 
         self._declare(handler, name, "req", self.func.HttpRequest)
         handler.__annotations__["return"] = self.func.HttpResponse
@@ -356,7 +277,7 @@ class _Builder:
                     connection=connection,
                     queue_name=native,
                     data_type=self.func.DataType.BINARY,
-                    is_sessions_enabled=_flag(reg, "sessions"),
+                    is_sessions_enabled=_settings.flag(reg, "sessions"),
                 )(self._declare(handler, name, "msg", self.func.ServiceBusMessage))
             self._register(name, builder)
 
@@ -377,41 +298,40 @@ class _Builder:
                 topic_name=native,
                 subscription_name=subscription,
                 data_type=self.func.DataType.BINARY,
-                is_sessions_enabled=_flag(reg, "sessions"),
+                is_sessions_enabled=_settings.flag(reg, "sessions"),
             )(self._declare(handler, name, "msg", self.func.ServiceBusMessage))
             self._register(name, builder)
 
     def _storage_queue_handler(self, logical: str, name: str) -> Callable[..., Any]:
         app = self.app
 
+        source = _sources.QueueSource(Trigger.QUEUE, logical)
+        names = self.settings.names
+
         def handler(msg: NativeQueueMessage, context: InvocationContext | None = None) -> None:
-            ctx = self._context(context, name)
-            event = _queue.to_event(
-                _expect(msg, _queue.matches, "queue message"), ctx, source=logical
-            )
-            return _queue.to_native(app.handle_event(Trigger.QUEUE, logical, event, ctx))
+            run(app, source, msg, self._context(context, name), names)
 
         return handler
 
     def _service_bus_handler(self, trigger: Trigger, logical: str, name: str) -> Callable[..., Any]:
-        app = self.app
+        app, names = self.app, self.settings.names
+        source = _sources.ServiceBusSource(trigger, logical)
 
         def handler(msg: NativeServiceBusMessage, context: InvocationContext | None = None) -> None:
-            ctx = self._context(context, name)
-            raw = _expect(msg, _servicebus.matches, "Service Bus message")
-            event = _servicebus.to_event(raw, ctx, source=logical)
-            return _servicebus.to_native(app.handle_event(trigger, logical, event, ctx))
+            run(app, source, msg, self._context(context, name), names)
 
         return handler
 
     # -- streams ------------------------------------------------------------------
 
     def _stream(self, reg: Registration) -> None:
-        service = self._service(reg, ("eventhub", "cosmosdb"))
+        service = self._service(reg, ("eventhub", "cosmosdb", "kafka"))
         connection = self._connection(reg, service)
-        retries = _retries(reg)
+        retries = _settings.retries(reg)
         for native in self._natives(reg):
-            if service == "eventhub":
+            if service == "kafka":
+                name, builder = self._kafka(reg, native, connection)
+            elif service == "eventhub":
                 name = self._name("eventhub", native)
                 handler = self._event_hub_handler(reg.name, name)
                 builder = self.native.event_hub_message_trigger(
@@ -436,72 +356,83 @@ class _Builder:
                     connection=connection,
                     database_name=database,
                     container_name=native,
-                    lease_container_name=_setting_name(
+                    lease_container_name=_settings.setting_name(
                         reg.options.get("lease_container", "leases"),
                         f"stream {reg.name!r} lease_container",
                     ),
-                    create_lease_container_if_not_exists=_flag(reg, "create_lease_container", True),
+                    create_lease_container_if_not_exists=_settings.flag(
+                        reg, "create_lease_container", True
+                    ),
                 )(self._declare(handler, name, "documents", self.func.DocumentList))
             self._register(name, builder, retries)
 
-    @property
-    def _event_list(self) -> Any:
+    def _kafka(self, reg: Registration, topic: str, connection: str) -> tuple[str, Any]:
+        name = self._name("kafka", topic)
+        batch = _settings.flag(reg, "batch", True)
+        options = reg.options.get("kafka_options", {})
+        if not isinstance(options, Mapping):
+            raise ConfigurationError(f"stream {reg.name!r}: kafka_options must be a mapping")
+        handler = self._kafka_handler(reg.name, name, bool(_settings.flag(reg, "ordered", False)))
+        native_type = self._list_of(self.func.KafkaEvent) if batch else self.func.KafkaEvent
+        builder = self.native.kafka_trigger(
+            arg_name="events",
+            topic=topic,
+            broker_list=f"%{connection}%",
+            consumer_group=reg.options.get("consumer_group", "$Default"),
+            cardinality="many" if batch else "one",
+            data_type=self.func.DataType.BINARY,
+            **options,
+        )(self._declare(handler, name, "events", native_type))
+        return name, builder
+
+    def _kafka_handler(self, logical: str, name: str, ordered: bool) -> Callable[..., Any]:
+        app, names = self.app, self.settings.names
+        source = _sources.KafkaSource(Trigger.STREAM, logical, ordered)
+
+        def handler(
+            events: list[NativeKafkaEvent] | NativeKafkaEvent,
+            context: InvocationContext | None = None,
+        ) -> None:
+            run(app, source, events, self._context(context, name), names)
+
+        return handler
+
+    def _list_of(self, native_type: Any) -> Any:
         # typing.List, not list[...]: the worker's typing_inspect recognises only
         # typing's generic aliases as iterable annotations.
         generic: Any = typing.List  # noqa: UP006
-        return generic[self.func.EventHubEvent]
+        return generic[native_type]
+
+    @property
+    def _event_list(self) -> Any:
+        return self._list_of(self.func.EventHubEvent)
 
     def _event_hub_handler(self, logical: str, name: str) -> Callable[..., Any]:
-        app = self.app
+        app, names = self.app, self.settings.names
+        source = _sources.EventHubSource(Trigger.STREAM, logical)
 
         def handler(
             events: list[NativeEventHubEvent], context: InvocationContext | None = None
         ) -> None:
-            ctx = self._context(context, name)
-            batch = list(enumerate(_expect(events, _eventhub.matches, "Event Hubs batch")))
-            attempt = _retry_attempt(context)
-            result = app.handle_batch(
-                Trigger.STREAM,
-                batch,
-                ctx,
-                decode=lambda item: (
-                    logical,
-                    _eventhub.to_event(item[1], item[0], source=logical, attempt=attempt),
-                ),
-                item_id=lambda item: _eventhub.item_id(item[1], item[0]),
-                ordered=True,
-            )
-            raise_for_failures(result)
+            run(app, source, events, self._context(context, name), names)
 
         return handler
 
     def _cosmos_handler(
         self, logical: str, name: str, paths: tuple[str, ...]
     ) -> Callable[..., Any]:
-        app = self.app
+        app, names = self.app, self.settings.names
+        source = _sources.CosmosSource(Trigger.STREAM, logical, paths)
 
         def handler(documents: list[object], context: InvocationContext | None = None) -> None:
-            ctx = self._context(context, name)
-            batch = list(enumerate(_expect(documents, _cosmos.matches, "Cosmos DB batch")))
-            result = app.handle_batch(
-                Trigger.STREAM,
-                batch,
-                ctx,
-                decode=lambda item: (
-                    logical,
-                    _cosmos.to_event(item[1], source=logical, partition_key=paths),
-                ),
-                item_id=lambda item: _cosmos.item_id(item[1], item[0]),
-                ordered=True,
-            )
-            raise_for_failures(result)
+            run(app, source, documents, self._context(context, name), names)
 
         return handler
 
     # -- storage ------------------------------------------------------------------
 
     def _storage(self, reg: Registration) -> None:
-        if not _has_blob_trigger(reg):
+        if not _settings.has_blob_trigger(reg):
             return  # every event of this registration comes through Event Grid
         connection = self._connection(reg, "storage")
         for native in self._natives(reg):
@@ -513,13 +444,11 @@ class _Builder:
             self._register(name, builder)
 
     def _blob_handler(self, logical: str, container: str, name: str) -> Callable[..., Any]:
-        app = self.app
+        app, names = self.app, self.settings.names
+        source = _sources.BlobSource(Trigger.STORAGE, logical, container)
 
         def handler(blob: NativeBlob, context: InvocationContext | None = None) -> None:
-            ctx = self._context(context, name)
-            raw = _expect(blob, _blob.matches, "blob")
-            event = _blob.to_event(raw, ctx, container=container)
-            return _blob.to_native(app.handle_event(Trigger.STORAGE, logical, event, ctx))
+            run(app, source, blob, self._context(context, name), names)
 
         return handler
 
@@ -530,12 +459,11 @@ class _Builder:
             raise ConfigurationError("schedule '*': every schedule needs its own name")
         schedule = _timer.ncrontab(reg.name, reg.options.get("cron"), reg.options.get("rate"))
         name = self._name("schedule", reg.name)
-        app, logical = self.app, reg.name
+        app, names = self.app, self.settings.names
+        source = _sources.TimerSource(Trigger.SCHEDULE, reg.name)
 
         def handler(timer: NativeTimer, context: InvocationContext | None = None) -> None:
-            ctx = self._context(context, name)
-            event = _timer.to_event(_expect(timer, _timer.matches, "timer"), ctx, name=logical)
-            return _timer.to_native(app.handle_event(Trigger.SCHEDULE, logical, event, ctx))
+            run(app, source, timer, self._context(context, name), names)
 
         builder = self.native.timer_trigger(arg_name="timer", schedule=schedule)(
             self._declare(handler, name, "timer", self.func.TimerRequest)
@@ -548,7 +476,7 @@ class _Builder:
         for reg in self.app.registrations:
             if reg.trigger is Trigger.CLOUDEVENT:
                 return True
-            if reg.trigger is Trigger.STORAGE and _event_grid_actions(reg):
+            if reg.trigger is Trigger.STORAGE and _settings.event_grid_actions(reg):
                 return True
         return False
 
@@ -556,81 +484,15 @@ class _Builder:
         name = self._name("eventgrid")
         app, names = self.app, self.settings.names
 
+        source = _sources.EventGridSource(app)
+
         def handler(
             event: NativeEventGridEvent | NativeCloudEvent,
             context: InvocationContext | None = None,
         ) -> None:
-            ctx = self._context(context, name)
-            cloud = _eventgrid.to_event(_expect(event, _eventgrid.matches, "Event Grid event"), ctx)
-            change = _eventgrid.storage_change(cloud)
-            if change is not None:
-                logical = names.get(change.bucket, change.bucket)
-                reg = app.find(Trigger.STORAGE, logical, change.action.value)
-                if reg is not None:
-                    if change.action is StorageAction.CREATED and _has_blob_trigger(reg):
-                        # The blob trigger delivers this creation; handling it here too
-                        # would run the handler twice for one blob.
-                        ctx.logger.info(
-                            "blob creation left to the blob trigger",
-                            container=change.bucket,
-                            key=change.key,
-                        )
-                        return None
-                    return _eventgrid.to_native(
-                        app.handle_event(Trigger.STORAGE, logical, change, ctx)
-                    )
-            return _eventgrid.to_native(
-                app.handle_event(Trigger.CLOUDEVENT, cloud.type, cloud, ctx)
-            )
+            run(app, source, event, self._context(context, name), names)
 
         builder = self.native.event_grid_trigger(arg_name="event")(
             self._declare(handler, name, "event", self.func.EventGridEvent)
         )
         self._register(name, builder)
-
-
-def _expect(raw: Any, matches: Callable[[object], bool], what: str) -> Any:
-    if not matches(raw):
-        raise UnsupportedEventError(
-            f"expected a {what}, got {type(raw).__name__}",
-            description={"provider": "azure", "expected": what},
-        )
-    return raw
-
-
-def _retry_attempt(context: InvocationContext | None) -> int:
-    # With a retry policy the worker counts the runs of one invocation: retry_count
-    # is 0 on the first run. Without one there is no count, and every run is the first.
-    count = getattr(getattr(context, "retry_context", None), "retry_count", None)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        return 1
-    return count + 1
-
-
-def _flag(reg: Registration, option: str, default: bool | None = None) -> bool | None:
-    value = reg.options.get(option, default)
-    if value is not None and not isinstance(value, bool):
-        raise ConfigurationError(f"{reg.trigger.value} {reg.name!r}: {option} must be a boolean")
-    return value
-
-
-def _retries(reg: Registration) -> int:
-    value = reg.options.get("max_retries", _STREAM_RETRIES)
-    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
-        raise ConfigurationError(
-            f"stream {reg.name!r}: max_retries must be an integer >= -1 (-1: forever)"
-        )
-    return value
-
-
-def _actions(reg: Registration) -> frozenset[str]:
-    return frozenset(str(a) for a in reg.options.get("actions", ("created", "deleted")))
-
-
-def _has_blob_trigger(reg: Registration) -> bool:
-    return "created" in _actions(reg) and reg.options.get("blob_trigger", True) is not False
-
-
-def _event_grid_actions(reg: Registration) -> bool:
-    wanted = _actions(reg) & {a.value for a in (StorageAction.CREATED, StorageAction.DELETED)}
-    return bool(wanted - ({"created"} if _has_blob_trigger(reg) else set()))

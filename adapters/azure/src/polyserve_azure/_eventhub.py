@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any
 from polyserve.errors import MalformedEventError
 from polyserve.events import Message
 from polyserve_azure import _wire
+from polyserve_azure._tracing import properties_trace
 
 if TYPE_CHECKING:
+    from polyserve.tracing import TraceContext
     from polyserve_azure._types import NativeEventHubEvent
 
-__all__ = ["item_id", "matches", "to_event", "to_native"]
+__all__ = ["item_id", "matches", "to_event", "to_native", "trace_of"]
 
 
 def matches(raw: object) -> bool:
@@ -59,6 +61,14 @@ def item_id(event: NativeEventHubEvent, index: int) -> str:
         return _sequence(event.sequence_number)
     except (AttributeError, MalformedEventError):
         return f"#{index}"
+
+
+def trace_of(event: NativeEventHubEvent, index: int) -> TraceContext | None:
+    """The producer's trace in event ``index``'s ``Diagnostic-Id`` / ``traceparent``; never raises."""
+    try:
+        return properties_trace(_properties(event, index))
+    except AttributeError:
+        return None
 
 
 def to_native(result: Any) -> None:

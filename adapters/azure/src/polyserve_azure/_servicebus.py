@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from polyserve.context import Context
     from polyserve_azure._types import NativeServiceBusMessage
 
-__all__ = ["matches", "to_event", "to_native"]
+__all__ = ["matches", "properties_of", "to_event", "to_native"]
 
 
 def matches(raw: object) -> bool:
@@ -35,7 +35,7 @@ def to_event(msg: NativeServiceBusMessage, context: Context, *, source: str) -> 
             or body is missing or mistyped.
     """
     with _wire.translating("Service Bus message"):
-        properties = msg.application_properties or msg.user_properties
+        properties = properties_of(msg)
         return Message(
             id=_wire.text(msg.message_id, "Service Bus message_id"),
             body=_wire.body(msg.get_body(), "Service Bus message body"),
@@ -47,6 +47,11 @@ def to_event(msg: NativeServiceBusMessage, context: Context, *, source: str) -> 
             subject=_wire.optional_text(msg.subject or msg.label, "Service Bus subject"),
             raw=msg,
         )
+
+
+def properties_of(msg: NativeServiceBusMessage) -> object:
+    """The application properties (the worker's older ``user_properties`` when those are empty)."""
+    return getattr(msg, "application_properties", None) or getattr(msg, "user_properties", None)
 
 
 def to_native(result: Any) -> None:

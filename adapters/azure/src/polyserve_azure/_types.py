@@ -19,6 +19,7 @@ __all__ = [
     "NativeEventGridEvent",
     "NativeEventHubEvent",
     "NativeHttpRequest",
+    "NativeKafkaEvent",
     "NativeQueueMessage",
     "NativeServiceBusMessage",
     "NativeTimer",
@@ -106,6 +107,15 @@ class NativeEventHubEvent(Protocol):
 
     @property
     def enqueued_time(self) -> object: ...
+
+    @property
+    def metadata(self) -> object: ...
+
+    def get_body(self) -> object: ...
+
+
+class NativeKafkaEvent(Protocol):
+    """``azure.functions.KafkaEvent``: the value as the body, the rest from trigger metadata."""
 
     @property
     def metadata(self) -> object: ...

@@ -6,7 +6,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 import pytest
-from adapters.azure.tests.idempotency.factories import TableStoreFactory
+from tests.integration.idempotency.azure.factories import TableStoreFactory
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

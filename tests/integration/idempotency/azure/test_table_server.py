@@ -9,7 +9,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from adapters.azure.tests.idempotency.factories import ClosingTableStore, TableStoreFactory
+from tests.integration.idempotency.azure.factories import ClosingTableStore, TableStoreFactory
 from tests.support.servers import AZURITE_ACCOUNT_KEY, AZURITE_ACCOUNT_NAME
 from tests.support.store_contract import StoreContract, StoreFactory
 
