@@ -11,32 +11,45 @@ target (``/_scheduler`` unless configured otherwise) or below it. The schedule
 name is the rest of the path (``/_scheduler/nightly``), else the
 ``X-CloudScheduler-JobName`` header; ``X-CloudScheduler-ScheduleTime`` becomes
 ``scheduled_at``.
+
+A job can also reach a CloudEvent function through Eventarc, as a CloudEvent of
+type ``google.cloud.scheduler.job.v1.executed`` whose ``source`` ends in the job's
+resource name (``//cloudscheduler.googleapis.com/projects/P/locations/L/jobs/JOB``)
+and whose data is ``SchedulerJobData`` (``{"customData": base64}``). The schedule's
+name is the ``names`` mapping of the job's resource name or id, else the job id;
+``scheduled_at`` is the event time, ``payload`` the decoded custom data.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING
 
 from polyserve.errors import MalformedEventError
 from polyserve.events import ScheduleEvent
 from polyserve.routing import Trigger
 from polyserve_gcp._dispatch import Dispatch
-from polyserve_gcp._formats import last_segment, parse_time, payload
+from polyserve_gcp._formats import decode_base64, json_object, last_segment, parse_time, payload
 
 if TYPE_CHECKING:
     from polyserve import App, HttpRequest, Message
     from polyserve_gcp._dispatch import Names
+    from polyserve_gcp.types import CloudEventLike
 
 __all__ = [
+    "EVENT_TYPE",
     "JOB_NAME_HEADER",
     "SCHEDULE_TIME_HEADER",
+    "from_cloudevent",
     "from_message",
+    "matches",
     "schedule_for_topic",
     "to_event",
 ]
 
 JOB_NAME_HEADER = "x-cloudscheduler-jobname"
 SCHEDULE_TIME_HEADER = "x-cloudscheduler-scheduletime"
+EVENT_TYPE = "google.cloud.scheduler.job.v1.executed"
 
 
 def schedule_for_topic(app: App, names: Names, topic: str | None, topic_id: str) -> str | None:
@@ -91,3 +104,45 @@ def to_event(request: HttpRequest, suffix: str, names: Names) -> Dispatch:
         raw=request.raw,
     )
     return Dispatch(Trigger.SCHEDULE, name, event)
+
+
+def matches(event: CloudEventLike) -> bool:
+    """Whether ``event`` is a Cloud Scheduler job execution CloudEvent."""
+    return event.get_attributes().get("type") == EVENT_TYPE
+
+
+def from_cloudevent(event: CloudEventLike, app: App, names: Names) -> Dispatch:
+    """The ``ScheduleEvent`` of a ``google.cloud.scheduler.job.v1.executed`` CloudEvent.
+
+    Raises:
+        MalformedEventError: no job in the source, unreadable data or time.
+    """
+    attrs = event.get_attributes()
+    source = str(attrs.get("source") or "")
+    job = source.split("cloudscheduler.googleapis.com/", 1)[-1]
+    job_id = last_segment(job, "jobs")
+    if job_id is None:
+        raise MalformedEventError(f"a scheduler CloudEvent needs a job source, got {source!r}")
+    data = event.get_data()
+    custom = b""
+    if data is not None and data != b"" and data != "":
+        body = json_object(data, "Cloud Scheduler CloudEvent data")
+        encoded = body.get("customData")
+        if encoded is not None:
+            custom = decode_base64(encoded, "Cloud Scheduler customData")
+    when = attrs.get("time")
+    name = names.logical(job, job_id)
+    typed = ScheduleEvent(
+        id=str(attrs.get("id") or ""),
+        name=name,
+        scheduled_at=_time(when),
+        payload=payload(custom),
+        raw=event,
+    )
+    return Dispatch(Trigger.SCHEDULE, name, typed)
+
+
+def _time(when: object) -> dt.datetime | None:
+    if isinstance(when, dt.datetime):
+        return when
+    return parse_time(when, "Cloud Scheduler event time") if when else None
