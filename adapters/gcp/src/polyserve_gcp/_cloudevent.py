@@ -5,7 +5,7 @@
 event-triggered functions). The event goes to the first module that matches:
 Pub/Sub (``_pubsub``), Cloud Storage (``_storage``), Firestore
 (``_firestore``), Firebase Realtime Database (``_firebase_database``), Cloud
-Scheduler (``_scheduler``); any other type (Eventarc audit logs, Firebase, custom
+Scheduler (``_scheduler``), Kafka (``_kafka``); any other type (Eventarc audit logs, Firebase, custom
 events) becomes a ``polyserve.CloudEvent`` for the ``Trigger.CLOUDEVENT``
 registration of that ``type``, or the ``"*"`` one.
 """
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from polyserve.errors import EventError, MalformedEventError, PolyserveError
 from polyserve.events import CloudEvent
 from polyserve.routing import Trigger
-from polyserve_gcp import _firebase_database, _firestore, _pubsub, _scheduler, _storage
+from polyserve_gcp import _firebase_database, _firestore, _kafka, _pubsub, _scheduler, _storage
 from polyserve_gcp._context import DEFAULT_TIMEOUT, make_context
 from polyserve_gcp._dispatch import Dispatch, Names
 from polyserve_gcp._formats import optional_text, parse_time, text
@@ -53,7 +53,9 @@ class _Scheduler:
     to_event = staticmethod(_scheduler.from_cloudevent)
 
 
-_FAMILIES: tuple[_Family, ...] = (_pubsub, _storage, _firestore, _firebase_database, _Scheduler())
+_FAMILIES: tuple[_Family, ...] = (
+    _pubsub, _storage, _firestore, _firebase_database, _Scheduler(), _kafka
+)  # fmt: skip
 
 
 def cloudevent(
