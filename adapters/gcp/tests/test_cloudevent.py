@@ -15,7 +15,7 @@ import polyserve_gcp
 from polyserve import App, CloudEvent, Context
 from polyserve.errors import MalformedEventError, UnsupportedEventError
 from polyserve_gcp import _cloudevent
-from polyserve_gcp._dispatch import Names
+from polyserve_gcp._names import Names
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -14,7 +14,7 @@ import polyserve_gcp
 from polyserve import App, ChangeType, StreamRecord
 from polyserve.errors import MalformedEventError
 from polyserve_gcp import _firestore
-from polyserve_gcp._dispatch import Names
+from polyserve_gcp._names import Names
 
 UTC = dt.timezone.utc
 

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from polyserve.errors import MalformedEventError
-from polyserve_gcp._dispatch import Names
 from polyserve_gcp._formats import (
     decode_base64,
     json_object,
@@ -18,6 +17,7 @@ from polyserve_gcp._formats import (
     payload,
     text,
 )
+from polyserve_gcp._names import Names
 
 UTC = dt.timezone.utc
 

@@ -15,22 +15,24 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any, Protocol
 
+from polyserve.adapter import Event, run
 from polyserve.errors import EventError, MalformedEventError, PolyserveError
 from polyserve.events import CloudEvent
 from polyserve.routing import Trigger
 from polyserve_gcp import _firebase_database, _firestore, _kafka, _pubsub, _scheduler, _storage
 from polyserve_gcp._context import DEFAULT_TIMEOUT, make_context
-from polyserve_gcp._dispatch import Dispatch, Names
 from polyserve_gcp._formats import optional_text, parse_time, text
+from polyserve_gcp._names import Names
 from polyserve_gcp._problem import answer_event_errors
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from polyserve import App
+    from polyserve.context import Context
     from polyserve_gcp.types import CloudEventFunction, CloudEventLike
 
-__all__ = ["cloudevent", "matches", "to_event", "to_native", "translate"]
+__all__ = ["CloudEventSource", "cloudevent", "matches", "to_event", "to_native", "translate"]
 
 # Attributes the CloudEvents 1.0 spec defines; every other one is an extension.
 _SPEC_ATTRIBUTES = frozenset(
@@ -44,7 +46,7 @@ class _Family(Protocol):
 
     def matches(self, event: CloudEventLike) -> bool: ...
 
-    def to_event(self, event: CloudEventLike, app: App, names: Names) -> Dispatch: ...
+    def to_event(self, event: CloudEventLike, app: App, names: Names) -> Event: ...
 
 
 class _Scheduler:
@@ -76,26 +78,53 @@ def cloudevent(
     ``UnsupportedEventError``, a broken one ``MalformedEventError``; under
     functions-framework both are answered with 400 instead of 500.
     """
-    lookup = Names(names)
+    source = CloudEventSource(app, Names(names))
+    mapping = dict(names or {})
     answer_event_errors()
 
     def handle_cloudevent(event: CloudEventLike) -> None:
         attrs = event.get_attributes()
         ctx = make_context(app, str(attrs.get("id") or ""), timeout, event)
         try:
-            dispatch = translate(event, app, lookup)
-            result = app.handle_event(dispatch.trigger, dispatch.name, dispatch.event, ctx)
+            run(app, source, event, ctx, mapping)
         except EventError as exc:
             ctx.logger.warning(
                 "event rejected", code=exc.code, detail=exc.detail, type=attrs.get("type")
             )
             raise
-        to_native(result)
 
     return handle_cloudevent
 
 
-def translate(event: CloudEventLike, app: App, names: Names) -> Dispatch:
+class CloudEventSource:
+    """Every CloudEvent, as one ``polyserve.adapter.Source`` for ``run``.
+
+    The families need the app (Pub/Sub picks its handler among the app's
+    registrations) and the ``Names`` lookup, so the source is built per entry point.
+    """
+
+    __slots__ = ("_app", "_names")
+
+    is_http = False
+
+    def __init__(self, app: App, names: Names) -> None:
+        self._app = app
+        self._names = names
+
+    def matches(self, raw: CloudEventLike) -> bool:
+        """Every CloudEvent: types no family claims become ``polyserve.CloudEvent``."""
+        return True
+
+    def to_event(self, raw: CloudEventLike, context: Context, names: Mapping[str, str]) -> Event:
+        """The typed event and its registration (see ``translate``)."""
+        return translate(raw, self._app, self._names)
+
+    def to_native(self, outcome: Any, raw: CloudEventLike, context: Context) -> None:
+        """Nothing: functions-framework answers 200 once the function returns."""
+        return None
+
+
+def translate(event: CloudEventLike, app: App, names: Names) -> Event:
     """The typed event for ``event`` and the registration it goes to.
 
     Raises:
@@ -120,7 +149,7 @@ def matches(event: CloudEventLike) -> bool:
     return True
 
 
-def to_event(event: CloudEventLike, app: App, names: Names) -> Dispatch:
+def to_event(event: CloudEventLike, app: App, names: Names) -> Event:
     """A ``polyserve.CloudEvent`` for the registration named by its ``type``."""
     attrs = event.get_attributes()
     what = "CloudEvent"
@@ -143,7 +172,7 @@ def to_event(event: CloudEventLike, app: App, names: Names) -> Dispatch:
         extensions={k: v for k, v in attrs.items() if k not in _SPEC_ATTRIBUTES},
         raw=event,
     )
-    return Dispatch(Trigger.CLOUDEVENT, event_type, typed)
+    return Event(Trigger.CLOUDEVENT, event_type, typed)
 
 
 def to_native(result: Any) -> None:

@@ -19,15 +19,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from polyserve.adapter import Event
 from polyserve.errors import MalformedEventError
 from polyserve.events import ChangeType, StreamRecord
 from polyserve.routing import Trigger
-from polyserve_gcp._dispatch import Dispatch
 from polyserve_gcp._formats import json_object, parse_time
 
 if TYPE_CHECKING:
     from polyserve import App
-    from polyserve_gcp._dispatch import Names
+    from polyserve_gcp._names import Names
     from polyserve_gcp.types import CloudEventLike
 
 __all__ = ["apply_delta", "matches", "to_event"]
@@ -48,7 +48,7 @@ def matches(event: CloudEventLike) -> bool:
     return isinstance(event_type, str) and event_type.removeprefix(_PREFIX) in _CHANGES
 
 
-def to_event(event: CloudEventLike, app: App, names: Names) -> Dispatch:
+def to_event(event: CloudEventLike, app: App, names: Names) -> Event:
     """The ``StreamRecord`` of a Realtime Database CloudEvent.
 
     Raises:
@@ -87,7 +87,7 @@ def to_event(event: CloudEventLike, app: App, names: Names) -> Dispatch:
         occurred_at=when if not isinstance(when, str) else parse_time(when, "event time"),
         raw=event,
     )
-    return Dispatch(Trigger.STREAM, source, record)
+    return Event(Trigger.STREAM, source, record)
 
 
 def apply_delta(value: Any, delta: Any, depth: int = 0) -> Any:

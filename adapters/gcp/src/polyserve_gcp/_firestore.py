@@ -32,15 +32,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from polyserve.adapter import Event
 from polyserve.errors import MalformedEventError
 from polyserve.events import ChangeType, StreamRecord
 from polyserve.routing import Trigger
-from polyserve_gcp._dispatch import Dispatch
 from polyserve_gcp._formats import decode_base64, json_object, parse_time
 
 if TYPE_CHECKING:
     from polyserve import App
-    from polyserve_gcp._dispatch import Names
+    from polyserve_gcp._names import Names
     from polyserve_gcp.types import CloudEventLike
 
 __all__ = [
@@ -85,7 +85,7 @@ def matches(event: CloudEventLike) -> bool:
     return isinstance(event_type, str) and kind_of(event_type) is not None
 
 
-def to_event(event: CloudEventLike, app: App, names: Names) -> Dispatch:
+def to_event(event: CloudEventLike, app: App, names: Names) -> Event:
     """The ``StreamRecord`` of a Firestore document CloudEvent (JSON or protobuf data).
 
     The document path comes from the ``document`` extension attribute, else the
@@ -123,7 +123,7 @@ def read_change(
     event_id: str,
     time: Any,
     raw: Any,
-) -> Dispatch:
+) -> Event:
     """A ``StreamRecord`` from ``DocumentEventData`` JSON (``value``, ``oldValue``).
 
     ``written`` becomes INSERT (no old snapshot), REMOVE (no new one) or MODIFY;
@@ -163,7 +163,7 @@ def read_change(
         occurred_at=parse_time(time, "Firestore event time") if time else None,
         raw=raw,
     )
-    return Dispatch(Trigger.STREAM, source, record)
+    return Event(Trigger.STREAM, source, record)
 
 
 def _snapshot(value: Any, what: str) -> dict[str, Any] | None:

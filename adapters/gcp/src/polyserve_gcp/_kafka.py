@@ -41,15 +41,15 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any
 
+from polyserve.adapter import Event
 from polyserve.errors import MalformedEventError
 from polyserve.events import Message
 from polyserve.routing import Trigger
-from polyserve_gcp._dispatch import Dispatch
 from polyserve_gcp._formats import parse_time
 
 if TYPE_CHECKING:
     from polyserve import App
-    from polyserve_gcp._dispatch import Names
+    from polyserve_gcp._names import Names
     from polyserve_gcp.types import CloudEventLike
 
 __all__ = ["EVENT_TYPE", "matches", "to_event"]
@@ -63,7 +63,7 @@ def matches(event: CloudEventLike) -> bool:
     return event.get_attributes().get("type") == EVENT_TYPE
 
 
-def to_event(event: CloudEventLike, app: App, names: Names) -> Dispatch:
+def to_event(event: CloudEventLike, app: App, names: Names) -> Event:
     """The ``Message`` of one Kafka record.
 
     Raises:
@@ -88,7 +88,7 @@ def to_event(event: CloudEventLike, app: App, names: Names) -> Dispatch:
         subject=position or None,
         raw=event,
     )
-    return Dispatch(Trigger.QUEUE, name, message)
+    return Event(Trigger.QUEUE, name, message)
 
 
 def _value(data: Any) -> bytes:

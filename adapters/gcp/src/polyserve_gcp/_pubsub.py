@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from polyserve.adapter import Event
 from polyserve.errors import MalformedEventError, UnsupportedEventError
 from polyserve.events import Message
 from polyserve.routing import Trigger
 from polyserve_gcp import _scheduler
-from polyserve_gcp._dispatch import Dispatch
 from polyserve_gcp._formats import (
     as_object,
     decode_base64,
@@ -35,7 +35,7 @@ from polyserve_gcp._formats import (
 
 if TYPE_CHECKING:
     from polyserve import App
-    from polyserve_gcp._dispatch import Names
+    from polyserve_gcp._names import Names
     from polyserve_gcp.types import CloudEventLike
 
 __all__ = [
@@ -61,7 +61,7 @@ def matches(event: CloudEventLike) -> bool:
     return event.get_attributes().get("type") == EVENT_TYPE
 
 
-def to_event(event: CloudEventLike, app: App, names: Names) -> Dispatch:
+def to_event(event: CloudEventLike, app: App, names: Names) -> Event:
     """The message (or schedule) of a ``messagePublished`` CloudEvent.
 
     The topic comes from ``source`` (``//pubsub.googleapis.com/projects/P/topics/T``),
@@ -126,7 +126,7 @@ def route(
     fallback_id: str,
     fallback_time: Any,
     raw: Any,
-) -> Dispatch:
+) -> Event:
     """Decide who handles ``message`` (see the module docstring) and decode it for them.
 
     ``topic`` and ``subscription`` are resource names or short ids, or ``None``
@@ -167,7 +167,7 @@ def route(
             description={"trigger": "topic", "topic": topic_logical, "subscription": sub_logical},
         )
     trigger, name = picked
-    return Dispatch(trigger, name, read(name))
+    return Event(trigger, name, read(name))
 
 
 def read_message(

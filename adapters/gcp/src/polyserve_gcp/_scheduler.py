@@ -25,15 +25,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
+from polyserve.adapter import Event
 from polyserve.errors import MalformedEventError
 from polyserve.events import ScheduleEvent
 from polyserve.routing import Trigger
-from polyserve_gcp._dispatch import Dispatch
 from polyserve_gcp._formats import decode_base64, json_object, last_segment, parse_time, payload
 
 if TYPE_CHECKING:
     from polyserve import App, HttpRequest, Message
-    from polyserve_gcp._dispatch import Names
+    from polyserve_gcp._names import Names
     from polyserve_gcp.types import CloudEventLike
 
 __all__ = [
@@ -66,7 +66,7 @@ def schedule_for_topic(app: App, names: Names, topic: str | None, topic_id: str)
     return None
 
 
-def from_message(message: Message, name: str) -> Dispatch:
+def from_message(message: Message, name: str) -> Event:
     """The ``ScheduleEvent`` for a message a Pub/Sub scheduler job published."""
     event = ScheduleEvent(
         id=message.id,
@@ -75,10 +75,10 @@ def from_message(message: Message, name: str) -> Dispatch:
         payload=payload(message.body),
         raw=message.raw,
     )
-    return Dispatch(Trigger.SCHEDULE, name, event)
+    return Event(Trigger.SCHEDULE, name, event)
 
 
-def to_event(request: HttpRequest, suffix: str, names: Names) -> Dispatch:
+def to_event(request: HttpRequest, suffix: str, names: Names) -> Event:
     """The ``ScheduleEvent`` for a request to the schedule path (``suffix``: the rest of it).
 
     Raises:
@@ -103,7 +103,7 @@ def to_event(request: HttpRequest, suffix: str, names: Names) -> Dispatch:
         payload=payload(request.body),
         raw=request.raw,
     )
-    return Dispatch(Trigger.SCHEDULE, name, event)
+    return Event(Trigger.SCHEDULE, name, event)
 
 
 def matches(event: CloudEventLike) -> bool:
@@ -111,7 +111,7 @@ def matches(event: CloudEventLike) -> bool:
     return event.get_attributes().get("type") == EVENT_TYPE
 
 
-def from_cloudevent(event: CloudEventLike, app: App, names: Names) -> Dispatch:
+def from_cloudevent(event: CloudEventLike, app: App, names: Names) -> Event:
     """The ``ScheduleEvent`` of a ``google.cloud.scheduler.job.v1.executed`` CloudEvent.
 
     Raises:
@@ -139,7 +139,7 @@ def from_cloudevent(event: CloudEventLike, app: App, names: Names) -> Dispatch:
         payload=payload(custom),
         raw=event,
     )
-    return Dispatch(Trigger.SCHEDULE, name, typed)
+    return Event(Trigger.SCHEDULE, name, typed)
 
 
 def _time(when: object) -> dt.datetime | None:

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from polyserve.adapter import Event
 from polyserve.errors import MalformedEventError
 from polyserve.events import StorageAction, StorageEvent
 from polyserve.routing import Trigger
-from polyserve_gcp._dispatch import Dispatch
 from polyserve_gcp._formats import json_object, optional_text, parse_time
 
 if TYPE_CHECKING:
     from polyserve import App
-    from polyserve_gcp._dispatch import Names
+    from polyserve_gcp._names import Names
     from polyserve_gcp.types import CloudEventLike
 
 __all__ = [
@@ -53,7 +53,7 @@ def matches(event: CloudEventLike) -> bool:
     return event.get_attributes().get("type") in ACTIONS
 
 
-def to_event(event: CloudEventLike, app: App, names: Names) -> Dispatch:
+def to_event(event: CloudEventLike, app: App, names: Names) -> Event:
     """The ``StorageEvent`` of a Cloud Storage CloudEvent.
 
     The bucket comes from ``data.bucket``, else from ``source``
@@ -91,7 +91,7 @@ def read_object(
     event_id: str,
     time: Any,
     raw: Any,
-) -> Dispatch:
+) -> Event:
     """A ``StorageEvent`` from object metadata; ``bucket`` and ``key`` are fallbacks.
 
     The event keeps the real bucket name, which the handler needs to read the
@@ -122,7 +122,7 @@ def read_object(
         occurred_at=parse_time(when, f"{what} event time") if when else None,
         raw=raw,
     )
-    return Dispatch(Trigger.STORAGE, name, event)
+    return Event(Trigger.STORAGE, name, event)
 
 
 def _size(value: Any) -> int | None:

@@ -1,25 +1,13 @@
-"""Where a translated event goes, and how native source ids become logical names."""
+"""How native source ids become logical names (the entry points' ``names`` option)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from polyserve import Trigger
-
-__all__ = ["Dispatch", "Names"]
-
-
-@dataclass(frozen=True, slots=True)
-class Dispatch:
-    """A translated event and the ``(trigger, logical name)`` its handler is registered under."""
-
-    trigger: Trigger
-    name: str
-    event: object
+__all__ = ["Names"]
 
 
 class Names:
