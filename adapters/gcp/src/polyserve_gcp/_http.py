@@ -32,7 +32,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
-from polyserve.app import error_response
+from polyserve.adapter import error_response
 from polyserve.errors import ConfigurationError, EventError, MalformedEventError, PolyserveError
 from polyserve.events import Headers, HttpRequest, HttpResponse, QueryParams, decode_path
 from polyserve_gcp import _pubsub, _scheduler
