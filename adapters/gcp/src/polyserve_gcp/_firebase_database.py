@@ -24,13 +24,20 @@ from polyserve.errors import MalformedEventError
 from polyserve.events import ChangeType, StreamRecord
 from polyserve.routing import Trigger
 from polyserve_gcp._formats import json_object, parse_time
+from polyserve_gcp._names import logical
 
 if TYPE_CHECKING:
-    from polyserve import App
-    from polyserve_gcp._names import Names
+    from collections.abc import Mapping
+
+    from polyserve.context import Context
     from polyserve_gcp.types import CloudEventLike
 
-__all__ = ["apply_delta", "matches", "to_event"]
+__all__ = [
+    "apply_delta",
+    "is_http",
+    "matches",
+    "to_event",
+]
 
 _PREFIX = "google.firebase.database.ref.v1."
 _CHANGES: dict[str, ChangeType | None] = {
@@ -42,13 +49,16 @@ _CHANGES: dict[str, ChangeType | None] = {
 _MAX_DEPTH = 64
 
 
+is_http = False
+
+
 def matches(event: CloudEventLike) -> bool:
     """Whether ``event`` is a Realtime Database reference CloudEvent."""
     event_type = event.get_attributes().get("type")
     return isinstance(event_type, str) and event_type.removeprefix(_PREFIX) in _CHANGES
 
 
-def to_event(event: CloudEventLike, app: App, names: Names) -> Event:
+def to_event(event: CloudEventLike, context: Context, names: Mapping[str, str]) -> Event:
     """The ``StreamRecord`` of a Realtime Database CloudEvent.
 
     Raises:
@@ -75,7 +85,7 @@ def to_event(event: CloudEventLike, app: App, names: Names) -> Event:
         else:
             change = ChangeType.REMOVE
     parent = "/".join(segments[:-1])
-    source = names.logical(parent, segments[-2] if len(segments) > 1 else "") or "/"
+    source = logical(names, parent, segments[-2] if len(segments) > 1 else "") or "/"
     when = attrs.get("time")
     record = StreamRecord(
         id=str(attrs.get("id") or ""),
@@ -113,3 +123,8 @@ def _image(value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
     return value if isinstance(value, dict) else {"value": value}
+
+
+def to_native(outcome: object, raw: CloudEventLike, context: Context) -> None:
+    """Nothing: functions-framework answers 200 once the function returns."""
+    return None

@@ -87,7 +87,7 @@ def http(
     for path in (push_path, schedule_path):
         if path is not None and (not path.startswith("/") or path.endswith("/")):
             raise ConfigurationError(f"adapter paths must start and not end with '/': {path!r}")
-    lookup = Names(names)
+    lookup = Names(names or {})
     trust: Mapping[str, HeaderTrust] = {}
     if identity_headers:
         from polyserve.identity import header_trust

@@ -46,16 +46,26 @@ from polyserve.errors import MalformedEventError
 from polyserve.events import Message
 from polyserve.routing import Trigger
 from polyserve_gcp._formats import parse_time
+from polyserve_gcp._names import logical
 
 if TYPE_CHECKING:
-    from polyserve import App
-    from polyserve_gcp._names import Names
+    from collections.abc import Mapping
+
+    from polyserve.context import Context
     from polyserve_gcp.types import CloudEventLike
 
-__all__ = ["EVENT_TYPE", "matches", "to_event"]
+__all__ = [
+    "EVENT_TYPE",
+    "is_http",
+    "matches",
+    "to_event",
+]
 
 EVENT_TYPE = "dev.knative.kafka.event"
 _HEADER_PREFIX = "kafkaheader"
+
+
+is_http = False
 
 
 def matches(event: CloudEventLike) -> bool:
@@ -63,7 +73,7 @@ def matches(event: CloudEventLike) -> bool:
     return event.get_attributes().get("type") == EVENT_TYPE
 
 
-def to_event(event: CloudEventLike, app: App, names: Names) -> Event:
+def to_event(event: CloudEventLike, context: Context, names: Mapping[str, str]) -> Event:
     """The ``Message`` of one Kafka record.
 
     Raises:
@@ -74,7 +84,7 @@ def to_event(event: CloudEventLike, app: App, names: Names) -> Event:
     _, sep, topic = source.rpartition("#")
     if not sep or not topic:
         raise MalformedEventError(f"a Kafka event's source names no topic: {source!r}")
-    name = names.logical(source, topic)
+    name = logical(names, source, topic)
     position = str(attrs.get("subject") or "")
     key = attrs.get("key", attrs.get("partitionkey"))
     when = attrs.get("time")
@@ -127,3 +137,8 @@ def _time(when: object) -> dt.datetime | None:
     if isinstance(when, dt.datetime):
         return when
     return parse_time(when, "Kafka record time") if when else None
+
+
+def to_native(outcome: object, raw: CloudEventLike, context: Context) -> None:
+    """Nothing: functions-framework answers 200 once the function returns."""
+    return None

@@ -54,7 +54,7 @@ def background(
 
     Arguments, return and errors are those of ``polyserve_gcp.cloudevent``.
     """
-    source = BackgroundSource(app, Names(names))
+    source = BackgroundSource(app, Names(names or {}))
     mapping = dict(names or {})
     answer_event_errors()
 
