@@ -5,7 +5,7 @@
 event-triggered functions). The event goes to the first module that matches:
 Pub/Sub (``_pubsub``), Cloud Storage (``_storage``), Firestore
 (``_firestore``), Firebase Realtime Database (``_firebase_database``), Cloud
-Scheduler (``_scheduler``), Kafka (``_kafka``); any other type (Eventarc audit logs, Firebase, custom
+Scheduler (``_scheduler_cloudevent``), Kafka (``_kafka``); any other type (Eventarc audit logs, Firebase, custom
 events) becomes a ``polyserve.CloudEvent`` for the ``Trigger.CLOUDEVENT``
 registration of that ``type``, or the ``"*"`` one.
 """
