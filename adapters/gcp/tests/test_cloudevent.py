@@ -15,7 +15,7 @@ import polyserve_gcp
 from polyserve import App, CloudEvent, Context
 from polyserve.errors import MalformedEventError, UnsupportedEventError
 from polyserve_gcp import _cloudevent
-from polyserve_gcp._dispatch import Names
+from polyserve_gcp._context import make_context
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
     import flask
     import flask.testing
+
+CTX = make_context(App("t"), "", 60, None)
 
 
 def test_other_types_become_cloud_events(recorder: Recorder) -> None:
@@ -85,7 +87,7 @@ class FakeEvent:
 def test_a_datetime_time_and_absent_optional_attributes() -> None:
     when = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
     dispatch = _cloudevent.to_event(
-        FakeEvent({"id": "1", "source": "/s", "type": "t", "time": when}), App("t"), Names()
+        FakeEvent({"id": "1", "source": "/s", "type": "t", "time": when}), CTX, {}
     )
     event = dispatch.event
     assert isinstance(event, CloudEvent)
@@ -110,7 +112,7 @@ def test_a_datetime_time_and_absent_optional_attributes() -> None:
 )
 def test_missing_or_wrong_attributes_are_malformed(attributes: dict[str, Any]) -> None:
     with pytest.raises(MalformedEventError):
-        _cloudevent.translate(FakeEvent(attributes), App("t"), Names())
+        _cloudevent.CloudEventSource(App("t")).to_event(FakeEvent(attributes), CTX, {})
 
 
 def test_an_object_of_an_unexpected_shape_is_malformed_not_a_crash() -> None:
@@ -121,7 +123,7 @@ def test_an_object_of_an_unexpected_shape_is_malformed_not_a_crash() -> None:
     event = Broken({"id": "1", "source": "//storage.googleapis.com/x", "type": "google.cloud."
                     "storage.object.v1.finalized"})  # fmt: skip
     with pytest.raises(MalformedEventError, match="cannot read"):
-        _cloudevent.translate(event, App("t"), Names())
+        _cloudevent.CloudEventSource(App("t")).to_event(event, CTX, {})
 
 
 def test_event_context(recorder: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,9 +14,12 @@ import polyserve_gcp
 from polyserve import App, ChangeType, StreamRecord
 from polyserve.errors import MalformedEventError
 from polyserve_gcp import _firestore
-from polyserve_gcp._dispatch import Names
+from polyserve_gcp._context import make_context
+from polyserve_gcp._names import Names
 
 UTC = dt.timezone.utc
+
+CTX = make_context(App("t"), "", 60, None)
 
 
 def test_created_document_becomes_an_insert(recorder: Recorder) -> None:
@@ -91,7 +94,7 @@ def test_protobuf_and_json_give_the_same_record() -> None:
 
     as_protobuf["data_base64"] = base64.b64encode(encode_document_event(sample["data"])).decode()
     first, second = (
-        _firestore.to_event(structured(s), App("t"), Names()).event for s in (sample, as_protobuf)
+        _firestore.to_event(structured(s), CTX, {}).event for s in (sample, as_protobuf)
     )
     assert isinstance(first, StreamRecord)
     assert isinstance(second, StreamRecord)
@@ -114,7 +117,7 @@ def test_json_data_in_binary_mode_arrives_as_bytes_and_is_parsed() -> None:
     sample = load("firestore-updated.json")
     attributes = {k: v for k, v in sample.items() if k != "data"}
     raw = CloudEvent(attributes, json.dumps(sample["data"]).encode())
-    record = _firestore.to_event(raw, App("t"), Names()).event
+    record = _firestore.to_event(raw, CTX, {}).event
     assert isinstance(record, StreamRecord)
     assert record.new == {"name": "Rex", "age": 8}
 

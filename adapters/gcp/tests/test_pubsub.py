@@ -13,7 +13,7 @@ import polyserve_gcp
 from polyserve import App, Message, ScheduleEvent
 from polyserve.errors import MalformedEventError, UnsupportedEventError
 from polyserve_gcp import _pubsub
-from polyserve_gcp._dispatch import Names
+from polyserve_gcp._names import Names
 
 
 def event(topic: str = "orders", subscription: str | None = "orders-sub", **message: Any) -> Any:

@@ -8,7 +8,7 @@ import pytest
 
 from polyserve import App, Message, ScheduleEvent
 from polyserve_gcp import _scheduler
-from polyserve_gcp._dispatch import Names
+from polyserve_gcp._names import Names
 
 TOPIC = "projects/shop/topics/ticks-prod"
 

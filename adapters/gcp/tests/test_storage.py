@@ -107,7 +107,7 @@ def test_unreadable_updated_time_is_malformed() -> None:
 
 
 def _names() -> Any:
-    from polyserve_gcp._dispatch import Names
+    from polyserve_gcp._names import Names
 
     return Names()
 

@@ -4,7 +4,8 @@
 ``cloudevents.http.CloudEvent`` (``--signature-type=cloudevent``; 2nd gen
 event-triggered functions). The event goes to the first module that matches:
 Pub/Sub (``_pubsub``), Cloud Storage (``_storage``), Firestore
-(``_firestore``); any other type (Eventarc audit logs, Firebase, custom
+(``_firestore``), Firebase Realtime Database (``_firebase_database``), Cloud
+Scheduler (``_scheduler_cloudevent``), Kafka (``_kafka``); any other type (Eventarc audit logs, Firebase, custom
 events) becomes a ``polyserve.CloudEvent`` for the ``Trigger.CLOUDEVENT``
 registration of that ``type``, or the ``"*"`` one.
 """
@@ -12,41 +13,40 @@ registration of that ``type``, or the ``"*"`` one.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from polyserve.adapter import Event, run
 from polyserve.errors import EventError, MalformedEventError, PolyserveError
 from polyserve.events import CloudEvent
 from polyserve.routing import Trigger
-from polyserve_gcp import _firestore, _pubsub, _storage
+from polyserve_gcp import (
+    _firebase_database,
+    _firestore,
+    _kafka,
+    _pubsub,
+    _scheduler_cloudevent,
+    _storage,
+)
 from polyserve_gcp._context import DEFAULT_TIMEOUT, make_context
-from polyserve_gcp._dispatch import Dispatch, Names
 from polyserve_gcp._formats import optional_text, parse_time, text
+from polyserve_gcp._names import Names
 from polyserve_gcp._problem import answer_event_errors
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from polyserve import App
+    from polyserve.adapter import Source
+    from polyserve.context import Context
     from polyserve_gcp.types import CloudEventFunction, CloudEventLike
 
-__all__ = ["cloudevent", "matches", "to_event", "to_native", "translate"]
+__all__ = ["CloudEventSource", "cloudevent", "is_http", "matches", "to_event", "to_native"]
 
 # Attributes the CloudEvents 1.0 spec defines; every other one is an extension.
 _SPEC_ATTRIBUTES = frozenset(
     {"id", "source", "type", "specversion", "subject", "time", "datacontenttype", "dataschema",
      "data", "data_base64"}
 )  # fmt: skip
-
-
-class _Family(Protocol):
-    """A trigger-family module: recognises its CloudEvents and translates them."""
-
-    def matches(self, event: CloudEventLike) -> bool: ...
-
-    def to_event(self, event: CloudEventLike, app: App, names: Names) -> Dispatch: ...
-
-
-_FAMILIES: tuple[_Family, ...] = (_pubsub, _storage, _firestore)
 
 
 def cloudevent(
@@ -67,43 +67,76 @@ def cloudevent(
     ``UnsupportedEventError``, a broken one ``MalformedEventError``; under
     functions-framework both are answered with 400 instead of 500.
     """
-    lookup = Names(names)
+    mapping = Names(names or {})
+    source = CloudEventSource(app)
     answer_event_errors()
 
     def handle_cloudevent(event: CloudEventLike) -> None:
         attrs = event.get_attributes()
         ctx = make_context(app, str(attrs.get("id") or ""), timeout, event)
         try:
-            dispatch = translate(event, app, lookup)
-            result = app.handle_event(dispatch.trigger, dispatch.name, dispatch.event, ctx)
+            run(app, source, event, ctx, mapping)
         except EventError as exc:
             ctx.logger.warning(
                 "event rejected", code=exc.code, detail=exc.detail, type=attrs.get("type")
             )
             raise
-        to_native(result)
 
     return handle_cloudevent
 
 
-def translate(event: CloudEventLike, app: App, names: Names) -> Dispatch:
-    """The typed event for ``event`` and the registration it goes to.
+class CloudEventSource:
+    """Every CloudEvent, as one ``polyserve.adapter.Source`` for ``run``.
 
-    Raises:
-        MalformedEventError: the event is recognised but cannot be read.
-        UnsupportedEventError: no registration matches (Pub/Sub decides this early).
+    It hands the event to the first family source that matches it (Pub/Sub, Cloud
+    Storage, Firestore, Realtime Database, Cloud Scheduler, Kafka), else makes it a
+    ``polyserve.CloudEvent`` (this module's ``to_event``). Pub/Sub picks its
+    handler among the app's registrations, so the source is built per app.
     """
-    try:
-        for family in _FAMILIES:
-            if family.matches(event):
-                return family.to_event(event, app, names)
-        return to_event(event, app, names)
-    except PolyserveError:
-        raise
-    except Exception as exc:
-        # The modules read fields through typed readers; this is the last guard,
-        # so an SDK object of an unexpected shape still fails as a malformed event.
-        raise MalformedEventError(f"cannot read the CloudEvent: {exc!r}") from exc
+
+    __slots__ = ("_families",)
+
+    is_http = False
+
+    def __init__(self, app: App) -> None:
+        # The family modules implement Source with module-level functions.
+        families: tuple[Any, ...] = (
+            _pubsub.Source(app), _storage, _firestore, _firebase_database,
+            _scheduler_cloudevent, _kafka,
+        )  # fmt: skip
+        self._families: tuple[Source, ...] = families
+
+    def matches(self, raw: CloudEventLike) -> bool:
+        """Every CloudEvent: types no family claims become ``polyserve.CloudEvent``."""
+        return True
+
+    def to_event(self, raw: CloudEventLike, context: Context, names: Mapping[str, str]) -> Event:
+        """The typed event and its registration.
+
+        Raises:
+            MalformedEventError: the event is recognised but cannot be read.
+            UnsupportedEventError: no registration matches (Pub/Sub decides this early).
+        """
+        try:
+            for family in self._families:
+                if family.matches(raw):
+                    request = family.to_event(raw, context, names)
+                    assert isinstance(request, Event)  # CloudEvent families give one event
+                    return request
+            return to_event(raw, context, names)
+        except PolyserveError:
+            raise
+        except Exception as exc:
+            # The modules read fields through typed readers; this is the last guard,
+            # so an SDK object of an unexpected shape still fails as a malformed event.
+            raise MalformedEventError(f"cannot read the CloudEvent: {exc!r}") from exc
+
+    def to_native(self, outcome: Any, raw: CloudEventLike, context: Context) -> None:
+        """Nothing: functions-framework answers 200 once the function returns."""
+        return None
+
+
+is_http = False
 
 
 def matches(event: CloudEventLike) -> bool:
@@ -111,7 +144,7 @@ def matches(event: CloudEventLike) -> bool:
     return True
 
 
-def to_event(event: CloudEventLike, app: App, names: Names) -> Dispatch:
+def to_event(event: CloudEventLike, context: Context, names: Mapping[str, str]) -> Event:
     """A ``polyserve.CloudEvent`` for the registration named by its ``type``."""
     attrs = event.get_attributes()
     what = "CloudEvent"
@@ -134,9 +167,9 @@ def to_event(event: CloudEventLike, app: App, names: Names) -> Dispatch:
         extensions={k: v for k, v in attrs.items() if k not in _SPEC_ATTRIBUTES},
         raw=event,
     )
-    return Dispatch(Trigger.CLOUDEVENT, event_type, typed)
+    return Event(Trigger.CLOUDEVENT, event_type, typed)
 
 
-def to_native(result: Any) -> None:
+def to_native(outcome: Any, raw: CloudEventLike, context: Context) -> None:
     """Nothing: functions-framework answers 200 once the function returns."""
     return None

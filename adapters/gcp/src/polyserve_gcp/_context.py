@@ -19,6 +19,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from polyserve.context import Context
+from polyserve_gcp import _tracing
 
 if TYPE_CHECKING:
     from polyserve import App
@@ -53,11 +54,18 @@ def function_name(app: App) -> str:
 
 
 def make_context(app: App, invocation_id: str, timeout: float, raw: Any) -> Context:
-    """A ``Context`` for provider ``"gcp"`` with a deadline ``timeout`` seconds from now."""
-    return Context.with_timeout(
+    """A ``Context`` for provider ``"gcp"`` with a deadline ``timeout`` seconds from now.
+
+    Its trace is read from ``raw`` when first asked for (``_tracing``), and its log
+    lines carry Cloud Logging's trace fields.
+    """
+    context = Context.with_timeout(
         PROVIDER,
         timeout_seconds(timeout),
         invocation_id=invocation_id,
         function_name=function_name(app),
         raw=raw,
+        log_fields=_tracing.log_fields,
     )
+    context.trace_from(_tracing.trace_of, raw)
+    return context

@@ -32,19 +32,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from polyserve.adapter import Event
 from polyserve.errors import MalformedEventError
 from polyserve.events import ChangeType, StreamRecord
 from polyserve.routing import Trigger
-from polyserve_gcp._dispatch import Dispatch
 from polyserve_gcp._formats import decode_base64, json_object, parse_time
+from polyserve_gcp._names import logical
 
 if TYPE_CHECKING:
-    from polyserve import App
-    from polyserve_gcp._dispatch import Names
+    from collections.abc import Mapping
+
+    from polyserve.context import Context
     from polyserve_gcp.types import CloudEventLike
 
 __all__ = [
     "LEGACY_KINDS",
+    "is_http",
     "kind_of",
     "matches",
     "plain",
@@ -79,13 +82,16 @@ def kind_of(event_type: str) -> str | None:
     return kind if kind in _CHANGES else None
 
 
+is_http = False
+
+
 def matches(event: CloudEventLike) -> bool:
     """Whether ``event`` is a Firestore document CloudEvent."""
     event_type = event.get_attributes().get("type")
     return isinstance(event_type, str) and kind_of(event_type) is not None
 
 
-def to_event(event: CloudEventLike, app: App, names: Names) -> Dispatch:
+def to_event(event: CloudEventLike, context: Context, names: Mapping[str, str]) -> Event:
     """The ``StreamRecord`` of a Firestore document CloudEvent (JSON or protobuf data).
 
     The document path comes from the ``document`` extension attribute, else the
@@ -117,13 +123,13 @@ def to_event(event: CloudEventLike, app: App, names: Names) -> Dispatch:
 def read_change(
     data: dict[str, Any],
     kind: str,
-    names: Names,
+    names: Mapping[str, str],
     *,
     path: str | None,
     event_id: str,
     time: Any,
     raw: Any,
-) -> Dispatch:
+) -> Event:
     """A ``StreamRecord`` from ``DocumentEventData`` JSON (``value``, ``oldValue``).
 
     ``written`` becomes INSERT (no old snapshot), REMOVE (no new one) or MODIFY;
@@ -150,7 +156,7 @@ def read_change(
     if len(segments) < 2 or len(segments) % 2 or not all(segments):
         raise MalformedEventError(f"Firestore event has no valid document path: {document!r}")
     collection_path = "/".join(segments[:-1])
-    source = names.logical(collection_path, segments[-2])
+    source = logical(names, collection_path, segments[-2])
     sequence = new_doc.get("updateTime") if new_doc is not None else None
     record = StreamRecord(
         id=event_id,
@@ -163,7 +169,7 @@ def read_change(
         occurred_at=parse_time(time, "Firestore event time") if time else None,
         raw=raw,
     )
-    return Dispatch(Trigger.STREAM, source, record)
+    return Event(Trigger.STREAM, source, record)
 
 
 def _snapshot(value: Any, what: str) -> dict[str, Any] | None:
@@ -280,6 +286,6 @@ _CONVERTERS: dict[str, Any] = {
 }
 
 
-def to_native(result: object) -> None:
-    """Nothing: returning completes the event; raising fails it (retried if enabled)."""
+def to_native(outcome: object, raw: CloudEventLike, context: Context) -> None:
+    """Nothing: functions-framework answers 200 once the function returns."""
     return None

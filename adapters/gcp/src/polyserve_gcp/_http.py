@@ -32,14 +32,14 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
-from polyserve.app import error_response
+from polyserve.adapter import error_response
 from polyserve.errors import ConfigurationError, EventError, MalformedEventError, PolyserveError
 from polyserve.events import Headers, HttpRequest, HttpResponse, QueryParams, decode_path
 from polyserve_gcp import _pubsub, _scheduler
 from polyserve_gcp._context import DEFAULT_TIMEOUT, make_context
-from polyserve_gcp._dispatch import Names
 from polyserve_gcp._formats import as_object
 from polyserve_gcp._identity import HEADER_SOURCES, Identity
+from polyserve_gcp._names import Names
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -47,8 +47,8 @@ if TYPE_CHECKING:
     import flask
 
     from polyserve import App, Context
+    from polyserve.adapter import Event
     from polyserve.identity import HeaderTrust
-    from polyserve_gcp._dispatch import Dispatch
     from polyserve_gcp.types import HttpFunction
 
 __all__ = ["http", "matches", "request_id", "to_event", "to_native"]
@@ -87,7 +87,7 @@ def http(
     for path in (push_path, schedule_path):
         if path is not None and (not path.startswith("/") or path.endswith("/")):
             raise ConfigurationError(f"adapter paths must start and not end with '/': {path!r}")
-    lookup = Names(names)
+    lookup = Names(names or {})
     trust: Mapping[str, HeaderTrust] = {}
     if identity_headers:
         from polyserve.identity import header_trust
@@ -206,7 +206,7 @@ def _below(path: str, prefix: str | None) -> str | None:
     return None
 
 
-def _push(app: App, names: Names, request: HttpRequest, topic: str) -> Dispatch:
+def _push(app: App, names: Names, request: HttpRequest, topic: str) -> Event:
     envelope = as_object(request.json(), "Pub/Sub push body")
     if not _pubsub.is_push_envelope(envelope):
         raise MalformedEventError(
@@ -226,7 +226,7 @@ def _push(app: App, names: Names, request: HttpRequest, topic: str) -> Dispatch:
 
 
 def _deliver(
-    app: App, request: HttpRequest, ctx: Context, translate: Callable[[], Dispatch]
+    app: App, request: HttpRequest, ctx: Context, translate: Callable[[], Event]
 ) -> HttpResponse:
     """Run an event that arrived over HTTP and answer the way Pub/Sub and Scheduler expect."""
     if request.method != "POST":
@@ -245,7 +245,7 @@ def _deliver(
     return HttpResponse.empty(204)
 
 
-def _translated(translate: Callable[[], Dispatch]) -> Dispatch:
+def _translated(translate: Callable[[], Event]) -> Event:
     try:
         return translate()
     except PolyserveError:

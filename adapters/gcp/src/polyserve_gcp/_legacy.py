@@ -27,22 +27,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from polyserve.adapter import Event, run
 from polyserve.errors import EventError, MalformedEventError, PolyserveError
 from polyserve.events import CloudEvent, StorageAction
 from polyserve.routing import Trigger
 from polyserve_gcp import _firestore, _pubsub, _storage
 from polyserve_gcp._context import DEFAULT_TIMEOUT, make_context
-from polyserve_gcp._dispatch import Dispatch, Names
 from polyserve_gcp._formats import as_object, json_object, last_segment, parse_time
+from polyserve_gcp._names import Names
 from polyserve_gcp._problem import answer_event_errors
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from polyserve import App
+    from polyserve.context import Context
     from polyserve_gcp.types import BackgroundFunction, LegacyContext
 
-__all__ = ["background", "matches", "to_event", "to_native"]
+__all__ = ["BackgroundSource", "background", "matches", "to_event", "to_native"]
 
 
 def background(
@@ -52,15 +54,15 @@ def background(
 
     Arguments, return and errors are those of ``polyserve_gcp.cloudevent``.
     """
-    lookup = Names(names)
+    source = BackgroundSource(app, Names(names or {}))
+    mapping = dict(names or {})
     answer_event_errors()
 
     def handle_background(data: Any, context: LegacyContext) -> None:
         event_id = str(getattr(context, "event_id", "") or "")
         ctx = make_context(app, event_id, timeout, context)
         try:
-            dispatch = _translated(data, context, app, lookup)
-            result = app.handle_event(dispatch.trigger, dispatch.name, dispatch.event, ctx)
+            run(app, source, (data, context), ctx, mapping)
         except EventError as exc:
             ctx.logger.warning(
                 "event rejected",
@@ -69,9 +71,35 @@ def background(
                 type=getattr(context, "event_type", None),
             )
             raise
-        to_native(result)
 
     return handle_background
+
+
+class BackgroundSource:
+    """1st gen background events, ``(data, context)`` pairs, as one ``Source`` for ``run``."""
+
+    __slots__ = ("_app", "_names")
+
+    is_http = False
+
+    def __init__(self, app: App, names: Names) -> None:
+        self._app = app
+        self._names = names
+
+    def matches(self, raw: tuple[Any, LegacyContext]) -> bool:
+        """Every background event: types without a mapping become CloudEvents."""
+        return True
+
+    def to_event(
+        self, raw: tuple[Any, LegacyContext], context: Context, names: Mapping[str, str]
+    ) -> Event:
+        """The typed event and its registration."""
+        data, native = raw
+        return _translated(data, native, self._app, self._names)
+
+    def to_native(self, outcome: Any, raw: tuple[Any, LegacyContext], context: Context) -> None:
+        """Nothing: functions-framework answers 200 once the function returns."""
+        return None
 
 
 def matches(data: Any, context: LegacyContext) -> bool:
@@ -79,7 +107,7 @@ def matches(data: Any, context: LegacyContext) -> bool:
     return True
 
 
-def _translated(data: Any, context: LegacyContext, app: App, names: Names) -> Dispatch:
+def _translated(data: Any, context: LegacyContext, app: App, names: Names) -> Event:
     try:
         return to_event(data, context, app, names)
     except PolyserveError:
@@ -97,7 +125,7 @@ def _resource_name(resource: Any) -> str:
     return resource
 
 
-def to_event(data: Any, context: LegacyContext, app: App, names: Names) -> Dispatch:
+def to_event(data: Any, context: LegacyContext, app: App, names: Names) -> Event:
     """The typed event for a background event and the registration it goes to."""
     event_type = context.event_type
     if not isinstance(event_type, str) or not event_type:
@@ -141,7 +169,7 @@ def _generic(
     event_id: str,
     timestamp: str | None,
     raw: Any,
-) -> Dispatch:
+) -> Event:
     resource = context.resource
     source = resource if isinstance(resource, str) else None
     if isinstance(resource, dict):
@@ -155,7 +183,7 @@ def _generic(
         data=data,
         raw=raw,
     )
-    return Dispatch(Trigger.CLOUDEVENT, event_type, typed)
+    return Event(Trigger.CLOUDEVENT, event_type, typed)
 
 
 def to_native(result: object) -> None:

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from polyserve.adapter import Event
 from polyserve.errors import MalformedEventError, UnsupportedEventError
 from polyserve.events import Message
 from polyserve.routing import Trigger
 from polyserve_gcp import _scheduler
-from polyserve_gcp._dispatch import Dispatch
 from polyserve_gcp._formats import (
     as_object,
     decode_base64,
@@ -32,20 +32,24 @@ from polyserve_gcp._formats import (
     optional_text,
     parse_time,
 )
+from polyserve_gcp._names import logical
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from polyserve import App
-    from polyserve_gcp._dispatch import Names
+    from polyserve.context import Context
     from polyserve_gcp.types import CloudEventLike
 
 __all__ = [
     "EVENT_TYPE",
     "LEGACY_EVENT_TYPES",
+    "Source",
+    "from_cloudevent",
     "is_push_envelope",
     "matches",
     "read_message",
     "route",
-    "to_event",
     "to_native",
 ]
 
@@ -61,7 +65,7 @@ def matches(event: CloudEventLike) -> bool:
     return event.get_attributes().get("type") == EVENT_TYPE
 
 
-def to_event(event: CloudEventLike, app: App, names: Names) -> Dispatch:
+def from_cloudevent(event: CloudEventLike, app: App, names: Mapping[str, str]) -> Event:
     """The message (or schedule) of a ``messagePublished`` CloudEvent.
 
     The topic comes from ``source`` (``//pubsub.googleapis.com/projects/P/topics/T``),
@@ -84,6 +88,33 @@ def to_event(event: CloudEventLike, app: App, names: Names) -> Dispatch:
         fallback_time=attrs.get("time"),
         raw=event,
     )
+
+
+class Source:
+    """Pub/Sub ``messagePublished`` CloudEvents for one app (a ``polyserve.adapter.Source``).
+
+    Which handler a message goes to depends on the app's registrations (see
+    ``route``), so the source is built per app.
+    """
+
+    __slots__ = ("_app",)
+
+    is_http = False
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+
+    def matches(self, raw: CloudEventLike) -> bool:
+        """Whether ``raw`` is a Pub/Sub ``messagePublished`` CloudEvent."""
+        return matches(raw)
+
+    def to_event(self, raw: CloudEventLike, context: Context, names: Mapping[str, str]) -> Event:
+        """The message (or schedule) of the CloudEvent (``from_cloudevent``)."""
+        return from_cloudevent(raw, self._app, names)
+
+    def to_native(self, outcome: object, raw: CloudEventLike, context: Context) -> None:
+        """Nothing: functions-framework answers 200 once the function returns."""
+        return None
 
 
 def is_push_envelope(body: Any) -> bool:
@@ -117,7 +148,7 @@ def _pick(app: App, candidates: list[tuple[Trigger, str]]) -> tuple[Trigger, str
 
 def route(
     app: App,
-    names: Names,
+    names: Mapping[str, str],
     message: dict[str, Any],
     *,
     topic: str | None,
@@ -126,7 +157,7 @@ def route(
     fallback_id: str,
     fallback_time: Any,
     raw: Any,
-) -> Dispatch:
+) -> Event:
     """Decide who handles ``message`` (see the module docstring) and decode it for them.
 
     ``topic`` and ``subscription`` are resource names or short ids, or ``None``
@@ -138,8 +169,8 @@ def route(
     """
     topic_name, topic_id = _split(topic, "topics")
     sub_name, sub_id = _split(subscription, "subscriptions")
-    topic_logical = names.logical(topic_name, topic_id) if topic_id else None
-    sub_logical = names.logical(sub_name, sub_id) if sub_id else None
+    topic_logical = logical(names, topic_name, topic_id) if topic_id else None
+    sub_logical = logical(names, sub_name, sub_id) if sub_id else None
 
     def read(source: str) -> Message:
         return read_message(
@@ -167,7 +198,7 @@ def route(
             description={"trigger": "topic", "topic": topic_logical, "subscription": sub_logical},
         )
     trigger, name = picked
-    return Dispatch(trigger, name, read(name))
+    return Event(trigger, name, read(name))
 
 
 def read_message(

@@ -11,21 +11,25 @@ target (``/_scheduler`` unless configured otherwise) or below it. The schedule
 name is the rest of the path (``/_scheduler/nightly``), else the
 ``X-CloudScheduler-JobName`` header; ``X-CloudScheduler-ScheduleTime`` becomes
 ``scheduled_at``.
+
+Jobs delivered as CloudEvents are ``_scheduler_cloudevent``'s.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from polyserve.adapter import Event
 from polyserve.errors import MalformedEventError
 from polyserve.events import ScheduleEvent
 from polyserve.routing import Trigger
-from polyserve_gcp._dispatch import Dispatch
 from polyserve_gcp._formats import last_segment, parse_time, payload
+from polyserve_gcp._names import logical
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from polyserve import App, HttpRequest, Message
-    from polyserve_gcp._dispatch import Names
 
 __all__ = [
     "JOB_NAME_HEADER",
@@ -39,21 +43,23 @@ JOB_NAME_HEADER = "x-cloudscheduler-jobname"
 SCHEDULE_TIME_HEADER = "x-cloudscheduler-scheduletime"
 
 
-def schedule_for_topic(app: App, names: Names, topic: str | None, topic_id: str) -> str | None:
+def schedule_for_topic(
+    app: App, names: Mapping[str, str], topic: str | None, topic_id: str
+) -> str | None:
     """The name of the schedule that claims messages on the topic, if one does."""
     schedules = [r for r in app.registrations if r.trigger is Trigger.SCHEDULE]
     claimed = {topic_id, topic} - {None}
     for reg in schedules:
         if reg.options.get("topic") in claimed:
             return reg.name
-    logical = names.logical(topic, topic_id)
+    wanted = logical(names, topic, topic_id)
     for reg in schedules:
-        if reg.name == logical:
+        if reg.name == wanted:
             return reg.name
     return None
 
 
-def from_message(message: Message, name: str) -> Dispatch:
+def from_message(message: Message, name: str) -> Event:
     """The ``ScheduleEvent`` for a message a Pub/Sub scheduler job published."""
     event = ScheduleEvent(
         id=message.id,
@@ -62,10 +68,10 @@ def from_message(message: Message, name: str) -> Dispatch:
         payload=payload(message.body),
         raw=message.raw,
     )
-    return Dispatch(Trigger.SCHEDULE, name, event)
+    return Event(Trigger.SCHEDULE, name, event)
 
 
-def to_event(request: HttpRequest, suffix: str, names: Names) -> Dispatch:
+def to_event(request: HttpRequest, suffix: str, names: Mapping[str, str]) -> Event:
     """The ``ScheduleEvent`` for a request to the schedule path (``suffix``: the rest of it).
 
     Raises:
@@ -73,7 +79,7 @@ def to_event(request: HttpRequest, suffix: str, names: Names) -> Dispatch:
             unreadable schedule time.
     """
     if suffix:
-        name = names.logical(suffix)
+        name = logical(names, suffix)
     else:
         job = request.headers.get(JOB_NAME_HEADER, "")
         if not job:
@@ -81,7 +87,7 @@ def to_event(request: HttpRequest, suffix: str, names: Names) -> Dispatch:
                 "a scheduler request needs the schedule name in its path or an "
                 "X-CloudScheduler-JobName header"
             )
-        name = names.logical(job, last_segment(job, "jobs"))
+        name = logical(names, job, last_segment(job, "jobs"))
     when = request.headers.get(SCHEDULE_TIME_HEADER)
     event = ScheduleEvent(
         id=request.request_id,
@@ -90,4 +96,4 @@ def to_event(request: HttpRequest, suffix: str, names: Names) -> Dispatch:
         payload=payload(request.body),
         raw=request.raw,
     )
-    return Dispatch(Trigger.SCHEDULE, name, event)
+    return Event(Trigger.SCHEDULE, name, event)

@@ -9,21 +9,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from polyserve.adapter import Event
 from polyserve.errors import MalformedEventError
 from polyserve.events import StorageAction, StorageEvent
 from polyserve.routing import Trigger
-from polyserve_gcp._dispatch import Dispatch
 from polyserve_gcp._formats import json_object, optional_text, parse_time
+from polyserve_gcp._names import logical
 
 if TYPE_CHECKING:
-    from polyserve import App
-    from polyserve_gcp._dispatch import Names
+    from collections.abc import Mapping
+
+    from polyserve.context import Context
     from polyserve_gcp.types import CloudEventLike
 
 __all__ = [
     "ACTIONS",
     "LEGACY_ACTIONS",
     "OBJECT_CHANGE",
+    "is_http",
     "matches",
     "read_object",
     "to_event",
@@ -48,12 +51,15 @@ OBJECT_CHANGE = "providers/cloud.storage/eventTypes/object.change"
 _SOURCE_PREFIX = "//storage.googleapis.com/projects/_/buckets/"
 
 
+is_http = False
+
+
 def matches(event: CloudEventLike) -> bool:
     """Whether ``event`` is one of the four Cloud Storage object CloudEvents."""
     return event.get_attributes().get("type") in ACTIONS
 
 
-def to_event(event: CloudEventLike, app: App, names: Names) -> Dispatch:
+def to_event(event: CloudEventLike, context: Context, names: Mapping[str, str]) -> Event:
     """The ``StorageEvent`` of a Cloud Storage CloudEvent.
 
     The bucket comes from ``data.bucket``, else from ``source``
@@ -84,14 +90,14 @@ def to_event(event: CloudEventLike, app: App, names: Names) -> Dispatch:
 def read_object(
     data: dict[str, Any],
     action: StorageAction,
-    names: Names,
+    names: Mapping[str, str],
     *,
     bucket: str | None,
     key: str | None,
     event_id: str,
     time: Any,
     raw: Any,
-) -> Dispatch:
+) -> Event:
     """A ``StorageEvent`` from object metadata; ``bucket`` and ``key`` are fallbacks.
 
     The event keeps the real bucket name, which the handler needs to read the
@@ -109,7 +115,7 @@ def read_object(
     size = data.get("size")
     generation = data.get("generation")
     when = time or data.get("updated")
-    name = names.logical(bucket)
+    name = logical(names, bucket)
     event = StorageEvent(
         id=event_id or f"{bucket}/{key}/{generation or ''}",
         action=action,
@@ -122,7 +128,7 @@ def read_object(
         occurred_at=parse_time(when, f"{what} event time") if when else None,
         raw=raw,
     )
-    return Dispatch(Trigger.STORAGE, name, event)
+    return Event(Trigger.STORAGE, name, event)
 
 
 def _size(value: Any) -> int | None:
@@ -137,6 +143,6 @@ def _size(value: Any) -> int | None:
         raise MalformedEventError(f"Cloud Storage object size is not a number: {value!r}") from None
 
 
-def to_native(result: object) -> None:
-    """Nothing: returning completes the event; raising fails it (retried if enabled)."""
+def to_native(outcome: object, raw: CloudEventLike, context: Context) -> None:
+    """Nothing: functions-framework answers 200 once the function returns."""
     return None
