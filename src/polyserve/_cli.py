@@ -133,6 +133,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="when the app fails to import, print the traceback too",
     )
+    from polyserve import _cli_openapi
+
+    _cli_openapi.add_parser(sub)
     return parser
 
 
@@ -143,6 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     capture them, from ``--log-level`` up; uvicorn's access lines go to stdout.
     """
     args = _parser().parse_args(argv)
+    if args.command == "openapi":
+        from polyserve import _cli_openapi
+
+        return _cli_openapi.run(args)
     sys.path.insert(0, args.app_dir)
     try:
         import uvicorn

@@ -128,6 +128,12 @@ class App(Router):
         self._http = None
         self._events = None
 
+    def openapi(self, *, title: str | None = None, version: str = "0.1.0") -> dict[str, Any]:
+        """The OpenAPI 3.1 document of the app's routes (see ``polyserve.openapi``)."""
+        from polyserve.openapi import openapi_document
+
+        return openapi_document(self, title=title, version=version)
+
     # -- HTTP -----------------------------------------------------------------
 
     def handle_http(self, request: HttpRequest, context: Context) -> HttpResponse:
