@@ -366,7 +366,11 @@ def openapi_document(
     builder = _Builder()
     paths: dict[str, dict[str, Any]] = {}
     names: dict[str, int] = {}
+    from polyserve.docs import is_docs_route
+
     for route in app.routes:
+        if is_docs_route(route.endpoint):
+            continue
         path, kinds = _openapi_path(route)
         item = paths.setdefault(path, {})
         for method in sorted(route.methods):
