@@ -16,6 +16,8 @@ from tests.support.servers import free_ports, skip_or_fail
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL_HINT = "install Debian's chromium and chromium-driver (.ci/install-servers)"
 
@@ -81,7 +83,6 @@ def test_the_served_app_gives_its_openapi_document(served: str) -> None:
     assert "/pets/{pet_id}" in doc["paths"]
 
 
-@pytest.mark.integration
 def test_the_docs_page_lists_the_operations_and_try_it_out_reaches_the_app(
     served: str, browser: Any
 ) -> None:
