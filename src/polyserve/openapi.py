@@ -308,7 +308,10 @@ def _response(builder: _Builder, route: Route) -> dict[str, Any]:
             "description": description,
             "content": {"application/octet-stream": {"schema": schema}},
         }
-    schema = builder.schema(returned, mode="serialization")
+    try:
+        schema = builder.schema(returned, mode="serialization")
+    except ConfigurationError:  # a type pydantic cannot describe: any JSON
+        schema = {}
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 

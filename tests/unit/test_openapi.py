@@ -11,15 +11,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pydantic
-import pytest  # noqa: TC002  # fixtures' annotations
+import pytest  # fixtures' annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from openapi_spec_validator import validate
 from typing_extensions import TypedDict
 
-from polyserve import App, Depends, Header, Query
+from polyserve import App, Body, Depends, Header, Query
 from polyserve._cli import main
 from polyserve.auth import ApiKeys, JwtVerifier
+from polyserve.errors import ConfigurationError
 from polyserve.identity import Principal  # noqa: TC001  # resolved at run time
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -207,7 +208,7 @@ def _handler(
             inspect.Parameter(
                 "payload",
                 inspect.Parameter.KEYWORD_ONLY,
-                annotation=Annotated[body, _body_marker()],
+                annotation=Annotated[body, Body()],
             )
         )
 
@@ -217,12 +218,6 @@ def _handler(
     handler.__signature__ = inspect.Signature(params, return_annotation=returns)  # type: ignore[attr-defined]
     handler.__annotations__ = {p.name: p.annotation for p in params} | {"return": returns}
     return handler
-
-
-def _body_marker() -> Any:
-    from polyserve import Body
-
-    return Body()
 
 
 @settings(max_examples=40, deadline=None)
@@ -284,3 +279,27 @@ def test_building_an_app_does_not_import_pydantic_until_a_schema_is_asked_for() 
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "{'type': 'integer'}"
+
+
+class _Opaque:
+    pass
+
+
+def test_a_return_type_without_a_schema_is_any_json_and_a_body_without_one_is_an_error() -> None:
+    app = App("opaque")
+
+    @app.get("/thing")
+    def thing() -> _Opaque:
+        return _Opaque()
+
+    doc = app.openapi()
+    validate(doc)
+    content = doc["paths"]["/thing"]["get"]["responses"]["200"]["content"]
+    assert content == {"application/json": {"schema": {}}}
+
+    @app.post("/thing")
+    def put_thing(thing: Annotated[_Opaque, Body()]) -> None:
+        return None
+
+    with pytest.raises(ConfigurationError, match="no JSON Schema for"):
+        app.openapi()
