@@ -9,15 +9,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import os
 import sys
 import traceback
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from polyserve import __version__
 from polyserve.errors import ConfigurationError, MissingDependencyError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from types import TracebackType
 
 __all__ = ["main"]
@@ -129,10 +130,18 @@ def _parser() -> argparse.ArgumentParser:
         help="the least severe ctx.logger and server lines to print (default: info)",
     )
     serve.add_argument(
+        "--no-docs",
+        action="store_true",
+        help="do not serve /openapi.json and the API docs page /docs",
+    )
+    serve.add_argument(
         "--traceback",
         action="store_true",
         help="when the app fails to import, print the traceback too",
     )
+    from polyserve import _cli_openapi
+
+    _cli_openapi.add_parser(sub)
     return parser
 
 
@@ -143,6 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     capture them, from ``--log-level`` up; uvicorn's access lines go to stdout.
     """
     args = _parser().parse_args(argv)
+    if args.command == "openapi":
+        from polyserve import _cli_openapi
+
+        return _cli_openapi.run(args)
     sys.path.insert(0, args.app_dir)
     try:
         import uvicorn
@@ -154,6 +167,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from polyserve.asgi import log_config
 
+    # Apps built while serving (and in --reload's worker, which inherits the
+    # environment) serve their API docs: App(docs=None) reads this.
+    previous = os.environ.get("POLYSERVE_DOCS")
+    os.environ["POLYSERVE_DOCS"] = "0" if args.no_docs else "1"
+    try:
+        return _serve(args, uvicorn, log_config)
+    finally:
+        if previous is None:
+            del os.environ["POLYSERVE_DOCS"]
+        else:
+            os.environ["POLYSERVE_DOCS"] = previous
+
+
+def _serve(args: argparse.Namespace, uvicorn: Any, log_config: Callable[[str], Any]) -> int:
     try:
         app = _load(args.app, args.app_dir)
     except ConfigurationError as exc:
@@ -167,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # With --reload uvicorn imports the app itself, in a worker process it restarts;
     # the app was loaded here first only so that a mistake is reported in one line.
     uvicorn.run(
-        args.app if args.reload else app,  # type: ignore[arg-type]  # uvicorn's stubs do not know ASGI callables by protocol
+        args.app if args.reload else app,
         host=args.host,
         port=args.port,
         reload=args.reload,

@@ -11,6 +11,8 @@ can host it locally.
 
 from __future__ import annotations
 
+import os as _os
+
 from polyserve.errors import ConfigurationError, UnsupportedEventError
 from polyserve.pipeline import Invocation, Middleware, run
 from polyserve.routing import Registration, Router, Trigger
@@ -36,6 +38,9 @@ if TYPE_CHECKING:
 
 __all__ = ["App", "error_response", "problem"]
 
+# The values of ``POLYSERVE_DOCS`` that turn the docs routes on.
+_ON = ("1", "true", "yes")
+
 
 class App(Router):
     """A set of portable handlers, and the middleware, dependencies and exception handlers
@@ -50,6 +55,9 @@ class App(Router):
         middleware: app middleware, first outermost; also added with ``@app.middleware``.
             For HTTP they run before routing, so they see every request (404s too).
         dependencies: resolved before every handler runs, for their effect.
+        docs: serve ``GET /openapi.json`` and the API docs page ``/docs`` (see
+            ``polyserve.docs``); ``None`` (the default) serves them only when the
+            ``POLYSERVE_DOCS`` environment variable is ``1``, as ``polyserve serve`` sets it.
 
     ``dependency_overrides`` maps a provider to a replacement, for tests:
     ``app.dependency_overrides[database] = lambda: FakeDatabase()``.
@@ -67,6 +75,7 @@ class App(Router):
         batch_deadline_margin: float = 1.0,
         middleware: Iterable[Middleware | Callable[..., Any]] = (),
         dependencies: Iterable[Dependency] = (),
+        docs: bool | None = None,
     ) -> None:
         super().__init__(middleware=middleware, dependencies=dependencies)
         if batch_deadline_margin < 0:
@@ -81,6 +90,10 @@ class App(Router):
         self._resolver: Resolver | None = None
         self._http: HttpDispatch | None = None
         self._events: EventDispatch | None = None
+        if docs or (docs is None and _os.environ.get("POLYSERVE_DOCS", "").lower() in _ON):
+            from polyserve.docs import mount
+
+            mount(self)
 
     def __repr__(self) -> str:
         counts = f"routes={len(self.routes)}, registrations={len(self.registrations)}"
@@ -127,6 +140,12 @@ class App(Router):
         # Plans hold the middleware and handlers they were built with: start again.
         self._http = None
         self._events = None
+
+    def openapi(self, *, title: str | None = None, version: str = "0.1.0") -> dict[str, Any]:
+        """The OpenAPI 3.1 document of the app's routes (see ``polyserve.openapi``)."""
+        from polyserve.openapi import openapi_document
+
+        return openapi_document(self, title=title, version=version)
 
     # -- HTTP -----------------------------------------------------------------
 

@@ -218,6 +218,7 @@ def test_the_wheels_are_ours_and_the_adapters_require_the_core(dist: Path) -> No
         'pydantic>=2.6,<3; extra == "pydantic"',
         'pyjwt[crypto]>=2.8; extra == "jwt"',
         'redis>=5; extra == "redis"',
+        'swagger-ui-bundle-v2>=5.17; extra == "docs"',
         "typing-extensions>=4.8",
         'uvicorn>=0.30; extra == "serve"',
     )
