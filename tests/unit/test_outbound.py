@@ -254,7 +254,7 @@ def _event(**changes: object) -> CloudEvent:
         "id": "e1",
         "source": "/shop",
         "type": "order.created",
-        "time": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+        "time": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
         "subject": "o-1",
         "datacontenttype": "application/json",
         "data": {"id": 1},
