@@ -55,6 +55,8 @@ if TYPE_CHECKING:
 __all__ = ["configure", "register", "resolve_backend", "resolve_target"]
 
 _factories: dict[str, Callable[[], object]] = {}
+# Backends the adapters provide, imported only when chosen.
+_KNOWN = {"aws": ("polyserve_aws.outbound", "AwsBackend")}
 _configured: object | None = None
 _names: dict[tuple[str, str], str] = {}
 _from_env: dict[str, object] = {}
@@ -125,8 +127,18 @@ def resolve_backend() -> object:
 
             _factories["memory"] = MemoryBackend
         factory = _factories.get(chosen)
+        if factory is None and chosen in _KNOWN:
+            import importlib
+
+            module, attribute = _KNOWN[chosen]
+            try:
+                factory = getattr(importlib.import_module(module), attribute)
+            except ImportError:
+                raise ConfigurationError(
+                    f"POLYSERVE_OUTBOUND={chosen!r} needs {module.split('.')[0]} installed"
+                ) from None
         if factory is None:
-            known = ", ".join(sorted({"memory", *_factories}))
+            known = ", ".join(sorted({"memory", *_KNOWN, *_factories}))
             raise ConfigurationError(
                 f"POLYSERVE_OUTBOUND={chosen!r} names no backend (known: {known}); "
                 "import the adapter that provides it"
