@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from polyserve.outbound.backend import resolve_backend, resolve_target
-from polyserve.outbound.errors import BatchPublishError, MessageTooLargeError, TransientPublishError
+from polyserve.outbound.errors import (
+    BatchPublishError,
+    MessageTooLargeError,
+    PublishError,
+    TransientPublishError,
+)
 from polyserve.outbound.message import Failure, Message, encode_payload
 
 TYPE_CHECKING = False
@@ -122,7 +127,7 @@ class _Sender(_Resource):
                 chunk = pending[start : start + size]
                 try:
                     outcomes = backend.send(kind, target, [messages[i] for i in chunk])
-                except TransientPublishError as exc:
+                except PublishError as exc:  # the whole call failed: each of its messages did
                     outcomes = [exc] * len(chunk)
                 for index, outcome in zip(chunk, outcomes, strict=True):
                     results[index] = outcome
