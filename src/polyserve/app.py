@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from polyserve.cors import CORS
     from polyserve.dependencies import Resolver
     from polyserve.events.http import HttpRequest, HttpResponse
+    from polyserve.outbound import Bucket, Queue, Topic
     from polyserve.params import Dependency
     from polyserve.pipeline import ExceptionHandler
     from polyserve.tracing import TraceContext
@@ -146,6 +147,30 @@ class App(Router):
         from polyserve.openapi import openapi_document
 
         return openapi_document(self, title=title, version=version)
+
+    # -- Outbound -------------------------------------------------------------
+
+    def queue_out(self, name: str, *, target: str | None = None) -> Queue:
+        """The queue ``name`` to send to: the one ``@app.queue(name)`` consumes.
+
+        ``target`` (a queue URL, ``namespace/entity``, ``project/topic`` or binding
+        name) overrides the one configured for the name; see ``polyserve.outbound``.
+        """
+        from polyserve.outbound import Queue
+
+        return Queue(name, target=target)
+
+    def topic_out(self, name: str, *, target: str | None = None) -> Topic:
+        """The topic or event bus ``name`` to publish to: the one ``@app.topic(name)`` consumes."""
+        from polyserve.outbound import Topic
+
+        return Topic(name, target=target)
+
+    def bucket(self, name: str, *, target: str | None = None) -> Bucket:
+        """The bucket ``name`` to store objects in: the one ``@app.storage(name)`` watches."""
+        from polyserve.outbound import Bucket
+
+        return Bucket(name, target=target)
 
     # -- HTTP -----------------------------------------------------------------
 

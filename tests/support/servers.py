@@ -14,6 +14,7 @@ Fixtures::
     azurite            AzuriteServer     Azurite blob, queue and table services (Node.js)
     firestore_emulator GcloudEmulator    the gcloud Firestore emulator
     pubsub_emulator    GcloudEmulator    the gcloud Pub/Sub emulator
+    moto_server        MotoServer        moto's server: SQS, SNS, EventBridge, S3 (moto[server])
     node_binary        str               Node.js 20 or later: .cache/node's, else the one on PATH
     node_modules_dir   Path              tests/node/node_modules
     pyodide_dir        Path              the pyodide npm package
@@ -364,6 +365,35 @@ def node_modules_dir() -> Path:
 def pyodide_dir() -> Path:
     """The installed ``pyodide`` npm package: ``pyodide.mjs``, the wasm, the stdlib zip."""
     return _require_node_package("pyodide")
+
+
+@dataclass(frozen=True)
+class MotoServer:
+    """moto's standalone server; ``client_options`` are what ``boto3.client`` needs."""
+
+    endpoint_url: str
+    region: str = "us-east-1"
+    account: str = "123456789012"  # moto's default account
+
+    @property
+    def client_options(self) -> dict[str, str]:
+        return {
+            "endpoint_url": self.endpoint_url,
+            "region_name": self.region,
+            "aws_access_key_id": "test",
+            "aws_secret_access_key": "test",
+        }
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """moto's server (the ``moto[server]`` dev dependency), on a free loopback port."""
+    executable = _require_executable("moto_server")
+    (port,) = free_ports(1)
+    workdir = tmp_path_factory.mktemp("moto")
+    command = [executable, "-H", HOST, "-p", str(port)]
+    with running("moto_server", command, lambda: answers_http(port), workdir):
+        yield MotoServer(f"http://{HOST}:{port}")
 
 
 @pytest.fixture(scope="session")
