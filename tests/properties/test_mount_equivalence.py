@@ -1,0 +1,182 @@
+"""A real FastAPI app answers the same through polyserve's Lambda handler as under uvicorn.
+
+Hypothesis generates requests (path and query parameters, JSON and form bodies,
+cookies, redirects, HTTPException, validation errors); each goes to uvicorn over a
+real socket and, as an API Gateway HTTP API event, to ``polyserve_aws.handler``.
+Status, body and headers must be equal, except the headers a server adds itself
+(``date``, ``server``, ``content-length``), which API Gateway sets on its side.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote, urlencode
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI, Form, HTTPException, Query, Request, Response
+from fastapi.responses import RedirectResponse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+import polyserve_aws
+from polyserve import App
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+SAMPLE = Path(__file__).parents[2] / "adapters/aws/tests/events/apigw-http-post.json"
+SERVER_HEADERS = {"date", "server", "content-length"}
+
+
+class Pet(BaseModel):
+    name: str
+    age: int = 0
+
+
+def _api() -> FastAPI:
+    api = FastAPI()
+
+    @api.get("/items/{item_id}")
+    async def item(item_id: int, q: Annotated[list[str], Query()] = []) -> dict[str, Any]:  # noqa: B006 - FastAPI copies defaults
+        if item_id == 404:
+            raise HTTPException(404, "no such item", headers={"x-why": "missing"})
+        return {"id": item_id, "q": q}
+
+    @api.post("/pets", status_code=201)
+    async def pets(pet: Pet) -> Pet:
+        return pet
+
+    @api.post("/form")
+    async def form(name: Annotated[str, Form()]) -> dict[str, str]:
+        return {"name": name}
+
+    @api.get("/cookies")
+    async def cookies(request: Request, response: Response) -> dict[str, str]:
+        response.set_cookie("seen", "yes")
+        return dict(request.cookies)
+
+    @api.get("/go")
+    async def go() -> RedirectResponse:
+        return RedirectResponse("/items/1", status_code=307)
+
+    return api
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def uvicorn_url() -> Iterator[str]:
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(_api(), port=port, log_level="error", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def lambda_handler() -> Iterator[Any]:
+    app = App("equivalence")
+    app.mount("/", _api())
+    yield polyserve_aws.handler(app)
+    app.close()
+
+
+class _Ctx:
+    aws_request_id = "req-1"
+    function_name = "fn"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:1:function:fn"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+words = st.text(st.characters(min_codepoint=48, max_codepoint=122), min_size=1, max_size=8)
+requests: st.SearchStrategy[Any] = st.one_of(
+    st.tuples(st.just("GET"), st.builds(lambda i: f"/items/{i}", st.sampled_from(["1", "404", "x", "77"])),
+              st.lists(st.tuples(st.just("q"), words), max_size=3), st.none(), st.none()),
+    st.tuples(st.just("POST"), st.just("/pets"), st.just([]),
+              st.builds(lambda n, a: json.dumps({"name": n, "age": a}).encode(), words,
+                        st.one_of(st.integers(0, 99), words)),
+              st.just("application/json")),
+    st.tuples(st.just("POST"), st.just("/form"), st.just([]),
+              st.builds(lambda n: urlencode({"name": n}).encode(), words),
+              st.just("application/x-www-form-urlencoded")),
+    st.tuples(st.just("GET"), st.just("/cookies"), st.just([]), st.none(), st.none()),
+    st.tuples(st.just("GET"), st.just("/go"), st.just([]), st.none(), st.none()),
+)  # fmt: skip
+cookie_jars = st.dictionaries(st.sampled_from(["a", "b", "session"]), words, max_size=2)
+
+
+def _event(method: str, path: str, query: list[tuple[str, str]], body: bytes | None,
+           content_type: str | None, cookies: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+    event: dict[str, Any] = copy.deepcopy(json.loads(SAMPLE.read_text()))
+    event["rawPath"] = path
+    event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = method
+    event["rawQueryString"] = urlencode(query, quote_via=quote)
+    event.pop("queryStringParameters", None)
+    event["cookies"] = [f"{k}={v}" for k, v in cookies.items()]
+    headers = {"host": "testserver", "x-forwarded-proto": "http"}
+    if content_type:
+        headers["content-type"] = content_type
+    event["headers"] = headers
+    event["body"] = base64.b64encode(body).decode() if body else None
+    event["isBase64Encoded"] = bool(body)
+    return event
+
+
+def _lambda_headers(result: dict[str, Any]) -> dict[str, list[str]]:
+    headers: dict[str, list[str]] = {k.lower(): [v] for k, v in result.get("headers", {}).items()}
+    if result.get("cookies"):
+        headers["set-cookie"] = list(result["cookies"])
+    return headers
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(request=requests, cookies=cookie_jars)
+def test_lambda_answers_as_uvicorn(
+    uvicorn_url: str, lambda_handler: Any, request: Any, cookies: dict[str, str]
+) -> None:
+    method, path, query, body, content_type = request
+    headers = {"host": "testserver", "x-forwarded-proto": "http"}
+    if content_type:
+        headers["content-type"] = content_type
+    if cookies:
+        headers["cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    expected = httpx.request(
+        method, uvicorn_url + path, params=query, content=body, headers=headers,
+        follow_redirects=False,
+    )  # fmt: skip
+    result = lambda_handler(_event(method, path, query, body, content_type, cookies), _Ctx())
+    got_body = (
+        base64.b64decode(result["body"]) if result.get("isBase64Encoded")
+        else (result.get("body") or "").encode()
+    )  # fmt: skip
+    assert result["statusCode"] == expected.status_code
+    assert got_body == expected.content
+    want: dict[str, list[str]] = {}
+    for name, value in expected.headers.multi_items():
+        if name.lower() not in SERVER_HEADERS:
+            want.setdefault(name.lower(), []).append(value)
+    got = {k: v for k, v in _lambda_headers(result).items() if k not in SERVER_HEADERS}
+    assert got == want
