@@ -93,14 +93,6 @@ def uvicorn_url() -> Iterator[str]:
     thread.join(5)
 
 
-@pytest.fixture(scope="module")
-def lambda_handler() -> Iterator[Any]:
-    app = App("equivalence")
-    app.mount("/", _api())
-    yield polyserve_aws.handler(app)
-    app.close()
-
-
 class _Ctx:
     aws_request_id = "req-1"
     function_name = "fn"
@@ -152,10 +144,79 @@ def _lambda_headers(result: dict[str, Any]) -> dict[str, list[str]]:
     return headers
 
 
+def _via_lambda(method: str, path: str, query: list[tuple[str, str]], body: bytes | None,
+               headers: dict[str, str], cookies: dict[str, str]) -> tuple[int, dict[str, list[str]], bytes]:  # fmt: skip
+    result = _LAMBDA[0](
+        _event(method, path, query, body, headers.get("content-type"), cookies), _Ctx()
+    )
+    got_body = (
+        base64.b64decode(result["body"]) if result.get("isBase64Encoded")
+        else (result.get("body") or "").encode()
+    )  # fmt: skip
+    return result["statusCode"], _lambda_headers(result), got_body
+
+
+def _via_gcp(method: str, path: str, query: list[tuple[str, str]], body: bytes | None,
+             headers: dict[str, str], cookies: dict[str, str]) -> tuple[int, dict[str, list[str]], bytes]:  # fmt: skip
+    import flask
+
+    url = path + ("?" + urlencode(query, quote_via=quote) if query else "")
+    with flask.Flask(__name__).test_request_context(
+        url, method=method, data=body or b"", headers=headers
+    ):
+        native = _GCP[0](flask.request)
+    got: dict[str, list[str]] = {}
+    for name, value in native.headers.items():
+        got.setdefault(name.lower(), []).append(value)
+    return native.status_code, got, native.get_data()
+
+
+def _via_azure(method: str, path: str, query: list[tuple[str, str]], body: bytes | None,
+               headers: dict[str, str], cookies: dict[str, str]) -> tuple[int, dict[str, list[str]], bytes]:  # fmt: skip
+    import azure.functions as func
+    from adapters.azure.tests.support import InvocationContext
+
+    url = (
+        "https://testserver/api" + path + ("?" + urlencode(query, quote_via=quote) if query else "")
+    )
+    native_request = func.HttpRequest(
+        method, url, headers=headers, params=dict(query), body=body or b""
+    )
+    native = _AZURE[0].get_user_function()(native_request, InvocationContext("inv-1"))
+    got: dict[str, list[str]] = {}
+    for name, value in native.headers.items():
+        got.setdefault(name.lower(), []).append(value)
+    return native.status_code, got, native.get_body()
+
+
+_LAMBDA: list[Any] = []
+_GCP: list[Any] = []
+_AZURE: list[Any] = []
+PROVIDERS = {"aws": _via_lambda, "gcp": _via_gcp, "azure": _via_azure}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _entries() -> Iterator[None]:
+    import polyserve_azure
+    import polyserve_gcp
+
+    app = App("equivalence")
+    app.mount("/", _api())
+    _LAMBDA[:] = [polyserve_aws.handler(app)]
+    _GCP[:] = [polyserve_gcp.http(app)]
+    functions = {
+        str(f.get_function_name()): f for f in polyserve_azure.function_app(app).get_functions()
+    }
+    _AZURE[:] = [functions["http"]]
+    yield
+    app.close()
+
+
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(request=requests, cookies=cookie_jars)
-def test_lambda_answers_as_uvicorn(
-    uvicorn_url: str, lambda_handler: Any, request: Any, cookies: dict[str, str]
+def test_each_provider_answers_as_uvicorn(
+    uvicorn_url: str, provider: str, request: Any, cookies: dict[str, str]
 ) -> None:
     method, path, query, body, content_type = request
     headers = {"host": "testserver", "x-forwarded-proto": "http"}
@@ -167,16 +228,12 @@ def test_lambda_answers_as_uvicorn(
         method, uvicorn_url + path, params=query, content=body, headers=headers,
         follow_redirects=False,
     )  # fmt: skip
-    result = lambda_handler(_event(method, path, query, body, content_type, cookies), _Ctx())
-    got_body = (
-        base64.b64decode(result["body"]) if result.get("isBase64Encoded")
-        else (result.get("body") or "").encode()
-    )  # fmt: skip
-    assert result["statusCode"] == expected.status_code
+    status, got_headers, got_body = PROVIDERS[provider](method, path, query, body, headers, cookies)
+    assert status == expected.status_code
     assert got_body == expected.content
     want: dict[str, list[str]] = {}
     for name, value in expected.headers.multi_items():
         if name.lower() not in SERVER_HEADERS:
             want.setdefault(name.lower(), []).append(value)
-    got = {k: v for k, v in _lambda_headers(result).items() if k not in SERVER_HEADERS}
+    got = {k: v for k, v in got_headers.items() if k not in SERVER_HEADERS}
     assert got == want
