@@ -1,8 +1,13 @@
-"""A real FastAPI app answers the same through polyserve's Lambda handler as under uvicorn.
+"""A real FastAPI app answers the same through every provider's entry as under uvicorn.
 
 Hypothesis generates requests (path and query parameters, JSON and form bodies,
 cookies, redirects, HTTPException, validation errors); each goes to uvicorn over a
-real socket and, as an API Gateway HTTP API event, to ``polyserve_aws.handler``.
+real socket and, as each provider's native request, to its public entry:
+``polyserve_aws.handler`` (API Gateway HTTP API), ``polyserve_gcp.http`` (a Werkzeug
+request), the HTTP function ``polyserve_azure.function_app`` generates, the Worker
+of ``polyserve_cloudflare.entrypoint`` (in-process, with its ``testing`` stand-ins
+for the JavaScript objects, as Pyodide is too slow for a property test), and
+uvicorn serving the polyserve ``App`` itself (``polyserve serve``).
 Status, body and headers must be equal, except the headers a server adds itself
 (``date``, ``server``, ``content-length``), which API Gateway sets on its side.
 """
@@ -78,19 +83,28 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def uvicorn_url() -> Iterator[str]:
+def _start_uvicorn(asgi: Any) -> tuple[str, Any]:
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(_api(), port=port, log_level="error", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(asgi, port=port, log_level="error", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     for _ in range(200):
         if server.started:
             break
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(5)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(5)
+
+    return f"http://127.0.0.1:{port}", stop
+
+
+@pytest.fixture(scope="module")
+def uvicorn_url() -> Iterator[str]:
+    url, stop = _start_uvicorn(_api())
+    yield url
+    stop()
 
 
 class _Ctx:
@@ -189,10 +203,45 @@ def _via_azure(method: str, path: str, query: list[tuple[str, str]], body: bytes
     return native.status_code, got, native.get_body()
 
 
+def _via_cloudflare(method: str, path: str, query: list[tuple[str, str]], body: bytes | None,
+                    headers: dict[str, str], cookies: dict[str, str]) -> tuple[int, dict[str, list[str]], bytes]:  # fmt: skip
+    import asyncio
+
+    from polyserve_cloudflare.testing import FakeExecutionContext, FakeRequest
+
+    url = "https://testserver" + path + ("?" + urlencode(query, quote_via=quote) if query else "")
+    worker = _CLOUDFLARE[0](FakeExecutionContext(), {})
+    native = asyncio.run(worker.fetch(FakeRequest(method, url, list(headers.items()), body or b"")))
+    got: dict[str, list[str]] = {}
+    for name, value in native.headers.entries():
+        if name != "set-cookie":
+            got.setdefault(name, []).append(value)
+    if native.headers.getSetCookie():
+        got["set-cookie"] = list(native.headers.getSetCookie())
+    return native.status, got, native.content
+
+
+def _via_serve(method: str, path: str, query: list[tuple[str, str]], body: bytes | None,
+               headers: dict[str, str], cookies: dict[str, str]) -> tuple[int, dict[str, list[str]], bytes]:  # fmt: skip
+    response = httpx.request(
+        method, _SERVE[0] + path, params=urlencode(query, quote_via=quote), content=body, headers=headers,
+        follow_redirects=False,
+    )  # fmt: skip
+    got: dict[str, list[str]] = {}
+    for name, value in response.headers.multi_items():
+        got.setdefault(name.lower(), []).append(value)
+    return response.status_code, got, response.content
+
+
+_CLOUDFLARE: list[Any] = []
+_SERVE: list[str] = []
 _LAMBDA: list[Any] = []
 _GCP: list[Any] = []
 _AZURE: list[Any] = []
-PROVIDERS = {"aws": _via_lambda, "gcp": _via_gcp, "azure": _via_azure}
+PROVIDERS = {
+    "aws": _via_lambda, "gcp": _via_gcp, "azure": _via_azure, "cloudflare": _via_cloudflare,
+    "serve": _via_serve,
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -208,7 +257,19 @@ def _entries() -> Iterator[None]:
         str(f.get_function_name()): f for f in polyserve_azure.function_app(app).get_functions()
     }
     _AZURE[:] = [functions["http"]]
+    import polyserve_cloudflare
+    from polyserve_cloudflare.testing import FakeRuntime
+
+    # Workers run one event loop per isolate: this app is served by its own.
+    worker_app = App("equivalence-worker")
+    worker_app.mount("/", _api())
+    _CLOUDFLARE[:] = [polyserve_cloudflare.entrypoint(worker_app, runtime=FakeRuntime())]
+    served = App("equivalence-serve")
+    served.mount("/", _api())
+    url, stop = _start_uvicorn(served)
+    _SERVE[:] = [url]
     yield
+    stop()
     app.close()
 
 
