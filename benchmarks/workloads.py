@@ -122,6 +122,11 @@ WORKLOADS = {
             http_v2("POST", "/pets", body=_VALID),
             _status(201, lambda body: body == json.loads(_VALID)),
         ),
+        Workload(
+            "post-v1",
+            rest_v1("POST", "/pets", body=_VALID),
+            _status(201, lambda body: body == json.loads(_VALID)),
+        ),
         Workload("post-invalid", http_v2("POST", "/pets", body=_INVALID), _status(422)),
         Workload("sqs", _BATCH, _failures),
         Workload("route-first", http_v2("GET", "/r0/42"), _status(200, _pet(42))),

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from polyserve.binding import Binder
     from polyserve.context import Context
     from polyserve.events.http import HttpRequest
+    from polyserve.mount import Mount
     from polyserve.params import Dependency
     from polyserve.pipeline import ExceptionHandler, Invocation, Step
     from polyserve.routing import Route
@@ -92,8 +93,10 @@ class HttpDispatch:
             if cors is not None and cors.is_preflight(request):
                 return cors.preflight(request)
             found = self._find(request)
-            if isinstance(found, HttpResponse):
-                return found
+            if found.__class__ is not tuple:
+                if isinstance(found, HttpResponse):
+                    return found
+                return await self._mounted(found, request, inv)  # type: ignore[arg-type]
             route, inv.path_params = found
             inv.context.route = route.path
             plan = self._plans.get(id(route)) or self._plan(route)
@@ -102,8 +105,9 @@ class HttpDispatch:
         except Exception as exc:
             return await self._error(exc, request, inv, plan)
 
-    def _find(self, request: HttpRequest) -> tuple[Route, dict[str, Any]] | HttpResponse:
-        """The route and its parameters, or the response when no handler is to run.
+    def _find(self, request: HttpRequest) -> tuple[Route, dict[str, Any]] | HttpResponse | Mount:
+        """The route and its parameters, the mounted ASGI app that takes the request,
+        or the response when no handler is to run.
 
         Raises:
             HttpError: 404 or 405 (with ``Allow``).
@@ -118,6 +122,9 @@ class HttpDispatch:
         match = app.match(method, path)
         if match.route is not None:
             return match.route, match.params  # a new dict for each match
+        for mount in app.mounts:  # longest prefix first
+            if mount.covers(path):
+                return mount
         if not match.allowed:
             raise HttpError(404, "not_found", f"no route matches {path}")
         allow = ", ".join(sorted(match.allowed | {"OPTIONS"}))
@@ -126,6 +133,13 @@ class HttpDispatch:
         raise HttpError(
             405, "method_not_allowed", f"{method} is not allowed", headers={"allow": allow}
         )
+
+    async def _mounted(self, mount: Mount, request: HttpRequest, inv: Invocation) -> HttpResponse:
+        # A mounted ASGI app in place of a handler: the app's middleware are around it.
+        inv.context.route = (mount.prefix or "") + "/{path:path}"
+        if inv.is_blocking:
+            return mount.call_blocking(request, inv.context)
+        return await mount.call(request, inv.context)
 
     def _plan(self, route: Route) -> _Plan:
         app = self._app

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from polyserve.cors import CORS
     from polyserve.dependencies import Resolver
     from polyserve.events.http import HttpRequest, HttpResponse
+    from polyserve.mount import ASGIApp, Mount
     from polyserve.outbound import Bucket, Queue, Topic
     from polyserve.params import Dependency
     from polyserve.pipeline import ExceptionHandler
@@ -91,6 +92,7 @@ class App(Router):
         self._resolver: Resolver | None = None
         self._http: HttpDispatch | None = None
         self._events: EventDispatch | None = None
+        self._mounts: list[Mount] = []
         if docs or (docs is None and _os.environ.get("POLYSERVE_DOCS", "").lower() in _ON):
             from polyserve.docs import mount
 
@@ -173,6 +175,35 @@ class App(Router):
         return Bucket(name, target=target)
 
     # -- HTTP -----------------------------------------------------------------
+
+    def mount(self, prefix: str, asgi_app: ASGIApp) -> None:
+        """Serve the requests under ``prefix`` that no route of this app takes with ``asgi_app``.
+
+        ``asgi_app`` is any ASGI 3 application: FastAPI, Starlette, Django's ASGI
+        handler. A request goes to it when its path is ``prefix`` or below it and
+        no polyserve route answers its method and path: polyserve's own routes take
+        precedence where both match. Among mounts, the longest prefix wins. The
+        app's middleware run around the mounted app as around any handler; inside
+        it, ``polyserve.mount.context_of(request)`` is the invocation's ``Context``.
+        Its lifespan starts with the first request it gets (see ``polyserve.mount``).
+
+        Raises:
+            ConfigurationError: ``prefix`` does not start with ``/``, ``asgi_app`` is
+                not callable, or another app is mounted at the same prefix.
+        """
+        from polyserve.mount import Mount
+
+        mount = Mount(prefix, asgi_app)
+        if any(m.prefix == mount.prefix for m in self._mounts):
+            raise ConfigurationError(f"an ASGI app is mounted at {prefix!r} already")
+        self._mounts.append(mount)
+        self._mounts.sort(key=lambda m: len(m.prefix), reverse=True)
+        self._changed()
+
+    @property
+    def mounts(self) -> tuple[Mount, ...]:
+        """The mounted ASGI apps, longest prefix first."""
+        return tuple(self._mounts)
 
     def handle_http(self, request: HttpRequest, context: Context) -> HttpResponse:
         """Answer ``request``. Never raises: every error becomes an HTTP error response.
@@ -309,11 +340,14 @@ class App(Router):
     # -- process lifetime -----------------------------------------------------
 
     def close(self) -> None:
-        """Tear down process-scoped dependencies (generator providers run their exit code).
+        """Tear down process-scoped dependencies (generator providers run their exit code)
+        and send mounted ASGI apps their lifespan shutdown.
 
         For hosts that stop the process cleanly; the local server calls it at
         shutdown. The next invocation creates the values again.
         """
+        for mount in self._mounts:
+            mount.close()
         if self._resolver is not None:
             from polyserve._aio import run_sync
 
@@ -321,6 +355,8 @@ class App(Router):
 
     async def aclose(self) -> None:
         """``close`` from async code."""
+        for mount in self._mounts:
+            await mount.aclose()
         if self._resolver is not None:
             await self._resolver.process.close()
 

@@ -136,6 +136,13 @@ async def serve(app: App, scope: dict[str, Any], receive: Receive, send: Send) -
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                # Mounted ASGI apps start with the server, so a failure shows at once.
+                try:
+                    for mount in app.mounts:
+                        await mount.start()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 # Process-scoped dependencies end with the server.

@@ -15,6 +15,8 @@ clients, and the HTTP ``status`` it becomes when it ends an HTTP request::
     │   └── EventValidationError         validation_error      422
     ├── HttpError                        (any status and code, raised by handlers)
     ├── InvalidHeaderError               invalid_header        500  (a response header HTTP cannot carry)
+    ├── MountedAppError                  mounted_app_error     500  (a mounted ASGI app misbehaved)
+    │   └── StartupError                 startup_failed        500  (its lifespan startup failed)
     ├── IdempotencyError                 idempotency_error     500
     │   ├── InProgressError              in_progress           409
     │   ├── KeyMissingError              idempotency_key_missing 400
@@ -52,11 +54,13 @@ __all__ = [
     "KeyMissingError",
     "MalformedEventError",
     "MissingDependencyError",
+    "MountedAppError",
     "PayloadMismatchError",
     "PayloadTooLargeError",
     "PolyserveError",
     "RecordTooLargeError",
     "RetryExhaustedError",
+    "StartupError",
     "StoreUnavailableError",
     "UnsupportedEventError",
     "UnsupportedMediaTypeError",
@@ -263,6 +267,21 @@ class InvalidHeaderError(PolyserveError):
     """
 
     default_code = "invalid_header"
+
+
+class MountedAppError(PolyserveError):
+    """A mounted ASGI app broke the protocol: it raised before answering, sent no
+    response, sent two, sent a body before the start message, or an invalid status or
+    header. The client gets a generic 500; the log names what went wrong.
+    """
+
+    default_code = "mounted_app_error"
+
+
+class StartupError(MountedAppError):
+    """A mounted ASGI app's lifespan startup failed; the next request tries it again."""
+
+    default_code = "startup_failed"
 
 
 class IdempotencyError(PolyserveError):

@@ -144,7 +144,7 @@ class _Builder:
         self._names: set[str] = set()
 
     def build(self, http_route: str) -> func.FunctionApp:
-        if self.app.routes:
+        if self.app.routes or self.app.mounts:
             self._http(http_route)
         for reg in self.app.registrations:
             if reg.trigger is Trigger.QUEUE:

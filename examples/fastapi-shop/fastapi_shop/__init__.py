@@ -1,0 +1,1 @@
+"""A FastAPI shop API and polyserve queue and schedule handlers, deployed as one app."""
