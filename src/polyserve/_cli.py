@@ -113,7 +113,9 @@ def _user_frames(tb: TracebackType | None) -> TracebackType | None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="polyserve", description="Serve a polyserve App locally.")
+    parser = argparse.ArgumentParser(
+        prog="polyserve", description="Serve a polyserve App locally, or consume a stream."
+    )
     parser.add_argument("--version", action="version", version=f"polyserve {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve an App on localhost")
@@ -133,6 +135,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="when the app fails to import, print the traceback too",
     )
+    from polyserve._cli_consume import add_parser as add_consume
+
+    add_consume(sub)
     return parser
 
 
@@ -144,6 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = _parser().parse_args(argv)
     sys.path.insert(0, args.app_dir)
+    if args.command == "consume":
+        from polyserve._cli_consume import run as consume
+
+        return consume(args)
     try:
         import uvicorn
     except ImportError:
