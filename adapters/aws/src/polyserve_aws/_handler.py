@@ -11,6 +11,7 @@ handles it:
 6. DynamoDB Streams
 7. Kinesis Data Streams
 8. EventBridge (S3 via EventBridge, scheduled rules and Scheduler, other events)
+9. Kafka (Amazon MSK and self-managed Apache Kafka)
 
 The checks do not overlap, so the order only puts the most frequent (HTTP) first.
 Anything else goes to the app's ``@app.native()`` handler, as the Lambda event dict,
@@ -57,6 +58,7 @@ SOURCES: tuple[str, ...] = (
     "_dynamodb",
     "_kinesis",
     "_eventbridge",
+    "_kafka",
 )
 """The event source modules of ``polyserve_aws``, in the order they are tried."""
 
