@@ -68,7 +68,7 @@ def parse_url(url: str) -> StreamTarget:
         ConfigurationError: not a ``redis://`` or ``rediss://`` URL naming a stream.
     """
     scheme, sep, rest = url.partition("://")
-    if not sep or scheme not in ("redis", "rediss", "unix"):
+    if not sep or scheme not in ("redis", "rediss"):
         raise ConfigurationError(f"expected redis://HOST:PORT/STREAM, got {url!r}")
     netloc, slash, path = rest.partition("/")
     parts = [p for p in path.split("/") if p] if slash else []
