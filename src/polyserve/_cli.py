@@ -114,7 +114,9 @@ def _user_frames(tb: TracebackType | None) -> TracebackType | None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="polyserve", description="Serve a polyserve App locally.")
+    parser = argparse.ArgumentParser(
+        prog="polyserve", description="Serve a polyserve App locally, or consume a stream."
+    )
     parser.add_argument("--version", action="version", version=f"polyserve {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve an App on localhost")
@@ -139,9 +141,10 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="when the app fails to import, print the traceback too",
     )
-    from polyserve import _cli_openapi
+    from polyserve import _cli_consume, _cli_openapi
 
     _cli_openapi.add_parser(sub)
+    _cli_consume.add_parser(sub)
     return parser
 
 
@@ -157,6 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return _cli_openapi.run(args)
     sys.path.insert(0, args.app_dir)
+    if args.command == "consume":
+        from polyserve import _cli_consume
+
+        return _cli_consume.run(args)
     try:
         import uvicorn
     except ImportError:

@@ -76,6 +76,8 @@ __all__ = [
     "response_body",
     "run",
     "run_async",
+    "run_native",
+    "run_native_async",
     "text",
     "translating",
 ]
@@ -214,6 +216,29 @@ async def run_async(
     else:
         result = await app.handle_http_async(request, context, offload=offload)
     return source.to_native(result, raw, context)
+
+
+def run_native(app: App, provider: str, raw: Any, context: Context, unsupported: Exception) -> Any:
+    """Hand ``raw``, which no source of the adapter recognised, to ``@app.native``.
+
+    Returns the handler's result unchanged, for the adapter to give the provider.
+
+    Raises:
+        Exception: ``unsupported`` (an ``UnsupportedEventError``) when the app has no
+            native handler for ``provider``; else whatever the handler raised.
+    """
+    if app.find(Trigger.NATIVE, provider) is None:
+        raise unsupported
+    return app.handle_event(Trigger.NATIVE, provider, raw, context)
+
+
+async def run_native_async(
+    app: App, provider: str, raw: Any, context: Context, unsupported: Exception
+) -> Any:
+    """``run_native`` from async code."""
+    if app.find(Trigger.NATIVE, provider) is None:
+        raise unsupported
+    return await app.handle_event_async(Trigger.NATIVE, provider, raw, context)
 
 
 def _is_http(source: Source) -> bool:

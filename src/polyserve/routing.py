@@ -55,6 +55,7 @@ class Trigger(str, enum.Enum):
     SCHEDULE = "schedule"
     STREAM = "stream"
     CLOUDEVENT = "cloudevent"
+    NATIVE = "native"
 
 
 _NO_HANDLERS: Mapping[type[BaseException], ExceptionHandler] = {}
@@ -626,6 +627,17 @@ class Router:
     def cloudevent(self, type: str, **options: Any) -> Callable[[F], F]:
         """Decorator: handle CloudEvents of ``type`` (``"*"`` handles every other type)."""
         return self._registrar(Trigger.CLOUDEVENT, type, **options)
+
+    def native(self, provider: str = "*", **options: Any) -> Callable[[F], F]:
+        """Decorator: the escape hatch, for events no typed registration can take.
+
+        The handler gets the event in the provider's native form (the Lambda event
+        dict, say) as its ``Any``-annotated parameter, and its return value goes back
+        to the provider unchanged. ``provider`` (``"aws"``...) limits it to one
+        adapter; ``"*"`` takes every adapter's. An adapter hands it only what it does
+        not recognise at all; without one, such an event raises ``UnsupportedEventError``.
+        """
+        return self._registrar(Trigger.NATIVE, provider, **options)
 
     def find(self, trigger: Trigger, name: str, action: str | None = None) -> Registration | None:
         """The registration for ``trigger`` and ``name`` (and a storage ``action``), if any."""

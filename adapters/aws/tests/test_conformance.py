@@ -84,6 +84,10 @@ def kind_of(raw: Any) -> str | None:
         return "alb"
     if isinstance(context, dict) and "httpMethod" in raw:
         return "http_v1"
+    if raw.get("eventSource") in ("aws:kafka", "aws:SelfManagedKafka") and isinstance(
+        raw.get("records"), dict
+    ):
+        return "kafka"
     records = raw.get("Records")
     if isinstance(records, list) and records and isinstance(records[0], dict):
         source = records[0].get("eventSource", records[0].get("EventSource"))
@@ -359,6 +363,23 @@ def check_eventbridge(raw: dict[str, Any], seen: object) -> None:
         assert (when or getattr(seen, "time", None)) == iso(raw["time"])
 
 
+def check_kafka(raw: dict[str, Any], seen: list[Any]) -> None:
+    records = [r for partition in raw["records"].values() for r in partition]
+    assert len(seen) == len(records)
+    for record, message in zip(records, seen, strict=True):
+        assert isinstance(message, Message)
+        assert message.id == f"{record['topic']}-{record['partition']}@{record['offset']}"
+        assert message.body == b64(record["value"])
+        assert message.source == record["topic"]
+        key = record.get("key")
+        assert message.group_key == (None if key is None else b64(key).decode())
+        headers = {k: bytes(v).decode() for h in record.get("headers", []) for k, v in h.items()}
+        assert message.attributes == headers
+        assert message.enqueued_at == dt.datetime.fromtimestamp(
+            record["timestamp"] / 1000, dt.timezone.utc
+        )
+
+
 def _item_id(record: dict[str, Any], key: Any) -> str:
     if isinstance(key, tuple):
         return str(record[key[0]][key[1]])
@@ -379,6 +400,9 @@ def test_sample_conforms(sample: Path) -> None:
         return
     if kind in ("http_v1", "http_v2", "alb"):
         check_http(raw, kind, recorder, handler(raw, ctx))
+    elif kind == "kafka":
+        assert handler(raw, ctx) is None
+        check_kafka(raw, recorder.seen)
     elif kind == "eventbridge":
         handler(raw, ctx)
         (seen,) = recorder.seen

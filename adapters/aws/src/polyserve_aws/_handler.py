@@ -11,9 +11,12 @@ handles it:
 6. DynamoDB Streams
 7. Kinesis Data Streams
 8. EventBridge (S3 via EventBridge, scheduled rules and Scheduler, other events)
+9. Kafka (Amazon MSK and self-managed Apache Kafka)
 
 The checks do not overlap, so the order only puts the most frequent (HTTP) first.
-Anything else raises ``UnsupportedEventError`` describing what arrived.
+Anything else goes to the app's ``@app.native()`` handler, as the Lambda event dict,
+and its return value is the function's; without one it raises ``UnsupportedEventError``
+describing what arrived.
 
 A source's module is imported the first time an event gets that far down the list,
 so a function that only ever answers HTTP never loads the others.
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from polyserve.adapter import run
+from polyserve.adapter import run, run_native
 from polyserve.errors import ConfigurationError, UnsupportedEventError
 from polyserve_aws import _tracing
 from polyserve_aws._context import to_context
@@ -55,6 +58,7 @@ SOURCES: tuple[str, ...] = (
     "_dynamodb",
     "_kinesis",
     "_eventbridge",
+    "_kafka",
 )
 """The event source modules of ``polyserve_aws``, in the order they are tried."""
 
@@ -205,7 +209,10 @@ def handler(
 
     def lambda_handler(event: Any, lambda_context: LambdaContext) -> Any:
         nonlocal last
-        source = last = _recognise(event, last)
+        try:
+            source = last = _recognise(event, last)
+        except UnsupportedEventError as exc:  # @app.native takes it, if there is one
+            return run_native(app, "aws", event, to_context(lambda_context), exc)
         if delayed is not None and source is sqs_module:
             source = delayed
         context = to_context(lambda_context)
