@@ -133,6 +133,10 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="when the app fails to import, print the traceback too",
     )
+    from polyserve import _cli_events, _cli_invoke
+
+    _cli_events.add_parser(sub)
+    _cli_invoke.add_parser(sub)
     return parser
 
 
@@ -143,6 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     capture them, from ``--log-level`` up; uvicorn's access lines go to stdout.
     """
     args = _parser().parse_args(argv)
+    if hasattr(args, "run"):  # a subcommand in a module of its own
+        status: int = args.run(args)
+        return status
     sys.path.insert(0, args.app_dir)
     try:
         import uvicorn
