@@ -133,6 +133,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="when the app fails to import, print the traceback too",
     )
+    serve.add_argument("--state", help="keep local messages in this SQLite file (default: memory)")
     from polyserve import _cli_events, _cli_invoke
 
     _cli_events.add_parser(sub)
@@ -173,8 +174,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # With --reload uvicorn imports the app itself, in a worker process it restarts;
     # the app was loaded here first only so that a mistake is reported in one line.
+    from polyserve.local import serving
+
+    target, factory = serving(app, args.app, args.app_dir, args.state, reload=args.reload)
     uvicorn.run(
-        args.app if args.reload else app,  # type: ignore[arg-type]  # uvicorn's stubs do not know ASGI callables by protocol
+        target,  # type: ignore[arg-type]  # uvicorn's stubs do not know ASGI callables by protocol
+        factory=factory,
         host=args.host,
         port=args.port,
         reload=args.reload,
