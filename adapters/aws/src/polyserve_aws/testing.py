@@ -64,7 +64,7 @@ def http_api(
     headers: dict[str, str] | None = None,
     cookies: list[str] | None = None,
     body: str | bytes | dict[str, Any] | list[Any] | None = None,
-    source_ip: str = "203.0.113.7",
+    source_ip: str | None = "203.0.113.7",
     request_id: str = "req-1",
     domain: str = "p8w2m1.execute-api.us-east-1.amazonaws.com",
 ) -> dict[str, Any]:
@@ -178,14 +178,18 @@ def sqs(
     attempt: int = 1,
     attributes: dict[str, str] | None = None,
     group_id: str | None = None,
+    sent_timestamp: int = _EPOCH_MS,
 ) -> dict[str, Any]:
-    """An SQS batch of one message; ``group_id`` (or a ``.fifo`` queue) makes it FIFO."""
+    """An SQS batch of one message; ``group_id`` (or a ``.fifo`` queue) makes it FIFO.
+
+    ``sent_timestamp`` is when the message was sent, in milliseconds since the epoch.
+    """
     text, _ = _text(body)
     attrs = {
         "ApproximateReceiveCount": str(attempt),
-        "SentTimestamp": str(_EPOCH_MS),
+        "SentTimestamp": str(sent_timestamp),
         "SenderId": "AIDAEXAMPLE",
-        "ApproximateFirstReceiveTimestamp": str(_EPOCH_MS),
+        "ApproximateFirstReceiveTimestamp": str(sent_timestamp),
     }
     if group_id is not None or queue.endswith(".fifo"):
         attrs |= {"MessageGroupId": group_id or "group-1", "MessageDeduplicationId": message_id}
