@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["add_parser", "build_event", "builders"]
 
 #: The adapters with event builders, by provider name.
-PROVIDERS = {"aws": "polyserve_aws.testing"}
+PROVIDERS = {"aws": "polyserve_aws.testing", "gcp": "polyserve_gcp.testing"}
 
 
 def builders(provider: str) -> Mapping[str, Callable[..., Any]]:

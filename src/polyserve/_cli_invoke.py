@@ -16,13 +16,16 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polyserve._cli_events import PROVIDERS, build_event, parse_sets
+from polyserve._cli_events import build_event, parse_sets
 from polyserve.errors import ConfigurationError, UnsupportedEventError
 
 if TYPE_CHECKING:
     from polyserve.app import App
 
 __all__ = ["add_parser", "invoke"]
+
+#: The providers whose entry point ``invoke`` can run.
+PROVIDERS = ("aws",)
 
 
 def _read(path: str) -> Any:
