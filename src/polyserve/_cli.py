@@ -134,6 +134,7 @@ def _parser() -> argparse.ArgumentParser:
         help="when the app fails to import, print the traceback too",
     )
     serve.add_argument("--state", help="keep local messages in this SQLite file (default: memory)")
+    serve.add_argument("--fire", action="append", default=[], help="fire this schedule at start")
     from polyserve import _cli_events, _cli_invoke
 
     _cli_events.add_parser(sub)
@@ -176,7 +177,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # the app was loaded here first only so that a mistake is reported in one line.
     from polyserve.local import serving
 
-    target, factory = serving(app, args.app, args.app_dir, args.state, reload=args.reload)
+    try:
+        target, factory = serving(
+            app, args.app, args.app_dir, args.state, reload=args.reload, fire=args.fire
+        )
+    except ConfigurationError as exc:
+        print(f"polyserve: error: {exc}", file=sys.stderr)
+        return 2
     uvicorn.run(
         target,  # type: ignore[arg-type]  # uvicorn's stubs do not know ASGI callables by protocol
         factory=factory,

@@ -197,3 +197,36 @@ def test_cron() -> None:
         Cron("61 * * * *")
     with pytest.raises(ConfigurationError, match="five fields"):
         Cron("* * *")
+
+
+def test_fire_at_start() -> None:
+    seen: list[Any] = []
+    server = LocalServer(_app(seen), fire=["nightly"])
+
+    async def main() -> None:
+        task = asyncio.get_running_loop().create_task(server.run())
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+
+    asyncio.run(main())
+    assert seen == ["nightly"]
+    with pytest.raises(
+        ConfigurationError, match="no schedule 'weekly' to fire; schedules: nightly"
+    ):
+        LocalServer(_app([]), fire=["weekly"])
+
+
+def test_serve_rejects_an_unknown_schedule_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from polyserve._cli import main
+
+    (tmp_path / "firing.py").write_text('from polyserve import App\n\napp = App("firing")\n')
+    status = main(["serve", "firing:app", "--app-dir", str(tmp_path), "--fire", "nightly"])
+    assert status == 2
+    assert capsys.readouterr().err == (
+        "polyserve: error: no schedule 'nightly' to fire; schedules: none\n"
+    )

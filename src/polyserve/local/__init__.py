@@ -21,14 +21,24 @@ file given as ``state``, where it survives a restart.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from polyserve.local._server import LocalServer
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["LocalServer", "serving"]
 
 
 def serving(
-    app: object, target: str, app_dir: str, state: str | None, *, reload: bool
+    app: object,
+    target: str,
+    app_dir: str,
+    state: str | None,
+    *,
+    reload: bool,
+    fire: Sequence[str] = (),
 ) -> tuple[object, bool]:
     """What ``polyserve serve`` gives uvicorn: ``(application or factory path, is_factory)``.
 
@@ -39,9 +49,10 @@ def serving(
     if not isinstance(app, App):
         return (target if reload else app), False
     if not reload:
-        return LocalServer(app, state=state), False
+        return LocalServer(app, state=state, fire=fire), False
     # The worker process --reload starts builds its own server from these.
     os.environ["POLYSERVE_LOCAL_APP"] = target
     os.environ["POLYSERVE_LOCAL_DIR"] = app_dir
     os.environ["POLYSERVE_LOCAL_STATE"] = state or ""
+    os.environ["POLYSERVE_LOCAL_FIRE"] = ",".join(fire)
     return "polyserve.local._server:create", True

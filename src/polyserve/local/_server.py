@@ -26,7 +26,7 @@ from polyserve.local._store import Pending, Store
 from polyserve.routing import Trigger
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Sequence
 
     from polyserve.app import App
 
@@ -140,7 +140,12 @@ class LocalServer:
     """
 
     def __init__(
-        self, app: App, *, state: str | None = None, clock: Callable[[], float] = time.time
+        self,
+        app: App,
+        *,
+        state: str | None = None,
+        fire: Sequence[str] = (),
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
         self.store = Store(state or ":memory:")
@@ -151,6 +156,13 @@ class LocalServer:
             cron = reg.options.get("cron") if reg.trigger is Trigger.SCHEDULE else None
             if cron:
                 self.schedules[reg.name] = Cron(cron)
+        for name in fire:
+            if app.find(Trigger.SCHEDULE, name) is None:
+                names = [r.name for r in app.registrations if r.trigger is Trigger.SCHEDULE]
+                known = ", ".join(names) or "none"
+                raise ConfigurationError(f"no schedule {name!r} to fire; schedules: {known}")
+        #: The schedules fired once when the server starts (``polyserve serve --fire``).
+        self.fire_on_start = tuple(fire)
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -224,6 +236,9 @@ class LocalServer:
         wake = self._wake = asyncio.Event()
         now = dt.datetime.now()  # schedules run in local time
         upcoming = {name: cron.next_after(now) for name, cron in self.schedules.items()}
+        for name in self.fire_on_start:
+            with contextlib.suppress(Exception):  # logged by fire
+                await self.fire(name)
         while True:
             await self.deliver_due()
             now = dt.datetime.now()
@@ -343,4 +358,5 @@ def create() -> LocalServer:
     app = _load(os.environ["POLYSERVE_LOCAL_APP"], os.environ.get("POLYSERVE_LOCAL_DIR", "."))
     if not isinstance(app, App):
         raise ConfigurationError("local triggers need a polyserve App")
-    return LocalServer(app, state=os.environ.get("POLYSERVE_LOCAL_STATE") or None)
+    fire = [n for n in os.environ.get("POLYSERVE_LOCAL_FIRE", "").split(",") if n]
+    return LocalServer(app, state=os.environ.get("POLYSERVE_LOCAL_STATE") or None, fire=fire)
