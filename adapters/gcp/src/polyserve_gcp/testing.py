@@ -30,16 +30,23 @@ def _data(data: str | bytes | dict[str, Any] | list[Any]) -> str:
 
 
 def _message(
-    data: str | bytes | dict[str, Any] | list[Any], message_id: str, attributes: dict[str, str]
+    data: str | bytes | dict[str, Any] | list[Any],
+    message_id: str,
+    attributes: dict[str, str],
+    publish_time: str | None = _TIME,
+    ordering_key: str | None = None,
 ) -> dict[str, Any]:
-    return {
+    message = {
         "data": _data(data),
         "attributes": dict(attributes),
         "messageId": message_id,
         "message_id": message_id,
-        "publishTime": _TIME,
-        "publish_time": _TIME,
+        "publishTime": publish_time,
+        "publish_time": publish_time,
     }
+    if ordering_key:
+        message["orderingKey"] = ordering_key
+    return message
 
 
 def pubsub(
@@ -48,6 +55,9 @@ def pubsub(
     message_id: str = "1001",
     attributes: dict[str, str] | None = None,
     attempt: int = 1,
+    publish_time: str | None = _TIME,
+    ordering_key: str | None = None,
+    subscription: str | None = None,
 ) -> dict[str, Any]:
     """A Pub/Sub message as the Eventarc CloudEvent ``messagePublished``."""
     return {
@@ -58,8 +68,9 @@ def pubsub(
         "time": _TIME,
         "datacontenttype": "application/json",
         "data": {
-            "message": _message(data, message_id, attributes or {}),
-            "subscription": f"projects/{_PROJECT}/subscriptions/eventarc-{topic}-sub",
+            "message": _message(data, message_id, attributes or {}, publish_time, ordering_key),
+            "subscription": f"projects/{_PROJECT}/subscriptions/"
+            + (subscription or f"eventarc-{topic}-sub"),
             "deliveryAttempt": attempt,
         },
     }
@@ -71,10 +82,12 @@ def pubsub_push(
     message_id: str = "1001",
     attributes: dict[str, str] | None = None,
     attempt: int = 1,
+    publish_time: str | None = _TIME,
+    ordering_key: str | None = None,
 ) -> dict[str, Any]:
     """A Pub/Sub push subscription's request body."""
     return {
-        "message": _message(data, message_id, attributes or {}),
+        "message": _message(data, message_id, attributes or {}, publish_time, ordering_key),
         "subscription": f"projects/{_PROJECT}/subscriptions/{subscription}",
         "deliveryAttempt": attempt,
     }
