@@ -141,10 +141,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="when the app fails to import, print the traceback too",
     )
-    from polyserve import _cli_consume, _cli_openapi
+    serve.add_argument("--state", help="keep local messages in this SQLite file (default: memory)")
+    serve.add_argument("--fire", action="append", default=[], help="fire this schedule at start")
+    from polyserve import _cli_consume, _cli_events, _cli_invoke, _cli_openapi
 
     _cli_openapi.add_parser(sub)
     _cli_consume.add_parser(sub)
+    _cli_events.add_parser(sub)
+    _cli_invoke.add_parser(sub)
     return parser
 
 
@@ -155,6 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     capture them, from ``--log-level`` up; uvicorn's access lines go to stdout.
     """
     args = _parser().parse_args(argv)
+    if hasattr(args, "run"):  # a subcommand in a module of its own
+        status: int = args.run(args)
+        return status
     if args.command == "openapi":
         from polyserve import _cli_openapi
 
@@ -200,8 +207,18 @@ def _serve(args: argparse.Namespace, uvicorn: Any, log_config: Callable[[str], A
         return 2
     # With --reload uvicorn imports the app itself, in a worker process it restarts;
     # the app was loaded here first only so that a mistake is reported in one line.
+    from polyserve.local import serving
+
+    try:
+        target, factory = serving(
+            app, args.app, args.app_dir, args.state, reload=args.reload, fire=args.fire
+        )
+    except ConfigurationError as exc:
+        print(f"polyserve: error: {exc}", file=sys.stderr)
+        return 2
     uvicorn.run(
-        args.app if args.reload else app,
+        target,  # type: ignore[arg-type]  # uvicorn's stubs do not know ASGI callables by protocol
+        factory=factory,
         host=args.host,
         port=args.port,
         reload=args.reload,

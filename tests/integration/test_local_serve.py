@@ -107,3 +107,40 @@ def test_bad_input_over_real_http(base_url: str) -> None:
         )
         assert cors.status_code == 204
         assert cors.headers["access-control-allow-origin"] == "*"
+
+
+@pytest.mark.integration
+def test_the_readme_drives_the_queue_and_the_schedule(base_url: str) -> None:
+    with httpx.Client(base_url=base_url, timeout=5) as client:
+        pet = client.post("/pets", json={"name": "Biscuit", "species": "cat"}).json()
+        sent = client.post(
+            "/_polyserve/queues/adoptions", json={"pet_id": pet["id"], "adopter": "Ann"}
+        )
+        assert sent.status_code == 202
+        message_id = sent.json()["id"]
+        deadline = time.monotonic() + 10
+        while client.get(f"/_polyserve/messages/{message_id}").json()["state"] != "done":
+            assert time.monotonic() < deadline, "the adoption was not delivered"
+            time.sleep(0.05)
+        assert client.get(f"/pets/{pet['id']}").json()["adopted"] is True
+        report = client.post("/_polyserve/schedules/nightly-report")
+        assert report.status_code == 200
+        assert report.json()["result"]["adopted"] >= 1
+        # An adoption of a pet that does not exist fails and is redelivered with backoff.
+        failing = client.post(
+            "/_polyserve/queues/adoptions", json={"pet_id": 10**6, "adopter": "B"}
+        )
+        failing_id = failing.json()["id"]
+        deadline = time.monotonic() + 10
+        while client.get(f"/_polyserve/messages/{failing_id}").json()["attempt"] < 2:
+            assert time.monotonic() < deadline, "the failed adoption was not redelivered"
+            time.sleep(0.1)
+        state = client.get(f"/_polyserve/messages/{failing_id}").json()
+        assert state["state"] == "pending"
+        assert "LookupError" in state["reason"]
+        bad = client.post("/_polyserve/storage/photos", content=b"{")
+        assert bad.status_code == 404  # the petstore registers no storage handler
+        problem = client.post("/_polyserve/queues/adoptions", content=b"\xff\xfe")
+        assert problem.status_code == 400
+        assert problem.headers["content-type"] == "application/problem+json"
+        assert problem.json()["code"] == "malformed_event"

@@ -29,6 +29,7 @@ from tests.properties.providers import MessageCodec, NativeResponse, RawHttpCode
 
 import polyserve_aws
 from polyserve import Headers, HttpRequest, Message, QueryParams
+from polyserve_aws.testing import build
 
 if TYPE_CHECKING:
     from polyserve import App
@@ -218,30 +219,10 @@ class _PayloadV2:
         source_ip: str | None,
         request_id: str,
     ) -> dict[str, Any]:
-        return {
-            "version": "2.0",
-            "routeKey": "$default",
-            "rawPath": raw_path,
-            "rawQueryString": raw_query,
-            "headers": headers,
-            "requestContext": {
-                "accountId": _ACCOUNT,
-                "apiId": self.domain.split(".", 1)[0],
-                "domainName": self.domain,
-                "http": {
-                    "method": method,
-                    "path": raw_path,
-                    "protocol": "HTTP/1.1",
-                    "sourceIp": source_ip,
-                    "userAgent": "hypothesis",
-                },
-                "requestId": request_id,
-                "routeKey": "$default",
-                "stage": "$default",
-                "timeEpoch": 1714557600000,
-            },
-            "isBase64Encoded": False,
-        }
+        return build(
+            "http_api", method=method, path=raw_path, query=raw_query, headers=headers,
+            source_ip=source_ip, request_id=request_id, domain=self.domain,
+        )  # fmt: skip
 
     @staticmethod
     def _answer(out: dict[str, Any]) -> NativeResponse:
@@ -400,31 +381,18 @@ class _Sqs:
 
     def call(self, app: App, message: Message) -> None:
         assert message.enqueued_at is not None
-        attributes = {
-            "ApproximateReceiveCount": str(message.attempt),
-            "SentTimestamp": str(int(message.enqueued_at.timestamp() * 1000)),
-            "SenderId": "AIDAEXAMPLE",
-            "ApproximateFirstReceiveTimestamp": str(int(message.enqueued_at.timestamp() * 1000)),
-        }
-        queue = message.source
-        if self.fifo:
-            attributes |= {"MessageGroupId": "group-1", "MessageDeduplicationId": message.id}
-            queue += ".fifo"  # a FIFO queue's name ends so; ``names`` maps it back
-        record = {
-            "messageId": message.id,
-            "receiptHandle": "handle",
-            "body": message.body.decode("utf-8", errors="replace"),
-            "attributes": attributes,
-            "messageAttributes": {
-                k: {"stringValue": v, "dataType": "String"} for k, v in message.attributes.items()
-            },
-            "md5OfBody": "0" * 32,
-            "eventSource": "aws:sqs",
-            "eventSourceARN": f"arn:aws:sqs:us-east-1:{_ACCOUNT}:{queue}",
-            "awsRegion": "us-east-1",
-        }
+        queue = message.source + (".fifo" if self.fifo else "")  # ``names`` maps it back
+        event = build(
+            "sqs_fifo" if self.fifo else "sqs",
+            body=message.body.decode("utf-8", errors="replace"),
+            queue=queue,
+            message_id=message.id,
+            attempt=message.attempt,
+            attributes=dict(message.attributes),
+            sent_timestamp=int(message.enqueued_at.timestamp() * 1000),
+        )
         names = {queue: message.source}
-        out = _invoke(app, {"Records": [record]}, "lambda-" + message.id, names)
+        out = _invoke(app, event, "lambda-" + message.id, names)
         if out["batchItemFailures"]:
             raise BatchItemFailedError(f"message {message.id} reported failed: {out}")
 

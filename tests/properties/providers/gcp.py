@@ -28,6 +28,7 @@ from tests.properties.providers import MessageCodec, NativeResponse, RawHttpCode
 
 import polyserve_gcp
 from polyserve import Headers, HttpRequest, Message
+from polyserve_gcp.testing import build
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -153,18 +154,14 @@ class _EventarcPubSub:
         from cloudevents.conversion import to_binary
         from cloudevents.http import CloudEvent, from_http
 
-        data = {
-            "message": _pubsub_message(message),
-            "subscription": f"{_PROJECT}/subscriptions/{message.source}",
-            "deliveryAttempt": message.attempt,
-        }
-        attributes = {
-            "type": "google.cloud.pubsub.topic.v1.messagePublished",
-            "source": f"//pubsub.googleapis.com/{_PROJECT}/topics/{message.source}",
-            "id": message.id,
-            "datacontenttype": "application/json",
-        }
-        headers, body = to_binary(CloudEvent(attributes, data))
+        built = build(
+            "pubsub", data=message.body, topic=message.source, message_id=message.id,
+            attributes=dict(message.attributes), attempt=message.attempt,
+            publish_time=_time(message.enqueued_at), ordering_key=message.group_key,
+            subscription=message.source,
+        )  # fmt: skip
+        data = built.pop("data")
+        headers, body = to_binary(CloudEvent(built, data))
         polyserve_gcp.cloudevent(app)(from_http(headers, body))
 
 
@@ -180,11 +177,11 @@ class _PubSubPush:
     def call(self, app: App, message: Message) -> None:
         import flask
 
-        envelope = {
-            "message": _pubsub_message(message),
-            "subscription": f"{_PROJECT}/subscriptions/{message.source}",
-            "deliveryAttempt": message.attempt,
-        }
+        envelope = build(
+            "pubsub_push", data=message.body, subscription=message.source,
+            message_id=message.id, attributes=dict(message.attributes), attempt=message.attempt,
+            publish_time=_time(message.enqueued_at), ordering_key=message.group_key,
+        )  # fmt: skip
         with flask.Flask(__name__).test_request_context(
             "/_pubsub", method="POST", data=json.dumps(envelope), content_type="application/json"
         ) as context:
