@@ -217,7 +217,7 @@ def _serve(args: argparse.Namespace, uvicorn: Any, log_config: Callable[[str], A
         print(f"polyserve: error: {exc}", file=sys.stderr)
         return 2
     uvicorn.run(
-        target,  # type: ignore[arg-type]  # uvicorn's stubs do not know ASGI callables by protocol
+        target,
         factory=factory,
         host=args.host,
         port=args.port,
