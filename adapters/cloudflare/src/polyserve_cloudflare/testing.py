@@ -9,19 +9,33 @@ once, and ``FakeRuntime.new_response`` rejects what ``new Response()`` rejects::
     worker = Default(FakeExecutionContext(), {})
     response = await worker.fetch(FakeRequest("GET", "https://example.com/pets/1"))
     assert response.status == 200
+
+Native events as JSON: ``build("queue", body={"id": 1})`` (or ``BUILDERS[kind]``) gives
+the JSON form of what the runtime hands the Worker, in the shape of the samples this
+adapter ships: a ``Request`` (``method``, ``url``, ``headers`` as pairs, ``body`` text or
+``bodyBase64``), a ``MessageBatch`` (``queue``, ``messages``; a body
+``{"$arrayBuffer": base64}`` is an ``ArrayBuffer``) or a ``ScheduledController``
+(``cron``, ``scheduledTime``). ``native(event)`` makes the stand-ins above from it,
+``await dispatch(worker, event)`` calls the matching handler of an ``entrypoint``
+instance, and ``answer(result)`` is its result as JSON. Keyword overrides replace the
+defaults named in a builder's signature; an unknown one raises ``TypeError``.
 """
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import inspect
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
 
 if TYPE_CHECKING:
-    import datetime as dt
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
 __all__ = [
+    "BUILDERS",
     "FakeBatch",
     "FakeBuffer",
     "FakeController",
@@ -33,6 +47,11 @@ __all__ = [
     "FakeRequest",
     "FakeResponse",
     "FakeRuntime",
+    "answer",
+    "build",
+    "dispatch",
+    "kind_of",
+    "native",
 ]
 
 _NULL_BODY_STATUSES = frozenset({101, 204, 205, 304})
@@ -225,3 +244,201 @@ class FakeRuntime:
             )
         except ValueError as exc:
             raise TypeError(str(exc)) from None
+
+
+# -- native events as JSON ---------------------------------------------------------------
+
+_Body = str | bytes | dict[str, Any] | list[Any]
+
+
+def fetch(
+    method: str = "GET",
+    path: str = "/",
+    query: str | dict[str, str] = "",
+    headers: dict[str, str] | None = None,
+    body: _Body | None = None,
+    host: str = "app.example.workers.dev",
+    client_ip: str = "198.51.100.23",
+    ray: str = "8f3a1b2c4d5e6f70-AMS",
+) -> dict[str, Any]:
+    """A Fetch ``Request`` as the Worker's ``fetch`` receives it (Cloudflare's ``cf-*`` set)."""
+    text = query if isinstance(query, str) else urlencode(query)
+    url = f"https://{host}{quote(path, safe='/%')}" + (f"?{text}" if text else "")
+    hdrs = {
+        "cf-connecting-ip": client_ip,
+        "cf-ray": ray,
+        "host": host,
+        "x-forwarded-proto": "https",
+    } | {k.lower(): v for k, v in (headers or {}).items()}
+    event: dict[str, Any] = {"method": method.upper(), "url": url}
+    if isinstance(body, (dict, list)):
+        hdrs.setdefault("content-type", "application/json")
+        body = json.dumps(body)
+    event["headers"] = sorted([k, v] for k, v in hdrs.items())
+    if isinstance(body, bytes):
+        event["bodyBase64"] = base64.b64encode(body).decode()
+    elif body:
+        event["body"] = body
+    return event
+
+
+def _message_body(body: Any) -> Any:
+    if isinstance(body, (bytes, bytearray)):
+        return {"$arrayBuffer": base64.b64encode(body).decode()}
+    return body
+
+
+def message_batch(
+    body: Any = "",
+    queue: str = "orders",
+    message_id: str = "4a1c9d53e0b1f8e2a7c6d5b4a3f2e1d0",
+    attempts: int = 1,
+    timestamp: str = "2025-06-01T09:15:02.481Z",
+) -> dict[str, Any]:
+    """A ``MessageBatch`` of one message (``body``: any JSON value, or ``bytes``)."""
+    message = {
+        "id": message_id,
+        "timestamp": timestamp,
+        "attempts": attempts,
+        "body": _message_body(body),
+    }
+    return {"queue": queue, "messages": [message]}
+
+
+def r2_notification(
+    bucket: str = "photos",
+    key: str = "albums/lake.jpg",
+    action: str = "PutObject",
+    size: int = 482113,
+    queue: str = "photo-events",
+    event_time: str = "2025-07-14T08:02:11.512Z",
+) -> dict[str, Any]:
+    """An R2 event notification, delivered to the queue ``queue`` (``DeleteObject``, ...)."""
+    obj: dict[str, Any] = {"key": key}
+    if action in ("PutObject", "CopyObject", "CompleteMultipartUpload"):
+        obj |= {"size": size, "eTag": "5d41402abc4b2a76b9719d911017c592"}
+    notification = {
+        "account": "9e1c4a7b2d3f4e5a6b7c8d9e0f1a2b3c",
+        "action": action,
+        "bucket": bucket,
+        "object": obj,
+        "eventTime": event_time,
+    }
+    return message_batch(body=notification, queue=queue)
+
+
+def scheduled(cron: str = "0 3 * * *", scheduled_time: int = 1748746800000) -> dict[str, Any]:
+    """A Cron Trigger firing: the ``ScheduledController`` for ``cron`` (as in the Wrangler file)."""
+    return {"cron": cron, "scheduledTime": scheduled_time, "type": "scheduled"}
+
+
+BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {
+    "fetch": fetch,
+    "queue": message_batch,
+    "r2_notification": r2_notification,
+    "scheduled": scheduled,
+}
+
+
+def build(kind: str, **overrides: Any) -> dict[str, Any]:
+    """The native event of ``kind`` (a key of ``BUILDERS``) with ``overrides`` applied."""
+    try:
+        builder = BUILDERS[kind]
+    except KeyError:
+        raise KeyError(
+            f"unknown Cloudflare event kind {kind!r}; known: {', '.join(BUILDERS)}"
+        ) from None
+    allowed = inspect.signature(builder).parameters
+    unknown = sorted(set(overrides) - set(allowed))
+    if unknown:
+        raise TypeError(
+            f"unknown override(s) {', '.join(unknown)} for {kind!r}; known: {', '.join(allowed)}"
+        )
+    return builder(**overrides)
+
+
+def kind_of(event: object) -> str | None:
+    """``"fetch"``, ``"queue"`` or ``"scheduled"`` for a JSON event of that shape, else ``None``."""
+    if not isinstance(event, dict):
+        return None
+    if {"method", "url", "headers"} <= event.keys():
+        return "fetch"
+    if {"queue", "messages"} <= event.keys():
+        return "queue"
+    if {"cron", "scheduledTime"} <= event.keys():
+        return "scheduled"
+    return None
+
+
+def _js_value(value: Any) -> Any:
+    if isinstance(value, dict) and value.keys() == {"$arrayBuffer"}:
+        return FakeBuffer(base64.b64decode(value["$arrayBuffer"]))
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    return FakeJsValue(value)
+
+
+def _date(value: str) -> FakeDate:
+    return FakeDate.from_datetime(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+
+
+def native(event: Mapping[str, Any]) -> FakeRequest | FakeBatch | FakeController:
+    """The stand-in the runtime would hand the Worker for the JSON ``event``.
+
+    Raises:
+        ValueError: ``event`` is none of the three shapes.
+    """
+    kind = kind_of(event)
+    if kind == "fetch":
+        if "bodyBase64" in event:
+            body = base64.b64decode(event["bodyBase64"])
+        else:
+            body = str(event.get("body", "")).encode()
+        pairs = [(str(k), str(v)) for k, v in event["headers"]]
+        return FakeRequest(event["method"], event["url"], pairs, body)
+    if kind == "queue":
+        messages = [
+            FakeMessage(m["id"], _js_value(m["body"]), _date(m["timestamp"]), m["attempts"])
+            for m in event["messages"]
+        ]
+        return FakeBatch(event["queue"], messages)
+    if kind == "scheduled":
+        return FakeController(event["scheduledTime"], event["cron"])
+    raise ValueError(
+        "not a Workers event: expected a Request (method, url, headers), a MessageBatch "
+        "(queue, messages) or a ScheduledController (cron, scheduledTime)"
+    )
+
+
+async def dispatch(worker: Any, event: Mapping[str, Any], env: Any = None) -> Any:
+    """Call ``worker``'s handler for ``event``: the ``FakeResponse`` of ``fetch``, the settled
+    ``FakeBatch`` of ``queue``, ``None`` for ``scheduled``; what a handler raises propagates."""
+    raw = native(event)
+    if isinstance(raw, FakeRequest):
+        return await worker.fetch(raw)
+    if isinstance(raw, FakeBatch):
+        await worker.queue(raw, env, FakeExecutionContext())
+        return raw
+    await worker.scheduled(raw, env, FakeExecutionContext())
+    return None
+
+
+def answer(result: Any) -> Any:
+    """``dispatch``'s result as JSON: a response's ``status``, ``headers`` and ``body`` (text, or
+    ``bodyBase64``), a batch's ``messages`` and how each was settled, or ``None``."""
+    if isinstance(result, FakeResponse):
+        out: dict[str, Any] = {"status": result.status, "headers": result.headers.entries()}
+        try:
+            out["body"] = result.content.decode()
+        except UnicodeDecodeError:
+            out["bodyBase64"] = base64.b64encode(result.content).decode()
+        return out
+    if isinstance(result, FakeBatch):
+        return {
+            "queue": result.queue,
+            "messages": [
+                {"id": m.id, "settled": m.settled, "retry": m.retry_options}
+                for m in result.messages
+            ],
+        }
+    return None
