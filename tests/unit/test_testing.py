@@ -152,3 +152,36 @@ def test_async_client() -> None:
 def test_unknown_provider_is_a_clear_error() -> None:
     with pytest.raises(ConfigurationError, match="'mars' is not supported"):
         TestClient(_app(), provider="mars")
+
+
+def test_a_provider_client_imports_its_adapter_on_first_use() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from polyserve import App\n"
+        "from polyserve.testing import TestClient\n"
+        "app = App('t')\n"
+        "app.get('/')(lambda: {'ok': True})\n"
+        "client = TestClient(app, provider='gcp')\n"
+        "assert not [m for m in sys.modules if m.startswith('polyserve_')], sys.modules\n"
+        "assert client.get('/').native.status_code == 200\n"
+        "assert 'polyserve_gcp.testing' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_native_methods_need_a_provider() -> None:
+    with pytest.raises(ConfigurationError, match="schedule_native needs TestClient"):
+        TestClient(_app()).schedule_native("nightly")
+
+
+def test_async_client_sends_aws_events_through_the_handler() -> None:
+    pytest.importorskip("polyserve_aws")
+
+    async def main() -> None:
+        async with AsyncTestClient(_app(), provider="aws") as client:
+            assert await client.queue_native("orders", {"id": 1}) == {"batchItemFailures": []}
+
+    asyncio.run(main())

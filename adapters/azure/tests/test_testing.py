@@ -3,6 +3,7 @@ shape, and reaches the generated function its ``target`` names."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -12,8 +13,18 @@ from adapters.azure.tests import test_events as conformance
 from adapters.azure.tests.support import EVENTS, Recorder
 
 import polyserve_azure
-from polyserve import CloudEvent, HttpRequest, Message, ScheduleEvent, StorageEvent, StreamRecord
-from polyserve_azure.testing import BUILDERS, FunctionHost, build, native
+from polyserve import (
+    App,
+    CloudEvent,
+    HttpRequest,
+    Message,
+    ScheduleEvent,
+    StorageEvent,
+    StreamRecord,
+)
+from polyserve import HttpResponse as PolyResponse
+from polyserve.testing import AsyncTestClient, TestClient
+from polyserve_azure.testing import BUILDERS, FunctionHost, build, invoke, native
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -115,3 +126,69 @@ def test_unknown_kinds_overrides_and_targets_are_errors(recorder: Recorder) -> N
     host = FunctionHost(polyserve_azure.function_app(recorder.app))
     with pytest.raises(LookupError, match="no function receives queueTrigger payments"):
         host.call(build("queue", queue="payments"))
+
+
+def _shop() -> tuple[App, list[Any]]:
+    app, got = App("shop"), []
+
+    @app.get("/pets/{pet_id:int}")
+    def get_pet(pet_id: int) -> dict[str, int]:
+        return {"id": pet_id}
+
+    @app.get("/login")
+    def login() -> PolyResponse:
+        return PolyResponse.json({"ok": True}).set_cookie("a", "1").set_cookie("b", "2")
+
+    @app.queue("orders")
+    async def orders(msg: Message) -> None:
+        got.append(msg.json())
+        if msg.json().get("fail"):
+            raise ValueError("boom")
+
+    @app.schedule("nightly", cron="0 3 * * *")
+    def nightly(event: ScheduleEvent) -> None:
+        got.append(event.name)
+
+    return app, got
+
+
+def test_client_through_the_function_app() -> None:
+    app, got = _shop()
+    client = TestClient(app, provider="azure")
+    response = client.get("/pets/4", headers={"x-a": "1"})
+    assert response.json() == {"id": 4}
+    assert isinstance(response.native, func.HttpResponse)
+    assert response.native.status_code == 200
+    assert client.get("/nope").native.status_code == 404
+    login = client.get("/login")
+    cookies = login.native.headers.getlist("Set-Cookie")
+    assert [c.split(";", 1)[0] for c in cookies] == ["a=1", "b=2"]
+    assert client.cookies == {"a": "1", "b": "2"}
+    assert client.queue_native("orders", {"n": 1}) is None
+    with pytest.raises(ValueError, match="boom"):
+        client.queue_native("orders", {"fail": True}, attempt=2)
+    assert client.schedule_native("nightly") is None
+    with pytest.raises(LookupError, match="no function receives timerTrigger weekly"):
+        client.schedule_native("weekly")
+    assert got == [{"n": 1}, {"fail": True}, "nightly"]
+
+
+def test_async_client_through_the_function_app() -> None:
+    app, got = _shop()
+
+    async def main() -> None:
+        async with AsyncTestClient(app, provider="azure") as client:
+            assert (await client.get("/pets/5")).native.get_body() == b'{"id":5}'
+            await client.queue_native("orders", {"n": 2})
+            await client.event_native("timer", name="nightly")
+
+    asyncio.run(main())
+    assert got == [{"n": 2}, "nightly"]
+
+
+def test_invoke_answers_as_json() -> None:
+    app, _ = _shop()
+    answer = invoke(app, build("http", path="/pets/3"))
+    assert answer["status"] == 200
+    assert json.loads(answer["body"]) == {"id": 3}
+    assert invoke(app, build("queue", body={"n": 1})) is None

@@ -11,14 +11,18 @@ import pytest
 from adapters.cloudflare.tests.test_events import EVENTS, parse
 
 from polyserve import App, HttpRequest, Message, ScheduleEvent, StorageEvent
+from polyserve.testing import AsyncTestClient, TestClient
 from polyserve_cloudflare import entrypoint
 from polyserve_cloudflare.testing import (
     BUILDERS,
+    FakeBatch,
     FakeExecutionContext,
+    FakeResponse,
     FakeRuntime,
     answer,
     build,
     dispatch,
+    invoke,
     native,
 )
 
@@ -109,3 +113,47 @@ def test_r2_notifications_reach_storage_handlers() -> None:
     worker = entrypoint(app, runtime=FakeRuntime())(FakeExecutionContext(), {})
     asyncio.run(dispatch(worker, build("r2_notification", key="a/b.jpg")))
     assert [(e.bucket, e.key) for e in got] == [("photos", "a/b.jpg")]
+
+
+def test_client_through_the_worker(app: App, seen: Seen) -> None:
+    client = TestClient(app, provider="cloudflare")
+    response = client.get("/items/4")
+    assert response.json() == {"id": 4}
+    assert isinstance(response.native, FakeResponse)
+    assert response.native.status == 200
+    assert client.get("/nope").native.status == 404
+    cookies = client.get("/cookies")
+    set_cookies = cookies.native.headers.getSetCookie()
+    assert [c.split(";", 1)[0] for c in set_cookies] == ["a=1", "b=2"]
+    assert client.cookies == {"a": "1", "b": "2"}
+    batch = client.queue_native("orders", "fail", attempts=2)
+    assert isinstance(batch, FakeBatch)
+    assert batch.messages[0].settled == "retried"
+    assert client.queue_native("orders", {"n": 1}).messages[0].settled == "acked"
+    assert client.schedule_native("nightly") is None
+    with pytest.raises(ValueError, match="schedule failed"):
+        client.schedule_native("broken")
+    with pytest.raises(LookupError, match="has no cron="):
+        client.schedule_native("weekly")
+    assert [m.body for m in seen.messages] == [b"fail", b'{"n":1}']
+    assert [s.name for s in seen.schedules] == ["nightly"]
+
+
+def test_async_client_through_the_worker(app: App, seen: Seen) -> None:
+    async def main() -> None:
+        async with AsyncTestClient(app, provider="cloudflare") as client:
+            assert (await client.post("/json", json={"a": 1})).native.json() == {"got": {"a": 1}}
+            batch = await client.event_native("queue", body="x", queue="orders")
+            assert batch.messages[0].settled == "acked"
+
+    asyncio.run(main())
+    assert [m.body for m in seen.messages] == [b"x"]
+
+
+def test_invoke_answers_as_json(app: App) -> None:
+    out = invoke(app, build("fetch", path="/items/3"))
+    assert (out["status"], json.loads(out["body"])) == (200, {"id": 3})
+    assert invoke(app, build("queue", body="fail"))["messages"][0]["settled"] == "retried"
+    assert invoke(app, build("scheduled")) is None
+    with pytest.raises(ValueError, match="not a Workers event"):
+        invoke(app, {"Records": []})

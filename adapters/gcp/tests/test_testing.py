@@ -3,6 +3,7 @@ and has the shape of the samples shipped in ``tests/events``."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any
@@ -12,8 +13,10 @@ import pytest
 from adapters.gcp.tests import test_conformance as conformance
 from adapters.gcp.tests.support import EVENTS, recording_app, sample_kind
 
-from polyserve import HttpRequest, StreamRecord
-from polyserve_gcp.testing import BUILDERS, Targets, build
+from polyserve import App, HttpRequest, Message, ScheduleEvent, StreamRecord
+from polyserve import HttpResponse as PolyResponse
+from polyserve.testing import AsyncTestClient, TestClient
+from polyserve_gcp.testing import BUILDERS, Targets, build, invoke
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -95,3 +98,72 @@ def test_targets_answer_http_with_the_flask_response() -> None:
     assert (request.path, request.query.get("q"), request.json()) == ("/pets/1", "a b", {"a": 1})
     with pytest.raises(ValueError, match="not a Google Cloud event"):
         Targets(recorder.app).call({"Records": []})
+
+
+def _shop() -> tuple[App, list[Any]]:
+    app, got = App("shop"), []
+
+    @app.get("/pets/{pet_id:int}")
+    def get_pet(pet_id: int) -> dict[str, int]:
+        return {"id": pet_id}
+
+    @app.get("/login")
+    def login() -> PolyResponse:
+        return PolyResponse.json({"ok": True}).set_cookie("a", "1").set_cookie("b", "2")
+
+    @app.queue("orders")
+    async def orders(msg: Message) -> None:
+        got.append(msg.json())
+        if msg.json().get("fail"):
+            raise ValueError("boom")
+
+    @app.schedule("nightly", cron="0 3 * * *")
+    def nightly(event: ScheduleEvent) -> None:
+        got.append(event.name)
+
+    return app, got
+
+
+def test_client_through_functions_framework_targets() -> None:
+    app, got = _shop()
+    client = TestClient(app, provider="gcp")
+    response = client.get("/pets/4", params={"q": "1"})
+    assert response.json() == {"id": 4}
+    assert isinstance(response.native, flask.Response)
+    assert response.native.status_code == 200
+    assert client.get("/nope").native.status_code == 404
+    login = client.get("/login")
+    assert [c.split(";", 1)[0] for c in login.native.headers.getlist("Set-Cookie")] == [
+        "a=1",
+        "b=2",
+    ]
+    assert client.cookies == {"a": "1", "b": "2"}
+    assert client.queue_native("orders", {"n": 1}) is None
+    with pytest.raises(ValueError, match="boom"):
+        client.queue_native("orders", {"fail": True}, attempt=2)
+    assert client.schedule_native("nightly") is None
+    assert (
+        client.event_native("pubsub_push", data={"n": 3}, subscription="orders").status_code == 204
+    )
+    assert got == [{"n": 1}, {"fail": True}, "nightly", {"n": 3}]
+
+
+def test_async_client_through_functions_framework_targets() -> None:
+    app, got = _shop()
+
+    async def main() -> None:
+        async with AsyncTestClient(app, provider="gcp") as client:
+            assert (await client.get("/pets/5")).native.get_json() == {"id": 5}
+            await client.queue_native("orders", {"n": 2})
+
+    asyncio.run(main())
+    assert got == [{"n": 2}]
+
+
+def test_invoke_answers_as_json() -> None:
+    app, _ = _shop()
+    answer = invoke(app, build("http", path="/pets/3"))
+    assert answer["status"] == 200
+    assert json.loads(answer["body"]) == {"id": 3}
+    assert invoke(app, build("pubsub_push", data={"n": 1}, subscription="orders"))["status"] == 204
+    assert invoke(app, build("pubsub", data={"n": 1})) is None

@@ -30,7 +30,21 @@ if TYPE_CHECKING:
 
     import azure.functions as func
 
-__all__ = ["BUILDERS", "FunctionHost", "InvocationContext", "build", "datum", "native"]
+    from polyserve.app import App
+    from polyserve.events import HttpRequest
+    from polyserve.testing import TestResponse
+
+__all__ = [
+    "BUILDERS",
+    "ClientTransport",
+    "FunctionHost",
+    "InvocationContext",
+    "build",
+    "client_transport",
+    "datum",
+    "invoke",
+    "native",
+]
 
 _TIME = "2024-06-03T09:41:07+00:00"
 _Body = str | bytes | dict[str, Any] | list[Any]
@@ -485,3 +499,89 @@ class FunctionHost:
         fn = next(f for n, _, _, f in self._functions if n == name)
         context = InvocationContext(invocation_id, name, retry_count)
         return fn.get_user_function()(native(event), context)
+
+
+# -- the hooks of polyserve.testing.TestClient(app, provider="azure") and `polyserve invoke` --
+
+
+def _answer(result: Any) -> TestResponse | None:
+    from polyserve.events import Headers
+    from polyserve.testing import TestResponse
+
+    if result is None:
+        return None
+    pairs = [(k.lower(), v) for k, v in result.headers.items()]
+    if not any(k == "content-type" for k, _ in pairs) and result.mimetype:
+        pairs.append(("content-type", result.mimetype))
+    return TestResponse(result.status_code, Headers(pairs), result.get_body(), native=result)
+
+
+class ClientTransport:
+    """Sends a ``TestClient``'s requests and events through ``function_app(app)``'s functions.
+
+    ``http`` answers with a ``TestResponse`` whose ``native`` is the ``HttpResponse``;
+    the event methods return what the function returned (``None``), raising what it raised.
+    """
+
+    def __init__(self, app: App) -> None:
+        from polyserve_azure import function_app
+
+        self.app = app
+        self.host = FunctionHost(function_app(app))
+
+    def http(self, request: HttpRequest) -> TestResponse:
+        event = http(
+            method=request.method,
+            path=request.path,
+            query=request.query.to_string(),
+            headers=dict(request.headers.items()),
+            body=request.body,
+        )
+        response = _answer(self.host.call(event, invocation_id=request.request_id))
+        assert response is not None, "the HTTP function returns a response"
+        return response
+
+    def queue(self, name: str, body: Any, overrides: Mapping[str, Any]) -> Any:
+        from polyserve.routing import Trigger
+
+        reg = self.app.find(Trigger.QUEUE, name)
+        if reg is not None and reg.options.get("service") == "servicebus":
+            return self.host.call(build("servicebus", body=body, queue=name, **overrides))
+        return self.host.call(build("queue", body=body, queue=name, **overrides))
+
+    def schedule(self, name: str, overrides: Mapping[str, Any]) -> Any:
+        return self.host.call(build("timer", name=name, **overrides))
+
+    def deliver(self, kind: str, overrides: Mapping[str, Any]) -> Any:
+        return self.host.call(build(kind, **overrides))
+
+
+def client_transport(app: App) -> ClientTransport:
+    """The transport ``polyserve.testing.TestClient(app, provider="azure")`` sends through."""
+    return ClientTransport(app)
+
+
+def invoke(app: App, event: Mapping[str, Any]) -> Any:
+    """Run the function of ``function_app(app)`` that receives ``event``; its result as JSON.
+
+    An HTTP function's answer is ``{"status", "headers", "body"}`` (``bodyBase64`` when
+    the body is not text); an event function's is ``None``.
+
+    Raises:
+        ValueError: ``event`` is not an Azure Functions host document.
+        LookupError: no function of the app receives it.
+    """
+    from polyserve_azure import function_app
+
+    response = _answer(FunctionHost(function_app(app)).call(event))
+    if response is None:
+        return None
+    out: dict[str, Any] = {
+        "status": response.status_code,
+        "headers": response.headers.multi_items(),
+    }
+    try:
+        out["body"] = response.content.decode()
+    except UnicodeDecodeError:
+        out["bodyBase64"] = base64.b64encode(response.content).decode()
+    return out

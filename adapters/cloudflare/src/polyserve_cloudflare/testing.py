@@ -34,8 +34,13 @@ from urllib.parse import quote, urlencode
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
 
+    from polyserve.app import App
+    from polyserve.events import HttpRequest
+    from polyserve.testing import TestResponse
+
 __all__ = [
     "BUILDERS",
+    "ClientTransport",
     "FakeBatch",
     "FakeBuffer",
     "FakeController",
@@ -49,7 +54,9 @@ __all__ = [
     "FakeRuntime",
     "answer",
     "build",
+    "client_transport",
     "dispatch",
+    "invoke",
     "kind_of",
     "native",
 ]
@@ -442,3 +449,77 @@ def answer(result: Any) -> Any:
             ],
         }
     return None
+
+
+# -- the hooks of polyserve.testing.TestClient(app, provider="cloudflare") and `polyserve invoke` --
+
+
+class ClientTransport:
+    """Sends a ``TestClient``'s requests and events through ``entrypoint(app)`` on the fakes.
+
+    Every method is a coroutine, as the Worker's handlers are. ``http`` answers with a
+    ``TestResponse`` whose ``native`` is the ``FakeResponse``; ``queue`` returns the
+    settled ``FakeBatch`` (each message ``acked`` or ``retried``); ``schedule`` returns
+    ``None``, raising what the handler raised.
+    """
+
+    def __init__(self, app: App, env: Any = None) -> None:
+        from polyserve_cloudflare import entrypoint
+
+        self.app = app
+        self.env = {} if env is None else env
+        self.worker = entrypoint(app, runtime=FakeRuntime())(FakeExecutionContext(), self.env)
+
+    async def http(self, request: HttpRequest) -> TestResponse:
+        from polyserve.events import Headers
+        from polyserve.testing import TestResponse
+
+        headers = dict(request.headers.items())
+        headers.setdefault("cf-ray", request.request_id)
+        event = fetch(
+            method=request.method,
+            path=request.path,
+            query=request.query.to_string(),
+            headers=headers,
+            body=request.body,
+        )
+        response = await dispatch(self.worker, event, self.env)
+        pairs = response.headers.entries()
+        return TestResponse(response.status, Headers(pairs), response.content, native=response)
+
+    async def queue(self, name: str, body: Any, overrides: Mapping[str, Any]) -> Any:
+        event = build("queue", body="" if body is None else body, queue=name, **overrides)
+        return await dispatch(self.worker, event, self.env)
+
+    async def schedule(self, name: str, overrides: Mapping[str, Any]) -> Any:
+        from polyserve_cloudflare._scheduled import cron_table
+
+        crons = [cron for cron, logical in cron_table(self.app).items() if logical == name]
+        if not crons:
+            raise LookupError(f"schedule {name!r} has no cron= for a Cron Trigger to fire")
+        event = build("scheduled", cron=crons[0], **overrides)
+        return await dispatch(self.worker, event, self.env)
+
+    async def deliver(self, kind: str, overrides: Mapping[str, Any]) -> Any:
+        return await self.deliver_event(build(kind, **overrides))
+
+    async def deliver_event(self, event: Mapping[str, Any]) -> Any:
+        """Hand the JSON ``event`` to the Worker (see ``dispatch``)."""
+        return await dispatch(self.worker, event, self.env)
+
+
+def client_transport(app: App) -> ClientTransport:
+    """The transport ``polyserve.testing.TestClient(app, provider="cloudflare")`` sends through."""
+    return ClientTransport(app)
+
+
+def invoke(app: App, event: Mapping[str, Any]) -> Any:
+    """Run ``entrypoint(app)``'s handler for ``event`` once; its result as JSON (see ``answer``).
+
+    Raises:
+        ValueError: ``event`` is none of the Workers event shapes.
+    """
+    import asyncio
+
+    native(event)  # a wrong event fails here, before the Worker is made
+    return answer(asyncio.run(ClientTransport(app).deliver_event(event)))

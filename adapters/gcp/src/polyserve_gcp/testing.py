@@ -25,8 +25,18 @@ if TYPE_CHECKING:
     import flask
 
     from polyserve.app import App
+    from polyserve.events import HttpRequest
+    from polyserve.testing import TestResponse
 
-__all__ = ["BUILDERS", "Targets", "build", "kind_of"]
+__all__ = [
+    "BUILDERS",
+    "ClientTransport",
+    "Targets",
+    "build",
+    "client_transport",
+    "invoke",
+    "kind_of",
+]
 
 _PROJECT = "my-project"
 _TIME = "2024-05-01T10:00:00.250Z"
@@ -458,3 +468,78 @@ class Targets:
         )
         with flask.Flask(__name__).request_context(builder.get_environ()) as context:
             return self.http(context.request)
+
+
+# -- the hooks of polyserve.testing.TestClient(app, provider="gcp") and `polyserve invoke` --
+
+
+def _answer(response: flask.Response) -> TestResponse:
+    from polyserve.events import Headers
+    from polyserve.testing import TestResponse
+
+    pairs = [(k.lower(), v) for k, v in response.headers.items()]
+    return TestResponse(response.status_code, Headers(pairs), response.get_data(), native=response)
+
+
+class ClientTransport:
+    """Sends a ``TestClient``'s requests and events through functions-framework's targets.
+
+    ``http`` answers with a ``TestResponse`` whose ``native`` is the ``flask.Response``;
+    queue messages go as Eventarc Pub/Sub CloudEvents and schedules as Cloud Scheduler
+    job CloudEvents, returning ``None`` and raising what the handler raised.
+    """
+
+    def __init__(self, app: App) -> None:
+        self.targets = Targets(app)
+
+    def http(self, request: HttpRequest) -> TestResponse:
+        headers = dict(request.headers.items())
+        headers.setdefault("function-execution-id", request.request_id)
+        event = http(
+            method=request.method,
+            path=request.path,
+            query=request.query.to_string(),
+            headers=headers,
+            body=request.body,
+        )
+        response = self.targets.call(event)
+        assert response is not None, "the HTTP target answers"
+        return _answer(response)
+
+    def queue(self, name: str, body: Any, overrides: Mapping[str, Any]) -> Any:
+        return self.targets.call(build("pubsub", data=body or "", topic=name, **overrides))
+
+    def schedule(self, name: str, overrides: Mapping[str, Any]) -> Any:
+        return self.targets.call(build("scheduler_job", name=name, **overrides))
+
+    def deliver(self, kind: str, overrides: Mapping[str, Any]) -> Any:
+        return self.targets.call(build(kind, **overrides))
+
+
+def client_transport(app: App) -> ClientTransport:
+    """The transport ``polyserve.testing.TestClient(app, provider="gcp")`` sends through."""
+    return ClientTransport(app)
+
+
+def invoke(app: App, event: Mapping[str, Any]) -> Any:
+    """Deliver ``event`` to the target of ``app`` that receives it; its answer as JSON.
+
+    An HTTP or push request's answer is ``{"status", "headers", "body"}``
+    (``bodyBase64`` when the body is not text); an event target's is ``None``.
+
+    Raises:
+        ValueError: ``event`` is none of Google's delivery formats.
+    """
+    response = Targets(app).call(event)
+    if response is None:
+        return None
+    out: dict[str, Any] = {
+        "status": response.status_code,
+        "headers": [[k.lower(), v] for k, v in response.headers.items()],
+    }
+    data = response.get_data()
+    try:
+        out["body"] = data.decode()
+    except UnicodeDecodeError:
+        out["bodyBase64"] = base64.b64encode(data).decode()
+    return out
