@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from adapters.cloudflare.tests.test_events import EVENTS, parse
 
-from polyserve import App, HttpRequest, Message, ScheduleEvent, StorageEvent
+from polyserve import (
+    App,
+    HttpRequest,
+    Message,
+    ScheduleEvent,
+    StorageEvent,
+    UnsupportedEventError,
+)
 from polyserve.testing import AsyncTestClient, TestClient
 from polyserve_cloudflare import entrypoint
 from polyserve_cloudflare.testing import (
@@ -155,5 +162,5 @@ def test_invoke_answers_as_json(app: App) -> None:
     assert (out["status"], json.loads(out["body"])) == (200, {"id": 3})
     assert invoke(app, build("queue", body="fail"))["messages"][0]["settled"] == "retried"
     assert invoke(app, build("scheduled")) is None
-    with pytest.raises(ValueError, match="not a Workers event"):
+    with pytest.raises(UnsupportedEventError, match="not a Workers event"):
         invoke(app, {"Records": []})

@@ -568,12 +568,19 @@ def invoke(app: App, event: Mapping[str, Any]) -> Any:
     the body is not text); an event function's is ``None``.
 
     Raises:
-        ValueError: ``event`` is not an Azure Functions host document.
-        LookupError: no function of the app receives it.
+        UnsupportedEventError: ``event`` is not an Azure Functions host document, or no
+            function of the app receives it.
     """
+    from polyserve.errors import UnsupportedEventError
     from polyserve_azure import function_app
 
-    response = _answer(FunctionHost(function_app(app)).call(event))
+    host = FunctionHost(function_app(app))
+    try:
+        native(event)
+        host.function_for(event)
+    except (ValueError, LookupError) as exc:
+        raise UnsupportedEventError(str(exc), description={"provider": "azure"}) from None
+    response = _answer(host.call(event))
     if response is None:
         return None
     out: dict[str, Any] = {

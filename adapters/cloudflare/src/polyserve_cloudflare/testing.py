@@ -517,9 +517,14 @@ def invoke(app: App, event: Mapping[str, Any]) -> Any:
     """Run ``entrypoint(app)``'s handler for ``event`` once; its result as JSON (see ``answer``).
 
     Raises:
-        ValueError: ``event`` is none of the Workers event shapes.
+        UnsupportedEventError: ``event`` is none of the Workers event shapes.
     """
     import asyncio
 
-    native(event)  # a wrong event fails here, before the Worker is made
+    from polyserve.errors import UnsupportedEventError
+
+    try:
+        native(event)  # a wrong event fails here, before the Worker is made
+    except ValueError as exc:
+        raise UnsupportedEventError(str(exc), description={"provider": "cloudflare"}) from None
     return answer(asyncio.run(ClientTransport(app).deliver_event(event)))

@@ -528,8 +528,16 @@ def invoke(app: App, event: Mapping[str, Any]) -> Any:
     (``bodyBase64`` when the body is not text); an event target's is ``None``.
 
     Raises:
-        ValueError: ``event`` is none of Google's delivery formats.
+        UnsupportedEventError: ``event`` is none of Google's delivery formats.
     """
+    if kind_of(event) is None:
+        from polyserve.errors import UnsupportedEventError
+
+        raise UnsupportedEventError(
+            "not a Google Cloud event: expected a CloudEvent, a push envelope, a background "
+            "event or an HTTP request (method, url, headers)",
+            description={"provider": "gcp"},
+        )
     response = Targets(app).call(event)
     if response is None:
         return None
