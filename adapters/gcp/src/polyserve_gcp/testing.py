@@ -163,12 +163,13 @@ def legacy_pubsub(
     topic: str = "orders",
     event_id: str = "1001",
     attributes: dict[str, str] | None = None,
+    timestamp: str | None = _TIME,
 ) -> dict[str, Any]:
     """A 1st-gen background event for a Pub/Sub message (``{"context", "data"}``)."""
     return {
         "context": {
             "eventId": event_id,
-            "timestamp": _TIME,
+            "timestamp": timestamp,
             "eventType": "google.pubsub.topic.publish",
             "resource": {
                 "service": "pubsub.googleapis.com",
