@@ -187,3 +187,20 @@ def test_async_client_sends_aws_events_through_the_handler() -> None:
             assert await client.queue_native("orders", {"id": 1}) == {"batchItemFailures": []}
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("provider", ["azure", "gcp", "cloudflare"])
+def test_provider_clients_carry_repeated_headers_joined(provider: str) -> None:
+    pytest.importorskip(f"polyserve_{provider}")
+    app = App("h")
+
+    @app.get("/h")
+    def headers(request: HttpRequest) -> dict[str, object]:
+        return {"accept": request.headers.get_all("accept"), "q": request.query.get_all("q")}
+
+    client = TestClient(app, provider=provider)
+    response = client.request("GET", "/h?q=1&q=2", headers={"Accept": "a/b"})
+    assert response.json() == {"accept": ["a/b"], "q": ["1", "2"]}
+    assert response.native is not None
+    got = client.get("/h", params={"q": "x y"}).json()
+    assert got["q"] == ["x y"]

@@ -534,7 +534,8 @@ class ClientTransport:
             method=request.method,
             path=request.path,
             query=request.query.to_string(),
-            headers=dict(request.headers.items()),
+            # The host joins the values of a repeated header, as HTTP allows.
+            headers={k: ", ".join(v) for k, v in request.headers.to_multi_dict().items()},
             body=request.body,
         )
         response = _answer(self.host.call(event, invocation_id=request.request_id))

@@ -474,7 +474,8 @@ class ClientTransport:
         from polyserve.events import Headers
         from polyserve.testing import TestResponse
 
-        headers = dict(request.headers.items())
+        # A Fetch Headers joins the values of a repeated name.
+        headers = {k: ", ".join(v) for k, v in request.headers.to_multi_dict().items()}
         headers.setdefault("cf-ray", request.request_id)
         event = fetch(
             method=request.method,

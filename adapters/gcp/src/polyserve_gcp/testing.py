@@ -494,7 +494,8 @@ class ClientTransport:
         self.targets = Targets(app)
 
     def http(self, request: HttpRequest) -> TestResponse:
-        headers = dict(request.headers.items())
+        # The WSGI server joins the values of a repeated header.
+        headers = {k: ", ".join(v) for k, v in request.headers.to_multi_dict().items()}
         headers.setdefault("function-execution-id", request.request_id)
         event = http(
             method=request.method,
