@@ -190,7 +190,7 @@ def test_async_client_sends_aws_events_through_the_handler() -> None:
 
 
 @pytest.mark.parametrize("provider", ["azure", "gcp", "cloudflare"])
-def test_provider_clients_carry_repeated_headers_joined(provider: str) -> None:
+def test_provider_clients_carry_headers_and_repeated_query_values(provider: str) -> None:
     pytest.importorskip(f"polyserve_{provider}")
     app = App("h")
 
