@@ -128,3 +128,26 @@ def test_invoke_azure_names_the_missing_function(
         1,
         "polyserve: error: invocation failed: RuntimeError: report failed\n",
     )
+
+
+@pytest.mark.parametrize("provider", sorted(CASES))
+def test_a_printed_event_runs_from_its_file(
+    provider: str, app_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip(f"polyserve_{provider}")
+    from polyserve._cli_events import body_keyword
+
+    _, queue, target = CASES[provider]
+    body = f'{body_keyword(provider, queue)}={{"id": 1}}'
+    status, out, _ = _run(capsys, "events", provider, queue, *_sets(target), "--set", body)
+    assert status == 0
+    event = tmp_path / "event.json"
+    event.write_text(out)
+    common = ("invoke", "shopapp:app", "--app-dir", str(app_dir), "--provider", provider)
+    status, out, err = _run(capsys, *common, "--event", str(event))
+    assert (status, err) == (0, "")
+    answer = json.loads(out)
+    if provider == "cloudflare":
+        assert answer["messages"][0]["settled"] == "acked"
+    else:
+        assert answer is None
