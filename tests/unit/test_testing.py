@@ -204,3 +204,12 @@ def test_provider_clients_carry_headers_and_repeated_query_values(provider: str)
     assert response.native is not None
     got = client.get("/h", params={"q": "x y"}).json()
     assert got["q"] == ["x y"]
+
+
+@pytest.mark.parametrize("provider", ["aws", "azure", "gcp", "cloudflare"])
+def test_dependency_overrides_apply_through_the_provider_entry(provider: str) -> None:
+    pytest.importorskip(f"polyserve_{provider}")
+    client = TestClient(_app(), provider=provider)
+    with client.override(greeting, lambda: "hi"):
+        assert client.get("/pets/3").json() == {"id": 3, "word": "hi"}
+    assert client.get("/pets/3").json() == {"id": 3, "word": "hello"}
