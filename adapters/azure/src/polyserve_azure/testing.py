@@ -511,8 +511,9 @@ def _answer(result: Any) -> TestResponse | None:
     if result is None:
         return None
     pairs = [(k.lower(), v) for k, v in result.headers.items()]
-    if not any(k == "content-type" for k, _ in pairs) and result.mimetype:
-        pairs.append(("content-type", result.mimetype))
+    if not any(k == "content-type" for k, _ in pairs):
+        # What the worker sends for a response without a Content-Type header.
+        pairs.append(("content-type", f"{result.mimetype}; charset={result.charset}"))
     return TestResponse(result.status_code, Headers(pairs), result.get_body(), native=result)
 
 
