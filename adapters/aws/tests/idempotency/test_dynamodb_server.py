@@ -24,6 +24,8 @@ NOW = 1_700_000_000.0
 class TestDynamoDBStoreContract(StoreContract):
     """The shared store contract, against the real server."""
 
+    preload = ("adapters.aws.tests.idempotency.preload",)
+
     @pytest.fixture
     def make_store(self, dynamodb_factory: DynamoDBStoreFactory) -> StoreFactory:
         return dynamodb_factory

@@ -36,6 +36,8 @@ integration = pytest.mark.integration
 class TestFirestoreStoreContract(StoreContract):
     """The shared store contract, against the real server."""
 
+    preload = ("google.cloud.firestore",)
+
     @pytest.fixture
     def make_store(self, firestore_factory: FirestoreStoreFactory) -> StoreFactory:
         return firestore_factory

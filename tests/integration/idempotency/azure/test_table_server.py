@@ -30,6 +30,8 @@ integration = pytest.mark.integration
 class TestTableStoreContract(StoreContract):
     """The shared store contract, against the real server."""
 
+    preload = ("azure.data.tables", "requests")
+
     @pytest.fixture
     def make_store(self, table_factory: TableStoreFactory) -> StoreFactory:
         return table_factory
