@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import http.cookiejar
 import json
 import socket
 import threading
@@ -223,7 +224,7 @@ def _via_cloudflare(method: str, path: str, query: list[tuple[str, str]], body: 
 
 def _via_serve(method: str, path: str, query: list[tuple[str, str]], body: bytes | None,
                headers: dict[str, str], cookies: dict[str, str]) -> tuple[int, dict[str, list[str]], bytes]:  # fmt: skip
-    response = httpx.request(
+    response = _HTTP[0].request(
         method, _SERVE[0] + path, params=urlencode(query, quote_via=quote), content=body, headers=headers,
         follow_redirects=False,
     )  # fmt: skip
@@ -235,6 +236,7 @@ def _via_serve(method: str, path: str, query: list[tuple[str, str]], body: bytes
 
 _CLOUDFLARE: list[Any] = []
 _SERVE: list[str] = []
+_HTTP: list[httpx.Client] = []
 _LAMBDA: list[Any] = []
 _GCP: list[Any] = []
 _AZURE: list[Any] = []
@@ -268,7 +270,13 @@ def _entries() -> Iterator[None]:
     served.mount("/", _api())
     url, stop = _start_uvicorn(served)
     _SERVE[:] = [url]
-    yield
+    # One client sends every request to uvicorn, as httpx.request would send each (its jar
+    # takes no cookies, so no answer's cookie goes with a later request), without a new
+    # client, SSL context and connection per request.
+    keep_none = http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
+    with httpx.Client(cookies=http.cookiejar.CookieJar(policy=keep_none)) as client:
+        _HTTP[:] = [client]
+        yield
     stop()
     app.close()
 
@@ -285,10 +293,11 @@ def test_each_provider_answers_as_uvicorn(
         headers["content-type"] = content_type
     if cookies:
         headers["cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
-    expected = httpx.request(
+    expected = _HTTP[0].request(
         method, uvicorn_url + path, params=query, content=body, headers=headers,
         follow_redirects=False,
     )  # fmt: skip
+    assert not _HTTP[0].cookies, "the shared client must keep no cookies"
     status, got_headers, got_body = PROVIDERS[provider](method, path, query, body, headers, cookies)
     assert status == expected.status_code
     assert got_body == expected.content
