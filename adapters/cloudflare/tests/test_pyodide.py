@@ -13,6 +13,7 @@ the two modules the SDK imports from the runtime's entrypoint.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -27,7 +28,14 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 DRIVER = Path(__file__).parent / "pyodide" / "run_worker.mjs"
-SDK_DIR = Path(__file__).parents[3] / ".cache" / "workers-runtime-sdk"
+ROOT = Path(__file__).parents[3]
+SDK_DIR = ROOT / ".cache" / "workers-runtime-sdk"
+# The source folders run_worker.mjs copies into Pyodide, beside the SDK wheel.
+SOURCES = (
+    DRIVER.parent,
+    ROOT / "src" / "polyserve",
+    ROOT / "adapters/cloudflare/src/polyserve_cloudflare",
+)
 TIMEOUT = 120
 
 
@@ -42,9 +50,32 @@ def sdk_dir() -> Path:
     return SDK_DIR
 
 
+def _inputs_key(pyodide_dir: Path, node_binary: str, sdk_dir: Path) -> str:
+    """A hash of everything run_worker.mjs runs: the sources, the SDK, Pyodide and Node."""
+    digest = hashlib.sha256(f"{node_binary}\0".encode())
+    digest.update((pyodide_dir / "package.json").read_bytes())
+    files = [f for top in SOURCES for f in sorted(top.rglob("*")) if "__pycache__" not in f.parts]
+    for file in [*files, *sorted(sdk_dir.glob("workers_runtime_sdk-*.whl"))]:
+        if file.is_file():
+            digest.update(f"{file}\0".encode() + file.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 @pytest.fixture(scope="module")
 def run(pyodide_dir: Path, node_binary: str, sdk_dir: Path) -> dict[str, Any]:
-    """What run_worker.mjs reported (one JSON object on its last stdout line)."""
+    """What run_worker.mjs reported (one JSON object on its last stdout line).
+
+    Node runs it, whatever Python runs the tests, so the runs of one ``./dev test`` (one
+    per Python version) share the report through the folder ``DEV_TEST_RUN_DIR`` names,
+    under the hash of what it ran; the first run to need it runs the driver.
+    """
+    shared = os.environ.get("DEV_TEST_RUN_DIR")
+    report = None
+    if shared:
+        report = Path(shared) / f"pyodide-{_inputs_key(pyodide_dir, node_binary, sdk_dir)}.json"
+        if report.exists():
+            kept: dict[str, Any] = json.loads(report.read_text())
+            return kept
     try:
         done = subprocess.run(
             [node_binary, str(DRIVER), str(pyodide_dir), str(sdk_dir)],
@@ -57,7 +88,12 @@ def run(pyodide_dir: Path, node_binary: str, sdk_dir: Path) -> dict[str, Any]:
         pytest.fail(f"run_worker.mjs did not finish in {TIMEOUT}s: {exc.stderr!r}")
     if done.returncode != 0:
         pytest.fail(f"run_worker.mjs failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    last_line = done.stdout.strip().splitlines()[-1]
+    result: dict[str, Any] = json.loads(last_line)
+    if report is not None:
+        partial = report.with_name(f"{report.name}.{os.getpid()}.partial")
+        partial.write_text(last_line)
+        partial.replace(report)
     return result
 
 
