@@ -50,13 +50,38 @@ if TYPE_CHECKING:
         def list(self, target: str, prefix: str) -> Iterator[str]: ...
         def url(self, target: str, key: str, expires: int, method: str) -> str: ...
 
+    class AsyncMessageBackend(MessageBackend, Protocol):
+        """A backend whose service is reached asynchronously (Workers bindings).
+
+        ``Queue.send_async`` and friends await ``send_async``; a backend without it
+        has its ``send`` run in a worker thread.
+        """
+
+        async def send_async(
+            self, kind: str, target: str, messages: Sequence[Message]
+        ) -> list[str | Exception]: ...
+
+    class AsyncObjectBackend(ObjectBackend, Protocol):
+        """A bucket backend reached asynchronously; ``Bucket.*_async`` use these methods."""
+
+        async def put_async(
+            self, target: str, key: str, data: bytes, content_type: str, metadata: Mapping[str, str]
+        ) -> None: ...
+        async def get_async(self, target: str, key: str) -> bytes: ...
+        def open_async(self, target: str, key: str, chunk_size: int) -> AsyncIterator[bytes]: ...
+        async def delete_async(self, target: str, key: str) -> None: ...
+        def list_async(self, target: str, prefix: str) -> AsyncIterator[str]: ...
+
     AsyncChunks = AsyncIterator[bytes]
 
 __all__ = ["configure", "register", "resolve_backend", "resolve_target"]
 
 _factories: dict[str, Callable[[], object]] = {}
 # Backends the adapters provide, imported only when chosen.
-_KNOWN = {"aws": ("polyserve_aws.outbound", "AwsBackend")}
+_KNOWN = {
+    "aws": ("polyserve_aws.outbound", "AwsBackend"),
+    "cloudflare": ("polyserve_cloudflare.outbound", "CloudflareBackend"),
+}
 _configured: object | None = None
 _names: dict[tuple[str, str], str] = {}
 _from_env: dict[str, object] = {}
