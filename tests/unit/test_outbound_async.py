@@ -91,8 +91,8 @@ def test_async_errors_match_the_blocking_ones() -> None:
     with pytest.raises(BatchPublishError) as caught:
         asyncio.run(queue.send_batch_async(["0", "1", "2"]))
     assert [(f.index, f.message.body) for f in caught.value.failures] == [(1, b"1")]
+    backend.plan[b"y"] = [PublishError("refused")]
     with pytest.raises(PublishError, match="refused"):
-        backend.plan[b"y"] = [PublishError("refused")]
         asyncio.run(queue.send_async("y"))
 
 
@@ -109,7 +109,8 @@ def test_a_blocking_backend_runs_in_a_worker_thread() -> None:
     backend = Blocking()
     assert asyncio.run(Queue("orders", backend=backend).send_async("job")) == "1"
     assert [m.body for m in backend.messages("orders")] == [b"job"]
-    assert threads and threads[0] != threading.main_thread().name
+    assert len(threads) == 1
+    assert threads[0] != threading.main_thread().name
 
 
 def test_bucket_async_round_trip_on_a_blocking_backend() -> None:
