@@ -15,7 +15,7 @@ from polyserve.errors import ConfigurationError
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-__all__ = ["PlainEntrypoint", "PyodideRuntime", "entrypoint_base"]
+__all__ = ["PlainEntrypoint", "PyodideRuntime", "entrypoint_base", "runtime_env"]
 
 
 class PlainEntrypoint:
@@ -43,6 +43,18 @@ def entrypoint_base() -> type:
         return PlainEntrypoint
     base = getattr(workers, "WorkerEntrypoint", None)
     return base if isinstance(base, type) else PlainEntrypoint
+
+
+def runtime_env() -> Any:
+    """The runtime's module-level ``env`` (``workers.env``) inside Pyodide, else ``None``."""
+    platform: str = sys.platform
+    if platform != "emscripten":
+        return None
+    try:
+        workers = import_module("workers")
+        return workers.env
+    except Exception:  # an older runtime, or cloudflare:workers not importable
+        return None
 
 
 class PyodideRuntime:
@@ -82,3 +94,22 @@ class PyodideRuntime:
     def json_stringify(self, value: Any) -> str | None:
         text = self._js.JSON.stringify(value)
         return text if isinstance(text, str) else None
+
+    def json_parse(self, text: str) -> Any:
+        return self._js.JSON.parse(text)
+
+    def to_js(self, value: Any) -> Any:
+        return self._ffi.to_js(value, dict_converter=self._js.Object.fromEntries)
+
+    def is_null(self, value: Any) -> bool:
+        return value is None or value is getattr(self._ffi, "jsnull", None)
+
+    def unwrap(self, binding: Any) -> Any:
+        if isinstance(binding, self._ffi.JsProxy):
+            return binding
+        # The workers SDK wraps each binding of a class entry point's self.env to convert
+        # values itself; python_to_rpc hands back the JavaScript object, whose calls
+        # this adapter converts (bytes, options objects) as the rest of it does.
+        workers = sys.modules.get("workers")
+        to_rpc = getattr(workers, "python_to_rpc", None)
+        return binding if to_rpc is None else to_rpc(binding)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,9 +21,12 @@ if TYPE_CHECKING:
     from polyserve.identity import HeaderTrust
     from polyserve_cloudflare.types import JsRuntime
 
-__all__ = ["PROVIDER", "Worker", "WorkerContext"]
+__all__ = ["PROVIDER", "Worker", "WorkerContext", "current_env"]
 
 PROVIDER = "cloudflare"
+
+current_env: ContextVar[Any] = ContextVar("polyserve_cloudflare_env")
+"""The ``env`` of the invocation being handled (outbound bindings are taken from it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +112,7 @@ class Worker:
             import uuid
 
             invocation_id = uuid.uuid4().hex
+        current_env.set(env)
         return Context.with_timeout(
             PROVIDER,
             timeout,

@@ -215,6 +215,19 @@ class FakeRuntime:
     def new_object(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         return dict(fields)
 
+    def json_parse(self, text: str) -> Any:
+        return json.loads(text)
+
+    def to_js(self, value: Any) -> Any:
+        """``value`` itself: the fakes take Python values."""
+        return value
+
+    def is_null(self, value: Any) -> bool:
+        return value is None
+
+    def unwrap(self, binding: Any) -> Any:
+        return binding
+
     def json_stringify(self, value: Any) -> str | None:
         """JSON text of a ``FakeJsValue`` (``TypeError`` if it has none); ``None`` otherwise."""
         if not isinstance(value, FakeJsValue):

@@ -128,3 +128,20 @@ class JsRuntime(Protocol):
     def json_stringify(self, value: Any) -> str | None:
         """``JSON.stringify(value)``: ``None`` where JavaScript returns ``undefined``."""
         ...
+
+    def json_parse(self, text: str) -> Any:
+        """``JSON.parse(text)``: a JavaScript value (raises on text that is not JSON)."""
+        ...
+
+    def to_js(self, value: Any) -> Any:
+        """A JavaScript copy of ``value``: bytes as a ``Uint8Array``, dicts as plain
+        objects, lists as arrays (JavaScript values inside are kept as they are)."""
+        ...
+
+    def is_null(self, value: Any) -> bool:
+        """True for JavaScript ``null`` and ``undefined`` (however Pyodide hands them over)."""
+        ...
+
+    def unwrap(self, binding: Any) -> Any:
+        """The JavaScript object behind a binding the ``workers`` SDK wrapped (else ``binding``)."""
+        ...
