@@ -18,6 +18,7 @@ Fixtures::
     node_binary        str               Node.js 20 or later: .cache/node's, else the one on PATH
     node_modules_dir   Path              tests/node/node_modules
     pyodide_dir        Path              the pyodide npm package
+    miniflare_dir      Path              the miniflare npm package (Cloudflare's workerd inside)
 
 ``.ci/install-servers`` installs everything except the gcloud emulators. A server that is not
 installed skips the tests that need it, but fails them when ``CI=true``, so CI cannot pass
@@ -365,6 +366,12 @@ def node_modules_dir() -> Path:
 def pyodide_dir() -> Path:
     """The installed ``pyodide`` npm package: ``pyodide.mjs``, the wasm, the stdlib zip."""
     return _require_node_package("pyodide")
+
+
+@pytest.fixture(scope="session")
+def miniflare_dir() -> Path:
+    """The installed ``miniflare`` npm package (with its ``workerd`` binary)."""
+    return _require_node_package("miniflare")
 
 
 @dataclass(frozen=True)

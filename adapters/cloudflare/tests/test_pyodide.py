@@ -14,7 +14,6 @@ the two modules the SDK imports from the runtime's entrypoint.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,19 +26,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 DRIVER = Path(__file__).parent / "pyodide" / "run_worker.mjs"
-SDK_DIR = Path(__file__).parents[3] / ".cache" / "workers-runtime-sdk"
 TIMEOUT = 120
-
-
-@pytest.fixture(scope="module")
-def sdk_dir() -> Path:
-    """The folder holding the ``workers-runtime-sdk`` wheel (skips, or fails under CI, without)."""
-    if not any(SDK_DIR.glob("workers_runtime_sdk-*.whl")):
-        message = f"no workers-runtime-sdk wheel in {SDK_DIR}; run .ci/install-servers"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return SDK_DIR
 
 
 @pytest.fixture(scope="module")

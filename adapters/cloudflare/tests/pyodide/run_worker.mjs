@@ -10,60 +10,14 @@
 // the `workers` module is Cloudflare's SDK; cloudflare:workers and the queue/cron
 // objects are stand-ins.
 
-import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
+
+import { loadWorker, root } from "./pyodide_worker.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, "../../../..");
 const pyodideDir = path.resolve(process.argv[2] ?? path.join(root, "tests/node/node_modules/pyodide"));
-const { loadPyodide } = await import(pathToFileURL(path.join(pyodideDir, "pyodide.mjs")).href);
-
-const APP_DIR = "/polyserve-worker";
-
-// The `workers` package is Cloudflare's own (PyPI's workers-runtime-sdk wheel, which
-// .ci/install-servers downloads into .cache/workers-runtime-sdk). What the runtime
-// builds in beside it stays a stand-in: the `cloudflare:workers` module (env and
-// waitUntil) and the two small modules the SDK imports from the runtime's entrypoint.
 const wheelDir = process.argv[3] ?? path.join(root, ".cache/workers-runtime-sdk");
-const wheel = fs.readdirSync(wheelDir).find((name) => /^workers_runtime_sdk-.*\.whl$/.test(name));
-if (!wheel) throw new Error(`no workers_runtime_sdk wheel in ${wheelDir}`);
-
-const ENTRYPOINT_HELPER_STANDIN = `
-from contextlib import contextmanager
-
-cloudflareWorkersModule = None
-cloudflareSocketsModule = None
-
-
-async def doAnImport(module_name):
-    raise ImportError(f"{module_name} is not available outside the Workers runtime")
-
-
-@contextmanager
-def patch_env_helper(kwds):
-    yield
-
-
-def patchWaitUntil(ctx):
-    pass
-`;
-
-const COMPAT_FLAGS_STANDIN = `
-def __getattr__(name):
-    return False
-`;
-
-function copyTree(py, source, target) {
-  py.FS.mkdirTree(target);
-  for (const entry of fs.readdirSync(source, { withFileTypes: true })) {
-    if (entry.name === "__pycache__") continue;
-    const from = path.join(source, entry.name);
-    const to = `${target}/${entry.name}`;
-    if (entry.isDirectory()) copyTree(py, from, to);
-    else if (entry.name.endsWith(".py") || entry.name === "py.typed") py.FS.writeFile(to, fs.readFileSync(from));
-  }
-}
 
 async function responseSummary(response) {
   const body = new Uint8Array(await response.arrayBuffer());
@@ -101,23 +55,17 @@ async function errorOf(promise) {
 }
 
 const started = performance.now();
-const py = await loadPyodide({ indexURL: pyodideDir + path.sep });
-const loadedMs = performance.now() - started;
-
-copyTree(py, path.join(root, "src/polyserve"), `${APP_DIR}/polyserve`);
-copyTree(py, path.join(root, "adapters/cloudflare/src/polyserve_cloudflare"), `${APP_DIR}/polyserve_cloudflare`);
-py.unpackArchive(new Uint8Array(fs.readFileSync(path.join(wheelDir, wheel))), "wheel", { extractDir: APP_DIR });
-py.FS.writeFile(`${APP_DIR}/_pyodide_entrypoint_helper.py`, ENTRYPOINT_HELPER_STANDIN);
-py.FS.writeFile(`${APP_DIR}/_cloudflare_compat_flags.py`, COMPAT_FLAGS_STANDIN);
-py.FS.writeFile(`${APP_DIR}/worker.py`, fs.readFileSync(path.join(here, "worker.py")));
-py.runPython(`import sys; sys.path.insert(0, ${JSON.stringify(APP_DIR)})`);
-
 const env = { KV: "kv-binding" };
 const waited = [];
 const waitUntil = (promise) => waited.push(promise);
 const ctx = { waitUntil };
-py.pyimport("_pyodide_entrypoint_helper").cloudflareWorkersModule = { env, waitUntil };
-const worker = py.pyimport("worker");
+const { py, worker, wheel, loadMs: loadedMs } = await loadWorker({
+  pyodideDir,
+  wheelDir,
+  mainFile: path.join(here, "worker.py"),
+  env,
+  waitUntil,
+});
 const instance = worker.Default(ctx, env);
 const result = {
   pyodide: py.version,
