@@ -21,12 +21,34 @@ if TYPE_CHECKING:
     from polyserve.identity import HeaderTrust
     from polyserve_cloudflare.types import JsRuntime
 
-__all__ = ["PROVIDER", "Worker", "WorkerContext", "current_env"]
+__all__ = ["PROVIDER", "Worker", "WorkerContext", "current_env", "worker_env"]
 
 PROVIDER = "cloudflare"
 
 current_env: ContextVar[Any] = ContextVar("polyserve_cloudflare_env")
 """The ``env`` of the invocation being handled (outbound bindings are taken from it)."""
+
+
+def worker_env(env: Any = None) -> Any:
+    """``env`` if given, else the current invocation's, else the runtime's ``workers.env``.
+
+    Raises:
+        ConfigurationError: there is none (outside an invocation, outside Pyodide).
+    """
+    if env is not None:
+        return env
+    found = current_env.get(None)
+    if found is not None:
+        return found
+    from polyserve_cloudflare._js import runtime_env
+
+    found = runtime_env()
+    if found is None:
+        raise ConfigurationError(
+            "no Worker env to take bindings from: use them from a handler the Worker's "
+            "entry point runs, or pass the env explicitly"
+        )
+    return found
 
 
 @dataclass(frozen=True, slots=True)

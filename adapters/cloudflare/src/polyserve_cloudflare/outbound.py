@@ -45,7 +45,7 @@ from polyserve.outbound.errors import (
     PublishError,
     TransientPublishError,
 )
-from polyserve_cloudflare._worker import current_env
+from polyserve_cloudflare._worker import worker_env
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -60,7 +60,6 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "MAX_OBJECT_BYTES",
     "CloudflareBackend",
-    "current_env",
 ]
 
 MAX_MESSAGE_BYTES = 128_000
@@ -115,29 +114,13 @@ class CloudflareBackend:
             self._runtime = PyodideRuntime()
         return self._runtime
 
-    def _env(self) -> Any:
-        if self.env is not None:
-            return self.env
-        found = current_env.get(None)
-        if found is not None:
-            return found
-        from polyserve_cloudflare._js import runtime_env
-
-        found = runtime_env()
-        if found is None:
-            raise ConfigurationError(
-                "no Worker env to take bindings from: send from a handler the Worker's "
-                "entry point runs, or pass CloudflareBackend(env)"
-            )
-        return found
-
     def binding(self, kind: str, target: str) -> Any:
         """The JavaScript binding for ``target`` (see the module docstring for the names tried).
 
         Raises:
             ConfigurationError: the Worker's ``env`` has no such binding.
         """
-        env = self._env()
+        env = worker_env(self.env)
         names = []
         variable = _attribute(env, env_name(kind, target))
         if isinstance(variable, str) and variable:

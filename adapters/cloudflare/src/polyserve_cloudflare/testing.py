@@ -25,6 +25,8 @@ __all__ = [
     "FakeBatch",
     "FakeBuffer",
     "FakeController",
+    "FakeD1",
+    "FakeD1Statement",
     "FakeDate",
     "FakeExecutionContext",
     "FakeHeaders",
@@ -238,3 +240,90 @@ class FakeRuntime:
             )
         except ValueError as exc:
             raise TypeError(str(exc)) from None
+
+
+class FakeD1:
+    """A D1 database binding on a SQLite file (D1 runs SQLite): ``prepare(sql).bind(...)``
+    then ``await .first()``, ``.run()`` or ``.all()``.
+
+    Rows come back as objects with one attribute per column, as D1's do in Python.
+    Each thread and process opens its own connection, so several can share the file.
+    """
+
+    def __init__(self, path: str = ":memory:") -> None:
+        import threading
+
+        self.path = path
+        self._local = threading.local()
+        self._shared: Any = None
+        self._lock = threading.Lock()
+        self._opened: list[Any] = []
+
+    def _connection(self) -> Any:
+        import os
+        import sqlite3
+
+        if self.path == ":memory:":
+            if self._shared is None:
+                self._shared = sqlite3.connect(
+                    ":memory:", isolation_level=None, check_same_thread=False
+                )
+                self._opened.append(self._shared)
+            return self._shared
+        held = getattr(self._local, "held", None)
+        if held is not None and held[0] == os.getpid():
+            return held[1]
+        connection = sqlite3.connect(
+            self.path, timeout=10.0, isolation_level=None, check_same_thread=False
+        )
+        self._local.held = (os.getpid(), connection)
+        self._opened.append(connection)
+        return connection
+
+    def close(self) -> None:
+        """Close every connection opened here (it reopens them if used again)."""
+        import threading
+
+        with self._lock:
+            opened, self._opened = self._opened, []
+            self._shared = None
+            self._local = threading.local()
+        for connection in opened:
+            connection.close()
+
+    def prepare(self, sql: str) -> FakeD1Statement:
+        return FakeD1Statement(self, sql, ())
+
+    def execute(self, sql: str, values: Sequence[Any]) -> list[Any]:
+        """Run one statement; its rows, each with an attribute per column."""
+        from types import SimpleNamespace
+
+        with self._lock:
+            cursor = self._connection().execute(sql, tuple(values))
+            names = [d[0] for d in cursor.description or ()]
+            rows = cursor.fetchall()
+        return [SimpleNamespace(**dict(zip(names, row, strict=True))) for row in rows]
+
+
+@dataclass(frozen=True)
+class FakeD1Statement:
+    """A prepared statement of ``FakeD1``."""
+
+    database: FakeD1
+    sql: str
+    values: tuple[Any, ...]
+
+    def bind(self, *values: Any) -> FakeD1Statement:
+        return FakeD1Statement(self.database, self.sql, values)
+
+    async def first(self) -> Any:
+        rows = self.database.execute(self.sql, self.values)
+        return rows[0] if rows else None
+
+    async def all(self) -> Any:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(results=self.database.execute(self.sql, self.values))
+
+    async def run(self) -> Any:
+        return await self.all()
