@@ -145,3 +145,13 @@ def test_kv_and_d1_bindings_work_from_python(run: dict[str, Any]) -> None:
     assert body(run["kv"]) == {"value": "value of colour", "missing_is_null": True}
     assert run["kvFromNode"] == "value of colour"
     assert body(run["d1"]) == {"id": 1, "name": "Rex"}
+
+
+def test_idempotent_handlers_keep_their_records_in_d1(run: dict[str, Any]) -> None:
+    first, repeat, other, mismatch = run["payments"]
+    assert [first["status"], repeat["status"], other["status"]] == [201, 201, 201]
+    assert body(first) == body(repeat) == {"run": 1, "amount": 5}  # replayed, not run again
+    assert body(other) == {"run": 2, "amount": 7}
+    assert mismatch["status"] == 422
+    assert body(mismatch)["code"] == "payload_mismatch"
+    assert run["paymentRows"] == [{"status": "completed", "n": 2}]

@@ -12,8 +12,10 @@ import json
 from typing import Any
 
 from polyserve import App, Context, HttpRequest, HttpResponse, Message
+from polyserve.idempotency import idempotent
 from polyserve.outbound import configure
 from polyserve_cloudflare import entrypoint
+from polyserve_cloudflare.idempotency import D1Store
 from polyserve_cloudflare.outbound import CloudflareBackend
 
 app = App("miniflare-worker")
@@ -30,7 +32,12 @@ ORDER_PAYLOADS: list[Any] = [
     b"utf-8 bytes",
 ]
 RETRIED = {"id": 2, "retry": True}
-RECORDED: dict[str, list[dict[str, Any]]] = {"orders": [], "events": [], "sent": []}
+RECORDED: dict[str, list[dict[str, Any]]] = {
+    "orders": [],
+    "events": [],
+    "sent": [],
+    "payments": [],
+}
 
 
 def _expected(payload: Any) -> str:
@@ -151,6 +158,14 @@ async def d1(ctx: Context) -> dict[str, Any]:
     await db.prepare("INSERT INTO pets (name) VALUES (?)").bind("Rex").run()
     row = await db.prepare("SELECT id, name FROM pets WHERE name = ?").bind("Rex").first()
     return {"id": row.id, "name": row.name}
+
+
+@app.post("/payments", status=201)
+@idempotent(D1Store("DB"), mode="header")
+async def pay(request: HttpRequest) -> dict[str, Any]:
+    # Runs once per Idempotency-Key (and caller): the record is in Miniflare's D1.
+    RECORDED["payments"].append({"key": request.headers.get("idempotency-key")})
+    return {"run": len(RECORDED["payments"]), "amount": request.json()["amount"]}
 
 
 Default = entrypoint(app)

@@ -166,6 +166,17 @@ try {
   result.kvFromNode = await env.KV.get("colour");
   result.d1 = await call("GET", "/d1");
 
+  // @idempotent with D1Store: the records live in Miniflare's D1.
+  const pay = (key, amount) =>
+    call("POST", "/payments", {
+      headers: { "idempotency-key": key, authorization: "Bearer alice", "content-type": "application/json" },
+      body: JSON.stringify({ amount }),
+    });
+  result.payments = [await pay("p-1", 5), await pay("p-1", 5), await pay("p-2", 7), await pay("p-1", 6)];
+  result.paymentRows = (
+    await env.DB.prepare("SELECT status, count(*) AS n FROM polyserve_idempotency GROUP BY status").all()
+  ).results;
+
   // Wait for Miniflare to deliver everything: 6 orders (one of them twice) and 1 event.
   const deadline = Date.now() + 20_000;
   let recorded = JSON.parse(worker.recorded());
