@@ -6,9 +6,10 @@ Cloudflare's ``workers`` SDK (PyPI's ``workers-runtime-sdk`` wheel, downloaded b
 ``.ci/install-servers`` into ``.cache/workers-runtime-sdk``) beside them, imports
 ``pyodide/worker.py`` as the Worker's main module and drives its ``Default``
 class with real Fetch ``Request`` objects, a queue batch whose ``ack``/``retry``
-are JavaScript functions, and a cron firing. No network is used. Stand-ins remain
-for what the runtime builds in: ``cloudflare:workers`` (``env``, ``waitUntil``) and
-the two modules the SDK imports from the runtime's entrypoint.
+are JavaScript functions, and a cron firing. The ``env`` holds Miniflare's real KV
+namespace. No network is used. Stand-ins remain for what the runtime builds in:
+``cloudflare:workers`` (``env``, ``waitUntil``) and the two modules the SDK imports
+from the runtime's entrypoint.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ TIMEOUT = 120
 
 
 @pytest.fixture(scope="module")
-def run(pyodide_dir: Path, node_binary: str, sdk_dir: Path) -> dict[str, Any]:
+def run(pyodide_dir: Path, node_binary: str, sdk_dir: Path, miniflare_dir: Path) -> dict[str, Any]:
     """What run_worker.mjs reported (one JSON object on its last stdout line)."""
     try:
         done = subprocess.run(
-            [node_binary, str(DRIVER), str(pyodide_dir), str(sdk_dir)],
+            [node_binary, str(DRIVER), str(pyodide_dir), str(sdk_dir), str(miniflare_dir)],
             capture_output=True,
             text=True,
             timeout=TIMEOUT,
@@ -74,7 +75,7 @@ def test_get_with_path_parameter_query_headers_and_cookies(run: dict[str, Any]) 
         "client": "203.0.113.5",
         "request_id": "8f00aa11bb22cc33-AMS",
         "accept": "application/json",
-        "kv": "kv-binding",
+        "kv": "hello from Miniflare's KV",
         "provider": "cloudflare",
         "has_deadline": True,
     }

@@ -1,23 +1,24 @@
 // Runs the polyserve Cloudflare adapter inside real Pyodide under Node.js and prints
 // one JSON object with what came back.
 //
-//   node run_worker.mjs [PYODIDE_DIR]
+//   node run_worker.mjs [PYODIDE_DIR] [SDK_DIR] [MINIFLARE_DIR]
 //
 // PYODIDE_DIR defaults to tests/node/node_modules/pyodide. Nothing is fetched: Pyodide
 // loads its standard library from that folder, and polyserve's sources are copied from
 // this checkout into Pyodide's file system. Node provides the real Fetch Request,
 // Response and Headers classes, so the adapter's `js` calls hit real JavaScript objects;
-// the `workers` module is Cloudflare's SDK; cloudflare:workers and the queue/cron
-// objects are stand-ins.
+// the `workers` module is Cloudflare's SDK; the env's KV namespace is Miniflare's;
+// cloudflare:workers and the queue/cron objects are stand-ins.
 
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 import { loadWorker, root } from "./pyodide_worker.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const pyodideDir = path.resolve(process.argv[2] ?? path.join(root, "tests/node/node_modules/pyodide"));
 const wheelDir = process.argv[3] ?? path.join(root, ".cache/workers-runtime-sdk");
+const miniflareDir = process.argv[4] ?? path.join(root, "tests/node/node_modules/miniflare");
 
 async function responseSummary(response) {
   const body = new Uint8Array(await response.arrayBuffer());
@@ -55,7 +56,16 @@ async function errorOf(promise) {
 }
 
 const started = performance.now();
-const env = { KV: "kv-binding" };
+// The env holds Miniflare's real KV namespace, from getBindings().
+const { Miniflare } = await import(pathToFileURL(path.join(miniflareDir, "dist/src/index.js")).href);
+const mf = new Miniflare({
+  modules: true,
+  compatibilityDate: "2025-01-01",
+  script: "export default { fetch() { return new Response(null, { status: 404 }); } };",
+  kvNamespaces: ["KV"],
+});
+const env = await mf.getBindings();
+await env.KV.put("greeting", "hello from Miniflare's KV");
 const waited = [];
 const waitUntil = (promise) => waited.push(promise);
 const ctx = { waitUntil };
@@ -198,5 +208,6 @@ result.scheduled = {
 };
 result.recorded = JSON.parse(worker.recorded());
 result.totalMs = Math.round(performance.now() - started);
+await mf.dispose();
 
 process.stdout.write(JSON.stringify(result) + "\n");

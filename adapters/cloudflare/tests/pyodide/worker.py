@@ -40,7 +40,7 @@ async def get_pet(pet_id: int, request: HttpRequest, ctx: Context) -> HttpRespon
         "client": request.client,
         "request_id": request.request_id,
         "accept": request.headers.get("accept"),
-        "kv": str(ctx.raw.env.KV),
+        "kv": await ctx.raw.env.KV.get("greeting"),
         "provider": ctx.provider,
         "has_deadline": ctx.deadline is not None,
     }
