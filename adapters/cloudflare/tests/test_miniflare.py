@@ -58,30 +58,32 @@ def test_the_env_holds_miniflares_bindings(run: dict[str, Any]) -> None:
 
 def test_sent_messages_reach_the_consumer_as_equal_messages(run: dict[str, Any]) -> None:
     assert run["orders"]["status"] == 202
-    assert body(run["orders"]) == {"sent": 7, "trace_id": TRACE_ID}
+    assert body(run["orders"]) == {"sent": 8, "trace_id": TRACE_ID}
     sent = [bytes.fromhex(m["body"]) for m in run["recorded"]["sent"]]
     received = run["recorded"]["orders"]
     first_deliveries = [m for m in received if m["attempt"] == 1]
     assert sorted(bytes.fromhex(m["body"]) for m in first_deliveries) == sorted(sent)
-    assert sent[:4] == [
+    assert sent[:5] == [
         b'{"id":1,"sku":"A","price":9.5,"tags":["x",null]}',
         "plain text é".encode(),
         b"\x00\x01\xff",
         b"utf-8 bytes",
+        b'{"big":1152921504606846976,"one":1.0}',
     ]
     for message in received:
         assert message["source"] == "orders"
         assert message["attributes"] == {}
         assert message["enqueued"] is True
-    assert len({m["id"] for m in first_deliveries}) == 6
+    assert len({m["id"] for m in first_deliveries}) == 7
 
 
 def test_queues_content_types_are_the_ones_javascript_consumers_expect(
     run: dict[str, Any],
 ) -> None:
     (batch, *_) = [d for d in run["deliveries"] if d["queue"] == "orders"]
-    # JSON as a JSON value, text as a string, bytes as an ArrayBuffer.
-    assert batch["types"][:4] == ["json", "text", "arraybuffer", "arraybuffer"]
+    # JSON as a JSON value, text as a string, bytes as an ArrayBuffer; JSON whose numbers
+    # JavaScript would change as its text.
+    assert batch["types"][:5] == ["json", "text", "arraybuffer", "arraybuffer", "text"]
 
 
 def test_a_failed_message_is_retried_by_miniflare_and_redelivered(run: dict[str, Any]) -> None:

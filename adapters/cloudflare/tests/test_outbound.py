@@ -174,6 +174,12 @@ def test_payloads_travel_with_queues_content_types() -> None:
             {"body": b"utf8 bytes", "contentType": "bytes"},
         ]
     ]
+    # JavaScript would read these back changed: they travel as their exact text.
+    run(orders.send_batch_async([{"n": 2**60}, {"f": 1.5}]))
+    assert queue.calls[-1] == [
+        {"body": '{"n":1152921504606846976}', "contentType": "text"},
+        {"body": {"f": 1.5}, "contentType": "json"},
+    ]
     run(orders.send_async("later", delay=90, key="ignored", dedup_id="ignored"))
     assert queue.calls[-1] == [{"body": "later", "contentType": "text", "delaySeconds": 90}]
 

@@ -17,8 +17,9 @@ name), else ``ORDERS`` (the name upper-cased, other characters as ``_``), else
 ``orders``.
 
 Queues: a body travels with Queues' own content type (``bytes`` for bytes,
-``text`` for text, ``json`` for JSON payloads), so JavaScript consumers read it
-as usual. Queues has no message attributes: a message with attributes or a trace
+``text`` for text, ``json`` for JSON payloads that JavaScript reads back unchanged;
+others, such as integers beyond 2**53, as ``text``), so JavaScript consumers read
+it as usual and polyserve's consumer gets the bytes that were sent. Queues has no message attributes: a message with attributes or a trace
 is sent as a JSON envelope ``{"polyserve_message": 1, "attributes": {...},
 "text" | "base64": ...}`` (the attributes with ``content-type`` and ``traceparent``
 added, as SQS carries them), which this adapter's consumer unwraps.
@@ -244,8 +245,14 @@ class CloudflareBackend:
         if text is None:
             return {"body": self.runtime.to_js(body), "contentType": "bytes"}
         if media == "application/json" or media.endswith("+json"):
+            runtime = self.runtime
             try:
-                return {"body": self.runtime.json_parse(text), "contentType": "json"}
+                value = runtime.json_parse(text)
+                # Sent as a JSON value only when JavaScript writes it back to the same text:
+                # an integer beyond 2**53 or a float such as 1.0 would come back changed,
+                # so such a body travels as its text.
+                if runtime.json_stringify(value) == text:
+                    return {"body": value, "contentType": "json"}
             except Exception:
                 pass  # not JSON after all: sent as the text it is
         return {"body": text, "contentType": "text"}

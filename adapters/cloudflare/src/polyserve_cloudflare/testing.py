@@ -201,6 +201,11 @@ class FakeExecutionContext:
         self.waited.append(promise)
 
 
+def _js_int(text: str) -> int | float:
+    value = int(text)
+    return value if abs(value) <= 2**53 else float(value)
+
+
 class FakeRuntime:
     """A ``JsRuntime`` that makes ``FakeResponse``s and plain dicts."""
 
@@ -218,7 +223,8 @@ class FakeRuntime:
         return dict(fields)
 
     def json_parse(self, text: str) -> Any:
-        return json.loads(text)
+        """``json.loads``, with JavaScript's numbers: integers beyond 2**53 become floats."""
+        return json.loads(text, parse_int=_js_int)
 
     def to_js(self, value: Any) -> Any:
         """``value`` itself: the fakes take Python values."""
@@ -231,13 +237,14 @@ class FakeRuntime:
         return binding
 
     def json_stringify(self, value: Any) -> str | None:
-        """JSON text of a ``FakeJsValue`` (``TypeError`` if it has none); ``None`` otherwise."""
-        if not isinstance(value, FakeJsValue):
+        """JSON text of a ``FakeJsValue`` or of dicts and lists (``TypeError`` if it has
+        none); ``None`` otherwise."""
+        if isinstance(value, FakeJsValue):
+            value = value.data
+        elif not isinstance(value, (dict, list)):
             return None
         try:
-            return json.dumps(
-                value.data, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-            )
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         except ValueError as exc:
             raise TypeError(str(exc)) from None
 

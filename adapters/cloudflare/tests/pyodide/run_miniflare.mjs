@@ -177,10 +177,10 @@ try {
     await env.DB.prepare("SELECT status, count(*) AS n FROM polyserve_idempotency GROUP BY status").all()
   ).results;
 
-  // Wait for Miniflare to deliver everything: 6 orders (one of them twice) and 1 event.
+  // Wait for Miniflare to deliver everything: 7 orders (one of them twice) and 1 event.
   const deadline = Date.now() + 20_000;
   let recorded = JSON.parse(worker.recorded());
-  while (Date.now() < deadline && (recorded.orders.length < 7 || recorded.events.length < 1)) {
+  while (Date.now() < deadline && (recorded.orders.length < 8 || recorded.events.length < 1)) {
     await new Promise((resolve) => setTimeout(resolve, 100));
     recorded = JSON.parse(worker.recorded());
   }
