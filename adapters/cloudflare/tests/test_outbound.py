@@ -372,3 +372,12 @@ def test_r2_errors_are_publish_errors() -> None:
         run(Bucket("thumbs", backend=backend(THUMBS=Broken())).put_async("k", b"v"))
     assert "thumbs" in str(caught.value)
     assert json.dumps(caught.value.to_dict())
+
+
+def test_polyserve_outbound_cloudflare_selects_this_backend(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from polyserve.outbound.backend import resolve_backend
+
+    monkeypatch.setenv("POLYSERVE_OUTBOUND", "cloudflare")
+    assert isinstance(resolve_backend(), CloudflareBackend)

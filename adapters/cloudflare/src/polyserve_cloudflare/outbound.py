@@ -128,7 +128,7 @@ class CloudflareBackend:
             names.append(variable)
         names.append("".join(c if c.isalnum() else "_" for c in target).upper())
         names.append(target)
-        method = "put" if kind == "bucket" else "send"
+        method = "put" if kind == "bucket" else "sendBatch"
         for name in dict.fromkeys(names):
             found = _attribute(env, name)
             if found is not None and not isinstance(found, str):
