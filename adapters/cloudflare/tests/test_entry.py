@@ -74,7 +74,7 @@ def test_handlers_unpack_into_module_level_functions(app: App) -> None:
         {"http_timeout": 0},
         {"event_timeout": -1.0},
         {"retry_delay": -1},
-        {"retry_delay": 43_201},
+        {"retry_delay": 86_401},
     ],
 )
 def test_bad_options_are_configuration_errors(app: App, options: dict[str, float]) -> None:

@@ -94,7 +94,7 @@ def entrypoint(
 
     Raises:
         ConfigurationError: a timeout is not positive, ``retry_delay`` is outside
-            0..43200, two schedules share one cron expression, or ``identity_headers``
+            0..86400, two schedules share one cron expression, or ``identity_headers``
             names an unknown source or holds a wrong value.
     """
     from polyserve_cloudflare._js import entrypoint_base

@@ -48,8 +48,8 @@ __all__ = [
     "unwrap",
 ]
 
-MAX_RETRY_DELAY = 43_200
-"""Cloudflare's largest per-message retry delay, in seconds (12 hours)."""
+MAX_RETRY_DELAY = 86_400
+"""Cloudflare's largest per-message retry delay, in seconds (24 hours, raised from 12)."""
 
 _ENVELOPE_START = b'{"polyserve_message":1,'
 _NO_ATTRIBUTES: Mapping[str, str] = {}
@@ -269,7 +269,7 @@ def settle(
     (handled, or set aside by ``on_poison``) and not among the failures; anything
     else, including a message whose id could not be read, is retried. A failure
     that asked for a delay (``raise Retry(delay=...)``) is retried after it, rounded
-    up to whole seconds and capped at Cloudflare's 12 hours; the others after
+    up to whole seconds and capped at Cloudflare's 24 hours; the others after
     ``retry_delay`` (``None``: the queue's own setting). Returns the ids whose
     ``ack()`` or ``retry()`` call itself failed (logged here), so the caller can
     fail the invocation.

@@ -70,7 +70,7 @@ class Worker:
 
     Raises:
         ConfigurationError: a timeout is not positive, ``retry_delay`` is outside
-            0..43200 seconds, two schedules share one cron expression, or
+            0..86400 seconds, two schedules share one cron expression, or
             ``identity_headers`` names an unknown source or holds a wrong value.
     """
 
