@@ -16,6 +16,11 @@ Deliveries follow the clouds' rules: a failed delivery is redelivered with backo
 succeeds or the registration's ``max_attempts`` sets it aside (``on_poison`` runs).
 Schedules fire on their cron in local time. State lives in memory, or in the SQLite
 file given as ``state``, where it survives a restart.
+
+What the app sends with ``app.queue_out(name)`` / ``app.topic_out(name)`` is delivered
+the same way to its ``@app.queue(name)`` / ``@app.topic(name)`` handler, when the
+outbound backend is the in-memory one: ``polyserve serve`` configures it unless
+``POLYSERVE_OUTBOUND`` or ``polyserve.outbound.configure`` chose another.
 """
 
 from __future__ import annotations
@@ -23,12 +28,33 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from polyserve.errors import ConfigurationError
 from polyserve.local._server import LocalServer
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["LocalServer", "serving"]
+    from polyserve.outbound import MemoryBackend
+
+__all__ = ["LocalServer", "local_outbound", "serving"]
+
+
+def local_outbound() -> MemoryBackend | None:
+    """The memory backend a local run delivers from: the configured one, or a new one
+    (then configured) when neither ``configure`` nor ``POLYSERVE_OUTBOUND`` chose a backend.
+    ``None`` when another backend was chosen: sends then go where it sends them.
+    """
+    from polyserve.outbound import MemoryBackend, configure
+    from polyserve.outbound.backend import resolve_backend
+
+    if os.environ.get("POLYSERVE_OUTBOUND") and os.environ["POLYSERVE_OUTBOUND"] != "memory":
+        return None
+    try:
+        backend = resolve_backend()
+    except ConfigurationError:
+        backend = MemoryBackend()
+        configure(backend)
+    return backend if isinstance(backend, MemoryBackend) else None
 
 
 def serving(
@@ -49,7 +75,7 @@ def serving(
     if not isinstance(app, App):
         return (target if reload else app), False
     if not reload:
-        return LocalServer(app, state=state, fire=fire), False
+        return LocalServer(app, state=state, fire=fire, outbound=local_outbound()), False
     # The worker process --reload starts builds its own server from these.
     os.environ["POLYSERVE_LOCAL_APP"] = target
     os.environ["POLYSERVE_LOCAL_DIR"] = app_dir
