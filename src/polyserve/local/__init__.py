@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from polyserve.errors import ConfigurationError
 from polyserve.local._server import LocalServer
 
 if TYPE_CHECKING:
@@ -40,21 +39,11 @@ __all__ = ["LocalServer", "local_outbound", "serving"]
 
 
 def local_outbound() -> MemoryBackend | None:
-    """The memory backend a local run delivers from: the configured one, or a new one
-    (then configured) when neither ``configure`` nor ``POLYSERVE_OUTBOUND`` chose a backend.
-    ``None`` when another backend was chosen: sends then go where it sends them.
-    """
-    from polyserve.outbound import MemoryBackend, configure
-    from polyserve.outbound.backend import resolve_backend
+    """The memory backend a local run delivers from (``memory_in_use``): ``None`` when
+    another backend was chosen, whose sends then go where it sends them."""
+    from polyserve.outbound.memory import memory_in_use
 
-    if os.environ.get("POLYSERVE_OUTBOUND") and os.environ["POLYSERVE_OUTBOUND"] != "memory":
-        return None
-    try:
-        backend = resolve_backend()
-    except ConfigurationError:
-        backend = MemoryBackend()
-        configure(backend)
-    return backend if isinstance(backend, MemoryBackend) else None
+    return memory_in_use()
 
 
 def serving(

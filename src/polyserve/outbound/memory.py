@@ -20,7 +20,27 @@ if TYPE_CHECKING:
 
     Listener = Callable[[str, str, Message], None]
 
-__all__ = ["MemoryBackend", "StoredObject", "as_received"]
+__all__ = ["MemoryBackend", "StoredObject", "as_received", "memory_in_use"]
+
+
+def memory_in_use() -> MemoryBackend | None:
+    """The memory backend local runs and tests send to: the one in use, or a new one
+    (then configured) when neither ``configure`` nor ``POLYSERVE_OUTBOUND`` chose a
+    backend; ``None`` when another backend was chosen.
+    """
+    import os
+
+    from polyserve.errors import ConfigurationError
+    from polyserve.outbound.backend import configure, resolve_backend
+
+    if os.environ.get("POLYSERVE_OUTBOUND", "memory") != "memory":
+        return None
+    try:
+        backend = resolve_backend()
+    except ConfigurationError:
+        backend = MemoryBackend()
+        configure(backend)
+    return backend if isinstance(backend, MemoryBackend) else None
 
 
 def as_received(
