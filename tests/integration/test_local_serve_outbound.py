@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[2]
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
-APP = '''
+APP = """
 from typing import Any
 
 from polyserve import App, Context, Message
@@ -49,7 +49,7 @@ def work(message: Message, context: Context) -> None:
 @app.get("/done")
 def seen() -> list[Any]:
     return done
-'''
+"""
 
 
 def _free_port() -> int:
