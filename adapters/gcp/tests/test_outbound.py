@@ -249,6 +249,22 @@ def test_missing_credentials_are_a_configuration_error(
         Queue("q", target=f"{PROJECT}/q", backend=GcpBackend()).send("x")
 
 
+def test_a_missing_sdk_names_the_extra_to_install() -> None:
+    code = (
+        "import sys; sys.modules['google.pubsub_v1'] = None\n"
+        "from polyserve.errors import MissingDependencyError\n"
+        "from polyserve.outbound import Queue\n"
+        "from polyserve_gcp.outbound import GcpBackend\n"
+        "try:\n"
+        "    Queue('q', target='p/q', backend=GcpBackend()).send('x')\n"
+        "except MissingDependencyError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "polyserve-gcp[outbound]" in out.stdout
+    assert "google-cloud-pubsub" in out.stdout
+
+
 def test_polyserve_outbound_gcp_selects_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POLYSERVE_OUTBOUND", "gcp")
     configure(None)

@@ -77,6 +77,8 @@ def _translate(exc: Exception, what: str) -> Exception:
     name = type(exc).__name__
     module = type(exc).__module__
     if module.startswith("google.auth"):
+        if name == "TransportError":  # the token endpoint or metadata server did not answer
+            return TransientPublishError(f"{name} while getting credentials for {what}")
         return ConfigurationError(
             f"no Google Cloud credentials for {what}: set GOOGLE_APPLICATION_CREDENTIALS "
             "or run where Application Default Credentials are available"
