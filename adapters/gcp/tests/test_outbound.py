@@ -240,6 +240,56 @@ def test_unreachable_service_is_retried_then_transient(monkeypatch: pytest.Monke
     assert slept == [0.05, 0.2, 0.8]
 
 
+def test_a_keys_later_requests_wait_for_its_failed_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over 10 MB of one ordering key goes in two requests; when the first fails, the
+    second is not sent before it, so the key's order holds through the retry."""
+    from concurrent import futures
+
+    import grpc  # type: ignore[import-untyped]  # grpcio ships no type information
+    from google.pubsub_v1 import PublishRequest, PublishResponse
+
+    calls: list[list[bytes]] = []
+
+    def publish(request: Any, context: Any) -> Any:
+        calls.append([m.data[:1] for m in request.messages])
+        if len(calls) == 1:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "try again")
+        return PublishResponse(message_ids=[str(len(calls))] * len(request.messages))
+
+    handler = grpc.method_handlers_generic_handler(
+        "google.pubsub.v1.Publisher",
+        {
+            "Publish": grpc.unary_unary_rpc_method_handler(
+                publish,
+                request_deserializer=PublishRequest.deserialize,
+                response_serializer=PublishResponse.serialize,
+            )
+        },
+    )
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=1),
+        options=[("grpc.max_receive_message_length", 32 * 1024 * 1024)],
+    )
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{port}")
+        queue = Queue("big", target=f"{PROJECT}/big", backend=GcpBackend(), sleep=lambda _: None)
+        big = 6_000_000
+        ids = queue.send_batch(
+            [
+                queue.message(b"A" * big, key="k"),
+                queue.message(b"B" * big, key="k"),
+                queue.message(b"C"),
+            ]
+        )
+    finally:
+        server.stop(None)
+    assert calls == [[b"A"], [b"C"], [b"A"], [b"B"]]
+    assert ids == ["3", "4", "2"]
+
+
 def test_missing_credentials_are_a_configuration_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:

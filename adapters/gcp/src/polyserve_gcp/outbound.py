@@ -253,9 +253,12 @@ class GcpBackend:
             sizes[key] = sizes.get(key, 0) + size
             native = make(data=message.body, attributes=attributes, ordering_key=key)
             batches[-1].append((index, native))
-        for batches in requests.values():
+        for key, batches in requests.items():
+            failed: Exception | None = None
             for batch in batches:
-                if not batch:
+                if failed is not None:  # a key's later messages wait for its earlier ones
+                    for index, _ in batch:
+                        out[index] = failed
                     continue
                 request = request_type.wrap(
                     request_type.pb()(topic=topic, messages=[native for _, native in batch])
@@ -268,6 +271,7 @@ class GcpBackend:
                         raise error from None
                     for index, _ in batch:
                         out[index] = error
+                    failed = error if key else None
                     continue
                 for (index, _), message_id in zip(batch, answer.message_ids, strict=True):
                     out[index] = message_id
