@@ -81,6 +81,7 @@ _factories: dict[str, Callable[[], object]] = {}
 _KNOWN = {
     "aws": ("polyserve_aws.outbound", "AwsBackend"),
     "cloudflare": ("polyserve_cloudflare.outbound", "CloudflareBackend"),
+    "gcp": ("polyserve_gcp.outbound", "GcpBackend"),
 }
 _configured: object | None = None
 _names: dict[tuple[str, str], str] = {}
