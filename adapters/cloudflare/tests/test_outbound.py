@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -381,3 +382,19 @@ def test_polyserve_outbound_cloudflare_selects_this_backend(
 
     monkeypatch.setenv("POLYSERVE_OUTBOUND", "cloudflare")
     assert isinstance(resolve_backend(), CloudflareBackend)
+
+
+def test_on_workers_the_entry_point_makes_cloudflare_the_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    monkeypatch.delenv("POLYSERVE_OUTBOUND", raising=False)
+    entrypoint(App("cpython"), runtime=FakeRuntime())
+    assert "POLYSERVE_OUTBOUND" not in os.environ
+    monkeypatch.setattr(sys, "platform", "emscripten")
+    entrypoint(App("workers"), runtime=FakeRuntime())
+    assert os.environ["POLYSERVE_OUTBOUND"] == "cloudflare"
+    monkeypatch.setenv("POLYSERVE_OUTBOUND", "memory")
+    entrypoint(App("chosen"), runtime=FakeRuntime())
+    assert os.environ["POLYSERVE_OUTBOUND"] == "memory"

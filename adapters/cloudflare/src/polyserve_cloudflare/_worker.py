@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -118,6 +120,12 @@ class Worker:
 
             trust = header_trust(identity_headers, HEADER_SOURCES)
         self._identify = Identity(trust)
+        # Read at run time: a type checker would treat sys.platform as the host's constant.
+        platform: str = sys.platform
+        if platform == "emscripten":
+            # On Workers, bindings are the way out: unless POLYSERVE_OUTBOUND names
+            # another backend, app.queue_out(...) and friends send through them.
+            os.environ.setdefault("POLYSERVE_OUTBOUND", "cloudflare")
 
     @property
     def runtime(self) -> JsRuntime:

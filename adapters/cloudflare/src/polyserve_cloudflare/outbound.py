@@ -1,7 +1,8 @@
 """Outbound on Workers: Queues producer bindings for queues and topics, R2 bindings for buckets.
 
-Select it with ``POLYSERVE_OUTBOUND=cloudflare`` or
-``polyserve.outbound.configure(CloudflareBackend())``. Bindings are asynchronous
+Inside the Workers runtime the entry point makes it the default
+(``POLYSERVE_OUTBOUND=cloudflare`` unless set); elsewhere select it with that
+variable or ``polyserve.outbound.configure(CloudflareBackend())``. Bindings are asynchronous
 JavaScript objects, so a Worker's handlers use the async methods::
 
     await orders.send_async({"id": 7})            # Queue.send_async / Topic.publish_async

@@ -13,17 +13,15 @@ from typing import Any
 
 from polyserve import App, Context, HttpRequest, HttpResponse, Message
 from polyserve.idempotency import idempotent
-from polyserve.outbound import configure
 from polyserve_cloudflare import entrypoint
 from polyserve_cloudflare.idempotency import D1Store
-from polyserve_cloudflare.outbound import CloudflareBackend
 
 app = App("miniflare-worker")
 orders = app.queue_out("orders")
 events = app.topic_out("events")
 thumbs = app.bucket("thumbs")
-# Bindings come from the env of the invocation being handled.
-configure(CloudflareBackend())
+# No backend is configured: inside the Workers runtime the entry point makes the
+# bindings of the invocation's env the default (POLYSERVE_OUTBOUND=cloudflare).
 
 ORDER_PAYLOADS: list[Any] = [
     {"id": 1, "sku": "A", "price": 9.5, "tags": ["x", None]},
