@@ -389,7 +389,9 @@ def test_on_workers_the_entry_point_makes_cloudflare_the_default(
 ) -> None:
     import sys
 
-    monkeypatch.delenv("POLYSERVE_OUTBOUND", raising=False)
+    # Recorded first, so that the variable the entry point sets is removed afterwards.
+    monkeypatch.setenv("POLYSERVE_OUTBOUND", "recorded")
+    monkeypatch.delenv("POLYSERVE_OUTBOUND")
     entrypoint(App("cpython"), runtime=FakeRuntime())
     assert "POLYSERVE_OUTBOUND" not in os.environ
     monkeypatch.setattr(sys, "platform", "emscripten")
