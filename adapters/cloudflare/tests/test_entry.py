@@ -103,6 +103,8 @@ def test_the_runtime_base_is_used_inside_pyodide(monkeypatch: pytest.MonkeyPatch
     fake_workers.WorkerEntrypoint = WorkerEntrypoint  # type: ignore[attr-defined]
     monkeypatch.setattr(sys, "platform", "emscripten")
     monkeypatch.setitem(sys.modules, "workers", fake_workers)
+    # Inside Pyodide entrypoint() sets POLYSERVE_OUTBOUND when it is unset: keep ours.
+    monkeypatch.setenv("POLYSERVE_OUTBOUND", "memory")
     assert entrypoint_base() is WorkerEntrypoint
     cls = entrypoint(App("x"))
     assert issubclass(cls, WorkerEntrypoint)
