@@ -114,6 +114,7 @@ def _storage_error(exc: BaseException, what: str) -> Exception:
     from azure.core import exceptions as core
 
     code = getattr(exc, "error_code", None) or ""
+    code = str(getattr(code, "value", code))
     status = getattr(exc, "status_code", None)
     if isinstance(exc, core.ResourceNotFoundError):
         return ConfigurationError(f"{what} does not exist ({code or 'not found'})")
@@ -125,6 +126,8 @@ def _storage_error(exc: BaseException, what: str) -> Exception:
         return TransientPublishError(f"{what}: {type(exc).__name__}")
     if status in _TRANSIENT_STATUS:
         return TransientPublishError(f"{what}: {code or status}")
+    if code == "ConditionNotMet":
+        return PublishError(f"{what}: the object changed while it was read ({code})")
     return PublishError(f"{what}: {code or status or type(exc).__name__}")
 
 
