@@ -199,6 +199,42 @@ def test_cloudevents_carry_bytes_as_data_base64(grid: GridServer, backend: Azure
     assert seen[0].data == b"\x00\x01\xff"
 
 
+def test_a_cloudevent_payload_is_published_as_that_event(
+    grid: GridServer, backend: AzureBackend
+) -> None:
+    from polyserve.outbound.cloudevents import to_dict
+
+    topic = Topic("orders", target="cloudevents:" + grid.endpoint, backend=backend)
+    given = CloudEvent(
+        id="e-1",
+        source="/shop",
+        type="shop.order.created",
+        subject="orders/1",
+        time=dt.datetime(2024, 6, 3, 9, 41, tzinfo=dt.timezone.utc),
+        datacontenttype="application/json",
+        data={"number": 1},
+        extensions={"tenant": "t1"},
+    )
+    assert topic.publish(given, trace=TRACE) == "e-1"
+    (event,) = grid.requests[0].json()
+    traced = {"traceparent": TRACE.traceparent, "tracestate": "shop=1"}
+    assert event == {**to_dict(given), **traced}
+    app = App("shop")
+    seen: list[CloudEvent] = []
+    app.cloudevent("shop.order.created")(seen.append)
+    _deliver(app, event)
+    assert seen == [CloudEvent(**{**vars_of(given), "extensions": {"tenant": "t1", **traced}})]
+    # The structured form as a dict is an event too.
+    topic.publish(to_dict(given))
+    assert grid.requests[1].json() == [to_dict(given)]
+
+
+def vars_of(event: CloudEvent) -> dict[str, Any]:
+    from dataclasses import fields
+
+    return {f.name: getattr(event, f.name) for f in fields(event) if f.name != "raw"}
+
+
 def test_event_grid_schema_wire_format_and_round_trip(
     grid: GridServer, backend: AzureBackend
 ) -> None:

@@ -85,8 +85,65 @@ def _data(message: Message) -> Any:
     return message.body
 
 
+def _given_event(data: Any, message: Message) -> Any:
+    """The ``CloudEvent`` a payload already is (a ``CloudEvent`` or its structured form), or ``None``."""
+    if not isinstance(data, dict) or data.get("specversion") != "1.0":
+        return None
+    if not all(isinstance(data.get(k), str) and data[k] for k in ("id", "source", "type")):
+        return None
+    import datetime as dt
+
+    from polyserve.events.cloudevent import CloudEvent
+
+    known = ("id", "source", "type", "specversion", "subject", "time", "datacontenttype")
+    extensions = {
+        k: v
+        for k, v in data.items()
+        if k not in (*known, "dataschema", "data", "data_base64", "extensions", "raw")
+    }
+    nested = data.get("extensions")
+    if isinstance(nested, dict):
+        extensions.update(nested)
+    trace = message.trace
+    if trace is not None and trace.traceparent is not None and "traceparent" not in extensions:
+        extensions["traceparent"] = trace.traceparent
+        if trace.tracestate:
+            extensions["tracestate"] = trace.tracestate
+    body = data.get("data")
+    encoded = data.get("data_base64")
+    if isinstance(encoded, str):
+        import base64
+        import binascii
+
+        try:
+            body = base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            raise PublishError("data_base64 is not base64", code="invalid_cloudevent") from None
+    time = data.get("time")
+    try:
+        when = dt.datetime.fromisoformat(time.replace("Z", "+00:00")) if time else None
+    except (AttributeError, ValueError):
+        raise PublishError(
+            f"CloudEvent time {time!r} is not RFC 3339", code="invalid_cloudevent"
+        ) from None
+    return CloudEvent(
+        id=data["id"],
+        source=data["source"],
+        type=data["type"],
+        subject=data.get("subject"),
+        time=when,
+        datacontenttype=data.get("datacontenttype"),
+        dataschema=data.get("dataschema"),
+        data=body,
+        extensions={k: v for k, v in extensions.items() if v is not None},
+    )
+
+
 def cloudevent(message: Message) -> dict[str, Any]:
     """``message`` as a CloudEvents 1.0 structured event (a dict ready for JSON).
+
+    A payload that already is a CloudEvent (a ``polyserve.CloudEvent``, or a dict in the
+    structured form) is that event, the trace added as extensions.
 
     Raises:
         PublishError: an attribute's name cannot be a CloudEvents extension name.
@@ -94,6 +151,10 @@ def cloudevent(message: Message) -> dict[str, Any]:
     from polyserve.events.cloudevent import CloudEvent
     from polyserve.outbound.cloudevents import to_dict
 
+    data = _data(message)
+    given = _given_event(data, message)
+    if given is not None:
+        return to_dict(given)
     attributes = dict(message.attributes)
     source = attributes.pop("source", "polyserve")
     kind = attributes.pop("type", "message")
@@ -111,7 +172,7 @@ def cloudevent(message: Message) -> dict[str, Any]:
         subject=subject,
         time=_now(),
         datacontenttype=message.content_type,
-        data=_data(message),
+        data=data,
         extensions=extensions,
     )
     return to_dict(event)
