@@ -179,6 +179,44 @@ def test_without_the_envelope_only_the_body_travels(
     backend.close()
 
 
+def test_targets_named_by_url_with_a_key_or_a_sas(
+    azurite: AzuriteServer, queue_name: str, container: str
+) -> None:
+    from azure.core.credentials import AzureNamedKeyCredential
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+    from azure.storage.queue import QueueSasPermissions, generate_queue_sas
+
+    key = AzureNamedKeyCredential(azurite.account_name, azurite.account_key)
+    backend = AzureBackend(settings={}, credential=key)
+    Queue("q", target=f"{azurite.queue_endpoint}/{queue_name}", backend=backend).send("by key")
+    expiry = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)
+    sas = generate_queue_sas(
+        azurite.account_name,
+        queue_name,
+        azurite.account_key,
+        permission=QueueSasPermissions(add=True),
+        expiry=expiry,
+    )
+    no_key = AzureBackend(settings={})
+    Queue("q", target=f"{azurite.queue_endpoint}/{queue_name}?{sas}", backend=no_key).send("sas")
+    assert _stored(azurite, queue_name) == [b"by key", b"sas"]
+    bucket = Bucket("b", target=f"{azurite.blob_endpoint}/{container}", backend=backend)
+    bucket.put("k", b"v")
+    sas = generate_container_sas(
+        azurite.account_name,
+        container,
+        azurite.account_key,
+        permission=ContainerSasPermissions(read=True, list=True),
+        expiry=expiry,
+    )
+    reader = Bucket("b", target=f"{azurite.blob_endpoint}/{container}?{sas}", backend=no_key)
+    assert (reader.get("k"), list(reader.list())) == (b"v", ["k"])
+    with pytest.raises(ConfigurationError, match="access refused"):
+        reader.put("k2", b"not allowed")
+    backend.close()
+    no_key.close()
+
+
 def test_missing_queue_and_connection_are_configuration_errors(
     azurite: AzuriteServer, backend: AzureBackend
 ) -> None:

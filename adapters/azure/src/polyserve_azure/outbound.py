@@ -78,10 +78,15 @@ class _Target:
 
 
 def _split_url(url: str) -> tuple[str, str]:
-    base, _, last = url.rstrip("/").rpartition("/")
-    if "://" not in base or not last:
+    """An entity's URL as the account's URL (keeping a SAS query) and the entity's name."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    base, _, last = parts.path.rstrip("/").rpartition("/")
+    if not parts.netloc or not last:
         raise ConfigurationError(f"{url!r} does not end in an entity name")
-    return base, last
+    account = f"{parts.scheme}://{parts.netloc}{base}" + (f"?{parts.query}" if parts.query else "")
+    return account, unquote(last)
 
 
 def _parse(kind: str, target: str) -> _Target:
@@ -223,7 +228,10 @@ class AzureBackend:
     def _storage_client(self, cls: Any, service: str, where: str, *args: Any, **kwargs: Any) -> Any:
         options = {**self.client_options, **kwargs}
         if where:
-            return cls(where, *args, credential=self._identity(where, "a credential"), **options)
+            if "sig=" in where:  # a SAS in the URL is the credential
+                return cls(where, *args, **options)
+            account = where.split("?", 1)[0]
+            return cls(where, *args, credential=self._identity(account, "a credential"), **options)
         value, credential = self._storage(service)
         if credential is not None:
             return cls(value, *args, credential=credential, **options)
