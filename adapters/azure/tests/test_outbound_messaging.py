@@ -392,7 +392,7 @@ def test_service_bus_messages_carry_everything(
             queue.message("later", delay=60),
         ]
     )
-    ((first, second),) = sender.sent
+    ((first,), (second,)) = sender.sent  # one batch per session
     assert ids[0] == "order-1"
     assert len(ids[1]) == 32
     assert b"".join(first.body) == b'{"number":1,"customer":"c-1"}'
@@ -460,6 +460,22 @@ def test_service_bus_batches_fill_to_the_limit_and_fail_alone(
     assert [len(batch) for batch in sender.sent] == [4, 2]
     assert [f.index for f in caught.value.failures] == [4, 5, 6, 7]
     assert all(isinstance(f.error, TransientPublishError) for f in caught.value.failures)
+
+
+def test_a_service_bus_batch_holds_one_session(
+    backend: AzureBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sender = Sender(256 * 1024)
+    _with_sender(backend, sender, monkeypatch)
+    queue = Queue("jobs", target="servicebus:jobs", backend=backend)
+    keys = ["a", "a", "b", "b", "b", "a", None]
+    queue.send_batch(queue.message(str(i), key=k) for i, k in enumerate(keys))
+    assert [[m.session_id for m in batch] for batch in sender.sent] == [
+        ["a", "a"],
+        ["b", "b", "b"],
+        ["a"],
+        [None],
+    ]
 
 
 def test_service_bus_size_limits_are_refused_before_sending(

@@ -85,12 +85,14 @@ def pack(
     ``new_batch()`` makes an empty ``ServiceBusMessageBatch`` (the sender's
     ``create_message_batch``) and ``send(batch)`` sends one. A message that does not
     fit an empty batch gets a ``MessageTooLargeError`` and is not sent; every message
-    of a batch that ``send`` fails for gets that batch's error.
+    of a batch that ``send`` fails for gets that batch's error. A batch holds messages
+    of one session id (``key``) only, as partitioned entities require.
     """
     from azure.servicebus.exceptions import MessageSizeExceededError
 
     out: list[str | Exception] = [PublishError("not sent")] * len(messages)
     batch = None
+    session = None
     members: list[tuple[int, str]] = []
 
     def flush() -> None:
@@ -111,6 +113,11 @@ def pack(
         except PublishError as exc:
             out[i] = exc
             continue
+        if members and native.session_id != session:
+            # A batch holds one session: partitioned entities refuse a batch that mixes them.
+            flush()
+            batch = None
+        session = native.session_id
         if batch is None:
             batch = new_batch()
         try:
