@@ -306,6 +306,22 @@ def test_an_event_over_one_megabyte_is_refused_before_sending(
     assert grid.requests == []
 
 
+def test_attributes_that_cannot_be_extensions_are_refused_alone(
+    grid: GridServer, backend: AzureBackend
+) -> None:
+    from polyserve.outbound import PublishError
+
+    topic = Topic("t", target="cloudevents:" + grid.endpoint, backend=backend)
+    bad = topic.message("x", attributes={"Order-Id": "1"})
+    with pytest.raises(BatchPublishError) as caught:
+        topic.send_batch(["a", bad, "b"])
+    ((index, error),) = [(f.index, f.error) for f in caught.value.failures]
+    assert index == 1
+    assert isinstance(error, PublishError)
+    assert error.code == "invalid_cloudevent"
+    assert [e["data"] for e in grid.requests[0].json()] == ["a", "b"]
+
+
 def test_event_grid_refusals_are_typed(grid: GridServer, backend: AzureBackend) -> None:
     topic = Topic("t", target="cloudevents:" + grid.endpoint, backend=backend, sleep=lambda _: None)
     grid.statuses = [401]
