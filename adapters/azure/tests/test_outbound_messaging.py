@@ -421,7 +421,7 @@ def test_service_bus_messages_carry_everything(
     assert first.application_properties == {
         "kind": "created",
         "subject": "orders/1",
-        "Diagnostic-Id": TRACE.traceparent,
+        "content-type": "application/json",
         "traceparent": TRACE.traceparent,
         "tracestate": "shop=1",
     }

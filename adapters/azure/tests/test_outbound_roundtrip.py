@@ -70,7 +70,7 @@ def test_storage_queue_messages_arrive_unchanged(
     with QueueHost(polyserve_azure.function_app(app), settings_) as host:
         host.run_until_empty(10)
     backend.close()
-    assert seen == [(message.body, sent_attributes, TRACE.trace_id if traced else None)]
+    assert seen == [(message.body, message.headers(), TRACE.trace_id if traced else None)]
 
 
 @pytest.fixture(scope="module")

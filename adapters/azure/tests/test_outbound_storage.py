@@ -77,6 +77,14 @@ def _stored(azurite: AzuriteServer, name: str) -> list[bytes]:
         return [bytes(m.content) for m in client.peek_messages(max_messages=32)]
 
 
+def _body(stored: bytes) -> bytes:
+    from polyserve_azure._envelope import unwrap
+
+    found = unwrap(stored)
+    assert found is not None
+    return found.body
+
+
 def _consume(azurite: AzuriteServer, name: str, app: App) -> None:
     from tests.support.azure_queue_host import QueueHost
 
@@ -94,9 +102,12 @@ def test_storage_queue_round_trip_through_the_queue_trigger(
     queue.send(Order(3, "plain"))
     queue.send(b"\x00\xffraw", attributes={"kind": "bytes"})
     stored = _stored(azurite, queue_name)
-    # A message without attributes or trace is its body alone; the others are envelopes.
-    assert stored[3] == b'{"number":3,"customer":"plain"}'
-    assert all(s.startswith(b'{"polyserve":1,') for s in stored[:3] + stored[4:])
+    # Every message is an envelope: the service has no properties for what travels with it.
+    assert stored[3] == (
+        b'{"polyserve":1,"attributes":{"content-type":"application/json"},'
+        b'"body":"{\\"number\\":3,\\"customer\\":\\"plain\\"}"}'
+    )
+    assert all(s.startswith(b'{"polyserve":1,') for s in stored)
 
     app = App("shop")
     seen: list[tuple[Any, dict[str, str], str | None, str | None]] = []
@@ -119,9 +130,22 @@ def test_storage_queue_round_trip_through_the_queue_trigger(
     for order in orders:
         body = json.dumps({"number": order.number, "customer": order.customer}).replace(" ", "")
         got = by_body[body.encode()]
-        assert got[1:] == ({"kind": "created"}, TRACE.trace_id, "shop=1")
-    assert by_body[b'{"number":3,"customer":"plain"}'][1] == {}
-    assert by_body[b"\x00\xffraw"][1] == {"kind": "bytes"}
+        # The attributes other services carry: the content type and the trace headers.
+        assert got[1:] == (
+            {
+                "kind": "created",
+                "content-type": "application/json",
+                "traceparent": TRACE.traceparent,
+                "tracestate": "shop=1",
+            },
+            TRACE.trace_id,
+            "shop=1",
+        )
+    assert by_body[b'{"number":3,"customer":"plain"}'][1] == {"content-type": "application/json"}
+    assert by_body[b"\x00\xffraw"][1] == {
+        "kind": "bytes",
+        "content-type": "application/octet-stream",
+    }
 
 
 def test_a_typed_handler_receives_equal_objects(
@@ -145,16 +169,19 @@ def test_a_typed_handler_receives_equal_objects(
 def test_storage_queue_limit_is_checked_before_sending(
     azurite: AzuriteServer, backend: AzureBackend, queue_name: str
 ) -> None:
-    queue = Queue(queue_name, backend=backend)
+    plain = AzureBackend(settings={SETTING: azurite.connection_string}, envelope=False)
+    queue = Queue(queue_name, backend=plain)
     assert QUEUE_LIMIT == 49152  # 64 KiB once base64-encoded
     queue.send(b"x" * QUEUE_LIMIT)  # exactly the limit: Azurite stores it
     with pytest.raises(MessageTooLargeError, match="Storage Queue's limit of 49152 bytes"):
         queue.send(b"x" * (QUEUE_LIMIT + 1))
-    # Under the limit alone, over it with the envelope its attributes need: refused too.
+    # Under the limit alone, over it in its envelope: refused too.
     with pytest.raises(MessageTooLargeError) as caught:
-        queue.send(b"x" * (QUEUE_LIMIT - 10), attributes={"kind": "big"})
+        Queue(queue_name, backend=backend).send(b"x" * (QUEUE_LIMIT - 10))
     assert caught.value.limit == QUEUE_LIMIT
+    assert caught.value.size > QUEUE_LIMIT
     assert [len(s) for s in _stored(azurite, queue_name)] == [QUEUE_LIMIT]
+    plain.close()
 
 
 def test_a_partial_batch_failure_names_exactly_the_failed_messages(
@@ -167,7 +194,7 @@ def test_a_partial_batch_failure_names_exactly_the_failed_messages(
     assert [(f.index, f.message) for f in caught.value.failures] == [(1, big)]
     assert isinstance(caught.value.failures[0].error, MessageTooLargeError)
     assert caught.value.sent == 3
-    assert _stored(azurite, queue_name) == [b"a", b"b", b"c"]
+    assert [_body(s) for s in _stored(azurite, queue_name)] == [b"a", b"b", b"c"]
 
 
 def test_without_the_envelope_only_the_body_travels(
@@ -199,7 +226,7 @@ def test_targets_named_by_url_with_a_key_or_a_sas(
     )
     no_key = AzureBackend(settings={})
     Queue("q", target=f"{azurite.queue_endpoint}/{queue_name}?{sas}", backend=no_key).send("sas")
-    assert _stored(azurite, queue_name) == [b"by key", b"sas"]
+    assert [_body(s) for s in _stored(azurite, queue_name)] == [b"by key", b"sas"]
     bucket = Bucket("b", target=f"{azurite.blob_endpoint}/{container}", backend=backend)
     bucket.put("k", b"v")
     sas = generate_container_sas(

@@ -251,12 +251,16 @@ def test_an_envelope_is_unwrapped_and_its_trace_continued() -> None:
 
     fn = functions(polyserve_azure.function_app(app))["queue_orders"]
     parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-    call(fn, queue_message(wrap(b"\xff\x00", {"kind": "bin"}, parent, None)))
-    call(fn, queue_message(wrap(b"text", {}, None, None)))
+    call(fn, queue_message(wrap(b"\xff\x00", {"kind": "bin", "traceparent": parent})))
+    call(fn, queue_message(wrap(b"text", {})))
     # Bodies that only look like an envelope are delivered as they are.
     for body in (b'{"polyserve":1,', b'{"polyserve":1,"attributes":{"a":1},"body":"x"}'):
         call(fn, queue_message(body))
-    assert seen[0] == (b"\xff\x00", {"kind": "bin"}, "4bf92f3577b34da6a3ce929d0e0e4736")
+    assert seen[0] == (
+        b"\xff\x00",
+        {"kind": "bin", "traceparent": parent},
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+    )
     assert seen[1][:2] == (b"text", {})
     assert [s[:2] for s in seen[2:]] == [
         (b'{"polyserve":1,', {}),

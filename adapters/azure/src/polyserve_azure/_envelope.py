@@ -1,15 +1,15 @@
 """The envelope that carries attributes and trace context through a Storage Queue.
 
-A Storage Queue message is its body alone: no properties, no headers. When a message
-sent with ``polyserve.outbound`` has attributes or a trace, the Azure backend writes
-it as one compact JSON document whose first member is ``"polyserve":1``::
+A Storage Queue message is its body alone: no properties, no headers. The Azure
+backend writes a message as one compact JSON document whose first member is
+``"polyserve":1``, holding what other services carry as message attributes: the
+attributes sent, ``content-type``, and the trace as ``traceparent`` / ``tracestate``::
 
-    {"polyserve":1,"attributes":{"kind":"created"},"traceparent":"00-...","body":"..."}
+    {"polyserve":1,"attributes":{"kind":"created","content-type":"application/json"},"body":"..."}
 
 ``body`` is the body as text when it is UTF-8, else ``body_base64``. The queue trigger
 (``_queue``) unwraps it, so the handler sees the body and attributes that were sent
-and its context continues the producer's trace. A message without attributes or a
-trace is sent as its body alone, which any consumer reads.
+and its context continues the producer's trace.
 """
 
 from __future__ import annotations
@@ -24,34 +24,20 @@ MARKER = b'{"polyserve":1,'
 
 
 class Envelope:
-    """What an envelope held: the body, the attributes and the producer's trace headers."""
+    """What an envelope held: the body and the attributes (trace headers among them)."""
 
-    __slots__ = ("attributes", "body", "traceparent", "tracestate")
+    __slots__ = ("attributes", "body")
 
-    def __init__(
-        self,
-        body: bytes,
-        attributes: Mapping[str, str],
-        traceparent: str | None,
-        tracestate: str | None,
-    ) -> None:
+    def __init__(self, body: bytes, attributes: Mapping[str, str]) -> None:
         self.body = body
         self.attributes = attributes
-        self.traceparent = traceparent
-        self.tracestate = tracestate
 
 
-def wrap(
-    body: bytes, attributes: Mapping[str, str], traceparent: str | None, tracestate: str | None
-) -> bytes:
-    """``body`` with its attributes and trace headers as one envelope document."""
+def wrap(body: bytes, attributes: Mapping[str, str]) -> bytes:
+    """``body`` and its attributes (``Message.headers()``) as one envelope document."""
     import json
 
     doc: dict[str, object] = {"polyserve": 1, "attributes": dict(attributes)}
-    if traceparent:
-        doc["traceparent"] = traceparent
-        if tracestate:
-            doc["tracestate"] = tracestate
     try:
         doc["body"] = body.decode()
     except UnicodeDecodeError:
@@ -87,10 +73,4 @@ def unwrap(data: bytes) -> Envelope | None:
             return None
     else:
         return None
-    parent, state = doc.get("traceparent"), doc.get("tracestate")
-    return Envelope(
-        body,
-        attributes,
-        parent if isinstance(parent, str) else None,
-        state if isinstance(state, str) else None,
-    )
+    return Envelope(body, attributes)

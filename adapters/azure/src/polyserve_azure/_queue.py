@@ -42,8 +42,8 @@ def to_event(msg: NativeQueueMessage, context: Context, *, source: str) -> Messa
         wrapped = _envelope.unwrap(body)
         if wrapped is not None:
             body, attributes = wrapped.body, dict(wrapped.attributes)
-            if wrapped.traceparent:
-                context.trace_from(envelope_trace, (wrapped, context.raw))
+            if "traceparent" in attributes:
+                context.trace_from(envelope_trace, (attributes, context.raw))
         return Message(
             id=_wire.text(msg.id, "queue message id"),
             body=body,
@@ -55,13 +55,13 @@ def to_event(msg: NativeQueueMessage, context: Context, *, source: str) -> Messa
         )
 
 
-def envelope_trace(source: tuple[_envelope.Envelope, Any]) -> TraceContext | None:
+def envelope_trace(source: tuple[dict[str, str], Any]) -> TraceContext | None:
     """The producer's trace an envelope carried, else the invocation's; never raises."""
     from polyserve.tracing import from_traceparent
     from polyserve_azure._tracing import invocation_trace
 
-    wrapped, native = source
-    found = from_traceparent(wrapped.traceparent, wrapped.tracestate)
+    attributes, native = source
+    found = from_traceparent(attributes.get("traceparent"), attributes.get("tracestate"))
     return found if found is not None else invocation_trace(native)
 
 

@@ -4,9 +4,11 @@ Each ``Message`` becomes a ``ServiceBusMessage``: the body as it is, ``content_t
 the attributes as application properties (``subject`` also fills the subject), ``key``
 as the session id (a session-enabled entity keeps a session's messages in order),
 ``dedup_id`` as the message id (what duplicate detection compares; a new one is made
-when there is none), ``delay`` as the scheduled enqueue time, and the trace as the
-``Diagnostic-Id`` and ``traceparent`` properties (with ``tracestate``), which the
-Service Bus trigger reads back into the consumer's context.
+when there is none), ``delay`` as the scheduled enqueue time. The application
+properties are ``Message.headers()``: the attributes, ``content-type`` and the trace as
+``traceparent`` / ``tracestate``, which the Service Bus trigger reads back into the
+consumer's context (azure-servicebus adds ``Diagnostic-Id`` itself when azure-core
+tracing is enabled).
 
 Messages are packed into ``ServiceBusMessageBatch`` es, which measure each message as
 AMQP encodes it: a message too large for an empty batch is refused before anything
@@ -41,13 +43,7 @@ def to_servicebus(message: Message) -> Any:
     """
     from azure.servicebus import ServiceBusMessage
 
-    properties: dict[str | bytes, Any] = dict(message.attributes.items())
-    trace = message.trace
-    if trace is not None and trace.traceparent is not None:
-        properties["Diagnostic-Id"] = trace.traceparent
-        properties["traceparent"] = trace.traceparent
-        if trace.tracestate:
-            properties["tracestate"] = trace.tracestate
+    properties: dict[str | bytes, Any] = dict(message.headers().items())
     scheduled = None
     if message.delay:
         import datetime as dt

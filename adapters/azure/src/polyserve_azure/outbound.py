@@ -147,8 +147,10 @@ class AzureBackend:
             connections (a token credential, or a key credential for Storage).
         servicebus_tier: ``"standard"`` (256 KB messages) or ``"premium"`` (100 MB).
         eventgrid_key: an Event Grid topic key (else ``POLYSERVE_EVENTGRID_KEY``).
-        envelope: carry a Storage Queue message's attributes and trace in an envelope
-            (``polyserve_azure._envelope``); ``False`` sends the body alone.
+        envelope: send each Storage Queue message in an envelope that carries its
+            attributes, content type and trace (``polyserve_azure._envelope``), which the
+            polyserve queue trigger unwraps; ``False`` sends the body alone, for other
+            consumers.
         client_options: passed to every Storage and Service Bus client (``retry_total``,
             ``connection_timeout``, ...).
     """
@@ -344,11 +346,8 @@ class AzureBackend:
         out: list[str | Exception] = []
         for message in messages:
             data = message.body
-            trace = message.trace
-            parent = None if trace is None else trace.traceparent
-            if self.envelope and (message.attributes or parent):
-                state = None if trace is None else trace.tracestate
-                data = wrap(data, message.attributes, parent, state)
+            if self.envelope:
+                data = wrap(data, message.headers())
                 if len(data) > QUEUE_LIMIT:
                     out.append(
                         MessageTooLargeError(target.entity, len(data), QUEUE_LIMIT, STORAGE_QUEUE)
