@@ -2,7 +2,7 @@
 
 A failure raises, so the host makes the message visible again; after the
 ``maxDequeueCount`` of host.json (5 by default) it moves to ``<queue>-poison``.
-A message that ``polyserve.outbound`` sent with attributes or a trace is unwrapped
+A message that ``polyserve.outbound`` sent on Azure is unwrapped
 from its envelope (``_envelope``): the handler sees what was sent.
 """
 
