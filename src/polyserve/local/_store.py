@@ -61,12 +61,14 @@ class Store:
         with self._lock:
             self._db.execute(_SCHEMA)
 
-    def add(self, trigger: str, name: str, payload: Any, now: float) -> str:
+    def add(
+        self, trigger: str, name: str, payload: Any, now: float, due: float | None = None
+    ) -> str:
         message_id = uuid.uuid4().hex
         with self._lock:
             self._db.execute(
                 "INSERT INTO messages VALUES (?, ?, ?, ?, 1, ?, ?, 'pending', '')",
-                (message_id, trigger, name, json.dumps(payload), now, now),
+                (message_id, trigger, name, json.dumps(payload), now if due is None else due, now),
             )
         return message_id
 

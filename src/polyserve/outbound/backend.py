@@ -59,6 +59,7 @@ _factories: dict[str, Callable[[], object]] = {}
 _KNOWN = {
     "aws": ("polyserve_aws.outbound", "AwsBackend"),
     "azure": ("polyserve_azure.outbound", "AzureBackend"),
+    "gcp": ("polyserve_gcp.outbound", "GcpBackend"),
 }
 _configured: object | None = None
 _names: dict[tuple[str, str], str] = {}
