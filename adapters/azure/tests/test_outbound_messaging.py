@@ -558,3 +558,24 @@ def test_targets_name_the_service() -> None:
     assert backend.service("bucket", "thumbnails") == "Blob"
     assert backend.max_bytes("queue", "orders") == 49152
     assert backend.max_bytes("topic", "cloudevents:https://t/api/events") == 1024 * 1024
+
+
+def test_the_real_sender_without_a_server_is_a_transient_error() -> None:
+    from tests.support.servers import free_ports
+
+    (port,) = free_ports(1)  # nothing listens there
+    secret = "c2VjcmV0LWtleS12YWx1ZQ=="
+    backend = AzureBackend(
+        settings={
+            "ServiceBusConnection": (
+                f"Endpoint=sb://127.0.0.1/;SharedAccessKeyName=send;SharedAccessKey={secret}"
+            )
+        },
+        retry_total=0,
+        custom_endpoint_address=f"sb://127.0.0.1:{port}",
+    )
+    queue = Queue("jobs", target="servicebus:jobs", backend=backend, delays=())
+    with pytest.raises(TransientPublishError, match="ServiceBusConnectionError") as caught:
+        queue.send("x")
+    assert secret not in str(caught.value)
+    backend.close()
