@@ -579,3 +579,9 @@ def test_the_real_sender_without_a_server_is_a_transient_error() -> None:
         queue.send("x")
     assert secret not in str(caught.value)
     backend.close()
+
+
+@pytest.mark.parametrize("target", ["servicebus:", "sb://jobs", "sb://ns.servicebus.windows.net/"])
+def test_a_service_bus_target_without_an_entity_is_a_configuration_error(target: str) -> None:
+    with pytest.raises(ConfigurationError, match="names no Service Bus entity"):
+        Queue("jobs", target=target, backend=AzureBackend(settings={})).send("x")

@@ -98,8 +98,11 @@ def _parse(kind: str, target: str) -> _Target:
         if target.startswith(prefix):
             rest = target[len(prefix) :]
             namespace, _, entity = rest.rpartition("/")
-            if prefix == "sb://" and not namespace:
-                raise ConfigurationError(f"{target!r} names no entity (sb://<namespace>/<name>)")
+            if not entity or (prefix == "sb://" and not namespace):
+                raise ConfigurationError(
+                    f"{target!r} names no Service Bus entity (servicebus:<name> or "
+                    "sb://<namespace>/<name>)"
+                )
             return _Target(SERVICE_BUS, namespace, entity)
     if kind == "queue":
         if "://" in target:
