@@ -58,6 +58,7 @@ _factories: dict[str, Callable[[], object]] = {}
 # Backends the adapters provide, imported only when chosen.
 _KNOWN = {
     "aws": ("polyserve_aws.outbound", "AwsBackend"),
+    "azure": ("polyserve_azure.outbound", "AzureBackend"),
     "gcp": ("polyserve_gcp.outbound", "GcpBackend"),
 }
 _configured: object | None = None
