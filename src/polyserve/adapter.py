@@ -233,12 +233,18 @@ def run_native(app: App, provider: str, raw: Any, context: Context, unsupported:
 
 
 async def run_native_async(
-    app: App, provider: str, raw: Any, context: Context, unsupported: Exception
+    app: App,
+    provider: str,
+    raw: Any,
+    context: Context,
+    unsupported: Exception,
+    *,
+    offload: bool = True,
 ) -> Any:
-    """``run_native`` from async code."""
+    """``run_native`` from async code (``offload`` as for ``App.handle_http_async``)."""
     if app.find(Trigger.NATIVE, provider) is None:
         raise unsupported
-    return await app.handle_event_async(Trigger.NATIVE, provider, raw, context)
+    return await app.handle_event_async(Trigger.NATIVE, provider, raw, context, offload=offload)
 
 
 def _is_http(source: Source) -> bool:
