@@ -53,6 +53,7 @@ if TYPE_CHECKING:
         StorageAction,
         StorageEvent,
         StreamRecord,
+        StreamWindow,
     )
     from polyserve.idempotency.decorator import idempotent
     from polyserve.identity import Principal
@@ -111,6 +112,7 @@ _EXPORTS: dict[str, str] = {
     "StorageEvent": "polyserve.events.storage",
     "StoreUnavailableError": "polyserve.errors",
     "StreamRecord": "polyserve.events.stream",
+    "StreamWindow": "polyserve.events.window",
     "Trigger": "polyserve.routing",
     "UnsupportedEventError": "polyserve.errors",
     "UnsupportedMediaTypeError": "polyserve.errors",
@@ -165,6 +167,7 @@ __all__ = [
     "StorageEvent",
     "StoreUnavailableError",
     "StreamRecord",
+    "StreamWindow",
     "Trigger",
     "UnsupportedEventError",
     "UnsupportedMediaTypeError",

@@ -58,6 +58,7 @@ _EVENT_CLASSES = (
     ("polyserve.events.storage", "StorageEvent"),
     ("polyserve.events.schedule", "ScheduleEvent"),
     ("polyserve.events.stream", "StreamRecord"),
+    ("polyserve.events.window", "StreamWindow"),
     ("polyserve.events.cloudevent", "CloudEvent"),
 )
 

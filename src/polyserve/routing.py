@@ -620,8 +620,15 @@ class Router:
             raise ConfigurationError(f"cron must have five fields: {cron!r}")
         return self._registrar(Trigger.SCHEDULE, name, cron=cron, rate=rate, **options)
 
-    def stream(self, name: str, **options: Any) -> Callable[[F], F]:
-        """Decorator: handle change records (or stream messages) from the source ``name``."""
+    def stream(self, name: str, *, window: bool = False, **options: Any) -> Callable[[F], F]:
+        """Decorator: handle change records (or stream messages) from the source ``name``.
+
+        With ``window=True`` the handler takes tumbling windows instead of records: one
+        ``StreamWindow`` per delivery, returning the window's new state (see
+        ``polyserve.events.window``; Lambda's Kinesis and DynamoDB Streams windows).
+        """
+        if window:
+            options["window"] = True
         return self._registrar(Trigger.STREAM, name, **options)
 
     def cloudevent(self, type: str, **options: Any) -> Callable[[F], F]:

@@ -25,6 +25,7 @@ from polyserve_aws import (
     _s3,
     _sns,
     _sqs,
+    _window,
 )
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ EXPECTED_SOURCE: dict[str, ModuleType | None] = {
     "cloudwatch-logs.json": None,
     "cognito-pre-sign-up.json": None,
     "dynamodb-stream.json": _dynamodb,
+    "dynamodb-window-final.json": _window,
     "eventbridge-custom.json": _eventbridge,
     "eventbridge-s3-object-created.json": _eventbridge,
     "eventbridge-scheduled-rule.json": _eventbridge,
@@ -55,6 +57,7 @@ EXPECTED_SOURCE: dict[str, ModuleType | None] = {
     "kafka-msk.json": _kafka,
     "kafka-self-managed.json": _kafka,
     "kinesis.json": _kinesis,
+    "kinesis-window.json": _window,
     "s3-delete.json": _s3,
     "s3-put.json": _s3,
     "scheduler-input.json": _eventbridge,

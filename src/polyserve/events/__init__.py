@@ -21,9 +21,10 @@ if TYPE_CHECKING:
     from polyserve.events.schedule import ScheduleEvent
     from polyserve.events.storage import StorageAction, StorageEvent
     from polyserve.events.stream import ChangeType, StreamRecord
+    from polyserve.events.window import StreamWindow
     from polyserve.paths import decode_path
 
-    Event = Message | StorageEvent | ScheduleEvent | StreamRecord | CloudEvent
+    Event = Message | StorageEvent | ScheduleEvent | StreamRecord | StreamWindow | CloudEvent
     """Any non-HTTP event a handler can receive."""
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "StorageAction",
     "StorageEvent",
     "StreamRecord",
+    "StreamWindow",
     "decode_path",
     "parse_json",
 ]
@@ -55,6 +57,7 @@ _MODULES = {
     "StorageAction": "storage",
     "StorageEvent": "storage",
     "StreamRecord": "stream",
+    "StreamWindow": "window",
     "decode_path": "polyserve.paths",
     "parse_json": "_body",
 }
@@ -64,7 +67,7 @@ def __getattr__(name: str) -> Any:
     if name == "Event":
         value: Any = (
             __getattr__("Message") | __getattr__("StorageEvent") | __getattr__("ScheduleEvent")
-            | __getattr__("StreamRecord") | __getattr__("CloudEvent")
+            | __getattr__("StreamRecord") | __getattr__("StreamWindow") | __getattr__("CloudEvent")
         )  # fmt: skip
     elif name in _MODULES:
         module = _MODULES[name]

@@ -8,10 +8,11 @@ handles it:
 3. SQS
 4. SNS
 5. S3 notifications
-6. DynamoDB Streams
-7. Kinesis Data Streams
-8. EventBridge (S3 via EventBridge, scheduled rules and Scheduler, other events)
-9. Kafka (Amazon MSK and self-managed Apache Kafka)
+6. Kinesis and DynamoDB Streams tumbling windows
+7. DynamoDB Streams
+8. Kinesis Data Streams
+9. EventBridge (S3 via EventBridge, scheduled rules and Scheduler, other events)
+10. Kafka (Amazon MSK and self-managed Apache Kafka)
 
 The checks do not overlap, so the order only puts the most frequent (HTTP) first.
 Anything else goes to the app's ``@app.native()`` handler, as the Lambda event dict,
@@ -55,6 +56,7 @@ SOURCES: tuple[str, ...] = (
     "_sqs",
     "_sns",
     "_s3",
+    "_window",
     "_dynamodb",
     "_kinesis",
     "_eventbridge",
@@ -222,16 +224,24 @@ def handler(
         sqs_options = _SqsOptions(delays, per_group=fifo_failure == "group")
         sqs_module: Any = _sqs
 
+    windows: Source | None = None
     last: Source | None = None
 
     def lambda_handler(event: Any, lambda_context: LambdaContext) -> Any:
-        nonlocal last
+        nonlocal last, windows
         try:
             source = last = _recognise(event, last)
         except UnsupportedEventError as exc:  # @app.native takes it, if there is one
             return run_native(app, "aws", event, to_context(lambda_context), exc)
         if sqs_options is not None and source is sqs_module:
             source = sqs_options
+        elif getattr(source, "__name__", None) == "polyserve_aws._window":
+            # Windows need the app: whether a registration takes windows or records.
+            if windows is None:
+                from polyserve_aws._window import Windows
+
+                windows = Windows(app)
+            source = windows
         context = to_context(lambda_context)
         context.principal_from(identify, event)
         context.trace_from(_tracing.trace_of, event)
