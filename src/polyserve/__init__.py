@@ -54,6 +54,8 @@ if TYPE_CHECKING:
         StorageEvent,
         StreamRecord,
         StreamWindow,
+        WebSocketAction,
+        WebSocketEvent,
     )
     from polyserve.idempotency.decorator import idempotent
     from polyserve.identity import Principal
@@ -113,6 +115,8 @@ _EXPORTS: dict[str, str] = {
     "StoreUnavailableError": "polyserve.errors",
     "StreamRecord": "polyserve.events.stream",
     "StreamWindow": "polyserve.events.window",
+    "WebSocketAction": "polyserve.events.websocket",
+    "WebSocketEvent": "polyserve.events.websocket",
     "Trigger": "polyserve.routing",
     "UnsupportedEventError": "polyserve.errors",
     "UnsupportedMediaTypeError": "polyserve.errors",
@@ -171,6 +175,8 @@ __all__ = [
     "Trigger",
     "UnsupportedEventError",
     "UnsupportedMediaTypeError",
+    "WebSocketAction",
+    "WebSocketEvent",
     "idempotent",
 ]
 

@@ -55,6 +55,7 @@ class Trigger(str, enum.Enum):
     SCHEDULE = "schedule"
     STREAM = "stream"
     CLOUDEVENT = "cloudevent"
+    WEBSOCKET = "websocket"
     NATIVE = "native"
 
 
@@ -634,6 +635,17 @@ class Router:
     def cloudevent(self, type: str, **options: Any) -> Callable[[F], F]:
         """Decorator: handle CloudEvents of ``type`` (``"*"`` handles every other type)."""
         return self._registrar(Trigger.CLOUDEVENT, type, **options)
+
+    def websocket(self, route: str = "*", **options: Any) -> Callable[[F], F]:
+        """Decorator: handle ``WebSocketEvent`` values sent to ``route``.
+
+        ``route`` is the platform's route (API Gateway's route key: ``"$connect"``,
+        ``"$disconnect"``, ``"$default"`` or a custom one); ``"*"`` takes every route
+        without a handler of its own. What the handler returns answers the event (see
+        the provider's page): for ``$connect``, an ``HttpResponse`` with an error
+        status refuses the connection.
+        """
+        return self._registrar(Trigger.WEBSOCKET, route, **options)
 
     def native(self, provider: str = "*", **options: Any) -> Callable[[F], F]:
         """Decorator: the escape hatch, for events no typed registration can take.

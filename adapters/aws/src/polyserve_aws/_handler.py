@@ -5,14 +5,17 @@ handles it:
 
 1. API Gateway REST (payload 1.0), HTTP API (payload 2.0) and Function URLs
 2. Application Load Balancer
-3. SQS
-4. SNS
-5. S3 notifications
-6. Kinesis and DynamoDB Streams tumbling windows
-7. DynamoDB Streams
-8. Kinesis Data Streams
-9. EventBridge (S3 via EventBridge, scheduled rules and Scheduler, other events)
-10. Kafka (Amazon MSK and self-managed Apache Kafka)
+3. VPC Lattice (event structures v1 and v2)
+4. Lambda@Edge (CloudFront viewer and origin requests and responses)
+5. API Gateway WebSocket APIs (connect, message, disconnect)
+6. SQS
+7. SNS
+8. S3 notifications
+9. Kinesis and DynamoDB Streams tumbling windows
+10. DynamoDB Streams
+11. Kinesis Data Streams
+12. EventBridge (S3 via EventBridge, scheduled rules and Scheduler, other events)
+13. Kafka (Amazon MSK and self-managed Apache Kafka)
 
 The checks do not overlap, so the order only puts the most frequent (HTTP) first.
 Anything else goes to the app's ``@app.native()`` handler, as the Lambda event dict,
@@ -53,6 +56,9 @@ __all__ = ["SOURCES", "describe", "handler", "sources"]
 SOURCES: tuple[str, ...] = (
     "_apigateway",
     "_alb",
+    "_lattice",
+    "_edge",
+    "_websocket",
     "_sqs",
     "_sns",
     "_s3",
