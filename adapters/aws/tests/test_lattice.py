@@ -10,7 +10,7 @@ import pytest
 from adapters.aws.tests.support import FakeLambdaContext, load
 
 import polyserve_aws
-from polyserve import App, HttpRequest, HttpResponse
+from polyserve import App, Context, HttpRequest, HttpResponse
 from polyserve_aws import _lattice
 
 
@@ -135,3 +135,28 @@ def test_recognition() -> None:
     assert not _lattice.is_v2(load("lattice-v1.json"))
     assert not _lattice.matches(load("apigw-http-post.json"))
     assert not _lattice.matches(load("alb-single.json"))
+
+
+def test_the_iam_caller_is_the_principal(lambda_context: FakeLambdaContext) -> None:
+    app = App("kennel")
+    seen: list[Any] = []
+
+    @app.get("/kennels/3/walks")
+    def walks(ctx: Context) -> str:
+        seen.append(ctx.principal)
+        return "ok"
+
+    handler = polyserve_aws.handler(app)
+    handler(load("lattice-v2.json"), lambda_context)
+    principal = seen[0]
+    assert principal.id == "arn:aws:sts::210987654321:assumed-role/kennel-app/i-0123456789abcdef0"
+    assert principal.source == "aws.lattice"
+    assert principal.claims["sessionName"] == "i-0123456789abcdef0"
+
+    unauthenticated = load("lattice-v2.json")
+    unauthenticated["requestContext"]["identity"] = {"type": "NONE", "principal": "forged"}
+    handler(unauthenticated, lambda_context)
+    handler(
+        load("lattice-v1.json") | {"raw_path": "/kennels/3/walks", "method": "GET"}, lambda_context
+    )
+    assert seen[1:] == [None, None]

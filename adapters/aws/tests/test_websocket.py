@@ -14,7 +14,7 @@ from adapters.aws.tests.support import FakeLambdaContext, load
 from pydantic import BaseModel
 
 import polyserve_aws
-from polyserve import App, HttpResponse, WebSocketAction, WebSocketEvent
+from polyserve import App, Context, HttpResponse, WebSocketAction, WebSocketEvent
 from polyserve.errors import ConfigurationError, UnsupportedEventError
 from polyserve_aws import websocket
 
@@ -262,3 +262,21 @@ def test_send_through_moto_server(moto_server: MotoServer) -> None:
     connection = client.get_connection(ConnectionId=event.connection_id)
     assert "ConnectedAt" in connection
     websocket.close(event, client=client)
+
+
+def test_a_connect_authorizer_gives_the_principal(lambda_context: FakeLambdaContext) -> None:
+    app = App("kennel")
+    seen: list[Any] = []
+
+    @app.websocket("bark")
+    def bark(event: WebSocketEvent, ctx: Context) -> None:
+        seen.append(ctx.principal)
+
+    raw = load("websocket-message.json")
+    raw["requestContext"]["authorizer"] = {"principalId": "walker-7", "kennel": "3"}
+    polyserve_aws.handler(app)(raw, lambda_context)
+    assert (seen[0].id, seen[0].source, seen[0].claims) == (
+        "walker-7",
+        "aws.lambda",
+        {"kennel": "3"},
+    )
