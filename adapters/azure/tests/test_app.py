@@ -184,6 +184,7 @@ def test_service_bus_options() -> None:
         (Trigger.STREAM, "items", {"service": "cosmosdb", "database": "d", "partition_key": 5}),
         (Trigger.STREAM, "clicks", {"service": "kinesis"}),
         (Trigger.STREAM, "clicks", {"max_retries": -2}),
+        (Trigger.STREAM, "clicks", {"window": True}),
         (Trigger.STORAGE, "*", {}),
         (Trigger.SCHEDULE, "nightly", {}),
         (Trigger.SCHEDULE, "nightly", {"rate": "7 minutes"}),
