@@ -191,6 +191,7 @@ class SchemaRegistry:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:
                 document = json.loads(answer.read())
         except urllib.error.HTTPError as exc:
+            exc.close()  # it holds the connection open until closed
             if exc.code == 404:
                 raise UnknownSchemaError(
                     f"the registry has no schema with id {schema_id}"
