@@ -11,6 +11,7 @@ from adapters.aws.tests.support import FakeLambdaContext, load
 
 import polyserve_aws
 from polyserve import App, HttpRequest, HttpResponse
+from polyserve_aws import edge
 
 
 def recording(seen: list[HttpRequest], response: HttpResponse) -> App:
@@ -149,3 +150,25 @@ def test_malformed_edge_events_are_answered_not_raised(
     assert seen == []
     assert out["status"] == str(status)
     assert json.loads(out["body"])["code"] == code
+
+
+def test_forward_hands_cloudfront_back_what_it_had(lambda_context: FakeLambdaContext) -> None:
+    app = App("edge")
+
+    @app.get("/api/{rest:path}")
+    def api(rest: str) -> HttpResponse:
+        return HttpResponse.text(f"edge answered {rest}")
+
+    @app.get("/{rest:path}")
+    def everything_else(rest: str) -> HttpResponse:
+        return edge.forward()
+
+    handler = polyserve_aws.handler(app)
+    raw = load("edge-viewer-request.json")
+    assert handler(raw, lambda_context) == raw["Records"][0]["cf"]["request"]
+    response_event = load("edge-origin-response.json")
+    assert handler(response_event, lambda_context) == response_event["Records"][0]["cf"]["response"]
+
+    raw["Records"][0]["cf"]["request"]["uri"] = "/api/pets"
+    assert handler(raw, lambda_context)["body"] == "edge answered pets"
+    assert edge.forward().status == 204  # elsewhere: an empty answer

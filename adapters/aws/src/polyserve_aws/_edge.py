@@ -19,7 +19,9 @@ The app's ``HttpResponse`` is answered in CloudFront's form: ``status`` (a strin
 response: CloudFront answers the viewer with it, without going to the cache or the
 origin. For a response event it replaces the origin's response, except that a
 viewer response cannot carry a new body (CloudFront rejects one), so its body is
-left out.
+left out. A route that returns ``polyserve_aws.edge.forward()`` lets CloudFront go
+on: the function returns ``cf.request`` (request events) or ``cf.response``
+(response events) as it came.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from polyserve.adapter import as_object, decode_base64, response_body, text, tra
 from polyserve.errors import MalformedEventError, PayloadTooLargeError
 from polyserve.events import Headers, HttpRequest, QueryParams, decode_path
 from polyserve_aws._wire import first_record
+from polyserve_aws.edge import FORWARD_HEADER as _FORWARD
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -121,8 +124,14 @@ def to_event(raw: dict[str, Any], context: Context, names: Mapping[str, str]) ->
 
 
 def to_native(response: HttpResponse, raw: dict[str, Any], context: Context) -> dict[str, Any]:
-    """The response in CloudFront's form (see the module docstring)."""
+    """The response in CloudFront's form (see the module docstring), or the event's own
+    request or response when the app answered with ``polyserve_aws.edge.forward()``."""
     from http import HTTPStatus
+
+    if response.status == 204 and response.headers.get(_FORWARD) is not None:
+        cf = raw["Records"][0]["cf"]
+        forwarded: dict[str, Any] = cf["response" if "response" in cf else "request"]
+        return forwarded
 
     try:
         phrase = HTTPStatus(response.status).phrase
