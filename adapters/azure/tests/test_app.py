@@ -410,3 +410,12 @@ def test_an_http_deadline_is_never_past_azures_request_limit() -> None:
     assert 225 < limits[0] <= 230
     assert 225 < limits[1] <= 230
     assert 25 < limits[2] <= 30
+
+
+def test_native_and_websocket_registrations_get_no_function() -> None:
+    app = _app(
+        (Trigger.QUEUE, "orders", {}),
+        (Trigger.NATIVE, "*", {}),
+        (Trigger.WEBSOCKET, "$default", {}),
+    )
+    assert list(_functions(app)) == ["queue_orders"]
