@@ -287,6 +287,7 @@ class App(Router):
         item_id: Callable[[R], str],
         ordered: bool = False,
         trace_of: Callable[[R], TraceContext | None] | None = None,
+        group_of: Callable[[R], object] | None = None,
     ) -> BatchResult:
         """Handle each record on its own and report which failed, so only those are redelivered.
 
@@ -295,7 +296,8 @@ class App(Router):
         ``decoded`` instead: one ``(name, event)`` pair per record, or the exception
         that kept that record from being decoded. With ``ordered`` (FIFO queues,
         streams), the first failure stops the batch and it and every record after it
-        are reported failed. Events set aside (``SetAside``, ``on_poison``) are in
+        are reported failed; with ``group_of`` too (SQS FIFO message groups), it stops
+        only the later records of its own group. Events set aside (``SetAside``, ``on_poison``) are in
         ``BatchResult.set_aside``. When ``context`` has less than
         ``batch_deadline_margin`` seconds left, the records not yet started are
         reported failed (see ``polyserve.batch``). ``trace_of(record)`` reads the trace
@@ -305,7 +307,7 @@ class App(Router):
         return run(
             self._event_dispatch().handle_batch(
                 trigger, records, inv, decode=decode, decoded=decoded, item_id=item_id,
-                ordered=ordered, trace_of=trace_of,
+                ordered=ordered, trace_of=trace_of, group_of=group_of,
             )
         )  # fmt: skip
 
@@ -320,13 +322,14 @@ class App(Router):
         item_id: Callable[[R], str],
         ordered: bool = False,
         trace_of: Callable[[R], TraceContext | None] | None = None,
+        group_of: Callable[[R], object] | None = None,
         offload: bool = True,
     ) -> BatchResult:
         """``handle_batch`` for async code (``offload`` as for ``handle_http_async``)."""
         inv = Invocation(context, is_blocking=False, offload=offload)
         return await self._event_dispatch().handle_batch(
             trigger, records, inv, decode=decode, decoded=decoded, item_id=item_id,
-            ordered=ordered, trace_of=trace_of,
+            ordered=ordered, trace_of=trace_of, group_of=group_of,
         )  # fmt: skip
 
     def _event_dispatch(self) -> EventDispatch:

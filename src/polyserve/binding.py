@@ -58,6 +58,8 @@ _EVENT_CLASSES = (
     ("polyserve.events.storage", "StorageEvent"),
     ("polyserve.events.schedule", "ScheduleEvent"),
     ("polyserve.events.stream", "StreamRecord"),
+    ("polyserve.events.window", "StreamWindow"),
+    ("polyserve.events.websocket", "WebSocketEvent"),
     ("polyserve.events.cloudevent", "CloudEvent"),
 )
 
@@ -414,6 +416,9 @@ def _payload(event: object, validator: Validator) -> Any:
     message, cloudevent = _event_class("Message"), _event_class("CloudEvent")
     schedule, stream = _event_class("ScheduleEvent"), _event_class("StreamRecord")
     if message is not None and isinstance(event, message):
+        return validator.from_json(event.body, ("body",))  # type: ignore[attr-defined]
+    websocket = _event_class("WebSocketEvent")
+    if websocket is not None and isinstance(event, websocket):
         return validator.from_json(event.body, ("body",))  # type: ignore[attr-defined]
     if cloudevent is not None and isinstance(event, cloudevent):
         data = event.data  # type: ignore[attr-defined]

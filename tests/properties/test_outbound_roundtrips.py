@@ -1,8 +1,9 @@
 """Sent, then consumed by polyserve's own inbound side: the handler gets an equal typed message.
 
 For any payload, attributes, ordering key and trace: the memory backend through the
-local server's delivery, SQS (moto's server) through ``polyserve_aws.handler``, and
-Pub/Sub (the emulator) through ``polyserve_gcp.cloudevent``. The message id and the
+local server's delivery, SQS (moto's server) through ``polyserve_aws.handler``,
+Pub/Sub (the emulator) through ``polyserve_gcp.cloudevent``, and Storage Queue (Azurite)
+through the queue function ``polyserve_azure.function_app`` generates. The message id and the
 enqueue time are the transport's; every other field must come out as it went in.
 """
 
@@ -23,7 +24,7 @@ from polyserve.outbound.message import encode_payload
 
 if TYPE_CHECKING:
     import pytest
-    from tests.support.servers import GcloudEmulator, MotoServer
+    from tests.support.servers import AzuriteServer, GcloudEmulator, MotoServer
 
 _NETWORK = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -184,3 +185,34 @@ def test_pubsub_through_the_cloudevent_handler(
             assert trace_id == send["trace"].trace_id
 
     check()
+
+
+def test_storage_queue_through_the_azure_queue_trigger(azurite: AzuriteServer) -> None:
+    from azure.storage.queue import QueueServiceClient
+    from tests.support.azure_queue_host import QueueHost
+
+    import polyserve_azure
+    from polyserve_azure.outbound import AzureBackend
+
+    settings_ = {"AzureWebJobsStorage": azurite.connection_string}
+    name = f"orders-{uuid.uuid4().hex[:8]}"
+    with QueueServiceClient.from_connection_string(azurite.connection_string) as service:
+        service.create_queue(name)
+    backend = AzureBackend(settings=settings_)
+    queue = Queue("orders", target=name, backend=backend)
+
+    @_NETWORK
+    @given(outbound_sends())
+    def check(send: dict[str, Any]) -> None:
+        app, seen = _consumer(name)
+        _send(queue, send)
+        with QueueHost(polyserve_azure.function_app(app), settings_) as host:
+            host.run_until_empty(10)
+        ((got, trace_id),) = seen
+        # A Storage Queue has no ordering key: the key is not carried.
+        assert got == _expected(send, got, None, name)
+        if send["trace"] is not None:
+            assert trace_id == send["trace"].trace_id
+
+    check()
+    backend.close()

@@ -32,6 +32,10 @@ _SAMPLES = {
     "scheduler": "eventbridge-scheduler.json",
     "dynamodb": "dynamodb-stream.json",
     "kinesis": "kinesis.json",
+    "kinesis_window": "kinesis-window.json",
+    "lattice": "lattice-v2.json",
+    "edge": "edge-viewer-request.json",
+    "websocket": "websocket-message.json",
 }
 
 

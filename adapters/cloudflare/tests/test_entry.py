@@ -30,7 +30,7 @@ def test_the_class_is_the_default_entrypoint(app: App) -> None:
     assert issubclass(cls, Entrypoint)
     assert issubclass(cls, PlainEntrypoint)  # outside Pyodide
     public = sorted(n for n in dir(cls) if not n.startswith("_") and callable(getattr(cls, n)))
-    assert public == ["fetch", "queue", "scheduled"]
+    assert public == ["email", "fetch", "queue", "scheduled", "tail"]
 
 
 def test_the_runtime_constructor_order_is_ctx_then_env(app: App) -> None:

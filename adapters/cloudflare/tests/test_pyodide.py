@@ -199,3 +199,12 @@ def test_r2_notifications_reach_the_storage_handler(run: dict[str, Any]) -> None
         "at": "2025-07-14T08:02:11.512000+00:00",
     }
     assert (delete["action"], delete["key"], delete["size"]) == ("deleted", "old.jpg", None)
+
+
+def test_email_and_tail_reach_the_native_handler(run: dict[str, Any]) -> None:
+    assert run["email"] == {"value": "email handled", "rejected": ["no such mailbox"]}
+    assert run["tail"] == {"value": "tail handled"}
+    assert run["recorded"]["native"] == [
+        {"handler": "email", "from": "ada@example.com", "to": "orders@shop.example"},
+        {"handler": "tail", "count": 2},
+    ]

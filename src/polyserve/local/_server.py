@@ -168,7 +168,6 @@ class LocalServer:
         outbound: MemoryBackend | None = None,
     ) -> None:
         self.app = app
-        self.store = Store(state or ":memory:")
         self.clock = clock
         self.log = ContextLogger({"component": "polyserve.local"})
         self.schedules: dict[str, Cron] = {}
@@ -181,6 +180,7 @@ class LocalServer:
                 names = [r.name for r in app.registrations if r.trigger is Trigger.SCHEDULE]
                 known = ", ".join(names) or "none"
                 raise ConfigurationError(f"no schedule {name!r} to fire; schedules: {known}")
+        self.store = Store(state or ":memory:")
         #: The schedules fired once when the server starts (``polyserve serve --fire``).
         self.fire_on_start = tuple(fire)
         self._wake: asyncio.Event | None = None

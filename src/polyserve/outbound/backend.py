@@ -80,6 +80,7 @@ _factories: dict[str, Callable[[], object]] = {}
 # Backends the adapters provide, imported only when chosen.
 _KNOWN = {
     "aws": ("polyserve_aws.outbound", "AwsBackend"),
+    "azure": ("polyserve_azure.outbound", "AzureBackend"),
     "cloudflare": ("polyserve_cloudflare.outbound", "CloudflareBackend"),
     "gcp": ("polyserve_gcp.outbound", "GcpBackend"),
 }

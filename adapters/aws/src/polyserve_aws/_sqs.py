@@ -4,8 +4,11 @@ Recognised by ``Records[0].eventSource == "aws:sqs"``. Each record becomes a
 ``Message`` for the ``Trigger.QUEUE`` registration named after the queue (the last
 part of ``eventSourceARN``, or its entry in ``names``). Records are handled one by one
 and the failures reported as ``batchItemFailures``. A FIFO queue (ARN ending in
-``.fifo``, or records with a ``MessageGroupId``) is handled in order: the first failure
-stops the batch and it and every later record are reported.
+``.fifo``, or records with a ``MessageGroupId``) is handled in order within each
+message group: a failure stops its own group, whose later records are reported
+with it, and the other groups carry on. SQS orders a FIFO queue only within a
+message group, so no order SQS promises is lost; with ``per_group=False`` the first
+failure stops the whole batch instead, as Lambda's documentation describes it.
 
 Message attributes: ``stringValue`` (String and Number types); a Binary attribute keeps
 its base64 text, because attribute values are strings.
@@ -56,8 +59,14 @@ def is_fifo(record: dict[str, Any]) -> bool:
     return isinstance(attributes, dict) and "MessageGroupId" in attributes
 
 
-def to_event(raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> Batch:
-    """The records, for their queues' registrations; in order for a FIFO queue."""
+def to_event(
+    raw: dict[str, Any], context: Context, names: Mapping[str, str], *, per_group: bool = True
+) -> Batch:
+    """The records, for their queues' registrations; in order for a FIFO queue.
+
+    A FIFO queue's failure stops only its message group, or with ``per_group=False``
+    the whole batch.
+    """
     records: list[Any] = raw["Records"]
 
     def decode(record: Any) -> tuple[str, object]:
@@ -66,8 +75,17 @@ def to_event(raw: dict[str, Any], context: Context, names: Mapping[str, str]) ->
 
     return Batch.decode(
         Trigger.QUEUE, records, decode, item_id=_message_id, ordered=is_fifo(records[0]),
-        trace_of=_producer_trace,
+        trace_of=_producer_trace, group_of=_message_group if per_group else None,
     )  # fmt: skip
+
+
+def _message_group(record: Any) -> str:
+    # A record without a readable group raises: the batch then treats it as possibly
+    # of any group (see polyserve.batch).
+    group = record["attributes"]["MessageGroupId"]
+    if group.__class__ is not str:
+        raise TypeError("MessageGroupId must be a string")
+    return group
 
 
 def _producer_trace(record: Any) -> TraceContext | None:

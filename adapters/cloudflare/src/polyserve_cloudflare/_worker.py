@@ -8,7 +8,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from polyserve.adapter import problem, run_async
+from polyserve.adapter import problem, run_async, run_native_async
 from polyserve.context import Context
 from polyserve.errors import ConfigurationError, EventError, UnsupportedEventError
 from polyserve.routing import Trigger
@@ -59,10 +59,14 @@ class WorkerContext:
 
     A handler reaches a KV namespace as ``context.raw.env.MY_KV`` and keeps work
     going after the response with ``context.raw.ctx.waitUntil(promise)``.
+    ``handler`` names the Worker handler the runtime called (``"fetch"``,
+    ``"queue"``, ``"scheduled"``, ``"email"``, ``"tail"``), so one ``@app.native()``
+    handler can tell an email from a tail batch.
     """
 
     env: Any
     ctx: Any
+    handler: str = ""
 
 
 class Worker:
@@ -136,7 +140,9 @@ class Worker:
             self._runtime = PyodideRuntime()
         return self._runtime
 
-    def context(self, timeout: float | None, invocation_id: str, env: Any, ctx: Any) -> Context:
+    def context(
+        self, timeout: float | None, invocation_id: str, env: Any, ctx: Any, handler: str = ""
+    ) -> Context:
         """A ``Context`` for one invocation; a missing ``invocation_id`` is generated."""
         if not invocation_id:
             import uuid
@@ -148,7 +154,7 @@ class Worker:
             timeout,
             invocation_id=invocation_id,
             function_name=self.function_name,
-            raw=WorkerContext(env, ctx),
+            raw=WorkerContext(env, ctx, handler),
         )
 
     async def fetch(self, request: object, env: Any, ctx: Any) -> Any:
@@ -162,7 +168,7 @@ class Worker:
         raw = _http.native(request)
         if not _http.is_request(raw):
             raise _unsupported("fetch", "a Request", raw)
-        context = self.context(self.http_timeout, _http.request_id(raw), env, ctx)
+        context = self.context(self.http_timeout, _http.request_id(raw), env, ctx, "fetch")
         try:
             body = await _http.read_body(raw)
         except EventError as exc:
@@ -182,7 +188,7 @@ class Worker:
         """
         if not _scheduled.is_controller(controller):
             raise _unsupported("scheduled", "a ScheduledController", controller)
-        context = self.context(self.event_timeout, "", env, ctx)
+        context = self.context(self.event_timeout, "", env, ctx, "scheduled")
         firing = _scheduled.Firing(controller, _scheduled.cron_table(self.app))
         try:
             await run_async(self.app, _scheduled, firing, context, self.names)
@@ -200,7 +206,7 @@ class Worker:
         """
         if not _queue.is_batch(batch):
             raise _unsupported("queue", "a MessageBatch", batch)
-        context = self.context(self.event_timeout, "", env, ctx)
+        context = self.context(self.event_timeout, "", env, ctx, "queue")
         delivery = _queue.Delivery(
             batch,
             self.runtime,
@@ -209,6 +215,25 @@ class Worker:
         )
         result: BatchResult = await run_async(self.app, _queue, delivery, context, self.names)
         return result
+
+    async def native(self, handler: str, raw: object, env: Any, ctx: Any) -> Any:
+        """Hand what a handler without a typed trigger received to ``@app.native()``.
+
+        ``handler`` is the Worker handler the runtime called (``"email"`` with a
+        ``ForwardableEmailMessage``, ``"tail"`` with a list of trace items); ``raw``
+        goes to the native handler as it came, and its result comes back unchanged.
+
+        Raises:
+            UnsupportedEventError: the app has no ``@app.native("cloudflare")`` (or
+                ``"*"``) handler.
+            Exception: whatever the handler raised, so the runtime records a failure.
+        """
+        context = self.context(self.event_timeout, "", env, ctx, handler)
+        unsupported = UnsupportedEventError(
+            f"{handler}() events need an @app.native() handler",
+            description={"handler": handler, "type": type(raw).__name__},
+        )
+        return await run_native_async(self.app, PROVIDER, raw, context, unsupported)
 
     def _is_storage(self, queue: str) -> bool:
         # R2 notifications: a queue no @app.queue consumes, in an app that has storage handlers.

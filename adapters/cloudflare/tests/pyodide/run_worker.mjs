@@ -206,6 +206,11 @@ result.scheduled = {
   error: await errorOf(instance.scheduled(nightly, env, ctx)),
   unknownCronError: await errorOf(instance.scheduled({ scheduledTime: Date.now(), cron: "1 2 3 4 5" }, env, ctx)),
 };
+// Email and Tail Worker events: no typed trigger, so @app.native() takes them as they came.
+const rejected = [];
+const email = { from: "ada@example.com", to: "orders@shop.example", setReject: (reason) => rejected.push(reason) };
+result.email = { value: await instance.email(email, env, ctx), rejected };
+result.tail = { value: await instance.tail([{ scriptName: "shop", outcome: "ok" }, { scriptName: "shop", outcome: "exception" }], env, ctx) };
 result.recorded = JSON.parse(worker.recorded());
 result.totalMs = Math.round(performance.now() - started);
 await mf.dispose();

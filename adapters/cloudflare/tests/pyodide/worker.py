@@ -28,6 +28,7 @@ RECORDED: dict[str, list[dict[str, Any]]] = {
     "schedules": [],
     "orders": [],
     "storage": [],
+    "native": [],
 }
 
 
@@ -112,6 +113,18 @@ def on_photo(event: StorageEvent) -> None:
             "at": when,
         }
     )
+
+
+@app.native("cloudflare")
+async def email_or_tail(event: Any, ctx: Context) -> str:
+    # The runtime's objects as they came: an email message, or the trace items.
+    handler = ctx.raw.handler
+    if handler == "email":
+        RECORDED["native"].append({"handler": handler, "from": event.from_, "to": event.to})
+        event.setReject("no such mailbox")
+    else:
+        RECORDED["native"].append({"handler": handler, "count": len(event)})
+    return f"{handler} handled"
 
 
 Default = entrypoint(app)

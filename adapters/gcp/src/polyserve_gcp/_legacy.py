@@ -18,6 +18,10 @@ document.create`` (``update``, ``delete``,
 anything else (Firebase, Analytics, ...)        ``CloudEvent`` with that ``type``
 ==============================================  ==============================
 
+A type of the last row that no ``@app.cloudevent`` registration takes goes to the
+app's ``@app.native()`` handler as the ``(data, context)`` pair, and the function
+returns its result unchanged.
+
 The Pub/Sub message id and publish time come from the context (``event_id``,
 ``timestamp``); the topic from ``resource``. The typed event's ``raw`` is the
 ``(data, context)`` pair.
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from polyserve.adapter import Event, run
+from polyserve.adapter import Event, run, run_native
 from polyserve.errors import EventError, MalformedEventError, PolyserveError
 from polyserve.events import CloudEvent, StorageAction
 from polyserve.routing import Trigger
@@ -35,6 +39,7 @@ from polyserve_gcp import _firestore, _pubsub, _storage
 from polyserve_gcp._context import DEFAULT_TIMEOUT, make_context
 from polyserve_gcp._formats import as_object, json_object, last_segment, parse_time
 from polyserve_gcp._names import Names
+from polyserve_gcp._native import PROVIDER, UnclaimedEventError, claim
 from polyserve_gcp._problem import answer_event_errors
 
 if TYPE_CHECKING:
@@ -58,11 +63,14 @@ def background(
     mapping = dict(names or {})
     answer_event_errors()
 
-    def handle_background(data: Any, context: LegacyContext) -> None:
+    def handle_background(data: Any, context: LegacyContext) -> Any:
         event_id = str(getattr(context, "event_id", "") or "")
         ctx = make_context(app, event_id, timeout, context)
         try:
-            run(app, source, (data, context), ctx, mapping)
+            try:
+                return run(app, source, (data, context), ctx, mapping)
+            except UnclaimedEventError as unclaimed:
+                return run_native(app, PROVIDER, (data, context), ctx, unclaimed)
         except EventError as exc:
             ctx.logger.warning(
                 "event rejected",
@@ -95,7 +103,10 @@ class BackgroundSource:
     ) -> Event:
         """The typed event and its registration."""
         data, native = raw
-        return _translated(data, native, self._app, self._names)
+        request = _translated(data, native, self._app, self._names)
+        if request.trigger is Trigger.CLOUDEVENT:
+            claim(self._app, request)
+        return request
 
     def to_native(self, outcome: Any, raw: tuple[Any, LegacyContext], context: Context) -> None:
         """Nothing: functions-framework answers 200 once the function returns."""
