@@ -7,6 +7,7 @@ so the consumer is the project's own inbound adapter.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import subprocess
 import sys
@@ -36,6 +37,8 @@ from polyserve.tracing import TraceContext
 from polyserve_gcp.outbound import GcpBackend
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
     from tests.support.servers import GcloudEmulator, StorageEmulator
 
 pytestmark = pytest.mark.integration
@@ -240,21 +243,15 @@ def test_unreachable_service_is_retried_then_transient(monkeypatch: pytest.Monke
     assert slept == [0.05, 0.2, 0.8]
 
 
-def test_a_keys_later_requests_wait_for_its_failed_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Over 10 MB of one ordering key goes in two requests; when the first fails, the
-    second is not sent before it, so the key's order holds through the retry."""
+@contextlib.contextmanager
+def stub_pubsub(
+    publish: Callable[[Any, Any], Any], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """A gRPC server on a free port answering ``Publish`` with ``publish``, as the emulator."""
     from concurrent import futures
 
     import grpc  # type: ignore[import-untyped]  # grpcio ships no type information
     from google.pubsub_v1 import PublishRequest, PublishResponse
-
-    calls: list[list[bytes]] = []
-
-    def publish(request: Any, context: Any) -> Any:
-        calls.append([m.data[:1] for m in request.messages])
-        if len(calls) == 1:
-            context.abort(grpc.StatusCode.UNAVAILABLE, "try again")
-        return PublishResponse(message_ids=[str(len(calls))] * len(request.messages))
 
     handler = grpc.method_handlers_generic_handler(
         "google.pubsub.v1.Publisher",
@@ -275,6 +272,26 @@ def test_a_keys_later_requests_wait_for_its_failed_one(monkeypatch: pytest.Monke
     server.start()
     try:
         monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{port}")
+        yield
+    finally:
+        server.stop(None)
+
+
+def test_a_keys_later_requests_wait_for_its_failed_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over 10 MB of one ordering key goes in two requests; when the first fails, the
+    second is not sent before it, so the key's order holds through the retry."""
+    import grpc
+    from google.pubsub_v1 import PublishResponse
+
+    calls: list[list[bytes]] = []
+
+    def publish(request: Any, context: Any) -> Any:
+        calls.append([m.data[:1] for m in request.messages])
+        if len(calls) == 1:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "try again")
+        return PublishResponse(message_ids=[str(len(calls))] * len(request.messages))
+
+    with stub_pubsub(publish, monkeypatch):
         queue = Queue("big", target=f"{PROJECT}/big", backend=GcpBackend(), sleep=lambda _: None)
         big = 6_000_000
         ids = queue.send_batch(
@@ -284,10 +301,42 @@ def test_a_keys_later_requests_wait_for_its_failed_one(monkeypatch: pytest.Monke
                 queue.message(b"C"),
             ]
         )
-    finally:
-        server.stop(None)
     assert calls == [[b"A"], [b"C"], [b"A"], [b"B"]]
     assert ids == ["3", "4", "2"]
+
+
+@pytest.mark.parametrize(("over", "requests"), [(0, 1), (1, 2)])
+def test_requests_are_split_by_attribute_bytes_not_characters(
+    monkeypatch: pytest.MonkeyPatch, over: int, requests: int
+) -> None:
+    """Attributes count in UTF-8 bytes: 99 attributes of 341 euro signs are 101 KiB, though
+    34 K characters. Two messages filling the 10 MB request budget exactly go in one
+    request; one byte more splits them, and no request Pub/Sub gets is over 10 MB."""
+    from google.pubsub_v1 import PublishRequest, PublishResponse
+
+    from polyserve_gcp.outbound import MAX_REQUEST_BYTES, _checked
+
+    sizes: list[int] = []
+
+    def publish(request: Any, context: Any) -> Any:
+        sizes.append(PublishRequest.pb(request).ByteSize())
+        return PublishResponse(message_ids=[str(i) for i in range(len(request.messages))])
+
+    topic = f"projects/{PROJECT}/topics/wide"
+    budget = MAX_REQUEST_BYTES - len(topic) - 64
+    queue = Queue("wide", target=topic, backend=GcpBackend(), sleep=lambda _: None)
+    wide = {f"a{i:02d}": "\u20ac" * 341 for i in range(99)}  # 1,023 bytes each
+    first = queue.message(b"x" * 4_000_000, attributes=wide)
+    first_size = _checked(first, first.headers())
+    empty = queue.message(b"", attributes=wide)
+    rest = budget - int(first_size) - int(_checked(empty, empty.headers()))
+    second = queue.message(b"y" * (rest + over), attributes=wide)
+    characters = sum(len(k) + len(v) for k, v in first.headers().items()) * 2
+    assert characters + len(first.body) + len(second.body) < budget - 100_000
+    with stub_pubsub(publish, monkeypatch):
+        assert len(queue.send_batch([first, second])) == 2
+    assert len(sizes) == requests
+    assert max(sizes) <= MAX_REQUEST_BYTES
 
 
 def test_missing_credentials_are_a_configuration_error(

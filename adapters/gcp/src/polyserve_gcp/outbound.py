@@ -46,6 +46,8 @@ MAX_OBJECT_BYTES = 5 * 1024**4
 # What a message costs in a request beyond its data and attributes (field tags, lengths),
 # generously counted so that a request never crosses the limit.
 _MESSAGE_OVERHEAD = 64
+# An attribute's map-entry tags and lengths beside its key and value bytes.
+_ATTRIBUTE_OVERHEAD = 8
 _TIMEOUT = 30.0
 
 # google.api_core exception names that mean "try again": the codes Pub/Sub's own
@@ -93,26 +95,34 @@ def _translate(exc: Exception, what: str) -> Exception:
     return PublishError(f"{name} for {what}: {' '.join(str(message).split())}")
 
 
-def _problem(message: Message, attributes: Mapping[str, str]) -> str | None:
-    """Why Pub/Sub would refuse ``message`` with ``attributes``, checked before sending;
-    ``None`` when it is fine."""
+def _checked(message: Message, attributes: Mapping[str, str]) -> str | int:
+    """What ``message`` with ``attributes`` costs in a publish request, in bytes, or why
+    Pub/Sub would refuse it (checked before sending). Keys, values and the ordering key
+    are counted in UTF-8 bytes, as Pub/Sub counts them."""
     if len(attributes) > MAX_ATTRIBUTES:
         return f"{len(attributes)} attributes, over Pub/Sub's limit of {MAX_ATTRIBUTES}"
+    size = len(message.body) + _MESSAGE_OVERHEAD
     for key, value in attributes.items():
-        size = len(key.encode())
-        if not key or size > MAX_ATTRIBUTE_KEY_BYTES:
-            return f"attribute key of {size} bytes: Pub/Sub takes 1 to {MAX_ATTRIBUTE_KEY_BYTES}"
+        key_size = len(key.encode())
+        if not key or key_size > MAX_ATTRIBUTE_KEY_BYTES:
+            return (
+                f"attribute key of {key_size} bytes: Pub/Sub takes 1 to {MAX_ATTRIBUTE_KEY_BYTES}"
+            )
         if key.startswith("goog"):
             return f"attribute key {key!r}: keys starting with 'goog' are reserved by Pub/Sub"
-        size = len(value.encode())
-        if size > MAX_ATTRIBUTE_VALUE_BYTES:
+        value_size = len(value.encode())
+        if value_size > MAX_ATTRIBUTE_VALUE_BYTES:
             return (
-                f"attribute {key!r} of {size} bytes, over Pub/Sub's limit of "
+                f"attribute {key!r} of {value_size} bytes, over Pub/Sub's limit of "
                 f"{MAX_ATTRIBUTE_VALUE_BYTES}"
             )
-    if message.key and len(message.key.encode()) > MAX_ORDERING_KEY_BYTES:
-        return f"ordering key over Pub/Sub's limit of {MAX_ORDERING_KEY_BYTES} bytes"
-    return None
+        size += key_size + value_size + _ATTRIBUTE_OVERHEAD
+    if message.key:
+        key_size = len(message.key.encode())
+        if key_size > MAX_ORDERING_KEY_BYTES:
+            return f"ordering key over Pub/Sub's limit of {MAX_ORDERING_KEY_BYTES} bytes"
+        size += key_size
+    return size
 
 
 class GcpBackend:
@@ -223,7 +233,7 @@ class GcpBackend:
     def send(self, kind: str, target: str, messages: Sequence[Message]) -> list[str | Exception]:
         """Publish ``messages``: one request per ordering key and per 10 MB.
 
-        A message Pub/Sub would refuse (see ``_problem``) fails alone, before sending.
+        A message Pub/Sub would refuse (see ``_checked``) fails alone, before sending.
 
         Raises:
             ConfigurationError: the topic does not exist, or the credentials cannot publish.
@@ -236,16 +246,14 @@ class GcpBackend:
         # Requests in the order their first message comes, each holding one ordering key.
         requests: dict[str, list[list[tuple[int, Any]]]] = {}
         sizes: dict[str, int] = {}
-        budget = MAX_REQUEST_BYTES - len(topic) - _MESSAGE_OVERHEAD
+        budget = MAX_REQUEST_BYTES - len(topic.encode()) - _MESSAGE_OVERHEAD
         for index, message in enumerate(messages):
             attributes = message.headers()
-            problem = _problem(message, attributes)
-            if problem is not None:
-                out[index] = PublishError(problem, code="message_refused")
+            size = _checked(message, attributes)
+            if isinstance(size, str):
+                out[index] = PublishError(size, code="message_refused")
                 continue
             key = message.key or ""
-            size = len(message.body) + len(key) + _MESSAGE_OVERHEAD
-            size += sum(len(k) + len(v) + 8 for k, v in attributes.items())
             batches = requests.setdefault(key, [[]])
             if batches[-1] and sizes[key] + size > budget:
                 batches.append([])
