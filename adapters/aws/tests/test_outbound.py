@@ -125,13 +125,90 @@ def test_sqs_round_trip_through_the_lambda_handler(
     assert sorted(s[0]["n"] for s in seen) == list(range(12))
     assert {s[1] for s in seen} == {"created"}
     # The trace travels as a traceparent attribute (and as AWSTraceHeader, which
-    # moto's server does not echo back, so the consumer's trace is not checked here).
+    # moto's server does not echo back), and each record's handler continues it.
     assert {m["MessageAttributes"]["traceparent"]["StringValue"] for m in received} == {
         TRACE.traceparent
     }
+    assert {s[3] for s in seen} == {TRACE.trace_id}
     if fifo:
         assert [s[0]["n"] for s in seen] == list(range(12))
         assert {s[2] for s in seen} == {"c-1"}
+
+
+BINARY = [b"\x00\xff\xfe\x80 not UTF-8", "NUL \x00 and U+FFFF \uffff".encode(), b"plain"]
+
+
+def test_sqs_binary_payloads_reach_the_consumer_as_the_same_bytes(
+    moto_server: MotoServer, backend: AwsBackend
+) -> None:
+    url = backend.client("sqs").create_queue(QueueName="blobs")["QueueUrl"]
+    queue = Queue("blobs", target=url, backend=backend)
+    for payload in BINARY:
+        queue.send(payload, attributes={"kind": "blob"}, trace=TRACE)
+    received = _receive(backend, url, len(BINARY))
+    # Bytes SQS cannot carry as text travel base64-encoded, marked by an attribute.
+    marked = [m for m in received if "content-transfer-encoding" in m["MessageAttributes"]]
+    assert len(marked) == 2
+    app = App("blobs")
+    seen: list[tuple[Message, str | None]] = []
+
+    @app.queue("blobs")
+    def consume(message: Message, context: Context) -> None:
+        seen.append((message, context.trace_id))
+
+    event = _lambda_event(moto_server, url, received)
+    assert polyserve_aws.handler(app)(event, FakeLambdaContext()) == {"batchItemFailures": []}
+    assert sorted(m.body for m, _ in seen) == sorted(BINARY)
+    for message, trace_id in seen:
+        assert message.attributes == {
+            "kind": "blob",
+            "content-type": "application/octet-stream",
+            "traceparent": TRACE.traceparent,
+        }
+        assert trace_id == TRACE.trace_id
+
+
+def test_sns_notification_carries_trace_and_bytes_to_the_lambda_handler(
+    moto_server: MotoServer, backend: AwsBackend
+) -> None:
+    """SNS → an SQS subscription without raw delivery, whose body is the notification
+    Lambda gets as ``Records[0].Sns`` → ``polyserve_aws.handler``."""
+    arn = backend.client("sns").create_topic(Name="alerts")["TopicArn"]
+    url = backend.client("sqs").create_queue(QueueName="alerts-sub")["QueueUrl"]
+    queue_arn = f"arn:aws:sqs:{moto_server.region}:{moto_server.account}:alerts-sub"
+    backend.client("sns").subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn)
+    topic = Topic("alerts", target=arn, backend=backend)
+    for payload in BINARY:
+        topic.publish(payload, attributes={"kind": "blob"}, trace=TRACE)
+    app = App("alerts")
+    seen: list[tuple[bytes, dict[str, str], str | None]] = []
+
+    @app.topic("alerts")
+    def alert(message: Message, context: Context) -> None:
+        seen.append((message.body, dict(message.attributes), context.trace_id))
+
+    for received in _receive(backend, url, len(BINARY)):
+        notification = json.loads(received["Body"])
+        record = {"EventSource": "aws:sns", "EventVersion": "1.0", "Sns": notification}
+        polyserve_aws.handler(app)({"Records": [record]}, FakeLambdaContext())
+    assert sorted(body for body, _, _ in seen) == sorted(BINARY)
+    for _, attributes, trace_id in seen:
+        assert attributes == {
+            "kind": "blob",
+            "content-type": "application/octet-stream",
+            "traceparent": TRACE.traceparent,
+        }
+        assert trace_id == TRACE.trace_id
+
+
+def test_sqs_size_counts_attributes_and_base64(backend: AwsBackend) -> None:
+    url = backend.client("sqs").create_queue(QueueName="counted")["QueueUrl"]
+    queue = Queue("counted", target=url, backend=backend)
+    limit = 1024 * 1024
+    with pytest.raises(MessageTooLargeError, match="SQS's limit"):
+        queue.send("x" * (limit - 200), attributes={"note": "y" * 300})
+    with pytest.raises(MessageTooLargeError, match="SQS's limit"):  # 1 MiB once in base64
+        queue.send(b"\xff" * (limit * 3 // 4 + 10))
 
 
 def test_sqs_limit_is_checked_before_sending(backend: AwsBackend) -> None:

@@ -111,8 +111,11 @@ class _Sender(_Resource):
         backend, target = self._bound()
         kind = self.kind
         limit = backend.max_bytes(kind, target)
+        # A backend whose service counts more than the body (attributes, an encoding)
+        # says so with ``message_size``.
+        measure = getattr(backend, "message_size", None)
         for message in messages:
-            size = len(message.body)
+            size = len(message.body) if measure is None else measure(kind, target, message)
             if size > limit:
                 service = backend.service(kind, target)
                 raise MessageTooLargeError(self.name, size, limit, service)
