@@ -19,7 +19,7 @@ import pytest
 from tests.support.servers import free_ports
 
 import polyserve_gcp
-from polyserve import App, Context
+from polyserve import App, CloudEvent, Context
 from polyserve.errors import ConfigurationError
 from polyserve.events import Message
 from polyserve.outbound import (
@@ -183,6 +183,51 @@ def test_topic_publish_reaches_a_topic_handler(pubsub: PubSub) -> None:
     assert seen[0].attributes["content-type"] == "application/octet-stream"
 
 
+CLOUDEVENTS = [
+    CloudEvent(
+        id="e1", source="/shop", type="order.created", data={"id": 1, "total": 9.5},
+        datacontenttype="application/json", subject="orders/1",
+        time=dt.datetime(2026, 3, 1, 12, 30, 5, 123000, tzinfo=dt.timezone.utc),
+        dataschema="https://example.com/order.json", extensions={"tenant": "t1"},
+    ),
+    CloudEvent(id="e2", source="/shop", type="thumb.made", data=b"\x00\xff\xd8jpeg"),
+    CloudEvent(id="e3", source="/shop", type="note", data="caf\u00e9", datacontenttype="text/plain"),
+]  # fmt: skip
+
+
+def test_a_cloudevent_travels_in_binary_mode_and_reads_back_equal(pubsub: PubSub) -> None:
+    """The Pub/Sub binding's binary content mode: ``ce-`` attributes, the data as the
+    message data; a handler that takes a CloudEvent gets an equal one, in the trace."""
+    topic_id, subscription = pubsub.topic("cloudevents")
+    topic = Topic("events", target=f"{PROJECT}/{topic_id}", backend=pubsub.backend)
+    for event in CLOUDEVENTS:
+        topic.publish(event, attributes={"kind": "ce"}, trace=TRACE)
+    received = sorted(pubsub.pull(subscription, 3), key=lambda r: r.message.attributes["ce-id"])
+    first = received[0].message
+    assert bytes(first.data) == b'{"id":1,"total":9.5}'
+    assert dict(first.attributes) == {
+        "ce-specversion": "1.0", "ce-id": "e1", "ce-source": "/shop",
+        "ce-type": "order.created", "ce-subject": "orders/1",
+        "ce-dataschema": "https://example.com/order.json",
+        "ce-time": "2026-03-01T12:30:05.123000Z", "ce-tenant": "t1",
+        "content-type": "application/json", "kind": "ce", "traceparent": TRACE.traceparent,
+    }  # fmt: skip
+    assert bytes(received[1].message.data) == b"\x00\xff\xd8jpeg"
+    assert "content-type" not in received[1].message.attributes
+    app = App("shop")
+    seen: list[tuple[CloudEvent, str | None]] = []
+
+    @app.topic("events")
+    def on_event(event: CloudEvent, context: Context) -> None:
+        seen.append((event, context.trace_id))
+
+    handle = polyserve_gcp.cloudevent(app, names={topic_id: "events"})
+    for one in received:
+        handle(cloudevent(topic_id, subscription, one))
+    assert [event for event, _ in seen] == CLOUDEVENTS
+    assert {trace_id for _, trace_id in seen} == {TRACE.trace_id}
+
+
 def test_one_request_per_ordering_key_keeps_each_keys_order(pubsub: PubSub) -> None:
     topic_id, subscription = pubsub.topic("keys", ordered=True)
     queue = Queue("keys", target=f"{PROJECT}/{topic_id}", backend=pubsub.backend)
@@ -327,9 +372,8 @@ def test_requests_are_split_by_attribute_bytes_not_characters(
     queue = Queue("wide", target=topic, backend=GcpBackend(), sleep=lambda _: None)
     wide = {f"a{i:02d}": "\u20ac" * 341 for i in range(99)}  # 1,023 bytes each
     first = queue.message(b"x" * 4_000_000, attributes=wide)
-    first_size = _checked(first, first.headers())
-    empty = queue.message(b"", attributes=wide)
-    rest = budget - int(first_size) - int(_checked(empty, empty.headers()))
+    first_size = _checked(first.body, None, first.headers())
+    rest = budget - int(first_size) - int(_checked(b"", None, first.headers()))
     second = queue.message(b"y" * (rest + over), attributes=wide)
     characters = sum(len(k) + len(v) for k, v in first.headers().items()) * 2
     assert characters + len(first.body) + len(second.body) < budget - 100_000

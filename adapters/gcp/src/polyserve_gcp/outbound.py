@@ -15,6 +15,11 @@ then knows exactly which messages were not sent, and retries only those that met
 transient error (with the client library's own retries turned off, so there is one retry
 policy). A request holds messages of one ordering key only, as Pub/Sub requires.
 
+A ``CloudEvent`` is published in the binary content mode of the CloudEvents Pub/Sub
+protocol binding: its attributes as ``ce-`` message attributes (``content-type`` for
+``datacontenttype``), its data as the message data. ``polyserve_gcp`` reads it back for a
+handler that takes a ``CloudEvent``.
+
 Limits (Pub/Sub and Cloud Storage quotas and limits pages): a message's data up to
 10 MB (10,000,000 bytes); a publish request up to 10 MB and 1,000 messages; up to 100
 attributes per message, a key up to 256 bytes, not starting with ``goog``, a value up to
@@ -31,6 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
     from typing import Any
 
+    from polyserve.events.cloudevent import CloudEvent
     from polyserve.outbound.message import Message
 
 __all__ = ["GcpBackend"]
@@ -95,13 +101,13 @@ def _translate(exc: Exception, what: str) -> Exception:
     return PublishError(f"{name} for {what}: {' '.join(str(message).split())}")
 
 
-def _checked(message: Message, attributes: Mapping[str, str]) -> str | int:
-    """What ``message`` with ``attributes`` costs in a publish request, in bytes, or why
-    Pub/Sub would refuse it (checked before sending). Keys, values and the ordering key
-    are counted in UTF-8 bytes, as Pub/Sub counts them."""
+def _checked(data: bytes, key: str | None, attributes: Mapping[str, str]) -> str | int:
+    """What a message of ``data``, ordering ``key`` and ``attributes`` costs in a publish
+    request, in bytes, or why Pub/Sub would refuse it (checked before sending). Keys,
+    values and the ordering key are counted in UTF-8 bytes, as Pub/Sub counts them."""
     if len(attributes) > MAX_ATTRIBUTES:
         return f"{len(attributes)} attributes, over Pub/Sub's limit of {MAX_ATTRIBUTES}"
-    size = len(message.body) + _MESSAGE_OVERHEAD
+    size = len(data) + _MESSAGE_OVERHEAD
     for key, value in attributes.items():
         key_size = len(key.encode())
         if not key or key_size > MAX_ATTRIBUTE_KEY_BYTES:
@@ -117,8 +123,8 @@ def _checked(message: Message, attributes: Mapping[str, str]) -> str | int:
                 f"{MAX_ATTRIBUTE_VALUE_BYTES}"
             )
         size += key_size + value_size + _ATTRIBUTE_OVERHEAD
-    if message.key:
-        key_size = len(message.key.encode())
+    if key:
+        key_size = len(key.encode())
         if key_size > MAX_ORDERING_KEY_BYTES:
             return f"ordering key over Pub/Sub's limit of {MAX_ORDERING_KEY_BYTES} bytes"
         size += key_size
@@ -249,7 +255,10 @@ class GcpBackend:
         budget = MAX_REQUEST_BYTES - len(topic.encode()) - _MESSAGE_OVERHEAD
         for index, message in enumerate(messages):
             attributes = message.headers()
-            size = _checked(message, attributes)
+            data = message.body
+            if message.cloudevent is not None:
+                data = self._binary_mode(message.cloudevent, attributes)
+            size = _checked(data, message.key, attributes)
             if isinstance(size, str):
                 out[index] = PublishError(size, code="message_refused")
                 continue
@@ -259,7 +268,7 @@ class GcpBackend:
                 batches.append([])
                 sizes[key] = 0
             sizes[key] = sizes.get(key, 0) + size
-            native = make(data=message.body, attributes=attributes, ordering_key=key)
+            native = make(data=data, attributes=attributes, ordering_key=key)
             batches[-1].append((index, native))
         for key, batches in requests.items():
             failed: Exception | None = None
@@ -284,6 +293,24 @@ class GcpBackend:
                 for (index, _), message_id in zip(batch, answer.message_ids, strict=True):
                     out[index] = message_id
         return out
+
+    @staticmethod
+    def _binary_mode(event: CloudEvent, attributes: dict[str, str]) -> bytes:
+        """The data of ``event`` in the Pub/Sub binding's binary mode; its attributes
+        (``ce-`` names, ``content-type`` for ``datacontenttype``) go into ``attributes``
+        in place of the structured form's content type."""
+        from polyserve.outbound.cloudevents import to_binary
+
+        headers, data = to_binary(event)
+        del attributes["content-type"]
+        attributes.update(headers)
+        return data
+
+    def message_size(self, kind: str, target: str, message: Message) -> int:
+        """The data Pub/Sub counts against its 10 MB: a CloudEvent's data in binary mode."""
+        if message.cloudevent is None:
+            return len(message.body)
+        return len(self._binary_mode(message.cloudevent, {"content-type": ""}))
 
     # -- ObjectBackend -------------------------------------------------------------
 
