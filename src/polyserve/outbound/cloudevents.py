@@ -34,6 +34,7 @@ __all__ = [
     "attributes",
     "cloudevent_response",
     "from_binary",
+    "from_dict",
     "from_message",
     "from_structured",
     "to_binary",
@@ -199,12 +200,22 @@ def from_structured(body: bytes | str) -> CloudEvent:
     fields = parse_json(body, what)
     if not isinstance(fields, dict):
         raise MalformedEventError(f"{what} is not a JSON object")
+    return from_dict(fields)
+
+
+def from_dict(fields: Mapping[str, Any]) -> CloudEvent:
+    """The event in a decoded structured-mode document (as ``to_dict`` writes it; an
+    EventBridge ``detail``).
+
+    Raises:
+        MalformedEventError: a required attribute is missing or has the wrong type.
+    """
     data = fields.get("data")
     if "data_base64" in fields:
         from polyserve.adapter import decode_base64
 
-        data = decode_base64(fields["data_base64"], f"{what} data_base64")
-    return _event(fields, data, what)
+        data = decode_base64(fields["data_base64"], "structured CloudEvent data_base64")
+    return _event(fields, data, "structured CloudEvent")
 
 
 def from_binary(headers: Mapping[str, str], body: bytes) -> CloudEvent:

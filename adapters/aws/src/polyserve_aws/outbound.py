@@ -5,6 +5,18 @@ or ``polyserve.outbound.configure(AwsBackend())``. Targets: a queue URL, a topic
 an event bus name or ARN (``POLYSERVE_TOPIC_<NAME>=events:<bus>``), a bucket name.
 boto3 is imported by the first send, and each service's client is made once.
 
+Bodies SQS and SNS cannot carry as text (bytes that are not UTF-8, or hold characters
+outside XML's) are sent base64-encoded with the attribute ``content-transfer-encoding:
+base64``, which the Lambda adapter honours. The producer's trace travels as the
+``traceparent`` (and ``tracestate``) message attribute, and on SQS as ``AWSTraceHeader``
+too; on EventBridge as ``TraceHeader`` (X-Ray).
+
+A ``CloudEvent`` goes to SQS and SNS (which have no CloudEvents binding) in the
+structured JSON form, with ``content-type: application/cloudevents+json``; to
+EventBridge with its source and type as the entry's ``Source`` and ``DetailType``, its
+time as ``Time``, and the structured form as ``detail`` (plus the ``traceparent``
+extension from ``trace=``), which the Lambda adapter reads back as the CloudEvent.
+
 Limits (AWS documentation): an SQS message up to 1 MiB (1,048,576 bytes, raised
 from 256 KiB in 2025), an SNS message and an EventBridge entry up to 256 KiB, batches
 of 10 for all three; one S3 ``PutObject`` up to 5 GiB.
@@ -21,6 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
     from typing import Any
 
+    from polyserve.events.cloudevent import CloudEvent
     from polyserve.outbound.message import Message
 
 __all__ = ["ENCODING_ATTRIBUTE", "AwsBackend"]
@@ -243,20 +256,26 @@ class AwsBackend:
 
         entries = []
         for message in messages:
-            try:
-                detail = (
-                    json.loads(message.body) if message.content_type == "application/json" else None
-                )
-            except ValueError:
-                detail = None
-            if not isinstance(detail, dict):
-                detail = {"data": _text(message.body)[0]}
-            entry: dict[str, Any] = {
-                "EventBusName": bus,
-                "Source": message.attributes.get("source", "polyserve"),
-                "DetailType": message.attributes.get("type", "message"),
-                "Detail": json.dumps(detail, separators=(",", ":")),
-            }
+            event = message.cloudevent
+            if event is not None:
+                entry = self._cloudevent_entry(bus, message, event)
+            else:
+                try:
+                    detail = (
+                        json.loads(message.body)
+                        if message.content_type == "application/json"
+                        else None
+                    )
+                except ValueError:
+                    detail = None
+                if not isinstance(detail, dict):
+                    detail = {"data": _text(message.body)[0]}
+                entry = {
+                    "EventBusName": bus,
+                    "Source": message.attributes.get("source", "polyserve"),
+                    "DetailType": message.attributes.get("type", "message"),
+                    "Detail": json.dumps(detail, separators=(",", ":")),
+                }
             xray = self._xray(message)
             if xray is not None:
                 entry["TraceHeader"] = xray
@@ -272,6 +291,31 @@ class AwsBackend:
         while len(out) < len(messages):
             out.append(PublishError("EventBridge returned no result for the entry"))
         return out
+
+    @staticmethod
+    def _cloudevent_entry(bus: str, message: Message, event: CloudEvent) -> dict[str, Any]:
+        # The event's source and type route it; the detail is the whole event in the
+        # structured JSON form, with the producer's trace as the CloudEvents
+        # distributed-tracing extension when the event carries none.
+        import json
+
+        from polyserve.outbound.cloudevents import to_dict
+
+        detail = to_dict(event)
+        trace = message.trace
+        if trace is not None and trace.traceparent is not None and "traceparent" not in detail:
+            detail["traceparent"] = trace.traceparent
+            if trace.tracestate:
+                detail["tracestate"] = trace.tracestate
+        entry: dict[str, Any] = {
+            "EventBusName": bus,
+            "Source": event.source,
+            "DetailType": event.type,
+            "Detail": json.dumps(detail, separators=(",", ":")),
+        }
+        if event.time is not None:
+            entry["Time"] = event.time
+        return entry
 
     @staticmethod
     def _outcomes(count: int, answer: Any, id_field: str, target: str) -> list[str | Exception]:
