@@ -15,12 +15,13 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from hypothesis import HealthCheck, given, settings
-from tests.properties.strategies import outbound_sends
+from tests.properties.strategies import cloudevents, outbound_sends
 
-from polyserve import App, Context, Message
+from polyserve import App, CloudEvent, Context, Message
 from polyserve.local import LocalServer
-from polyserve.outbound import MemoryBackend, Queue
+from polyserve.outbound import MemoryBackend, Queue, Topic
 from polyserve.outbound.message import encode_payload
+from polyserve.tracing import TraceContext
 
 if TYPE_CHECKING:
     import pytest
@@ -186,5 +187,132 @@ def test_pubsub_through_the_cloudevent_handler(
         assert got == _expected(send, got, send["key"])
         if send["trace"] is not None:
             assert trace_id == send["trace"].trace_id
+
+    check()
+
+
+# -- CloudEvents: published on each cloud, read back equal by a handler that takes one --
+
+
+def _event_consumer(name: str) -> tuple[App, list[tuple[CloudEvent, str | None]]]:
+    app = App("cloudevents")
+    seen: list[tuple[CloudEvent, str | None]] = []
+
+    @app.topic(name)
+    @app.queue(name)
+    def consume(event: CloudEvent, context: Context) -> None:
+        seen.append((event, context.trace_id))
+
+    return app, seen
+
+
+_TRACE = TraceContext("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", True)
+
+
+@settings(max_examples=80, deadline=None)
+@given(cloudevents())
+def test_cloudevent_through_the_memory_backend_and_local_server(event: CloudEvent) -> None:
+    backend = MemoryBackend()
+    app, seen = _event_consumer("events")
+    server = LocalServer(app, outbound=backend)
+    Topic("events", backend=backend).publish(event, trace=_TRACE)
+    asyncio.run(server.deliver_due())
+    server.close_outbound()
+    assert seen == [(event, _TRACE.trace_id)]
+
+
+def test_cloudevent_on_sqs_through_the_lambda_handler(moto_server: MotoServer) -> None:
+    import polyserve_aws
+    from polyserve_aws.outbound import AwsBackend
+    from polyserve_aws.testing import LambdaContext
+
+    backend = AwsBackend(**moto_server.client_options)
+    sqs = backend.client("sqs")
+    url = sqs.create_queue(QueueName="cloudevents")["QueueUrl"]
+    arn = f"arn:aws:sqs:{moto_server.region}:{moto_server.account}:cloudevents"
+    queue = Queue("events", target=url, backend=backend)
+
+    @_NETWORK
+    @given(cloudevents())
+    def check(event: CloudEvent) -> None:
+        app, seen = _event_consumer("cloudevents")
+        queue.send(event, trace=_TRACE)
+        answer = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=1, MessageAttributeNames=["All"],
+            WaitTimeSeconds=1,
+        )  # fmt: skip
+        (received,) = answer["Messages"]
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=received["ReceiptHandle"])
+        record = {
+            "messageId": received["MessageId"],
+            "receiptHandle": received["ReceiptHandle"],
+            "body": received["Body"],
+            "attributes": {},
+            "messageAttributes": {
+                k: {"stringValue": v["StringValue"], "dataType": v["DataType"]}
+                for k, v in received.get("MessageAttributes", {}).items()
+            },
+            "eventSource": "aws:sqs",
+            "eventSourceARN": arn,
+            "awsRegion": moto_server.region,
+        }
+        out = polyserve_aws.handler(app)({"Records": [record]}, LambdaContext("ce"))
+        assert out == {"batchItemFailures": []}
+        assert seen == [(event, _TRACE.trace_id)]
+
+    check()
+
+
+def test_cloudevent_on_pubsub_in_binary_mode_through_the_cloudevent_handler(
+    pubsub_emulator: GcloudEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cloudevents.http import CloudEvent as SdkCloudEvent
+    from google.pubsub_v1 import SubscriberClient
+
+    import polyserve_gcp
+    from polyserve_gcp.outbound import GcpBackend
+
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", pubsub_emulator.address)
+    project = pubsub_emulator.project_id
+    topic_id = f"events-{uuid.uuid4().hex[:8]}"
+    topic_path = f"projects/{project}/topics/{topic_id}"
+    subscription = f"projects/{project}/subscriptions/{topic_id}"
+    backend = GcpBackend()
+    backend.publisher().create_topic(name=topic_path)
+    subscriber = SubscriberClient()
+    subscriber.create_subscription(name=subscription, topic=topic_path)
+    topic = Topic("events", target=topic_path, backend=backend)
+
+    @_NETWORK
+    @given(cloudevents())
+    def check(event: CloudEvent) -> None:
+        app, seen = _event_consumer("events")
+        topic.publish(event, trace=_TRACE)
+        pulled = subscriber.pull(subscription=subscription, max_messages=1, timeout=10)
+        (received,) = pulled.received_messages
+        subscriber.acknowledge(subscription=subscription, ack_ids=[received.ack_id])
+        message = received.message
+        assert message.attributes["ce-id"] == event.id  # binary mode
+        published = message.publish_time.rfc3339()
+        data: dict[str, Any] = {
+            "message": {
+                "data": base64.b64encode(message.data).decode(),
+                "attributes": dict(message.attributes),
+                "messageId": message.message_id,
+                "publishTime": published,
+            },
+            "subscription": subscription,
+        }
+        delivered = SdkCloudEvent(
+            {
+                "type": "google.cloud.pubsub.topic.v1.messagePublished",
+                "source": f"//pubsub.googleapis.com/{topic_path}",
+                "id": message.message_id,
+                "time": published,
+            },
+            data,
+        )
+        polyserve_gcp.cloudevent(app, names={topic_id: "events"})(delivered)
+        assert seen == [(event, _TRACE.trace_id)]
 
     check()
