@@ -62,7 +62,12 @@ def _carried(event: dict[str, Any]) -> TraceContext | None:
             return producer_trace(records[0])
         return None
     detail = event.get("detail")
-    if isinstance(detail, dict) and "detail-type" in event and "specversion" in detail:
+    if (
+        isinstance(detail, dict)
+        and "specversion" in detail
+        and detail.get("type") == event.get("detail-type")
+        and detail.get("source") == event.get("source")
+    ):
         return from_traceparent(detail.get("traceparent"), detail.get("tracestate"))
     return None
 
