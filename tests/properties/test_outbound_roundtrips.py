@@ -316,3 +316,45 @@ def test_cloudevent_on_pubsub_in_binary_mode_through_the_cloudevent_handler(
         assert seen == [(event, _TRACE.trace_id)]
 
     check()
+
+
+def test_cloudevent_on_eventbridge_through_the_lambda_handler(moto_server: MotoServer) -> None:
+    """PutEvents → a rule's SQS target (the envelope as the body) → ``polyserve_aws.handler``:
+    the event, with the producer's trace as its ``traceparent`` extension."""
+    import dataclasses
+    import json
+
+    import polyserve_aws
+    from polyserve_aws.outbound import AwsBackend
+    from polyserve_aws.testing import LambdaContext
+
+    backend = AwsBackend(**moto_server.client_options)
+    events, sqs = backend.client("events"), backend.client("sqs")
+    events.create_event_bus(Name="roundtrip")
+    url = sqs.create_queue(QueueName="roundtrip-target")["QueueUrl"]
+    events.put_rule(
+        Name="every", EventBusName="roundtrip", EventPattern='{"account": [{"exists": true}]}'
+    )
+    arn = f"arn:aws:sqs:{moto_server.region}:{moto_server.account}:roundtrip-target"
+    events.put_targets(Rule="every", EventBusName="roundtrip", Targets=[{"Id": "q", "Arn": arn}])
+    topic = Topic("bus", target="events:roundtrip", backend=backend)
+
+    @_NETWORK
+    @given(cloudevents(plain_names=True))
+    def check(event: CloudEvent) -> None:
+        app = App("bus")
+        seen: list[tuple[CloudEvent, str | None]] = []
+
+        @app.cloudevent("*")
+        def on_event(got: CloudEvent, context: Context) -> None:
+            seen.append((got, context.trace_id))
+
+        topic.publish(event, trace=_TRACE)
+        answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=1)
+        (received,) = answer["Messages"]
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=received["ReceiptHandle"])
+        polyserve_aws.handler(app)(json.loads(received["Body"]), LambdaContext("bus"))
+        traced = {**event.extensions, "traceparent": _TRACE.traceparent}
+        assert seen == [(dataclasses.replace(event, extensions=traced), _TRACE.trace_id)]
+
+    check()
