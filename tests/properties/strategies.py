@@ -210,7 +210,7 @@ def outbound_sends(draw: st.DrawFn, *, binary: bool = True) -> dict[str, object]
     attributes, an ordering key and a trace. Attribute names suit every cloud (SQS's
     are letters, digits, ``-``, ``_``; Pub/Sub's do not start with ``goog``), and there
     are few enough for SQS's ten with the content type and trace added. Without
-    ``binary``, bytes payloads are UTF-8 text (SQS carries text only).
+    ``binary``, bytes payloads are UTF-8 text (for a service that carries text only).
     """
     text = _CARRIED_TEXT.filter(bool)
     data = st.binary(min_size=1, max_size=300) if binary else text.map(lambda t: t.encode())
