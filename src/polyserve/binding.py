@@ -270,6 +270,10 @@ class Binder:
         for p in self.params:
             if p.source is Source.EVENT:
                 if p.annotation is not Any and not isinstance(event, p.annotation):
+                    carried = _carried_cloudevent(event, p.annotation)
+                    if carried is not None:
+                        kwargs[p.name] = carried
+                        continue
                     raise UnsupportedEventError(
                         f"handler parameter {p.name!r} expects {_type_name(p.annotation)} "
                         f"but a {type(event).__name__} arrived",
@@ -410,6 +414,22 @@ def _event_types(tp: Any) -> Any:
         ):
             return tuple(members)
     return None
+
+
+def _carried_cloudevent(event: object, annotation: Any) -> Any:
+    # A queue or topic message that carries a CloudEvent (structured, or binary ``ce-``
+    # attributes), for a handler that takes a CloudEvent; ``None`` otherwise.
+    message, cloudevent = _event_class("Message"), _event_class("CloudEvent")
+    if message is None or cloudevent is None or not isinstance(event, message):
+        return None
+    if annotation is not cloudevent and not (
+        isinstance(annotation, tuple) and cloudevent in annotation
+    ):
+        return None
+    from polyserve.outbound.cloudevents import from_message
+
+    # ``event`` is a Message: the class was looked up at run time, so mypy cannot tell.
+    return from_message(event)  # type: ignore[arg-type]
 
 
 def _payload(event: object, validator: Validator) -> Any:

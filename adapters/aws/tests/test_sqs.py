@@ -306,3 +306,34 @@ def test_a_record_without_an_id_fails_alone_reported_by_its_position(
     assert out == {"batchItemFailures": [{"itemIdentifier": "1"}]}
     assert handled == [raw["Records"][0]["messageId"]]
     assert "missing field 'messageId'" in caplog.text
+
+
+def test_a_body_marked_base64_is_decoded_and_the_mark_left_out(
+    lambda_context: FakeLambdaContext,
+) -> None:
+    import base64
+
+    app = App("binary")
+    seen: list[Message] = []
+
+    @app.queue("*")
+    def consume(message: Message) -> None:
+        seen.append(message)
+
+    raw = load("sqs-standard.json")
+    first, second = raw["Records"]
+    first["body"] = base64.b64encode(b"\x00\xff binary").decode()
+    first["messageAttributes"]["content-transfer-encoding"] = {
+        "stringValue": "base64",
+        "dataType": "String",
+    }
+    second["body"] = "not base64!"
+    second["messageAttributes"] = {
+        "content-transfer-encoding": {"stringValue": "base64", "dataType": "String"}
+    }
+    out = polyserve_aws.handler(app)(raw, lambda_context)
+    assert out == {"batchItemFailures": [{"itemIdentifier": second["messageId"]}]}
+    (got,) = seen
+    assert got.body == b"\x00\xff binary"
+    assert "content-transfer-encoding" not in got.attributes
+    assert got.attributes["tenant"] == "acme"

@@ -6,6 +6,10 @@ target in ``POLYSERVE_QUEUE_ORDERS`` (a queue URL, topic ARN, ``namespace/entity
 ``configure(names=...)`` or the resource's own ``target=`` names it. The backend
 is the one given to ``configure``, else the one ``POLYSERVE_OUTBOUND`` names
 (``memory`` is built in; adapters register theirs with ``register``).
+
+A message backend may also define ``message_size(kind, target, message) -> int``, the
+bytes its service counts against ``max_bytes`` when that is more than the body
+(attributes, an encoding); resources then check the limit with it.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from polyserve.outbound.errors import (
     PublishError,
     TransientPublishError,
 )
-from polyserve.outbound.message import Failure, Message, encode_payload
+from polyserve.outbound.message import STRUCTURED_TYPE, Failure, Message, encode_payload
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -94,8 +94,9 @@ class _Sender(_Resource):
         """``payload`` encoded as a message, for ``send_batch``."""
         body, content_type = encode_payload(payload)
         return Message(
-            body, content_type, attributes or _NO_ATTRIBUTES, key, dedup_id, delay, trace
-        )
+            body, content_type, attributes or _NO_ATTRIBUTES, key, dedup_id, delay, trace,
+            payload if content_type == STRUCTURED_TYPE else None,
+        )  # fmt: skip
 
     def _send(self, message: Message) -> str:
         result = self._send_all([message], raise_partial=False)
@@ -122,8 +123,11 @@ class _Sender(_Resource):
         backend, target = self._bound()
         kind = self.kind
         limit = backend.max_bytes(kind, target)
+        # A backend whose service counts more than the body (attributes, an encoding)
+        # says so with ``message_size``.
+        measure = getattr(backend, "message_size", None)
         for message in messages:
-            size = len(message.body)
+            size = len(message.body) if measure is None else measure(kind, target, message)
             if size > limit:
                 service = backend.service(kind, target)
                 raise MessageTooLargeError(self.name, size, limit, service)

@@ -11,7 +11,12 @@ message group, so no order SQS promises is lost; with ``per_group=False`` the fi
 failure stops the whole batch instead, as Lambda's documentation describes it.
 
 Message attributes: ``stringValue`` (String and Number types); a Binary attribute keeps
-its base64 text, because attribute values are strings.
+its base64 text, because attribute values are strings. A body marked with the
+``content-transfer-encoding: base64`` attribute (``polyserve_aws.outbound`` marks bytes
+SQS cannot carry as text) is decoded, and the marking attribute left out.
+
+The producer's trace, which the record's handler continues: its ``traceparent`` (and
+``tracestate``) message attribute, else the ``AWSTraceHeader`` system attribute (X-Ray).
 
 With ``handler(app, honor_retry_delay=True)``, records that failed with
 ``Retry(delay=...)`` also get their visibility changed after the batch (see
@@ -26,9 +31,9 @@ from polyserve.adapter import Batch, from_epoch_ms, malformed
 from polyserve.errors import MalformedEventError
 from polyserve.events import Message
 from polyserve.routing import Trigger
-from polyserve.tracing import from_xray
+from polyserve.tracing import from_traceparent, from_xray
 from polyserve_aws._batch import batch_response
-from polyserve_aws._wire import first_record, logical_name
+from polyserve_aws._wire import decoded_body, first_record, logical_name
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -89,10 +94,22 @@ def _message_group(record: Any) -> str:
 
 
 def _producer_trace(record: Any) -> TraceContext | None:
-    # The X-Ray trace the producer sent the message in, when it was traced.
+    # The W3C traceparent attribute first: it is the trace the producer's code sent
+    # the message in. AWSTraceHeader, else: the X-Ray trace SQS recorded the send in,
+    # the only one a producer that writes no traceparent leaves.
     try:
+        attributes = record.get("messageAttributes")
+        if attributes:
+            parent = attributes.get("traceparent")
+            if parent is not None:
+                state = attributes.get("tracestate")
+                found = from_traceparent(
+                    parent.get("stringValue"), state and state.get("stringValue")
+                )
+                if found is not None:
+                    return found
         return from_xray(record["attributes"]["AWSTraceHeader"])
-    except (KeyError, TypeError):
+    except (KeyError, TypeError, AttributeError):
         return None
 
 
@@ -114,7 +131,7 @@ def message(record: Any, names: Mapping[str, str]) -> Message:
     """
     try:
         message_id = record["messageId"]
-        body = record["body"].encode()
+        body = record["body"]
         arn = record["eventSourceARN"]
         system = record.get("attributes") or _NO_ATTRIBUTES
         count = system.get("ApproximateReceiveCount", "1")
@@ -128,6 +145,7 @@ def message(record: Any, names: Mapping[str, str]) -> Message:
                 value = attribute.get("binaryValue")
             if value.__class__ is str:
                 attributes[name] = value
+        data = decoded_body(body, attributes, _WHAT) if attributes else body.encode()
     except (KeyError, TypeError, AttributeError) as exc:
         raise malformed(_WHAT, exc) from None
     except UnicodeEncodeError:  # a lone surrogate escaped in the JSON
@@ -140,7 +158,7 @@ def message(record: Any, names: Mapping[str, str]) -> Message:
         raise MalformedEventError(f"{_WHAT} MessageGroupId must be a string")
     return Message(
         id=message_id,
-        body=body,
+        body=data,
         attributes=attributes,
         attempt=attempt,
         enqueued_at=None if sent is None else from_epoch_ms(sent, _SENT),

@@ -1,10 +1,17 @@
 """Trace context on Lambda: the caller's trace, and the field CloudWatch logs correlate on.
 
 For an HTTP event, the request's ``traceparent`` (W3C), else its ``X-Amzn-Trace-Id``;
-for any event, else the invocation's X-Ray trace, which the runtime puts in the
-``_X_AMZN_TRACE_ID`` environment variable for each invocation (it is read then, never
-at import). SQS records carry their producer's trace in ``AWSTraceHeader``, read by
-the SQS source into ``Message.trace``.
+for an SNS notification, its ``traceparent`` message attribute; for an EventBridge event
+whose ``detail`` is a CloudEvent, its ``traceparent`` extension; for any event, else the
+invocation's X-Ray trace, which the runtime puts in the ``_X_AMZN_TRACE_ID`` environment
+variable for each invocation (it is read then, never at import).
+
+Each SQS record's handler continues its own producer's trace: the ``traceparent``
+message attribute, else the ``AWSTraceHeader`` system attribute. The W3C attribute comes
+first everywhere because it is the trace the producer's code sent the message in, which
+``polyserve_aws.outbound`` writes; the X-Ray header is the one AWS recorded the send
+in, which may be a Lambda segment of another trace. Both name the same trace when
+polyserve sent the message with a W3C trace id that X-Ray can hold.
 
 Every log line of a traced invocation carries ``xray_trace_id`` in X-Ray's form
 (``1-5759e988-bd862e3fe1be46a994272793``), the field X-Ray and CloudWatch use to put
@@ -31,13 +38,38 @@ __all__ = ["log_fields", "trace_of"]
 
 def trace_of(event: Any) -> TraceContext | None:
     """The trace ``event`` continues; never raises."""
-    headers = _headers(event) if isinstance(event, dict) else {}
+    if not isinstance(event, dict):
+        return from_xray(os.environ.get("_X_AMZN_TRACE_ID"))
+    headers = _headers(event)
     found = from_traceparent(headers.get("traceparent"), headers.get("tracestate"))
     if found is None:
         found = from_xray(headers.get("x-amzn-trace-id"))
+    if found is None and not headers:
+        found = _carried(event)
     if found is None:
         found = from_xray(os.environ.get("_X_AMZN_TRACE_ID"))
     return found
+
+
+def _carried(event: dict[str, Any]) -> TraceContext | None:
+    # The W3C trace a producer wrote into the event itself: an SNS notification's
+    # traceparent attribute, an EventBridge CloudEvent's traceparent extension.
+    records = event.get("Records")
+    if isinstance(records, list):
+        if len(records) == 1 and isinstance(records[0], dict) and "Sns" in records[0]:
+            from polyserve_aws._sns import producer_trace
+
+            return producer_trace(records[0])
+        return None
+    detail = event.get("detail")
+    if (
+        isinstance(detail, dict)
+        and "specversion" in detail
+        and detail.get("type") == event.get("detail-type")
+        and detail.get("source") == event.get("source")
+    ):
+        return from_traceparent(detail.get("traceparent"), detail.get("tracestate"))
+    return None
 
 
 def _headers(event: dict[str, Any]) -> Mapping[str, Any]:

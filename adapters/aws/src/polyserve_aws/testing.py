@@ -185,8 +185,12 @@ def sqs(
     """An SQS batch of one message; ``group_id`` (or a ``.fifo`` queue) makes it FIFO.
 
     ``sent_timestamp`` is when the message was sent, in milliseconds since the epoch.
+    A ``bytes`` body that is not UTF-8 is sent base64-encoded and marked with the
+    ``content-transfer-encoding: base64`` attribute, as ``polyserve_aws.outbound`` sends it.
     """
-    text, _ = _text(body)
+    text, encoded = _text(body)
+    if encoded:
+        attributes = {**(attributes or {}), "content-transfer-encoding": "base64"}
     attrs = {
         "ApproximateReceiveCount": str(attempt),
         "SentTimestamp": str(sent_timestamp),
@@ -224,14 +228,16 @@ def sqs_fifo(**overrides: Any) -> dict[str, Any]:
 
 
 def sns(
-    message: str | dict[str, Any] | list[Any] = "",
+    message: str | bytes | dict[str, Any] | list[Any] = "",
     topic: str = "alerts",
     message_id: str = "sns-1",
     subject: str | None = None,
     attributes: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """An SNS notification delivered to a Lambda subscription."""
-    text, _ = _text(message)
+    """An SNS notification delivered to a Lambda subscription (bytes as ``sqs`` sends them)."""
+    text, encoded = _text(message)
+    if encoded:
+        attributes = {**(attributes or {}), "content-transfer-encoding": "base64"}
     arn = f"arn:aws:sns:{_REGION}:{_ACCOUNT}:{topic}"
     return {
         "Records": [
