@@ -27,17 +27,18 @@ from typing import TYPE_CHECKING
 
 import pytest
 from tests.support.azure_queue_host import POISON_SUFFIX, QueueHost, queue_client
-from tests.support.servers import skip_or_fail
 
 import polyserve_azure
 from polyserve import App, Context, Message
+from polyserve_testkit.servers import skip_or_fail
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from azure.storage.queue import QueueClient
     from tests.support.azure_queue_host import Delivery
-    from tests.support.servers import AzuriteServer
+
+    from polyserve_testkit.servers import AzuriteServer
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,6 @@ import azure.functions as func
 import pytest
 from adapters.azure.tests.support import (
     InvocationContext,
-    Recorder,
     as_json,
     call,
     datum,
@@ -32,6 +31,8 @@ from polyserve_azure import BatchFailedError, _eventhub
 
 if TYPE_CHECKING:
     from azure.functions.decorators.function_app import Function
+
+    from polyserve_testkit.recorder import Recorder
 
 UTC = dt.timezone.utc
 

@@ -25,11 +25,10 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-from tests.properties.providers import MessageCodec, NativeResponse, RawHttpCodec
-
 import polyserve_aws
 from polyserve import Headers, HttpRequest, Message, QueryParams
 from polyserve_aws.testing import build
+from polyserve_testkit.codecs import MessageCodec, NativeResponse, RawHttpCodec
 
 if TYPE_CHECKING:
     from polyserve import App

@@ -23,10 +23,9 @@ from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from tests.properties.providers import MessageCodec, NativeResponse, RawHttpCodec
-
 import polyserve_azure
 from polyserve import App, Headers, HttpRequest, Message, Trigger
+from polyserve_testkit.codecs import MessageCodec, NativeResponse, RawHttpCodec
 
 if TYPE_CHECKING:
     import azure.functions as func
