@@ -145,7 +145,7 @@ def test_a_single_event_reads_its_properties_from_its_own_metadata() -> None:
             "Properties": as_json({"kind": "greeting"}),
         },
     )
-    message = _eventhub.to_event(native, 0, source="hub")
+    message = _eventhub.read(native, 0, source="hub")
     assert (message.id, message.body, message.attributes) == ("9", b"hello", {"kind": "greeting"})
 
 
@@ -167,7 +167,7 @@ def test_a_single_event_reads_its_properties_from_its_own_metadata() -> None:
 )
 def test_malformed_events_are_typed_errors(event: func.EventHubEvent) -> None:
     with pytest.raises(MalformedEventError):
-        _eventhub.to_event(event, 0, source="hub")
+        _eventhub.read(event, 0, source="hub")
 
 
 def test_a_cosmos_change_feed_batch(recorder: Recorder, fns: dict[str, Function]) -> None:

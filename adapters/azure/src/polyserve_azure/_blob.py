@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from polyserve.context import Context
     from polyserve_azure._types import NativeBlob
 
-__all__ = ["matches", "to_event", "to_native"]
+__all__ = ["matches", "read"]
 
 
 def matches(raw: object) -> bool:
@@ -28,7 +28,7 @@ def matches(raw: object) -> bool:
     return hasattr(raw, "name") and hasattr(raw, "blob_properties") and hasattr(raw, "read")
 
 
-def to_event(blob: NativeBlob, context: Context, *, container: str) -> StorageEvent:
+def read(blob: NativeBlob, context: Context, *, container: str) -> StorageEvent:
     """The event for a blob written to ``container`` (its name as in Azure).
 
     ``key`` is the blob name without the container; ``id`` is ``container/key``
@@ -59,11 +59,6 @@ def to_event(blob: NativeBlob, context: Context, *, container: str) -> StorageEv
             occurred_at=_wire.utc(props.get("LastModified"), "blob LastModified"),
             raw=blob,
         )
-
-
-def to_native(result: Any) -> None:
-    """Nothing: a blob function has no output binding."""
-    return None
 
 
 def _key(name: str, container: str) -> str:

@@ -18,7 +18,7 @@ from polyserve.errors import ConfigurationError, MalformedEventError
 from polyserve.events import ChangeType, StreamRecord
 from polyserve_azure import _wire
 
-__all__ = ["item_id", "matches", "partition_paths", "to_event", "to_native"]
+__all__ = ["item_id", "matches", "partition_paths", "read"]
 
 
 def matches(raw: object) -> bool:
@@ -44,7 +44,7 @@ def partition_paths(value: object, container: str) -> tuple[str, ...]:
     return tuple(p.strip("/") for p in paths)
 
 
-def to_event(document: object, *, source: str, partition_key: Sequence[str] = ()) -> StreamRecord:
+def read(document: object, *, source: str, partition_key: Sequence[str] = ()) -> StreamRecord:
     """The change record for one document of the container whose logical name is ``source``.
 
     ``keys`` holds ``id`` and each partition key path that the document has (nested
@@ -86,11 +86,6 @@ def item_id(document: object, index: int) -> str:
     if isinstance(document, Mapping) and isinstance(document.get("id"), str):
         return str(document["id"])
     return f"#{index}"
-
-
-def to_native(result: Any) -> None:
-    """Nothing: a Cosmos DB function has no output binding."""
-    return None
 
 
 def _lookup(document: Mapping[str, Any], path: str) -> tuple[bool, Any]:

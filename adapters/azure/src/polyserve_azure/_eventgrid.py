@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from polyserve.context import Context
     from polyserve_azure._types import NativeCloudEvent, NativeEventGridEvent
 
-__all__ = ["matches", "storage_change", "to_event", "to_native"]
+__all__ = ["matches", "read", "storage_change"]
 
 _BLOB_ACTIONS = {
     "Microsoft.Storage.BlobCreated": StorageAction.CREATED,
@@ -43,7 +43,7 @@ def matches(raw: object) -> bool:
     return hasattr(raw, "event_type") or hasattr(raw, "specversion")
 
 
-def to_event(raw: NativeEventGridEvent | NativeCloudEvent, context: Context) -> CloudEvent:
+def read(raw: NativeEventGridEvent | NativeCloudEvent, context: Context) -> CloudEvent:
     """The delivery as a ``CloudEvent``.
 
     Raises:
@@ -129,11 +129,6 @@ def storage_change(event: CloudEvent) -> StorageEvent | None:
         occurred_at=event.time,
         raw=event.raw,
     )
-
-
-def to_native(result: Any) -> None:
-    """Nothing: an Event Grid function has no output binding."""
-    return None
 
 
 def _blob_path(subject: str | None, data: Mapping[str, Any]) -> tuple[str, str]:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from polyserve.context import Context
     from polyserve_azure._types import NativeHttpRequest
 
-__all__ = ["matches", "to_event", "to_native"]
+__all__ = ["matches", "native_response", "read"]
 
 
 def matches(raw: object) -> bool:
@@ -35,7 +35,7 @@ def matches(raw: object) -> bool:
     return all(hasattr(raw, name) for name in ("method", "url", "headers", "get_body"))
 
 
-def to_event(req: NativeHttpRequest, context: Context, *, route_prefix: str) -> HttpRequest:
+def read(req: NativeHttpRequest, context: Context, *, route_prefix: str) -> HttpRequest:
     """The request as polyserve sees it; ``route_prefix`` is host.json's ``routePrefix``.
 
     Raises:
@@ -59,7 +59,7 @@ def to_event(req: NativeHttpRequest, context: Context, *, route_prefix: str) -> 
     )
 
 
-def to_native(response: HttpResponse) -> func.HttpResponse:
+def native_response(response: HttpResponse) -> func.HttpResponse:
     """The response for the host.
 
     Repeated headers other than ``Set-Cookie`` are joined with ", " because the

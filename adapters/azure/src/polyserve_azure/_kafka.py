@@ -33,16 +33,7 @@ if TYPE_CHECKING:
     from polyserve.tracing import TraceContext
     from polyserve_azure._types import NativeKafkaEvent
 
-__all__ = [
-    "failure_id",
-    "headers",
-    "item_id",
-    "matches",
-    "records",
-    "to_event",
-    "to_native",
-    "trace_of",
-]
+__all__ = ["failure_id", "headers", "item_id", "matches", "read", "records", "trace_of"]
 
 
 def matches(raw: object) -> bool:
@@ -55,7 +46,7 @@ def records(raw: object) -> list[Any]:
     return raw if isinstance(raw, list) else [raw]
 
 
-def to_event(event: NativeKafkaEvent, index: int, *, source: str, attempt: int = 1) -> Message:
+def read(event: NativeKafkaEvent, index: int, *, source: str, attempt: int = 1) -> Message:
     """Record ``index`` of an invocation, from the topic whose logical name is ``source``.
 
     Kafka counts no deliveries: ``attempt`` is the run of the function's retry policy.
@@ -148,11 +139,6 @@ def trace_of(event: NativeKafkaEvent, index: int) -> TraceContext | None:
         return properties_trace(headers(_field(event, "headers", "Headers", index)))
     except (AttributeError, MalformedEventError):
         return None
-
-
-def to_native(result: Any) -> None:
-    """Nothing: a Kafka function has no output binding."""
-    return None
 
 
 def _key(value: object) -> str | None:

@@ -6,7 +6,7 @@ A failure raises, so the host makes the message visible again; after the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from polyserve.events import Message
 from polyserve_azure import _wire
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from polyserve.context import Context
     from polyserve_azure._types import NativeQueueMessage
 
-__all__ = ["matches", "to_event", "to_native"]
+__all__ = ["matches", "read"]
 
 
 def matches(raw: object) -> bool:
@@ -23,7 +23,7 @@ def matches(raw: object) -> bool:
     return hasattr(raw, "dequeue_count") and hasattr(raw, "get_body")
 
 
-def to_event(msg: NativeQueueMessage, context: Context, *, source: str) -> Message:
+def read(msg: NativeQueueMessage, context: Context, *, source: str) -> Message:
     """The message from the queue whose logical name is ``source``.
 
     Storage Queue messages carry no attributes, ordering key or subject.
@@ -41,8 +41,3 @@ def to_event(msg: NativeQueueMessage, context: Context, *, source: str) -> Messa
             source=source,
             raw=msg,
         )
-
-
-def to_native(result: Any) -> None:
-    """Nothing: a queue function has no output binding, so a handler's result is dropped."""
-    return None

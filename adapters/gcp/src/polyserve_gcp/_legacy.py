@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from polyserve.context import Context
     from polyserve_gcp.types import BackgroundFunction, LegacyContext
 
-__all__ = ["BackgroundSource", "background", "matches", "to_event", "to_native"]
+__all__ = ["BackgroundSource", "background", "read_event"]
 
 
 def background(
@@ -102,14 +102,9 @@ class BackgroundSource:
         return None
 
 
-def matches(data: Any, context: LegacyContext) -> bool:
-    """Every background event matches: types without a mapping become CloudEvents."""
-    return True
-
-
 def _translated(data: Any, context: LegacyContext, app: App, names: Names) -> Event:
     try:
-        return to_event(data, context, app, names)
+        return read_event(data, context, app, names)
     except PolyserveError:
         raise
     except Exception as exc:
@@ -125,7 +120,7 @@ def _resource_name(resource: Any) -> str:
     return resource
 
 
-def to_event(data: Any, context: LegacyContext, app: App, names: Names) -> Event:
+def read_event(data: Any, context: LegacyContext, app: App, names: Names) -> Event:
     """The typed event for a background event and the registration it goes to."""
     event_type = context.event_type
     if not isinstance(event_type, str) or not event_type:
@@ -184,8 +179,3 @@ def _generic(
         raw=raw,
     )
     return Event(Trigger.CLOUDEVENT, event_type, typed)
-
-
-def to_native(result: object) -> None:
-    """Nothing: returning completes the event; raising fails it (retried if enabled)."""
-    return None

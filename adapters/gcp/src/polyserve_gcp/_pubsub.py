@@ -50,7 +50,6 @@ __all__ = [
     "matches",
     "read_message",
     "route",
-    "to_native",
 ]
 
 EVENT_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
@@ -251,8 +250,3 @@ def _attempt(value: Any) -> int:
     except (TypeError, ValueError):
         raise MalformedEventError("Pub/Sub deliveryAttempt must be a number") from None
     return max(attempt, 1)
-
-
-def to_native(result: object) -> None:
-    """Nothing: returning acknowledges the message; raising makes Pub/Sub redeliver it."""
-    return None

@@ -35,8 +35,8 @@ __all__ = [
     "JOB_NAME_HEADER",
     "SCHEDULE_TIME_HEADER",
     "from_message",
+    "from_request",
     "schedule_for_topic",
-    "to_event",
 ]
 
 JOB_NAME_HEADER = "x-cloudscheduler-jobname"
@@ -71,7 +71,7 @@ def from_message(message: Message, name: str) -> Event:
     return Event(Trigger.SCHEDULE, name, event)
 
 
-def to_event(request: HttpRequest, suffix: str, names: Mapping[str, str]) -> Event:
+def from_request(request: HttpRequest, suffix: str, names: Mapping[str, str]) -> Event:
     """The ``ScheduleEvent`` for a request to the schedule path (``suffix``: the rest of it).
 
     Raises:
