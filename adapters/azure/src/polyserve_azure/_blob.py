@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from polyserve.adapter import translating
 from polyserve.errors import MalformedEventError
 from polyserve.events import StorageAction, StorageEvent
 from polyserve_azure import _wire
@@ -39,7 +40,7 @@ def read(blob: NativeBlob, context: Context, *, container: str) -> StorageEvent:
         MalformedEventError: the blob name is missing or outside ``container``, or a
             property has the wrong type.
     """
-    with _wire.translating("blob trigger input"):
+    with translating("blob trigger input"):
         key = _key(_wire.text(blob.name, "blob name"), container)
         props = blob.blob_properties
         if props is None:

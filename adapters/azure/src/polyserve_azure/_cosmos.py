@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from polyserve.adapter import translating
 from polyserve.errors import ConfigurationError, MalformedEventError
 from polyserve.events import ChangeType, StreamRecord
 from polyserve_azure import _wire
@@ -56,7 +57,7 @@ def read(document: object, *, source: str, partition_key: Sequence[str] = ()) ->
     Raises:
         MalformedEventError: the document is not a mapping or has no string ``id``.
     """
-    with _wire.translating("Cosmos DB document"):
+    with translating("Cosmos DB document"):
         if not isinstance(document, Mapping):
             raise MalformedEventError("a Cosmos DB document must be a mapping")
         new = dict(document)

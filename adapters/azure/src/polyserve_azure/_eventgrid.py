@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from polyserve.adapter import translating
 from polyserve.errors import MalformedEventError
 from polyserve.events import CloudEvent, StorageAction, StorageEvent
 from polyserve_azure import _wire
@@ -50,7 +51,7 @@ def read(raw: NativeEventGridEvent | NativeCloudEvent, context: Context) -> Clou
         MalformedEventError: ``id``, ``source`` (topic) or ``type`` is missing, a field
             is mistyped, or ``data_base64`` is not base64 (code ``invalid_base64``).
     """
-    with _wire.translating("Event Grid event"):
+    with translating("Event Grid event"):
         if _is_cloudevent(raw):
             return _from_cloudevent(raw)
         return _from_event_grid(raw)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from polyserve.adapter import translating
 from polyserve.errors import MalformedEventError
 from polyserve.events import Message
 from polyserve_azure import _wire
@@ -42,7 +43,7 @@ def read(event: NativeEventHubEvent, index: int, *, source: str, attempt: int = 
         MalformedEventError: the sequence number, enqueued time, properties or body
             is missing or mistyped.
     """
-    with _wire.translating("Event Hubs event"):
+    with translating("Event Hubs event"):
         return Message(
             id=_sequence(event.sequence_number),
             body=_wire.body(event.get_body(), "Event Hubs event body"),

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from polyserve.adapter import translating
 from polyserve.errors import MalformedEventError
 from polyserve.events import Headers, HttpRequest, HttpResponse, QueryParams, decode_path
 from polyserve_azure import _wire
@@ -42,7 +43,7 @@ def read(req: NativeHttpRequest, context: Context, *, route_prefix: str) -> Http
         MalformedEventError: the method, URL, headers or body is missing or mistyped;
             code ``invalid_path`` for a path ``decode_path`` refuses.
     """
-    with _wire.translating("HTTP request"):
+    with translating("HTTP request"):
         method = _wire.text(req.method, "HTTP method").upper()
         url = urlsplit(_wire.text(req.url, "HTTP request url"))
         headers = _headers(req.headers)

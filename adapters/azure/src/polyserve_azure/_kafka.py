@@ -24,6 +24,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from polyserve.adapter import translating
 from polyserve.errors import MalformedEventError
 from polyserve.events import Message
 from polyserve_azure import _wire
@@ -55,7 +56,7 @@ def read(event: NativeKafkaEvent, index: int, *, source: str, attempt: int = 1) 
         MalformedEventError: the value is null, the topic, partition or offset is
             missing, the timestamp is not a date-time, or a header is not base64 of UTF-8.
     """
-    with _wire.translating("Kafka record"):
+    with translating("Kafka record"):
         value = event.get_body()
         if value is None:
             raise MalformedEventError("Kafka record has a null value")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from polyserve.adapter import translating
 from polyserve.events import Message
 from polyserve_azure import _wire
 
@@ -32,7 +33,7 @@ def read(msg: NativeQueueMessage, context: Context, *, source: str) -> Message:
         MalformedEventError: the id, dequeue count, insertion time or body is missing
             or mistyped.
     """
-    with _wire.translating("queue message"):
+    with translating("queue message"):
         return Message(
             id=_wire.text(msg.id, "queue message id"),
             body=_wire.body(msg.get_body(), "queue message body"),

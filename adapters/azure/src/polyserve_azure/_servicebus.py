@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from polyserve.adapter import translating
 from polyserve.events import Message
 from polyserve_azure import _wire
 
@@ -34,7 +35,7 @@ def read(msg: NativeServiceBusMessage, context: Context, *, source: str) -> Mess
         MalformedEventError: the message id, delivery count, enqueued time, properties
             or body is missing or mistyped.
     """
-    with _wire.translating("Service Bus message"):
+    with translating("Service Bus message"):
         properties = properties_of(msg)
         return Message(
             id=_wire.text(msg.message_id, "Service Bus message_id"),

@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from polyserve.adapter import translating
 from polyserve.errors import ConfigurationError, MalformedEventError
 from polyserve.events import ScheduleEvent
 from polyserve_azure import _wire
@@ -95,7 +96,7 @@ def read(timer: NativeTimer, context: Context, *, name: str) -> ScheduleEvent:
     Raises:
         MalformedEventError: ``past_due`` is not a boolean or the status is mistyped.
     """
-    with _wire.translating("timer request"):
+    with translating("timer request"):
         past_due = timer.past_due
         if not isinstance(past_due, bool):
             raise MalformedEventError("timer past_due must be a boolean")
