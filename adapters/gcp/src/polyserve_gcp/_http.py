@@ -32,12 +32,11 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Protocol
 
-from polyserve.adapter import error_response
+from polyserve.adapter import as_object, error_response
 from polyserve.errors import ConfigurationError, EventError, MalformedEventError, PolyserveError
 from polyserve.events import Headers, HttpRequest, HttpResponse, QueryParams, decode_path
 from polyserve_gcp import _pubsub, _scheduler
 from polyserve_gcp._context import DEFAULT_TIMEOUT, make_context
-from polyserve_gcp._formats import as_object
 from polyserve_gcp._identity import HEADER_SOURCES, Identity
 from polyserve_gcp._names import Names
 

@@ -27,13 +27,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from polyserve.adapter import Event, run
+from polyserve.adapter import Event, as_object, from_rfc3339, json_object, run
 from polyserve.errors import EventError, MalformedEventError, PolyserveError
 from polyserve.events import CloudEvent, StorageAction
 from polyserve.routing import Trigger
 from polyserve_gcp import _firestore, _pubsub, _storage
 from polyserve_gcp._context import DEFAULT_TIMEOUT, make_context
-from polyserve_gcp._formats import as_object, json_object, last_segment, parse_time
+from polyserve_gcp._formats import last_segment
 from polyserve_gcp._names import Names
 from polyserve_gcp._problem import answer_event_errors
 
@@ -173,7 +173,7 @@ def _generic(
         id=event_id,
         source=str(source or ""),
         type=event_type,
-        time=parse_time(timestamp, "background event timestamp") if timestamp else None,
+        time=from_rfc3339(timestamp, "background event timestamp") if timestamp else None,
         datacontenttype="application/json" if isinstance(data, (dict, list)) else None,
         data=data,
         raw=raw,

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from polyserve.adapter import Event
+from polyserve.adapter import Event, from_rfc3339
 from polyserve.errors import MalformedEventError
 from polyserve.events import ScheduleEvent
 from polyserve.routing import Trigger
-from polyserve_gcp._formats import last_segment, parse_time, payload
+from polyserve_gcp._formats import last_segment, payload
 from polyserve_gcp._names import logical
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def from_request(request: HttpRequest, suffix: str, names: Mapping[str, str]) ->
     event = ScheduleEvent(
         id=request.request_id,
         name=name,
-        scheduled_at=parse_time(when, "X-CloudScheduler-ScheduleTime") if when else None,
+        scheduled_at=from_rfc3339(when, "X-CloudScheduler-ScheduleTime") if when else None,
         payload=payload(request.body),
         raw=request.raw,
     )
