@@ -235,6 +235,8 @@ class _ServiceBusQueue:
             if reg.trigger is Trigger.QUEUE:
                 options["service"] = "servicebus"
             bus.register(reg.trigger, reg.name, reg.endpoint, **options)
+        for mw in app.middleware_stack():  # and its middleware (``polyserve.otel``'s, say)
+            bus.middleware(mw)
         native_app = polyserve_azure.function_app(bus)
         function = _function(native_app, "serviceBusTrigger", queueName=message.source)
         properties = json.dumps(dict(message.attributes))
