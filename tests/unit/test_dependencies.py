@@ -395,9 +395,14 @@ async def locked_async() -> str:
     raise LockedError("the tenant is locked")
 
 
+_SESSION_OPENS = False
+
+
 def locked_session() -> Iterator[str]:
-    raise LockedError("the tenant is locked")
-    yield "never"
+    # A generator that fails before it yields, as a session that cannot open does.
+    if not _SESSION_OPENS:
+        raise LockedError("the tenant is locked")
+    yield "session"
 
 
 def test_a_provider_that_raises_goes_through_the_exception_handlers_for_http_and_events() -> None:
