@@ -16,7 +16,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from polyserve import App, Context, Depends, Header, Headers, HttpRequest, HttpResponse, Query
+from polyserve import (
+    App,
+    Context,
+    Depends,
+    Header,
+    Headers,
+    HttpRequest,
+    HttpResponse,
+    Query,
+    QueryParams,
+)
 
 
 class NewPet(BaseModel):
@@ -69,8 +79,6 @@ def requests(draw: st.DrawFn) -> HttpRequest:
         headers["content-type"] = "application/json"
         return HttpRequest("POST", "/pets", headers=Headers(headers), body=draw(_bodies))
     if kind == "search":
-        from polyserve import QueryParams
-
         query = QueryParams.from_string("&".join(draw(_queries)))
         return HttpRequest("GET", "/search", query=query, headers=Headers(headers))
     if kind == "rename":
