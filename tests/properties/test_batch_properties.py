@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-from adapters.aws.tests.codecs import FakeLambdaContext
+from adapters.aws.tests.support import FakeLambdaContext
 from hypothesis import given
 from hypothesis import strategies as st
 from tests.support.unreadable import unreadable

@@ -12,9 +12,8 @@ from adapters.aws.tests.codecs import (
     HTTP_CODECS,
     MESSAGE_CODECS,
     BatchItemFailedError,
-    FakeLambdaContext,
 )
-from adapters.aws.tests.support import load
+from adapters.aws.tests.support import FakeLambdaContext, load
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

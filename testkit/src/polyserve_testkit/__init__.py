@@ -11,6 +11,7 @@ adapter and this package installed (``nox -s adapter``). Modules:
 * ``recorder``: an app whose handlers record what they were given.
 * ``codecs``: what each adapter's property-test codecs implement.
 * ``strategies``: the Hypothesis strategies for polyserve's typed events.
+* ``tokens``: unsigned JWTs, as identity headers carry them.
 
 Nothing is imported here: each module is imported by name.
 """
