@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from polyserve import App, Context, HttpError
+from polyserve import App, Context, HttpError, HttpResponse
 from polyserve.errors import ConfigurationError
 from polyserve.events import Headers
+from polyserve.idempotency import MemoryStore, idempotent
 from polyserve_cloudflare import entrypoint
 from polyserve_cloudflare._identity import Identity
 from polyserve_cloudflare.testing import (
@@ -57,6 +58,36 @@ def test_a_verified_service_token_is_named_by_its_common_name() -> None:
     assert (seen["source"], seen["id"]) == ("cloudflare.access", "svc.access")
     assert call({"cf-access-jwt-assertion": unsigned_token({"sub": "x"}, "forged")}) == {}
     assert call({"cf-access-authenticated-user-email": "a@example.com"}) == {}
+
+
+def test_replays_reach_only_the_caller_who_made_them() -> None:
+    app = App("access-orders")
+    seen: list[str | None] = []
+
+    @app.post("/orders")
+    @idempotent(MemoryStore(), mode="header")
+    def create(body: dict[str, Any], ctx: Context) -> HttpResponse:
+        seen.append(ctx.principal.id if ctx.principal else None)
+        return HttpResponse.json({"caller": seen[-1], "run": len(seen)}, 201)
+
+    cls = entrypoint(app, runtime=FakeRuntime(), identity_headers={"access": True})
+
+    def post(user: str) -> Any:
+        headers = [
+            ("cf-access-jwt-assertion", unsigned_token({"sub": user})),
+            ("idempotency-key", "k-9"),
+            ("content-type", "application/json"),
+        ]
+        request = FakeRequest("POST", "https://w.example/orders", headers, b'{"sku": "A"}')
+        response = asyncio.run(cls(FakeExecutionContext(), {}).fetch(request))
+        assert isinstance(response, FakeResponse)
+        assert response.status == 201
+        return response.json()
+
+    first_a, first_b, again_a, again_b = post("ana"), post("ben"), post("ana"), post("ben")
+    assert seen == ["ana", "ben"]
+    assert (first_a, first_b) == (again_a, again_b)
+    assert first_a != first_b
 
 
 def test_trusted_headers_fall_back_to_the_email_header() -> None:
