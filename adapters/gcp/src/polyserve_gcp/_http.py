@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Protocol
 from polyserve.adapter import as_object, error_response
 from polyserve.errors import ConfigurationError, EventError, MalformedEventError, PolyserveError
 from polyserve.events import Headers, HttpRequest, HttpResponse, QueryParams, decode_path
-from polyserve_gcp import _pubsub, _scheduler
+from polyserve_gcp import _pubsub, _scheduler, _tracing
 from polyserve_gcp._context import DEFAULT_TIMEOUT, make_context
 from polyserve_gcp._identity import HEADER_SOURCES, Identity
 from polyserve_gcp._names import Names
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from polyserve import App, Context
     from polyserve.adapter import Event
     from polyserve.identity import HeaderTrust
+    from polyserve.tracing import TraceContext
     from polyserve_gcp.types import HttpFunction
 
     class _HeaderReader(Protocol):
@@ -109,6 +110,7 @@ def http(
         push = _below(native.path, push_path)
         schedule = _below(native.path, schedule_path)
         if push is not None:
+            ctx.trace_from(_push_trace, native)
             response = _deliver(app, native, ctx, lambda: _push(app, lookup, native, push))
         elif schedule is not None:
             response = _deliver(
@@ -243,6 +245,17 @@ def _push(app: App, names: Names, request: HttpRequest, topic: str) -> Event:
         fallback_time=None,
         raw=request.raw,
     )
+
+
+def _push_trace(request: HttpRequest) -> TraceContext | None:
+    """A push delivery continues its message's producer trace (the attributes the Pub/Sub
+    client libraries write), else the push request's own; never raises."""
+    try:
+        message = request.json().get("message")
+        found = _tracing.pubsub_trace(message.get("attributes"))
+    except Exception:  # not a push envelope: _push answers that with a 400
+        found = None
+    return found if found is not None else _tracing.trace_of(request.raw)
 
 
 def _deliver(

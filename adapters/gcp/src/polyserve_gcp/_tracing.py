@@ -8,6 +8,8 @@ Where the trace comes from, first found wins:
   extension); for a Pub/Sub message, else the message attributes the Pub/Sub client
   libraries write when OpenTelemetry is on (``googclient_traceparent``), or a plain
   ``traceparent`` attribute a producer set itself.
+- Pub/Sub push requests (the HTTP target's push path): the message attributes as
+  above, else the request's headers.
 
 A malformed value is ignored, never an error. Every log line of a traced invocation
 carries ``logging.googleapis.com/trace`` (``projects/PROJECT/traces/TRACE_ID``),
