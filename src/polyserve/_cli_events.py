@@ -20,10 +20,18 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Mapping, Sequence
 
-__all__ = ["add_parser", "build_event", "builders"]
+__all__ = ["add_parser", "body_keyword", "build_event", "builders"]
 
 #: The adapters with event builders, by provider name.
-PROVIDERS = {"aws": "polyserve_aws.testing", "gcp": "polyserve_gcp.testing"}
+PROVIDERS = {
+    "aws": "polyserve_aws.testing",
+    "azure": "polyserve_azure.testing",
+    "cloudflare": "polyserve_cloudflare.testing",
+    "gcp": "polyserve_gcp.testing",
+}
+
+# What each builder calls the payload that ``polyserve invoke --body`` sets, by preference.
+_BODY_KEYWORDS = ("body", "data", "message", "content", "detail")
 
 
 def builders(provider: str) -> Mapping[str, Callable[..., Any]]:
@@ -42,6 +50,13 @@ def builders(provider: str) -> Mapping[str, Callable[..., Any]]:
         ) from None
     table: Mapping[str, Callable[..., Any]] = module.BUILDERS
     return table
+
+
+def body_keyword(provider: str, kind: str) -> str:
+    """The keyword of ``provider``'s ``kind`` builder that takes the payload (``body``, ...)."""
+    builder = builders(provider).get(kind)
+    params = inspect.signature(builder).parameters if builder is not None else {}
+    return next((k for k in _BODY_KEYWORDS if k in params), "body")
 
 
 def _value(text: str) -> Any:

@@ -3,20 +3,27 @@
 Runs the app once through the provider adapter's real entry point with a native
 event (read from a file, or built by ``polyserve events``' builders) and prints the
 native result as JSON: the HTTP response document, the batch response, ``null``.
-Exit status: 0 when the invocation succeeded, 1 when it failed (an HTTP 5xx, a
-batch with failed items, an exception), 2 when the command line, the app or the
-event is wrong; every error is one line on stderr.
+AWS runs ``polyserve_aws.handler``; Azure, Google Cloud and Cloudflare run the
+``invoke`` of their adapter's ``testing`` module (the generated Azure function,
+functions-framework's target, the Worker's handler), whose HTTP answer is
+``{"status", "headers", "body"}`` and whose queue answer on Cloudflare lists how each
+message was settled. Exit status: 0 when the invocation succeeded, 1 when it failed
+(an HTTP 5xx, a batch with failed or retried items, an exception, an event the entry
+point does not handle), 2 when the command line, the app or the event file is wrong;
+every error is one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polyserve._cli_events import build_event, parse_sets
+from polyserve._cli_events import PROVIDERS as _BUILDER_MODULES
+from polyserve._cli_events import body_keyword, build_event, parse_sets
 from polyserve.errors import ConfigurationError, UnsupportedEventError
 
 if TYPE_CHECKING:
@@ -25,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["add_parser", "invoke"]
 
 #: The providers whose entry point ``invoke`` can run.
-PROVIDERS = ("aws",)
+PROVIDERS = ("aws", "azure", "cloudflare", "gcp")
 
 
 def _read(path: str) -> Any:
@@ -40,12 +47,15 @@ def _read(path: str) -> Any:
 
 
 def _failed(provider: str, result: Any) -> bool:
-    if provider == "aws" and isinstance(result, dict):
-        if result.get("batchItemFailures"):
-            return True
-        status = result.get("statusCode")
-        return isinstance(status, int) and status >= 500
-    return False
+    if not isinstance(result, dict):
+        return False
+    if result.get("batchItemFailures"):
+        return True
+    messages = result.get("messages")
+    if provider == "cloudflare" and isinstance(messages, list):
+        return any(m.get("settled") != "acked" for m in messages)
+    status = result.get("statusCode" if provider == "aws" else "status")
+    return isinstance(status, int) and status >= 500
 
 
 def invoke(app: App, provider: str, event: Any) -> Any:
@@ -58,7 +68,20 @@ def invoke(app: App, provider: str, event: Any) -> Any:
 
         result = polyserve_aws.handler(app)(event, LambdaContext("invoke-1"))
         return json.loads(json.dumps(result))
-    raise ConfigurationError(f"cannot invoke provider {provider!r}; known: {', '.join(PROVIDERS)}")
+    if provider not in PROVIDERS:
+        raise ConfigurationError(
+            f"cannot invoke provider {provider!r}; known: {', '.join(PROVIDERS)}"
+        )
+    module_name = _BUILDER_MODULES[provider]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        package = module_name.split(".", 1)[0].replace("_", "-")
+        raise ConfigurationError(
+            f"provider {provider!r} needs the {package} package: pip install {package}"
+        ) from None
+    # The adapter's invoke raises UnsupportedEventError for an event not in its formats.
+    return json.loads(json.dumps(module.invoke(app, event)))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -74,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
         elif args.kind is not None:
             overrides = parse_sets(args.set)
             if args.body is not None:
-                overrides.setdefault("body", args.body)
+                overrides.setdefault(body_keyword(args.provider, args.kind), args.body)
             event = build_event(args.provider, args.kind, overrides)
         else:
             raise ConfigurationError("give an event: --event FILE or an event KIND (sqs, ...)")

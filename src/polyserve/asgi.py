@@ -21,6 +21,7 @@ from polyserve.errors import EventError
 from polyserve.events.headers import Headers, QueryParams
 from polyserve.events.http import HttpRequest
 from polyserve.paths import decode_path
+from polyserve.tracing import from_traceparent
 
 if TYPE_CHECKING:
     from polyserve.app import App
@@ -161,7 +162,12 @@ async def serve(app: App, scope: dict[str, Any], receive: Receive, send: Send) -
         context = Context("local", invocation_id=uuid.uuid4().hex, function_name=app.name)
         response = error_response(exc, context)
     else:
-        context = Context("local", invocation_id=request.request_id, function_name=app.name)
+        # The caller's W3C trace, so that what the handler sends continues it.
+        headers = request.headers
+        trace = from_traceparent(headers.get("traceparent"), headers.get("tracestate"))
+        context = Context(
+            "local", invocation_id=request.request_id, function_name=app.name, trace=trace
+        )
         response = await app.handle_http_async(request, context)
     await send(
         {

@@ -9,15 +9,26 @@ and ``client.cloudevent(...)`` run their handler and return what it returned, ra
 what it raised (the platform would retry). ``app.dependency_overrides`` applies, and
 ``client.override(provider, replacement)`` sets one for a ``with`` block.
 
+What the app sends to queues and topics (``app.queue_out``, ``app.topic_out``) goes to
+the in-memory backend unless another was chosen: ``client.sent("orders")`` lists it as
+the consumer would receive it, and ``client.outbound`` is the backend (objects too).
+
 ``TestClient(app, provider="aws")`` goes through ``polyserve_aws.handler`` instead,
 with events from ``polyserve_aws.testing``: the ``TestResponse`` then has the Lambda
-response document in ``native``, and ``queue`` returns the batch response document.
+response document in ``native``, and ``queue_native`` returns the batch response document.
+``provider="azure"``, ``"gcp"`` or ``"cloudflare"`` go through that adapter's real entry
+(the generated Azure function, functions-framework's targets, the Worker's handlers)
+with its native objects, through the transport its ``testing`` module provides
+(``client_transport``), imported on first use so that core never depends on an adapter.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
+import importlib
+import inspect
 import itertools
 import json as _json
 from dataclasses import dataclass, field
@@ -25,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from polyserve.context import Context
-from polyserve.errors import ConfigurationError
+from polyserve.errors import ConfigurationError, MissingDependencyError
 from polyserve.events import (
     CloudEvent,
     Headers,
@@ -44,10 +55,11 @@ if TYPE_CHECKING:
 
     from polyserve.app import App
     from polyserve.batch import BatchResult
+    from polyserve.outbound import MemoryBackend
 
 __all__ = ["AsyncTestClient", "TestClient", "TestResponse"]
 
-_PROVIDERS = ("aws",)
+_PROVIDERS = ("aws", "azure", "cloudflare", "gcp")
 _Body = bytes | str | dict[str, Any] | list[Any] | None
 
 
@@ -103,6 +115,31 @@ class _Base:
         self.cookies: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._native: Any = None
+        self._transport: Any = None
+        from polyserve.outbound.memory import memory_in_use
+
+        #: The in-memory backend the app sends to, or ``None`` when another was chosen.
+        self.outbound: MemoryBackend | None = memory_in_use()
+        # Messages sent before this client was made are not this test's.
+        self._sent_before = (
+            {k: len(v) for k, v in self.outbound.sent.items()} if self.outbound else {}
+        )
+
+    def sent(self, name: str, kind: str = "queue") -> list[Message]:
+        """What the app sent to queue ``name`` (``kind="topic"`` for a topic) since this
+        client was made, as its consumer receives it: ``json()``, ``attributes`` (with
+        ``content-type`` and any ``traceparent``), ``group_key``.
+
+        Raises:
+            ConfigurationError: the outbound backend in use is not the in-memory one.
+        """
+        backend = self.outbound
+        if backend is None:
+            raise ConfigurationError(
+                "client.sent needs the in-memory outbound backend; POLYSERVE_OUTBOUND or "
+                "polyserve.outbound.configure chose another"
+            )
+        return backend.received(name, kind)[self._sent_before.get((kind, name), 0) :]
 
     def _next_id(self, prefix: str) -> str:
         return f"{prefix}-{next(self._ids)}"
@@ -192,6 +229,28 @@ class _Base:
             content = raw.encode()
         return TestResponse(out["statusCode"], Headers(pairs), content, native=out)
 
+    # -- azure, gcp, cloudflare: the adapter's own transport -------------------------
+
+    def _provider(self) -> Any:
+        """The adapter's ``testing.client_transport(app)``, imported on first use.
+
+        Its methods (``http``, ``queue``, ``schedule``, ``deliver``) may be coroutines.
+        """
+        if self._transport is None:
+            try:
+                module = importlib.import_module(f"polyserve_{self.provider}.testing")
+            except ImportError as exc:
+                raise MissingDependencyError(
+                    f"polyserve-{self.provider}", feature=f"TestClient(provider={self.provider!r})"
+                ) from exc
+            self._transport = module.client_transport(self.app)
+        return self._transport
+
+    def _native_event(self, method: str, *args: Any) -> Any:
+        if self.provider is None:
+            raise ConfigurationError(f"{method}_native needs TestClient(app, provider=...)")
+        return getattr(self._provider(), method)(*args)
+
     def _answer(self, response: HttpResponse | TestResponse) -> TestResponse:
         if isinstance(response, HttpResponse):
             response = TestResponse(response.status, response.headers, response.body, response)
@@ -242,6 +301,24 @@ class _Base:
         )
 
 
+def _settle(value: Any) -> Any:
+    # A transport method of an async entry (the Worker's) returns a coroutine.
+    if inspect.isawaitable(value):
+        from polyserve._aio import run_sync
+
+        return run_sync(value)  # type: ignore[arg-type]
+    return value
+
+
+async def _asettle(call: Callable[..., Any], *args: Any) -> Any:
+    # Synchronous entries (Azure's, functions-framework's) run their own event loop for
+    # async handlers, so they run on a worker thread, as their hosts run them.
+    value = await asyncio.to_thread(call, *args)
+    if inspect.isawaitable(value):
+        value = await value
+    return value
+
+
 def _pair(record: tuple[str, object]) -> tuple[str, object]:
     return record
 
@@ -278,6 +355,8 @@ class TestClient(_Base):
         )
         if self.provider == "aws":
             return self._answer(self._aws_http(request))
+        if self.provider is not None:
+            return self._answer(_settle(self._provider().http(request)))
         return self._answer(self.app.handle_http(request, self._context()))
 
     def get(self, path: str, **kwargs: Any) -> TestResponse:
@@ -315,9 +394,14 @@ class TestClient(_Base):
         return self._batch(Trigger.QUEUE, [(name, self._message(name, body, attempt, attributes))])
 
     def queue_native(self, name: str, body: _Body = None, **overrides: Any) -> Any:
-        """Deliver one message through the provider's entry; return its native answer."""
+        """Deliver one message through the provider's entry; return its native answer.
+
+        ``overrides`` are the provider's builder keywords (``message_id``, ``attempt``, ...).
+        The answer is the Lambda batch response, the settled Workers ``FakeBatch``, or
+        ``None`` on Azure and Google Cloud, where a failed handler raises instead.
+        """
         if self.provider != "aws":
-            raise ConfigurationError("queue_native needs TestClient(app, provider='aws')")
+            return _settle(self._native_event("queue", name, body, overrides))
         from polyserve_aws.testing import (  # type: ignore[import-not-found,unused-ignore]
             LambdaContext,
             build,
@@ -325,6 +409,25 @@ class TestClient(_Base):
 
         event = build("sqs", body=body if body is not None else "", queue=name, **overrides)
         return self._aws()(event, LambdaContext(self._next_id("req")))
+
+    def schedule_native(self, name: str, **overrides: Any) -> Any:
+        """Fire schedule ``name`` through the provider's entry (EventBridge, Timer, Cloud
+        Scheduler, Cron Trigger); return its native answer, raising what the handler raised."""
+        if self.provider == "aws":
+            return self.event_native("schedule", name=name, **overrides)
+        return _settle(self._native_event("schedule", name, overrides))
+
+    def event_native(self, kind: str, **overrides: Any) -> Any:
+        """Deliver the provider's native ``kind`` event (see ``polyserve events``) through
+        its entry; return the native answer, raising what the handler raised."""
+        if self.provider == "aws":
+            from polyserve_aws.testing import (  # type: ignore[import-not-found,unused-ignore]
+                LambdaContext,
+                build,
+            )
+
+            return self._aws()(build(kind, **overrides), LambdaContext(self._next_id("req")))
+        return _settle(self._native_event("deliver", kind, overrides))
 
     def topic(self, name: str, body: _Body = None, *, attempt: int = 1) -> BatchResult:
         """Deliver one message published to topic ``name``."""
@@ -401,6 +504,8 @@ class AsyncTestClient(_Base):
         )
         if self.provider == "aws":
             return self._answer(self._aws_http(request))
+        if self.provider is not None:
+            return self._answer(await _asettle(self._provider().http, request))
         return self._answer(await self.app.handle_http_async(request, self._context()))
 
     async def get(self, path: str, **kwargs: Any) -> TestResponse:
@@ -428,6 +533,18 @@ class AsyncTestClient(_Base):
         return await self.app.handle_batch_async(
             Trigger.QUEUE, [(name, message)], self._context(), decode=_pair, item_id=_item_id
         )
+
+    async def queue_native(self, name: str, body: _Body = None, **overrides: Any) -> Any:
+        """``TestClient.queue_native``, for async tests (Azure, Google Cloud, Cloudflare)."""
+        return await _asettle(self._native_event, "queue", name, body, overrides)
+
+    async def schedule_native(self, name: str, **overrides: Any) -> Any:
+        """``TestClient.schedule_native``, for async tests (Azure, Google Cloud, Cloudflare)."""
+        return await _asettle(self._native_event, "schedule", name, overrides)
+
+    async def event_native(self, kind: str, **overrides: Any) -> Any:
+        """``TestClient.event_native``, for async tests (Azure, Google Cloud, Cloudflare)."""
+        return await _asettle(self._native_event, "deliver", kind, overrides)
 
     async def schedule(self, name: str, payload: Any = None) -> Any:
         """Fire schedule ``name`` now; return what its handler returned."""

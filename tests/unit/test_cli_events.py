@@ -69,7 +69,10 @@ def test_events_prints_a_native_event(capsys: pytest.CaptureFixture[str]) -> Non
         (["aws", "sqs", "--set", "colour=red"], "unknown override(s) colour for aws sqs; known:"),
         (["aws", "sqs", "--set", "body"], "--set takes key=value, got 'body'"),
         (["aws", "sqs3"], "unknown aws event kind 'sqs3'; known: alb,"),
-        (["mars", "sqs"], "no event builders for provider 'mars'; known: aws, gcp"),
+        (
+            ["mars", "sqs"],
+            "no event builders for provider 'mars'; known: aws, azure, cloudflare, gcp",
+        ),
     ],
 )
 def test_events_mistakes_are_one_line(

@@ -152,3 +152,64 @@ def test_async_client() -> None:
 def test_unknown_provider_is_a_clear_error() -> None:
     with pytest.raises(ConfigurationError, match="'mars' is not supported"):
         TestClient(_app(), provider="mars")
+
+
+def test_a_provider_client_imports_its_adapter_on_first_use() -> None:
+    import subprocess
+    import sys
+
+    pytest.importorskip("polyserve_gcp")
+
+    code = (
+        "import sys\n"
+        "from polyserve import App\n"
+        "from polyserve.testing import TestClient\n"
+        "app = App('t')\n"
+        "app.get('/')(lambda: {'ok': True})\n"
+        "client = TestClient(app, provider='gcp')\n"
+        "assert not [m for m in sys.modules if m.startswith('polyserve_')], sys.modules\n"
+        "assert client.get('/').native.status_code == 200\n"
+        "assert 'polyserve_gcp.testing' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_native_methods_need_a_provider() -> None:
+    with pytest.raises(ConfigurationError, match="schedule_native needs TestClient"):
+        TestClient(_app()).schedule_native("nightly")
+
+
+def test_async_client_sends_aws_events_through_the_handler() -> None:
+    pytest.importorskip("polyserve_aws")
+
+    async def main() -> None:
+        async with AsyncTestClient(_app(), provider="aws") as client:
+            assert await client.queue_native("orders", {"id": 1}) == {"batchItemFailures": []}
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("provider", ["azure", "gcp", "cloudflare"])
+def test_provider_clients_carry_headers_and_repeated_query_values(provider: str) -> None:
+    pytest.importorskip(f"polyserve_{provider}")
+    app = App("h")
+
+    @app.get("/h")
+    def headers(request: HttpRequest) -> dict[str, object]:
+        return {"accept": request.headers.get_all("accept"), "q": request.query.get_all("q")}
+
+    client = TestClient(app, provider=provider)
+    response = client.request("GET", "/h?q=1&q=2", headers={"Accept": "a/b"})
+    assert response.json() == {"accept": ["a/b"], "q": ["1", "2"]}
+    assert response.native is not None
+    got = client.get("/h", params={"q": "x y"}).json()
+    assert got["q"] == ["x y"]
+
+
+@pytest.mark.parametrize("provider", ["aws", "azure", "gcp", "cloudflare"])
+def test_dependency_overrides_apply_through_the_provider_entry(provider: str) -> None:
+    pytest.importorskip(f"polyserve_{provider}")
+    client = TestClient(_app(), provider=provider)
+    with client.override(greeting, lambda: "hi"):
+        assert client.get("/pets/3").json() == {"id": 3, "word": "hi"}
+    assert client.get("/pets/3").json() == {"id": 3, "word": "hello"}

@@ -25,57 +25,16 @@ from urllib.parse import quote
 
 import polyserve_azure
 from polyserve import App, Headers, HttpRequest, Message, Trigger
+from polyserve_azure.testing import FunctionHost, InvocationContext, build
 from polyserve_testkit.codecs import MessageCodec, NativeResponse, RawHttpCodec
 
 if TYPE_CHECKING:
     import azure.functions as func
 
-__all__ = ["HTTP_CODECS", "MESSAGE_CODECS", "invocation_context"]
+__all__ = ["HTTP_CODECS", "MESSAGE_CODECS"]
 
 _HOST = "https://polyserve-portability.azurewebsites.net"
 _DEFAULT_CONTENT_TYPE = "text/plain; charset=utf-8"
-
-
-def _context_class() -> type:
-    import azure.functions as func
-
-    class InvocationContext(func.Context):
-        """A concrete ``azure.functions.Context`` carrying the invocation id."""
-
-        def __init__(self, invocation_id: str) -> None:
-            self._id = invocation_id
-
-        @property
-        def invocation_id(self) -> str:
-            return self._id
-
-        @property
-        def thread_local_storage(self) -> Any:
-            return None
-
-        @property
-        def function_name(self) -> str:
-            return "portability"
-
-        @property
-        def function_directory(self) -> str:
-            return "/home/site/wwwroot"
-
-        @property
-        def trace_context(self) -> Any:
-            return None
-
-        @property
-        def retry_context(self) -> Any:
-            return None
-
-    return InvocationContext
-
-
-def invocation_context(invocation_id: str) -> func.Context:
-    """An ``azure.functions.Context`` with ``invocation_id``."""
-    context: func.Context = _context_class()(invocation_id)
-    return context
 
 
 def _datum(value: Any, kind: str) -> Any:
@@ -167,7 +126,7 @@ class _Http:
         native_app = polyserve_azure.function_app(app, route_prefix=self.route_prefix)
         function = _function(native_app, "httpTrigger")
         req = _decode("httpTrigger", _datum(value, "http"), {})
-        native = function(req, invocation_context(invocation_id))
+        native = function(req, InvocationContext(invocation_id))
         out = HttpResponseConverter.encode(native, expected_type=None).value
         pairs = [(k, d.value) for k, d in out["headers"].items()]
         for cookie in out["cookies"] or []:
@@ -203,16 +162,12 @@ class _StorageQueue:
 
     def call(self, app: App, message: Message) -> None:
         assert message.enqueued_at is not None
-        native_app = polyserve_azure.function_app(app)
-        function = _function(native_app, "queueTrigger", queueName=message.source)
-        metadata = {
-            "Id": _datum(message.id, "string"),
-            "DequeueCount": _datum(message.attempt, "int"),
-            "InsertionTime": _datum(message.enqueued_at.isoformat(), "string"),
-            "PopReceipt": _datum("AgAAAAMAAAAAAAAA", "string"),
-        }
-        msg = _decode("queueTrigger", _datum(message.body, "bytes"), metadata)
-        function(msg, invocation_context("queue-" + message.id))
+        event = build(
+            "queue", body=message.body, queue=message.source, message_id=message.id,
+            attempt=message.attempt, insertion_time=message.enqueued_at.isoformat(),
+        )  # fmt: skip
+        host = FunctionHost(polyserve_azure.function_app(app))
+        host.call(event, invocation_id="queue-" + message.id)
 
 
 @dataclasses.dataclass
@@ -225,8 +180,6 @@ class _ServiceBusQueue:
         return message
 
     def call(self, app: App, message: Message) -> None:
-        import json
-
         assert message.enqueued_at is not None
         # The same handlers, registered as Service Bus queues as a deployment would.
         bus = App(app.name)
@@ -237,21 +190,13 @@ class _ServiceBusQueue:
             bus.register(reg.trigger, reg.name, reg.endpoint, **options)
         for mw in app.middleware_stack():  # and its middleware (``polyserve.otel``'s, say)
             bus.middleware(mw)
-        native_app = polyserve_azure.function_app(bus)
-        function = _function(native_app, "serviceBusTrigger", queueName=message.source)
-        properties = json.dumps(dict(message.attributes))
-        metadata = {
-            "MessageId": _datum(message.id, "string"),
-            "DeliveryCount": _datum(message.attempt, "int"),
-            "EnqueuedTimeUtc": _datum(
-                message.enqueued_at.strftime("%Y-%m-%dT%H:%M:%S.0000000Z"), "string"
-            ),
-            "SequenceNumber": _datum(7, "int"),
-            "ApplicationProperties": _datum(properties, "json"),
-            "UserProperties": _datum(properties, "json"),
-        }
-        msg = _decode("serviceBusTrigger", _datum(message.body, "bytes"), metadata)
-        function(msg, invocation_context("sb-" + message.id))
+        event = build(
+            "servicebus", body=message.body, queue=message.source, message_id=message.id,
+            attempt=message.attempt, properties=dict(message.attributes),
+            enqueued_time=message.enqueued_at.strftime("%Y-%m-%dT%H:%M:%S.0000000Z"),
+        )  # fmt: skip
+        host = FunctionHost(polyserve_azure.function_app(bus))
+        host.call(event, invocation_id="sb-" + message.id)
 
 
 HTTP_CODECS: list[RawHttpCodec] = [

@@ -15,6 +15,7 @@ import azure.functions as func
 from azure.functions import meta
 
 from polyserve import StorageAction, Trigger
+from polyserve_azure import testing
 from polyserve_testkit.recorder import ALL_METHODS, Recorder
 
 if typing.TYPE_CHECKING:
@@ -139,36 +140,9 @@ def call(fn: Function, native: object, invocation_id: str = "inv-1") -> Any:
 
 
 def datum(spec: Any) -> meta.Datum:
-    """A ``Datum`` from its JSON form ``{"type": ..., "value": ...}``.
-
-    ``bytes`` values are text, or base64 with ``"encoding": "base64"``; ``json`` values are
-    any JSON (serialised here, as the host sends a string); ``collection_bytes`` and
-    ``collection_string`` and ``collection_sint64`` take a list; ``http`` takes an object of datums, with ``headers``,
-    ``query`` and ``params`` as objects of datums.
-    """
-    kind = spec["type"]
-    value = spec.get("value")
-    if kind == "bytes":
-        raw = value if isinstance(value, str) else ""
-        data = base64.b64decode(raw) if spec.get("encoding") == "base64" else raw.encode()
-        return meta.Datum(data, "bytes")
-    if kind == "json":
-        return meta.Datum(value if isinstance(value, str) else json.dumps(value), "json")
-    if kind == "collection_bytes":
-        return meta.Datum(SimpleNamespace(bytes=[base64.b64decode(v) for v in value]), kind)
-    if kind == "collection_string":
-        return meta.Datum(SimpleNamespace(string=list(value)), kind)
-    if kind == "collection_sint64":
-        return meta.Datum(SimpleNamespace(sint64=[int(v) for v in value]), kind)
-    if kind == "http":
-        fields: dict[str, Any] = {}
-        for name, item in value.items():
-            if name in ("headers", "query", "params"):
-                fields[name] = {k: datum(v) for k, v in item.items()}
-            else:
-                fields[name] = datum(item)
-        return meta.Datum(fields, "http")
-    return meta.Datum(value, kind)
+    """A ``Datum`` from its JSON form (see ``polyserve_azure.testing.datum``)."""
+    out: meta.Datum = testing.datum(spec)
+    return out
 
 
 def decode(binding: str, data: Any, metadata: dict[str, Any] | None = None) -> Any:

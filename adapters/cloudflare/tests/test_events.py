@@ -12,7 +12,6 @@ left to the adapters they belong to.
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
 import json
 from pathlib import Path
@@ -20,16 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from polyserve import HttpRequest, Message, ScheduleEvent
 from polyserve_cloudflare import _http, _queue, _scheduled
-from polyserve_cloudflare.testing import (
-    FakeBatch,
-    FakeBuffer,
-    FakeController,
-    FakeDate,
-    FakeJsValue,
-    FakeMessage,
-    FakeRequest,
-    FakeRuntime,
-)
+from polyserve_cloudflare.testing import FakeBatch, FakeRequest, FakeRuntime, kind_of, native
 
 if TYPE_CHECKING:
     import pytest
@@ -37,24 +27,12 @@ if TYPE_CHECKING:
 EVENTS = Path(__file__).parent / "events"
 
 
-def _kind(data: object) -> str | None:
-    if not isinstance(data, dict):
-        return None
-    if {"method", "url", "headers"} <= data.keys():
-        return "fetch"
-    if {"queue", "messages"} <= data.keys():
-        return "queue"
-    if {"cron", "scheduledTime"} <= data.keys():
-        return "scheduled"
-    return None
-
-
 def _samples(config: pytest.Config) -> list[Path]:
     folders = [EVENTS, *(Path(d) for d in config.getoption("--events-dir"))]
     found = []
     for folder in folders:
         for path in sorted(folder.glob("*.json")):
-            if _kind(json.loads(path.read_text(encoding="utf-8"))) is not None:
+            if kind_of(json.loads(path.read_text(encoding="utf-8"))) is not None:
                 found.append(path)
     return found
 
@@ -65,39 +43,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("sample", paths, ids=[p.name for p in paths])
 
 
-def _body(value: Any) -> Any:
-    if isinstance(value, dict) and value.keys() == {"$arrayBuffer"}:
-        return FakeBuffer(base64.b64decode(value["$arrayBuffer"]))
-    if value is None or isinstance(value, (str, bool, int, float)):
-        return value
-    return FakeJsValue(value)
-
-
-def _date(value: str) -> FakeDate:
-    return FakeDate.from_datetime(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
-
-
 def parse(data: dict[str, Any]) -> HttpRequest | list[Message] | ScheduleEvent:
-    kind = _kind(data)
-    if kind == "fetch":
-        body = base64.b64decode(data["bodyBase64"]) if "bodyBase64" in data else None
-        if body is None:
-            body = str(data.get("body", "")).encode()
-        request = FakeRequest(data["method"], data["url"], map(tuple, data["headers"]), body)
-        assert _http.is_request(request)
-        return _http.to_request(request, asyncio.run(_http.read_body(request)))
-    if kind == "queue":
-        messages = [
-            FakeMessage(m["id"], _body(m["body"]), _date(m["timestamp"]), m["attempts"])
-            for m in data["messages"]
-        ]
-        batch = FakeBatch(data["queue"], messages)
-        assert _queue.is_batch(batch)
-        source = _queue.source_name(batch, {})
-        return [_queue.to_message(m, source, FakeRuntime()) for m in batch.messages]
-    controller = FakeController(data["scheduledTime"], data["cron"])
-    assert _scheduled.is_controller(controller)
-    return _scheduled.to_schedule(controller, _scheduled.cron_of(controller))
+    raw = native(data)
+    if isinstance(raw, FakeRequest):
+        assert _http.is_request(raw)
+        return _http.to_request(raw, asyncio.run(_http.read_body(raw)))
+    if isinstance(raw, FakeBatch):
+        assert _queue.is_batch(raw)
+        source = _queue.source_name(raw, {})
+        return [_queue.to_message(m, source, FakeRuntime()) for m in raw.messages]
+    assert _scheduled.is_controller(raw)
+    return _scheduled.to_schedule(raw, _scheduled.cron_of(raw))
 
 
 def _load(name: str) -> dict[str, Any]:

@@ -18,10 +18,9 @@ background event. What a format cannot carry is in ``expected`` and
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote_to_bytes
 
 import polyserve_gcp
@@ -35,8 +34,6 @@ if TYPE_CHECKING:
     from polyserve import App
 
 __all__ = ["HTTP_CODECS", "MESSAGE_CODECS", "PushRejectedError"]
-
-_PROJECT = "projects/portability"
 
 
 class PushRejectedError(Exception):
@@ -128,18 +125,6 @@ def _time(when: dt.datetime | None) -> str | None:
     return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if when else None
 
 
-def _pubsub_message(message: Message) -> dict[str, Any]:
-    native: dict[str, Any] = {
-        "data": base64.b64encode(message.body).decode(),
-        "attributes": dict(message.attributes),
-        "messageId": message.id,
-        "publishTime": _time(message.enqueued_at),
-    }
-    if message.group_key:
-        native["orderingKey"] = message.group_key
-    return native
-
-
 @dataclasses.dataclass
 class _EventarcPubSub:
     """A ``messagePublished`` CloudEvent in binary mode, through the CloudEvent target."""
@@ -202,19 +187,11 @@ class _BackgroundPubSub:
         # functions-framework's context class ships without type information.
         from google.cloud.functions.context import Context  # type: ignore[import-untyped]
 
-        native = _pubsub_message(message)
-        context = Context(
-            eventId=native.pop("messageId"),
-            timestamp=native.pop("publishTime"),
-            eventType="google.pubsub.topic.publish",
-            resource={
-                "service": "pubsub.googleapis.com",
-                "name": f"{_PROJECT}/topics/{message.source}",
-                "type": "type.googleapis.com/google.pubsub.v1.PubsubMessage",
-            },
-        )
-        native["@type"] = "type.googleapis.com/google.pubsub.v1.PubsubMessage"
-        polyserve_gcp.background(app)(json.loads(json.dumps(native)), context)
+        event = build(
+            "legacy_pubsub", data=message.body, topic=message.source, event_id=message.id,
+            attributes=dict(message.attributes), timestamp=_time(message.enqueued_at),
+        )  # fmt: skip
+        polyserve_gcp.background(app)(event["data"], Context(**event["context"]))
 
 
 HTTP_CODECS: list[RawHttpCodec] = [_FunctionsFrameworkHttp()]

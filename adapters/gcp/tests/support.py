@@ -36,16 +36,10 @@ def load(name: str) -> dict[str, Any]:
 
 
 def sample_kind(sample: Any) -> str | None:
-    """How a sample is delivered: ``cloudevent``, ``push``, ``background``, or ``None``."""
-    if not isinstance(sample, dict):
-        return None
-    if "specversion" in sample:
-        return "cloudevent"
-    if isinstance(sample.get("message"), dict) and "subscription" in sample:
-        return "push"
-    if isinstance(sample.get("context"), dict) and "data" in sample:
-        return "background"
-    return None
+    """How a sample is delivered: ``cloudevent``, ``push``, ``background``, ``http`` or ``None``."""
+    from polyserve_gcp.testing import kind_of
+
+    return kind_of(sample)
 
 
 def structured(sample: dict[str, Any]) -> CloudEvent:

@@ -4,7 +4,8 @@ The samples are this adapter's ``tests/events/*.json``, plus every ``*.json`` in
 folders given with ``--events-dir``. A sample is delivered by its shape: a
 structured CloudEvent (``specversion``) to the CloudEvent target, a push envelope
 (``message`` and ``subscription``) to the HTTP target's push path, and a
-``{"context", "data"}`` background event to the background target. An outside
+``{"context", "data"}`` background event to the background target, and an HTTP
+request (``method``, ``url``, ``headers`` as an object) to the HTTP target. An outside
 file of none of these shapes is skipped; one of ours fails.
 """
 
@@ -19,7 +20,8 @@ import pytest
 from adapters.gcp.tests.support import EVENTS, background_args, sample_kind, structured
 
 import polyserve_gcp
-from polyserve import CloudEvent, Message, ScheduleEvent, StorageEvent, StreamRecord
+from polyserve import CloudEvent, HttpRequest, Message, ScheduleEvent, StorageEvent, StreamRecord
+from polyserve_gcp.testing import Targets
 from polyserve_testkit.recorder import Recorder
 
 TYPED = (CloudEvent, Message, ScheduleEvent, StorageEvent, StreamRecord)
@@ -36,7 +38,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def test_the_adapter_has_samples_of_every_kind() -> None:
     kinds = {sample_kind(json.loads(p.read_text())) for p in EVENTS.glob("*.json")}
-    assert kinds == {"cloudevent", "push", "background"}
+    assert kinds == {"cloudevent", "push", "background", "http"}
 
 
 def test_sample_parses(sample_path: Path) -> None:
@@ -47,6 +49,12 @@ def test_sample_parses(sample_path: Path) -> None:
             pytest.fail(f"{sample_path.name} is not a GCP delivery format")
         pytest.skip(f"{sample_path.name} is not a GCP delivery format")
     recorder = Recorder.catch_all()
+    if kind == "http":
+        response = Targets(recorder.app).call(sample)
+        assert response is not None
+        assert response.status_code == 200, response.get_data(as_text=True)
+        assert isinstance(recorder.last, HttpRequest)
+        return
     if kind == "cloudevent":
         polyserve_gcp.cloudevent(recorder.app)(structured(sample))
     elif kind == "background":

@@ -56,7 +56,11 @@ __all__ = ["configure", "register", "resolve_backend", "resolve_target"]
 
 _factories: dict[str, Callable[[], object]] = {}
 # Backends the adapters provide, imported only when chosen.
-_KNOWN = {"aws": ("polyserve_aws.outbound", "AwsBackend")}
+_KNOWN = {
+    "aws": ("polyserve_aws.outbound", "AwsBackend"),
+    "azure": ("polyserve_azure.outbound", "AzureBackend"),
+    "gcp": ("polyserve_gcp.outbound", "GcpBackend"),
+}
 _configured: object | None = None
 _names: dict[tuple[str, str], str] = {}
 _from_env: dict[str, object] = {}

@@ -8,6 +8,7 @@ adapter and this package installed (``nox -s adapter``). Modules:
   emulators, moto) started by session fixtures on free loopback ports; a pytest plugin.
 * ``store_contract``: the checks every idempotency store passes.
 * ``lambda_runtime``: a Lambda Runtime API server running AWS's runtime client.
+* ``azure_queue_host``: the Functions host's queue trigger, against a real Storage Queue.
 * ``recorder``: an app whose handlers record what they were given.
 * ``codecs``: what each adapter's property-test codecs implement.
 * ``strategies``: the Hypothesis strategies for polyserve's typed events.

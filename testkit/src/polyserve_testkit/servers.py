@@ -15,6 +15,7 @@ Fixtures::
     firestore_emulator GcloudEmulator    the gcloud Firestore emulator
     pubsub_emulator    GcloudEmulator    the gcloud Pub/Sub emulator
     moto_server        MotoServer        moto's server: SQS, SNS, EventBridge, S3 (moto[server])
+    storage_emulator   StorageEmulator   gcp-storage-emulator: the Cloud Storage JSON API
     node_binary        str               Node.js 20 or later: .cache/node's, else the one on PATH
     node_modules_dir   Path              tests/node/node_modules
     pyodide_dir        Path              the pyodide npm package
@@ -51,6 +52,7 @@ __all__ = [
     "DynamoDBServer",
     "GcloudEmulator",
     "RedisServer",
+    "StorageEmulator",
     "skip_or_fail",
 ]
 
@@ -396,6 +398,25 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
     command = [executable, "-H", HOST, "-p", str(port)]
     with running("moto_server", command, lambda: answers_http(port), workdir):
         yield MotoServer(f"http://{HOST}:{port}")
+
+
+@dataclass(frozen=True)
+class StorageEmulator:
+    """gcp-storage-emulator (a dev dependency): Cloud Storage's JSON API, in memory."""
+
+    endpoint_url: str
+    project: str = GCLOUD_PROJECT
+
+
+@pytest.fixture(scope="session")
+def storage_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorageEmulator]:
+    """gcp-storage-emulator on a free loopback port, keeping its objects in memory."""
+    executable = _require_executable("gcp-storage-emulator")
+    (port,) = free_ports(1)
+    workdir = tmp_path_factory.mktemp("gcs")
+    command = [executable, "start", "--host", HOST, "--port", str(port), "--in-memory", "-q"]
+    with running("gcp-storage-emulator", command, lambda: answers_http(port), workdir):
+        yield StorageEmulator(f"http://{HOST}:{port}")
 
 
 @pytest.fixture(scope="session")

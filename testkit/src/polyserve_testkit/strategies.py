@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import string
+from typing import Any
 
 from hypothesis import strategies as st
 
 from polyserve import Headers, HttpRequest, Message, QueryParams
+from polyserve.tracing import TraceContext
 
 __all__ = [
     "any_text",
@@ -17,6 +19,7 @@ __all__ = [
     "injected_headers",
     "messages",
     "nested_json",
+    "outbound_sends",
     "path_segments",
 ]
 
@@ -188,3 +191,40 @@ def encoded_paths(draw: st.DrawFn, *, prefix: str = "/p/") -> str:
         )
     )
     return prefix + "/".join(segments)
+
+
+# Text every cloud's queues carry as it is: SQS refuses control characters and
+# surrogates, so the strategies that go through every cloud leave them out.
+_CARRIED_TEXT = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff")
+    | st.sampled_from("\n\t"),
+    max_size=40,
+)
+_JSON_VALUES = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | _CARRIED_TEXT
+
+
+@st.composite
+def outbound_sends(draw: st.DrawFn, *, binary: bool = True) -> dict[str, object]:
+    """The arguments of one ``Queue.send``: a payload (bytes, text or a JSON object),
+    attributes, an ordering key and a trace. Attribute names suit every cloud (SQS's
+    are letters, digits, ``-``, ``_``; Pub/Sub's do not start with ``goog``), and there
+    are few enough for SQS's ten with the content type and trace added. Without
+    ``binary``, bytes payloads are UTF-8 text (SQS carries text only).
+    """
+    text = _CARRIED_TEXT.filter(bool)
+    data = st.binary(min_size=1, max_size=300) if binary else text.map(lambda t: t.encode())
+    objects = st.dictionaries(_CARRIED_TEXT, _JSON_VALUES, min_size=1, max_size=4)
+    payloads: list[st.SearchStrategy[Any]] = [text, objects, data]
+    names = st.from_regex(r"[a-z][a-z0-9_-]{0,15}", fullmatch=True).filter(
+        lambda n: not n.startswith("goog") and n not in ("content-type", "traceparent")
+    )
+    values = st.text(string.ascii_letters + string.digits + " .:/-_", min_size=1, max_size=30)
+    ids = st.text("0123456789abcdef", min_size=32, max_size=32).filter(lambda h: set(h) != {"0"})
+    spans = st.text("0123456789abcdef", min_size=16, max_size=16).filter(lambda h: set(h) != {"0"})
+    trace = st.none() | st.builds(TraceContext, ids, spans, st.booleans())
+    return {
+        "payload": draw(st.one_of(*payloads)),
+        "attributes": draw(st.dictionaries(names, values, max_size=5)),
+        "key": draw(st.none() | st.from_regex(r"[A-Za-z0-9-]{1,20}", fullmatch=True)),
+        "trace": draw(trace),
+    }

@@ -14,9 +14,11 @@ import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
-__all__ = ["BUILDERS", "LambdaContext", "build"]
+    from polyserve.app import App
+
+__all__ = ["BUILDERS", "ClientTransport", "LambdaContext", "build", "client_transport"]
 
 _ACCOUNT = "123456789012"
 _REGION = "us-east-1"
@@ -464,3 +466,37 @@ def build(kind: str, **overrides: Any) -> dict[str, Any]:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return builder(**overrides)  # a variant: it checks against the builder it extends
     return _call(builder, overrides)
+
+
+class ClientTransport:
+    """Sends a test client's events through ``polyserve_aws.handler(app)``.
+
+    The event methods return the handler's answer: the batch response of a queue, ``None``
+    of a schedule; ``TestClient(app, provider="aws")`` sends its HTTP requests itself.
+    """
+
+    def __init__(self, app: App) -> None:
+        import polyserve_aws
+
+        self.handler = polyserve_aws.handler(app)
+        self._ids = 0
+
+    def _call(self, event: dict[str, Any]) -> Any:
+        self._ids += 1
+        return self.handler(event, LambdaContext(f"req-{self._ids}"))
+
+    def queue(self, name: str, body: Any, overrides: Mapping[str, Any]) -> Any:
+        return self._call(
+            build("sqs", body=body if body is not None else "", queue=name, **overrides)
+        )
+
+    def schedule(self, name: str, overrides: Mapping[str, Any]) -> Any:
+        return self._call(build("schedule", name=name, **overrides))
+
+    def deliver(self, kind: str, overrides: Mapping[str, Any]) -> Any:
+        return self._call(build(kind, **overrides))
+
+
+def client_transport(app: App) -> ClientTransport:
+    """The transport of ``polyserve.testing.AsyncTestClient(app, provider="aws")``'s events."""
+    return ClientTransport(app)

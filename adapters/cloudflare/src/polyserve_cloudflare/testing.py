@@ -9,19 +9,38 @@ once, and ``FakeRuntime.new_response`` rejects what ``new Response()`` rejects::
     worker = Default(FakeExecutionContext(), {})
     response = await worker.fetch(FakeRequest("GET", "https://example.com/pets/1"))
     assert response.status == 200
+
+Native events as JSON: ``build("queue", body={"id": 1})`` (or ``BUILDERS[kind]``) gives
+the JSON form of what the runtime hands the Worker, in the shape of the samples this
+adapter ships: a ``Request`` (``method``, ``url``, ``headers`` as pairs, ``body`` text or
+``bodyBase64``), a ``MessageBatch`` (``queue``, ``messages``; a body
+``{"$arrayBuffer": base64}`` is an ``ArrayBuffer``) or a ``ScheduledController``
+(``cron``, ``scheduledTime``). ``native(event)`` makes the stand-ins above from it,
+``await dispatch(worker, event)`` calls the matching handler of an ``entrypoint``
+instance, and ``answer(result)`` is its result as JSON. Keyword overrides replace the
+defaults named in a builder's signature; an unknown one raises ``TypeError``.
 """
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import inspect
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
 
 if TYPE_CHECKING:
-    import datetime as dt
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+
+    from polyserve.app import App
+    from polyserve.events import HttpRequest
+    from polyserve.testing import TestResponse
 
 __all__ = [
+    "BUILDERS",
+    "ClientTransport",
     "FakeBatch",
     "FakeBuffer",
     "FakeController",
@@ -33,6 +52,13 @@ __all__ = [
     "FakeRequest",
     "FakeResponse",
     "FakeRuntime",
+    "answer",
+    "build",
+    "client_transport",
+    "dispatch",
+    "invoke",
+    "kind_of",
+    "native",
 ]
 
 _NULL_BODY_STATUSES = frozenset({101, 204, 205, 304})
@@ -225,3 +251,281 @@ class FakeRuntime:
             )
         except ValueError as exc:
             raise TypeError(str(exc)) from None
+
+
+# -- native events as JSON ---------------------------------------------------------------
+
+_Body = str | bytes | dict[str, Any] | list[Any]
+
+
+def fetch(
+    method: str = "GET",
+    path: str = "/",
+    query: str | dict[str, str] = "",
+    headers: dict[str, str] | None = None,
+    body: _Body | None = None,
+    host: str = "app.example.workers.dev",
+    client_ip: str = "198.51.100.23",
+    ray: str = "8f3a1b2c4d5e6f70-AMS",
+) -> dict[str, Any]:
+    """A Fetch ``Request`` as the Worker's ``fetch`` receives it (Cloudflare's ``cf-*`` set)."""
+    text = query if isinstance(query, str) else urlencode(query)
+    url = f"https://{host}{quote(path, safe='/%')}" + (f"?{text}" if text else "")
+    hdrs = {
+        "cf-connecting-ip": client_ip,
+        "cf-ray": ray,
+        "host": host,
+        "x-forwarded-proto": "https",
+    } | {k.lower(): v for k, v in (headers or {}).items()}
+    event: dict[str, Any] = {"method": method.upper(), "url": url}
+    if isinstance(body, (dict, list)):
+        hdrs.setdefault("content-type", "application/json")
+        body = json.dumps(body)
+    event["headers"] = sorted([k, v] for k, v in hdrs.items())
+    if isinstance(body, bytes):
+        event["bodyBase64"] = base64.b64encode(body).decode()
+    elif body:
+        event["body"] = body
+    return event
+
+
+def _message_body(body: Any) -> Any:
+    if isinstance(body, (bytes, bytearray)):
+        return {"$arrayBuffer": base64.b64encode(body).decode()}
+    return body
+
+
+def message_batch(
+    body: Any = "",
+    queue: str = "orders",
+    message_id: str = "4a1c9d53e0b1f8e2a7c6d5b4a3f2e1d0",
+    attempts: int = 1,
+    timestamp: str = "2025-06-01T09:15:02.481Z",
+) -> dict[str, Any]:
+    """A ``MessageBatch`` of one message (``body``: any JSON value, or ``bytes``)."""
+    message = {
+        "id": message_id,
+        "timestamp": timestamp,
+        "attempts": attempts,
+        "body": _message_body(body),
+    }
+    return {"queue": queue, "messages": [message]}
+
+
+def r2_notification(
+    bucket: str = "photos",
+    key: str = "albums/lake.jpg",
+    action: str = "PutObject",
+    size: int = 482113,
+    queue: str = "photo-events",
+    event_time: str = "2025-07-14T08:02:11.512Z",
+) -> dict[str, Any]:
+    """An R2 event notification, delivered to the queue ``queue`` (``DeleteObject``, ...)."""
+    obj: dict[str, Any] = {"key": key}
+    if action in ("PutObject", "CopyObject", "CompleteMultipartUpload"):
+        obj |= {"size": size, "eTag": "5d41402abc4b2a76b9719d911017c592"}
+    notification = {
+        "account": "9e1c4a7b2d3f4e5a6b7c8d9e0f1a2b3c",
+        "action": action,
+        "bucket": bucket,
+        "object": obj,
+        "eventTime": event_time,
+    }
+    return message_batch(body=notification, queue=queue)
+
+
+def scheduled(cron: str = "0 3 * * *", scheduled_time: int = 1748746800000) -> dict[str, Any]:
+    """A Cron Trigger firing: the ``ScheduledController`` for ``cron`` (as in the Wrangler file)."""
+    return {"cron": cron, "scheduledTime": scheduled_time, "type": "scheduled"}
+
+
+BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {
+    "fetch": fetch,
+    "queue": message_batch,
+    "r2_notification": r2_notification,
+    "scheduled": scheduled,
+}
+
+
+def build(kind: str, **overrides: Any) -> dict[str, Any]:
+    """The native event of ``kind`` (a key of ``BUILDERS``) with ``overrides`` applied."""
+    try:
+        builder = BUILDERS[kind]
+    except KeyError:
+        raise KeyError(
+            f"unknown Cloudflare event kind {kind!r}; known: {', '.join(BUILDERS)}"
+        ) from None
+    allowed = inspect.signature(builder).parameters
+    unknown = sorted(set(overrides) - set(allowed))
+    if unknown:
+        raise TypeError(
+            f"unknown override(s) {', '.join(unknown)} for {kind!r}; known: {', '.join(allowed)}"
+        )
+    return builder(**overrides)
+
+
+def kind_of(event: object) -> str | None:
+    """``"fetch"``, ``"queue"`` or ``"scheduled"`` for a JSON event of that shape, else ``None``."""
+    if not isinstance(event, dict):
+        return None
+    if {"method", "url", "headers"} <= event.keys():
+        return "fetch"
+    if {"queue", "messages"} <= event.keys():
+        return "queue"
+    if {"cron", "scheduledTime"} <= event.keys():
+        return "scheduled"
+    return None
+
+
+def _js_value(value: Any) -> Any:
+    if isinstance(value, dict) and value.keys() == {"$arrayBuffer"}:
+        return FakeBuffer(base64.b64decode(value["$arrayBuffer"]))
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    return FakeJsValue(value)
+
+
+def _date(value: str) -> FakeDate:
+    return FakeDate.from_datetime(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+
+
+def native(event: Mapping[str, Any]) -> FakeRequest | FakeBatch | FakeController:
+    """The stand-in the runtime would hand the Worker for the JSON ``event``.
+
+    Raises:
+        ValueError: ``event`` is none of the three shapes.
+    """
+    kind = kind_of(event)
+    if kind == "fetch":
+        if "bodyBase64" in event:
+            body = base64.b64decode(event["bodyBase64"])
+        else:
+            body = str(event.get("body", "")).encode()
+        pairs = [(str(k), str(v)) for k, v in event["headers"]]
+        return FakeRequest(event["method"], event["url"], pairs, body)
+    if kind == "queue":
+        messages = [
+            FakeMessage(m["id"], _js_value(m["body"]), _date(m["timestamp"]), m["attempts"])
+            for m in event["messages"]
+        ]
+        return FakeBatch(event["queue"], messages)
+    if kind == "scheduled":
+        return FakeController(event["scheduledTime"], event["cron"])
+    raise ValueError(
+        "not a Workers event: expected a Request (method, url, headers), a MessageBatch "
+        "(queue, messages) or a ScheduledController (cron, scheduledTime)"
+    )
+
+
+async def dispatch(worker: Any, event: Mapping[str, Any], env: Any = None) -> Any:
+    """Call ``worker``'s handler for ``event``: the ``FakeResponse`` of ``fetch``, the settled
+    ``FakeBatch`` of ``queue``, ``None`` for ``scheduled``; what a handler raises propagates."""
+    raw = native(event)
+    if isinstance(raw, FakeRequest):
+        return await worker.fetch(raw)
+    if isinstance(raw, FakeBatch):
+        await worker.queue(raw, env, FakeExecutionContext())
+        return raw
+    await worker.scheduled(raw, env, FakeExecutionContext())
+    return None
+
+
+def answer(result: Any) -> Any:
+    """``dispatch``'s result as JSON: a response's ``status``, ``headers`` and ``body`` (text, or
+    ``bodyBase64``), a batch's ``messages`` and how each was settled, or ``None``."""
+    if isinstance(result, FakeResponse):
+        out: dict[str, Any] = {"status": result.status, "headers": result.headers.entries()}
+        try:
+            out["body"] = result.content.decode()
+        except UnicodeDecodeError:
+            out["bodyBase64"] = base64.b64encode(result.content).decode()
+        return out
+    if isinstance(result, FakeBatch):
+        return {
+            "queue": result.queue,
+            "messages": [
+                {"id": m.id, "settled": m.settled, "retry": m.retry_options}
+                for m in result.messages
+            ],
+        }
+    return None
+
+
+# -- the hooks of polyserve.testing.TestClient(app, provider="cloudflare") and `polyserve invoke` --
+
+
+class ClientTransport:
+    """Sends a ``TestClient``'s requests and events through ``entrypoint(app)`` on the fakes.
+
+    Every method is a coroutine, as the Worker's handlers are. ``http`` answers with a
+    ``TestResponse`` whose ``native`` is the ``FakeResponse``; ``queue`` returns the
+    settled ``FakeBatch`` (each message ``acked`` or ``retried``); ``schedule`` returns
+    ``None``, raising what the handler raised.
+    """
+
+    def __init__(self, app: App, env: Any = None) -> None:
+        from polyserve_cloudflare import entrypoint
+
+        self.app = app
+        self.env = {} if env is None else env
+        self.worker = entrypoint(app, runtime=FakeRuntime())(FakeExecutionContext(), self.env)
+
+    async def http(self, request: HttpRequest) -> TestResponse:
+        from polyserve.events import Headers
+        from polyserve.testing import TestResponse
+
+        # A Fetch Headers joins the values of a repeated name.
+        headers = {k: ", ".join(v) for k, v in request.headers.to_multi_dict().items()}
+        headers.setdefault("cf-ray", request.request_id)
+        event = fetch(
+            method=request.method,
+            path=request.path,
+            query=request.query.to_string(),
+            headers=headers,
+            body=request.body,
+        )
+        response = await dispatch(self.worker, event, self.env)
+        pairs = response.headers.entries()
+        return TestResponse(response.status, Headers(pairs), response.content, native=response)
+
+    async def queue(self, name: str, body: Any, overrides: Mapping[str, Any]) -> Any:
+        event = build("queue", body="" if body is None else body, queue=name, **overrides)
+        return await dispatch(self.worker, event, self.env)
+
+    async def schedule(self, name: str, overrides: Mapping[str, Any]) -> Any:
+        from polyserve_cloudflare._scheduled import cron_table
+
+        crons = [cron for cron, logical in cron_table(self.app).items() if logical == name]
+        if not crons:
+            raise LookupError(f"schedule {name!r} has no cron= for a Cron Trigger to fire")
+        event = build("scheduled", cron=crons[0], **overrides)
+        return await dispatch(self.worker, event, self.env)
+
+    async def deliver(self, kind: str, overrides: Mapping[str, Any]) -> Any:
+        return await self.deliver_event(build(kind, **overrides))
+
+    async def deliver_event(self, event: Mapping[str, Any]) -> Any:
+        """Hand the JSON ``event`` to the Worker (see ``dispatch``)."""
+        return await dispatch(self.worker, event, self.env)
+
+
+def client_transport(app: App) -> ClientTransport:
+    """The transport ``polyserve.testing.TestClient(app, provider="cloudflare")`` sends through."""
+    return ClientTransport(app)
+
+
+def invoke(app: App, event: Mapping[str, Any]) -> Any:
+    """Run ``entrypoint(app)``'s handler for ``event`` once; its result as JSON (see ``answer``).
+
+    Raises:
+        UnsupportedEventError: ``event`` is none of the Workers event shapes.
+    """
+    import asyncio
+
+    from polyserve.errors import UnsupportedEventError
+
+    try:
+        native(event)  # a wrong event fails here, before the Worker is made
+    except ValueError as exc:
+        raise UnsupportedEventError(str(exc), description={"provider": "cloudflare"}) from None
+    return answer(asyncio.run(ClientTransport(app).deliver_event(event)))
