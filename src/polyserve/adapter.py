@@ -303,15 +303,21 @@ def malformed(what: str, exc: Exception) -> MalformedEventError:
         reason = f"missing attribute {name!r}" if name else "a field has the wrong type"
     elif isinstance(exc, TypeError):
         reason = "a field has the wrong type"
+    elif isinstance(exc, RecursionError):  # a value nested past the stack
+        reason = "a value is nested too deeply"
     else:
         reason = str(exc) or type(exc).__name__
     return MalformedEventError(f"malformed {what}: {reason}")
 
 
+_TRANSLATED = (AttributeError, KeyError, IndexError, TypeError, ValueError, RecursionError)
+
+
 class translating:  # used as a ``with`` statement, like contextlib's helpers
     """``with translating("SQS record"):`` turns lookup and type errors into ``MalformedEventError``.
 
-    polyserve's own errors pass through unchanged.
+    So does a ``RecursionError`` (a value nested past the stack). polyserve's own
+    errors pass through unchanged.
     """
 
     __slots__ = ("what",)
@@ -326,9 +332,7 @@ class translating:  # used as a ``with`` statement, like contextlib's helpers
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> None:
         # Never swallows: the error is either left as it is or replaced by the translation.
-        if isinstance(exc, (AttributeError, KeyError, IndexError, TypeError, ValueError)) and (
-            not isinstance(exc, PolyserveError)
-        ):
+        if isinstance(exc, _TRANSLATED) and not isinstance(exc, PolyserveError):
             raise malformed(self.what, exc) from None
 
 

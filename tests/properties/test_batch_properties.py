@@ -19,15 +19,15 @@ import asyncio
 import dataclasses
 from typing import Literal
 
+from adapters.aws.tests.support import FakeLambdaContext
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.properties.providers.aws import FakeLambdaContext
-from tests.properties.strategies import messages
 from tests.support.unreadable import unreadable
 
 import polyserve_aws
 from polyserve import App, BatchResult, Context, Message, Trigger
 from polyserve.retry import Retry
+from polyserve_testkit.strategies import messages
 
 MAX_ATTEMPTS = 5
 KINDS = ("ok", "fail", "retry", "undecodable")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import socket
 import threading
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from pydantic import BaseModel
 
 import polyserve_aws
 from polyserve import App
+from polyserve_testkit.servers import free_ports
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -77,14 +77,8 @@ def _api() -> FastAPI:
     return api
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_uvicorn(asgi: Any) -> tuple[str, Any]:
-    port = _free_port()
+    port = free_ports(1)[0]
     server = uvicorn.Server(uvicorn.Config(asgi, port=port, log_level="error", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

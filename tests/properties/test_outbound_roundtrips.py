@@ -16,17 +16,18 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from hypothesis import HealthCheck, given, settings
-from tests.properties.strategies import cloudevents, outbound_sends
 
 from polyserve import App, CloudEvent, Context, Message
 from polyserve.local import LocalServer
 from polyserve.outbound import MemoryBackend, Queue, Topic
 from polyserve.outbound.message import encode_payload
 from polyserve.tracing import TraceContext
+from polyserve_testkit.strategies import cloudevents, outbound_sends
 
 if TYPE_CHECKING:
     import pytest
-    from tests.support.servers import AzuriteServer, GcloudEmulator, MotoServer
+
+    from polyserve_testkit.servers import AzuriteServer, GcloudEmulator, MotoServer
 
 _NETWORK = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -194,10 +195,10 @@ def test_pubsub_through_the_cloudevent_handler(
 
 def test_storage_queue_through_the_azure_queue_trigger(azurite: AzuriteServer) -> None:
     from azure.storage.queue import QueueServiceClient
-    from tests.support.azure_queue_host import QueueHost
 
     import polyserve_azure
     from polyserve_azure.outbound import AzureBackend
+    from polyserve_testkit.azure_queue_host import QueueHost
 
     settings_ = {"AzureWebJobsStorage": azurite.connection_string}
     name = f"orders-{uuid.uuid4().hex[:8]}"

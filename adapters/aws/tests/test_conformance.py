@@ -26,7 +26,7 @@ from typing import Any, cast
 from urllib.parse import unquote, unquote_plus
 
 import pytest
-from adapters.aws.tests.support import EVENTS, FakeLambdaContext, Recorder, recording_app
+from adapters.aws.tests.support import EVENTS, FakeLambdaContext
 
 import polyserve_aws
 from polyserve import (
@@ -43,6 +43,7 @@ from polyserve import (
     WebSocketEvent,
 )
 from polyserve.errors import MalformedEventError, UnsupportedEventError
+from polyserve_testkit.recorder import Recorder
 
 UTC = dt.timezone.utc
 
@@ -473,7 +474,7 @@ def _item_id(record: dict[str, Any], key: Any) -> str:
 def test_sample_conforms(sample: Path) -> None:
     raw = json.loads(sample.read_text())
     kind = kind_of(raw)
-    recorder = recording_app()
+    recorder = Recorder.catch_all()
     handler = polyserve_aws.handler(recorder.app)
     ctx = FakeLambdaContext()
 

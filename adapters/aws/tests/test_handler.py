@@ -9,7 +9,7 @@ import textwrap
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from adapters.aws.tests.support import EVENTS, FakeLambdaContext, Recorder, load
+from adapters.aws.tests.support import EVENTS, FakeLambdaContext, load
 
 import polyserve_aws
 from polyserve import App
@@ -33,6 +33,8 @@ from polyserve_aws import (
 
 if TYPE_CHECKING:
     from types import ModuleType
+
+    from polyserve_testkit.recorder import Recorder
 
 # Which source recognises each of this adapter's samples (None: no source does).
 EXPECTED_SOURCE: dict[str, ModuleType | None] = {

@@ -32,7 +32,7 @@ from polyserve.tracing import TraceContext
 from polyserve_aws.outbound import AwsBackend
 
 if TYPE_CHECKING:
-    from tests.support.servers import MotoServer
+    from polyserve_testkit.servers import MotoServer
 
 TRACE = TraceContext("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", True)
 

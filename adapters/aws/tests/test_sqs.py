@@ -6,14 +6,18 @@ import copy
 import dataclasses
 import datetime as dt
 import pickle
+from typing import TYPE_CHECKING
 
 import pytest
-from adapters.aws.tests.support import FakeLambdaContext, Recorder, load
+from adapters.aws.tests.support import FakeLambdaContext, load
 
 import polyserve_aws
 from polyserve import App, Message
 from polyserve.errors import ConfigurationError, MalformedEventError
 from polyserve_aws import _sqs
+
+if TYPE_CHECKING:
+    from polyserve_testkit.recorder import Recorder
 
 
 def test_records_become_messages(recorder: Recorder, lambda_context: FakeLambdaContext) -> None:

@@ -21,7 +21,7 @@ from polyserve_aws import websocket
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from tests.support.servers import MotoServer
+    from polyserve_testkit.servers import MotoServer
 
 UTC = dt.timezone.utc
 

@@ -13,7 +13,6 @@ import azure.functions as func
 import pytest
 from adapters.azure.tests.support import (
     InvocationContext,
-    Recorder,
     assert_worker_accepts,
     bindings,
     call,
@@ -28,6 +27,8 @@ from polyserve import App, ConfigurationError, Context, Message, Trigger
 
 if TYPE_CHECKING:
     from azure.functions.decorators.function_app import Function
+
+    from polyserve_testkit.recorder import Recorder
 
 
 def _app(*registrations: tuple[Trigger, str, dict[str, Any]]) -> App:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from adapters.cloudflare.tests.d1_blocking import BlockingD1StoreFactory
-from tests.support.store_contract import StoreContract, StoreFactory
 
 from polyserve.errors import (
     ConfigurationError,
@@ -26,6 +25,7 @@ from polyserve.errors import (
 from polyserve.idempotency import Status, idempotent
 from polyserve_cloudflare.idempotency import D1Store
 from polyserve_cloudflare.testing import FakeD1, FakeRuntime
+from polyserve_testkit.store_contract import StoreContract, StoreFactory
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -25,7 +25,7 @@ from cloudevents.http import CloudEvent
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from tests.support.servers import GcloudEmulator
+    from polyserve_testkit.servers import GcloudEmulator
 
 pytestmark = pytest.mark.integration
 

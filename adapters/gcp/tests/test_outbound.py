@@ -16,7 +16,6 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tests.support.servers import free_ports
 
 import polyserve_gcp
 from polyserve import App, CloudEvent, Context
@@ -35,11 +34,12 @@ from polyserve.outbound import (
 from polyserve.outbound.backend import resolve_backend
 from polyserve.tracing import TraceContext
 from polyserve_gcp.outbound import GcpBackend
+from polyserve_testkit.servers import free_ports
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from tests.support.servers import GcloudEmulator, StorageEmulator
+    from polyserve_testkit.servers import GcloudEmulator, StorageEmulator
 
 pytestmark = pytest.mark.integration
 

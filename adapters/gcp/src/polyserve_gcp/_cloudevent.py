@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from polyserve.adapter import Event, run, run_native
+from polyserve.adapter import Event, from_rfc3339, optional_text, run, run_native, text
 from polyserve.errors import EventError, MalformedEventError, PolyserveError
 from polyserve.events import CloudEvent
 from polyserve.routing import Trigger
@@ -30,7 +30,6 @@ from polyserve_gcp import (
     _storage,
 )
 from polyserve_gcp._context import DEFAULT_TIMEOUT, make_context
-from polyserve_gcp._formats import optional_text, parse_time, text
 from polyserve_gcp._names import Names
 from polyserve_gcp._native import PROVIDER, UnclaimedEventError, claim
 from polyserve_gcp._problem import answer_event_errors
@@ -165,7 +164,7 @@ def to_event(event: CloudEventLike, context: Context, names: Mapping[str, str]) 
     if isinstance(when, dt.datetime):
         time: dt.datetime | None = when
     else:
-        time = parse_time(when, "CloudEvent time") if when else None
+        time = from_rfc3339(when, "CloudEvent time") if when else None
     typed = CloudEvent(
         id=text(attrs, "id", what),
         source=text(attrs, "source", what),

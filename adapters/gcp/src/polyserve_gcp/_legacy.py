@@ -31,13 +31,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from polyserve.adapter import Event, run, run_native
+from polyserve.adapter import Event, as_object, from_rfc3339, json_object, run, run_native
 from polyserve.errors import EventError, MalformedEventError, PolyserveError
 from polyserve.events import CloudEvent, StorageAction
 from polyserve.routing import Trigger
 from polyserve_gcp import _firestore, _pubsub, _storage
 from polyserve_gcp._context import DEFAULT_TIMEOUT, make_context
-from polyserve_gcp._formats import as_object, json_object, last_segment, parse_time
+from polyserve_gcp._formats import last_segment
 from polyserve_gcp._names import Names
 from polyserve_gcp._native import PROVIDER, UnclaimedEventError, claim
 from polyserve_gcp._problem import answer_event_errors
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from polyserve.context import Context
     from polyserve_gcp.types import BackgroundFunction, LegacyContext
 
-__all__ = ["BackgroundSource", "background", "matches", "to_event", "to_native"]
+__all__ = ["BackgroundSource", "background", "read_event"]
 
 
 def background(
@@ -113,14 +113,9 @@ class BackgroundSource:
         return None
 
 
-def matches(data: Any, context: LegacyContext) -> bool:
-    """Every background event matches: types without a mapping become CloudEvents."""
-    return True
-
-
 def _translated(data: Any, context: LegacyContext, app: App, names: Names) -> Event:
     try:
-        return to_event(data, context, app, names)
+        return read_event(data, context, app, names)
     except PolyserveError:
         raise
     except Exception as exc:
@@ -136,7 +131,7 @@ def _resource_name(resource: Any) -> str:
     return resource
 
 
-def to_event(data: Any, context: LegacyContext, app: App, names: Names) -> Event:
+def read_event(data: Any, context: LegacyContext, app: App, names: Names) -> Event:
     """The typed event for a background event and the registration it goes to."""
     event_type = context.event_type
     if not isinstance(event_type, str) or not event_type:
@@ -189,14 +184,9 @@ def _generic(
         id=event_id,
         source=str(source or ""),
         type=event_type,
-        time=parse_time(timestamp, "background event timestamp") if timestamp else None,
+        time=from_rfc3339(timestamp, "background event timestamp") if timestamp else None,
         datacontenttype="application/json" if isinstance(data, (dict, list)) else None,
         data=data,
         raw=raw,
     )
     return Event(Trigger.CLOUDEVENT, event_type, typed)
-
-
-def to_native(result: object) -> None:
-    """Nothing: returning completes the event; raising fails it (retried if enabled)."""
-    return None

@@ -9,6 +9,8 @@ Where the trace comes from, first found wins:
   libraries write when OpenTelemetry is on (``googclient_traceparent``), a plain
   ``traceparent`` attribute a producer set itself (``polyserve_gcp.outbound`` writes
   it), or the ``ce-traceparent`` attribute of a CloudEvent in binary mode.
+- Pub/Sub push requests (the HTTP target's push path): the message attributes as
+  above, else the request's headers.
 
 A malformed value is ignored, never an error. Every log line of a traced invocation
 carries ``logging.googleapis.com/trace`` (``projects/PROJECT/traces/TRACE_ID``),

@@ -1,9 +1,9 @@
 """Real servers for the integration tests, each started by a session fixture.
 
-Load this module as a pytest plugin (``pytest_plugins = ["tests.support.servers"]``). A server
-starts the first time a test asks for its fixture, on a free port bound to 127.0.0.1 only, keeps
-its data in memory or in a temporary directory, and is stopped with its whole process group at
-the end of the session. Each fixture yields a frozen dataclass with what a client needs.
+Load this module as a pytest plugin (``pytest_plugins = ["polyserve_testkit.servers"]``, as the
+root ``conftest.py`` does). A server starts the first time a test asks for its fixture, on a free
+port bound to 127.0.0.1 only, keeps its data in memory or in a temporary directory, and is
+stopped with its whole process group at the end of the session. Each fixture yields a frozen dataclass with what a client needs.
 
 Fixtures::
 
@@ -58,7 +58,9 @@ __all__ = [
 ]
 
 HOST = "127.0.0.1"
-ROOT = Path(__file__).resolve().parents[2]
+# The repository this package is installed from (editable, like every workspace member):
+# the servers .ci/install-servers installs live in it.
+ROOT = Path(__file__).resolve().parents[3]
 NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
 # Where .ci/install-servers unpacks DynamoDB Local: the jar, with its native SQLite
 # libraries in DynamoDBLocal_lib/ beside it.

@@ -28,29 +28,19 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-from tests.properties.providers import MessageCodec, NativeResponse, RawHttpCodec
+from adapters.aws.tests.support import FakeLambdaContext
 
 import polyserve_aws
 from polyserve import Headers, HttpRequest, Message, QueryParams
 from polyserve_aws.testing import build
+from polyserve_testkit.codecs import MessageCodec, NativeResponse, RawHttpCodec
 
 if TYPE_CHECKING:
     from polyserve import App
 
-__all__ = ["HTTP_CODECS", "MESSAGE_CODECS", "BatchItemFailedError", "FakeLambdaContext"]
+__all__ = ["HTTP_CODECS", "MESSAGE_CODECS", "BatchItemFailedError"]
 
 _ACCOUNT = "123456789012"
-
-
-@dataclasses.dataclass
-class FakeLambdaContext:
-    """The Lambda context object, with the request id the codec chose."""
-
-    aws_request_id: str
-    function_name: str = "portability"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 class BatchItemFailedError(Exception):
