@@ -143,7 +143,7 @@ class _SqsOptions:
         return self._sqs.matches(raw)
 
     def to_event(self, raw: Any, context: Context, names: Mapping[str, str]) -> Batch:
-        return self._sqs.to_event(raw, context, names, per_group=self._per_group)
+        return self._sqs.batch_of(raw, names, per_group=self._per_group)
 
     def to_native(self, outcome: BatchResult, raw: Any, context: Context) -> Any:
         response = self._sqs.to_native(outcome, raw, context)

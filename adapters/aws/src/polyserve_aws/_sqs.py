@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from polyserve.context import Context
     from polyserve.tracing import TraceContext
 
-__all__ = ["is_fifo", "is_http", "matches", "message", "to_event", "to_native"]
+__all__ = ["batch_of", "is_fifo", "is_http", "matches", "message", "to_event", "to_native"]
 
 is_http = False
 
@@ -64,14 +64,15 @@ def is_fifo(record: dict[str, Any]) -> bool:
     return isinstance(attributes, dict) and "MessageGroupId" in attributes
 
 
-def to_event(
-    raw: dict[str, Any], context: Context, names: Mapping[str, str], *, per_group: bool = True
-) -> Batch:
-    """The records, for their queues' registrations; in order for a FIFO queue.
+def to_event(raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> Batch:
+    """The records, for their queues' registrations; in order for a FIFO queue, where
+    a failure stops only its message group."""
+    return batch_of(raw, names, per_group=True)
 
-    A FIFO queue's failure stops only its message group, or with ``per_group=False``
-    the whole batch.
-    """
+
+def batch_of(raw: dict[str, Any], names: Mapping[str, str], *, per_group: bool) -> Batch:
+    """``to_event`` with the handler's FIFO option: with ``per_group=False`` a FIFO
+    queue's failure stops the whole batch."""
     records: list[Any] = raw["Records"]
 
     def decode(record: Any) -> tuple[str, object]:

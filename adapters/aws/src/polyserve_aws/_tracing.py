@@ -75,19 +75,41 @@ def _carried(event: dict[str, Any]) -> TraceContext | None:
 def _headers(event: dict[str, Any]) -> Mapping[str, Any]:
     # HTTP events carry lower-case names (payload 2.0) or the client's (payload 1.0,
     # ALB); only the three trace headers are looked for.
+    # VPC Lattice v2 lists each header's values; Lambda@Edge keeps CloudFront's request,
+    # whose headers are lists of {"key", "value"} under lower-case names.
     headers = event.get("headers")
     if not isinstance(headers, dict):
-        multi = event.get("multiValueHeaders")
-        if not isinstance(multi, dict):
-            return {}
-        headers = {k: v[-1] for k, v in multi.items() if isinstance(v, list) and v}
+        headers = event.get("multiValueHeaders")
+    if not isinstance(headers, dict):
+        headers = _edge_headers(event)
     found: dict[str, Any] = {}
     for name, value in headers.items():
         if isinstance(name, str):
             lower = name.lower()
             if lower in ("traceparent", "tracestate", "x-amzn-trace-id"):
-                found[lower] = value
+                found[lower] = _last(value)
     return found
+
+
+def _edge_headers(event: dict[str, Any]) -> dict[str, Any]:
+    records = event.get("Records")
+    if not isinstance(records, list) or len(records) != 1 or not isinstance(records[0], dict):
+        return {}
+    cf = records[0].get("cf")
+    request = cf.get("request") if isinstance(cf, dict) else None
+    headers = request.get("headers") if isinstance(request, dict) else None
+    return headers if isinstance(headers, dict) else {}
+
+
+def _last(value: Any) -> Any:
+    """A header's value: the last of a list of values, or of CloudFront's {"value"} items."""
+    if isinstance(value, list):
+        if not value:
+            return None
+        value = value[-1]
+    if isinstance(value, dict):
+        return value.get("value")
+    return value
 
 
 def log_fields(context: Context) -> dict[str, str]:
