@@ -74,8 +74,11 @@ def matches(raw: dict[str, Any]) -> bool:
 
 def kind(raw: dict[str, Any]) -> Kind:
     """Which service sent a recognised event: a REST API, an HTTP API or a Function URL."""
-    if not _is_v2(raw):
-        return "rest"
+    return _v2_kind(raw) if _is_v2(raw) else "rest"
+
+
+def _v2_kind(raw: dict[str, Any]) -> Kind:
+    # A Function URL's domain is <url-id>.lambda-url.<region>.on.aws.
     context = raw.get("requestContext")
     domain = context.get("domainName") if isinstance(context, dict) else None
     return "function_url" if isinstance(domain, str) and ".lambda-url." in domain else "http"
@@ -90,13 +93,14 @@ def to_event(raw: dict[str, Any], context: Context, names: Mapping[str, str]) ->
         MalformedEventError: a required field is missing or has the wrong type, or the
             body is not valid base64 (code ``invalid_base64``).
     """
-    what = _WHAT[kind(raw)]
+    is_v2 = _is_v2(raw)
+    what = _WHAT[_v2_kind(raw)] if is_v2 else _WHAT["rest"]
     # A plain try rather than ``with translating(what)``: the same translation, at no
     # cost when nothing is raised (a with-statement costs 5% of a small GET).
     try:
-        if what is _WHAT["rest"]:
-            return _v1_request(raw, context, what)
-        return _v2_request(raw, context, what)
+        if is_v2:
+            return _v2_request(raw, context, what)
+        return _v1_request(raw, context, what)
     except PolyserveError:
         raise
     except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
