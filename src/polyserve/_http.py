@@ -78,7 +78,7 @@ class HttpDispatch:
                 response = await self._error(exc, request, inv, None)
             if response.__class__ is not HttpResponse:
                 response = render(response, 200)
-            if self._app.cors is not None or request.method.upper() == "HEAD":
+            if self._app.cors is not None or request.method == "HEAD":
                 response = self._finish(request, response)
         finally:
             if inv.has_teardowns:
@@ -156,6 +156,7 @@ class HttpDispatch:
         binder, route = plan.binder, plan.route
         fn, is_async, status, shape = route.endpoint, binder.is_async, route.status, binder.shape
         needs_dependencies = bool(binder.dependencies or plan.dependencies)
+        path_only, body_only = shape is Shape.PATH_ONLY, shape is Shape.BODY_ONLY
         names = route.param_names
 
         async def endpoint(request: HttpRequest, inv: Invocation) -> HttpResponse:
@@ -165,9 +166,9 @@ class HttpDispatch:
                         await resolver.dependency(depends, request, inv, names, http=True)
                     kwargs = await resolver.http_arguments(binder, request, inv, names)
                     result = await inv.call(fn, is_async, **kwargs)
-                elif shape is Shape.PATH_ONLY:
+                elif path_only:
                     result = await inv.call(fn, is_async, **inv.path_params)
-                elif shape is Shape.BODY_ONLY:
+                elif body_only:
                     result = await inv.call(fn, is_async, binder.body_argument(request))
                 else:
                     kwargs = await resolver.http_arguments(binder, request, inv, names)

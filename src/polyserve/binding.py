@@ -156,6 +156,7 @@ class Binder:
     """
 
     __slots__ = (
+        "bound",
         "dependencies",
         "fn",
         "is_async",
@@ -198,6 +199,8 @@ class Binder:
             raise ConfigurationError(f"{fn!r} declares more than one body: {bodies}")
         self.params = tuple(params)
         self.dependencies = tuple(p for p in params if p.source is Source.DEPENDENCY)
+        #: The parameters bound from the request or event: every one but the dependencies.
+        self.bound = tuple(p for p in params if p.source is not Source.DEPENDENCY)
         #: Whether binding needs the invocation's request or event at all: a function
         #: that takes only process-scoped dependencies can be called once per process.
         self.uses_invocation = any(
@@ -224,7 +227,7 @@ class Binder:
             MalformedEventError: the body is not valid JSON.
         """
         kwargs: dict[str, Any] = {}
-        for p in self.params:
+        for p in self.bound:
             source = p.source
             if source is Source.PATH:
                 kwargs[p.name] = path_params[p.alias]
@@ -267,7 +270,7 @@ class Binder:
             EventValidationError: the payload does not validate against the declared type.
         """
         kwargs: dict[str, Any] = {}
-        for p in self.params:
+        for p in self.bound:
             if p.source is Source.EVENT:
                 if p.annotation is not Any and not isinstance(event, p.annotation):
                     carried = _carried_cloudevent(event, p.annotation)
