@@ -14,6 +14,7 @@ from polyserve.errors import HttpError, InvalidHeaderError, PayloadTooLargeError
 from polyserve.events.http import _CONTENT_TYPES, HttpResponse
 from polyserve.paths import normalize_path
 from polyserve.pipeline import chain, find_exception_handler, is_async_callable
+from polyserve.streaming import StreamingResponse, collect, collect_blocking, is_stream
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
 TYPE_CHECKING = False
@@ -34,6 +35,7 @@ __all__ = ["HttpDispatch", "error_response", "render"]
 
 # The shared JSON content type: responses need not check it again (see HttpResponse).
 _JSON = _CONTENT_TYPES["application/json"]
+_OCTETS = _CONTENT_TYPES["application/octet-stream"]
 
 
 class _Plan:
@@ -69,8 +71,13 @@ class HttpDispatch:
         self._async_handlers: dict[Callable[..., Any], bool] = {}
         self._chain = chain(app.middleware_stack(), self._route_step, http=True)
 
-    async def serve(self, request: HttpRequest, inv: Invocation) -> HttpResponse:
-        """Answer ``request``. Never raises: every error becomes an HTTP error response."""
+    async def serve(
+        self, request: HttpRequest, inv: Invocation, *, stream: bool = False
+    ) -> HttpResponse:
+        """Answer ``request``. Never raises: every error becomes an HTTP error response.
+
+        A ``StreamingResponse`` is returned as such with ``stream``, else read whole.
+        """
         try:
             try:
                 response = await self._chain(request, inv)
@@ -83,6 +90,13 @@ class HttpDispatch:
         finally:
             if inv.has_teardowns:
                 await inv.close()
+        if response.__class__ is StreamingResponse and not stream:
+            try:
+                if inv.is_blocking:
+                    return collect_blocking(response)
+                return await collect(response, offload=inv.offload)
+            except Exception as exc:
+                return error_response(exc, inv.context)
         return response
 
     async def _route_step(self, request: HttpRequest, inv: Invocation) -> HttpResponse:
@@ -207,15 +221,26 @@ class HttpDispatch:
         if request.method == "HEAD" and response.body:
             headers = response.headers.with_set("content-length", str(len(response.body)))
             response = HttpResponse(response.status, headers, b"")
+        elif request.method == "HEAD" and isinstance(response, StreamingResponse):
+            # No body goes out, so the stream is dropped unread.
+            _drop(response.chunks)
+            response = HttpResponse(response.status, response.headers, b"")
         return response
+
+
+def _drop(chunks: Any) -> None:
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
 
 
 def render(result: Any, status: int) -> HttpResponse:
     """The response for a handler's return value.
 
     ``HttpResponse`` as is; ``dict``, ``list``, a pydantic model or a dataclass as
-    JSON; ``str`` as text; ``bytes`` as binary; ``None`` as 204 (or the route's
-    status, if not 200).
+    JSON; ``str`` as text; ``bytes`` as binary; an iterator or async iterator of
+    ``bytes`` as a ``StreamingResponse`` (``application/octet-stream``); ``None``
+    as 204 (or the route's status, if not 200).
     """
     cls = result.__class__
     if cls is dict or cls is list:  # the commonest results, first
@@ -228,6 +253,8 @@ def render(result: Any, status: int) -> HttpResponse:
         return HttpResponse.text(result, status)
     if isinstance(result, (bytes, bytearray, memoryview)):
         return HttpResponse.binary(bytes(result), status)
+    if is_stream(result):
+        return StreamingResponse(status, _OCTETS, b"", result)
     serializer = getattr(type(result), "__pydantic_serializer__", None)
     if serializer is not None and hasattr(result, "model_dump"):
         # The model's own serializer, straight to JSON bytes.

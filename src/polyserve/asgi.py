@@ -21,6 +21,7 @@ from polyserve.errors import EventError
 from polyserve.events.headers import Headers, QueryParams
 from polyserve.events.http import HttpRequest
 from polyserve.paths import decode_path
+from polyserve.streaming import StreamingResponse, iterate
 
 if TYPE_CHECKING:
     from polyserve.app import App
@@ -162,7 +163,7 @@ async def serve(app: App, scope: dict[str, Any], receive: Receive, send: Send) -
         response = error_response(exc, context)
     else:
         context = Context("local", invocation_id=request.request_id, function_name=app.name)
-        response = await app.handle_http_async(request, context)
+        response = await app.handle_http_async(request, context, stream=True)
     await send(
         {
             "type": "http.response.start",
@@ -173,4 +174,10 @@ async def serve(app: App, scope: dict[str, Any], receive: Receive, send: Send) -
             ],
         }
     )
+    if isinstance(response, StreamingResponse):
+        # Each chunk as it comes; a failure midway ends the body (and is logged).
+        async for chunk in iterate(response, context, offload=True):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return
     await send({"type": "http.response.body", "body": response.body})
