@@ -111,6 +111,19 @@ def test_http_errors_are_problem_json(live: Live) -> None:
     assert response.json()["code"] == "not_found"
 
 
+def test_http_stream_reaches_the_client_chunk_by_chunk(live: Live) -> None:
+    url = live.urls["http"]
+    with live.client.stream("GET", url + "/stream") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/event-stream"
+        assert response.headers.get("transfer-encoding") == "chunked"
+        chunks = response.iter_raw()
+        assert next(chunks) == b"first\n"
+        # The handler is waiting: a second request lets it go on.
+        assert live.client.post(url + "/release").status_code == 204
+        assert b"".join(chunks) == b"second\n"
+
+
 def test_pubsub_push_is_acknowledged_with_204(live: Live) -> None:
     envelope = load("pubsub-push.json")
     envelope["message"]["messageId"] = "push-1"

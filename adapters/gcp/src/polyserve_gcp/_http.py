@@ -25,6 +25,10 @@ handler). A POST to ``schedule_path`` (default ``/_scheduler``) is a Cloud
 Scheduler HTTP job (see ``_scheduler``). Both answer 204 on success, so Pub/Sub
 acknowledges; a rejected event gets its 4xx and a failed handler 500, so Pub/Sub
 redelivers. Set either path to ``None`` to give it back to the app.
+
+A streamed response (a handler's iterator, a mounted app's ``StreamingResponse``)
+goes out chunk by chunk, as a Flask response over an iterator, which gunicorn
+sends chunked.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from typing import TYPE_CHECKING
 from polyserve.adapter import error_response
 from polyserve.errors import ConfigurationError, EventError, MalformedEventError, PolyserveError
 from polyserve.events import Headers, HttpRequest, HttpResponse, QueryParams, decode_path
+from polyserve.streaming import StreamingResponse, iterate_blocking
 from polyserve_gcp import _pubsub, _scheduler
 from polyserve_gcp._context import DEFAULT_TIMEOUT, make_context
 from polyserve_gcp._formats import as_object
@@ -112,7 +117,9 @@ def http(
                 app, native, ctx, lambda: _scheduler.to_event(native, schedule, lookup)
             )
         else:
-            response = app.handle_http(native, ctx)
+            response = app.handle_http(native, ctx, stream=True)
+            if isinstance(response, StreamingResponse):
+                return _streamed(response, ctx)
         return to_native(response)
 
     return handle_http
@@ -173,6 +180,21 @@ def to_native(response: HttpResponse) -> flask.Response:
         native.headers.add(name, value)
     if length is not None and "content-length" not in response.headers:
         native.headers["Content-Length"] = length
+    return native
+
+
+def _streamed(response: StreamingResponse, context: Context) -> flask.Response:
+    """A Flask response that sends ``response``'s chunks as they come.
+
+    Werkzeug sends a body given as an iterator without ``Content-Length``, so the
+    server (gunicorn under functions-framework) sends it chunked.
+    """
+    import flask
+
+    native = flask.Response(iterate_blocking(response, context), status=response.status)
+    native.headers.clear()
+    for name, value in response.headers.multi_items():
+        native.headers.add(name, value)
     return native
 
 
