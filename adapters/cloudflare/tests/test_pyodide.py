@@ -211,3 +211,16 @@ def test_r2_notifications_reach_the_storage_handler(run: dict[str, Any]) -> None
         "at": "2025-07-14T08:02:11.512000+00:00",
     }
     assert (delete["action"], delete["key"], delete["size"]) == ("deleted", "old.jpg", None)
+
+
+def test_a_streamed_body_is_read_chunk_by_chunk_while_the_handler_runs(
+    run: dict[str, Any],
+) -> None:
+    # "first" was read before the release, so the handler was still running.
+    assert run["http"]["stream"] == {
+        "status": 200,
+        "contentType": "text/event-stream",
+        "isStream": True,
+        "chunks": ["first", "second"],
+        "releaseStatus": 204,
+    }
