@@ -7,6 +7,8 @@ first chunk while the stream is still open, which only a streaming server allows
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -31,13 +33,15 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
+@contextlib.contextmanager
+def _serving(lifespan_log: Path) -> Iterator[str]:
+    """``polyserve serve`` of the sample app on a free port; stopped with SIGTERM at the end."""
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "polyserve._cli", "serve", "streaming_app:app",
          "--app-dir", str(Path(__file__).parent / "streaming_sample"), "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT,
+        env={**os.environ, "POLYSERVE_LIFESPAN_LOG": str(lifespan_log)},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -53,7 +57,7 @@ def base_url() -> Iterator[str]:
                 time.sleep(0.1)
         yield url
     finally:
-        proc.terminate()
+        proc.terminate()  # SIGTERM: uvicorn shuts down gracefully
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -61,6 +65,12 @@ def base_url() -> Iterator[str]:
             proc.wait(timeout=10)
         if proc.stdout:
             proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with _serving(tmp_path_factory.mktemp("serve") / "lifespan.log") as url:
+        yield url
 
 
 @pytest.mark.parametrize(("path", "name"), [("/api/events", "mounted"), ("/own", "own")])
@@ -77,3 +87,12 @@ def test_the_first_chunk_arrives_before_the_stream_ends(
             assert client.post(f"/release/{name}").status_code == 204
             assert b"".join(chunks) == b"second\n"
         assert response.headers.get("transfer-encoding") == "chunked"
+
+
+def test_the_lifespan_starts_with_the_server_and_ends_with_it(tmp_path: Path) -> None:
+    log = tmp_path / "lifespan.log"
+    with _serving(log) as url:
+        assert log.read_text() == "startup\n"  # before any request reached the app
+        assert httpx.get(url + "/api/openapi.json").status_code == 200
+        assert log.read_text() == "startup\n"
+    assert log.read_text() == "startup\nshutdown\n"

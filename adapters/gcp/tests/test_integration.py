@@ -324,3 +324,20 @@ def test_emulator_pushes_a_published_message(live: Live, emulator: GcloudEmulato
     seen = live.one("topic", id=message_id)
     assert base64.b64decode(seen["body"]) == b"via emulator"
     assert seen["attributes"] == {"e2e": "yes"}
+
+
+def test_a_mounted_apps_lifespan_starts_once_and_shuts_down_with_the_worker(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "lifespan.log"
+    env = {"POLYSERVE_LIFESPAN_LOG": str(log)}
+    source = Path(__file__).parent / "mount_app.py"
+    with functions_framework(source, "handle_http", "http", tmp_path, env) as url:
+        with httpx.Client(timeout=TIMEOUT, trust_env=False) as client:
+            for _ in range(5):
+                assert client.get(url + "/anything").text == "ok"
+        started = log.read_text().split()
+        assert started[0] == "startup"
+    # Stopping the server (SIGTERM, as Cloud Run sends) lets the worker exit, which
+    # sends the lifespan shutdown, in the same process.
+    assert log.read_text().split() == ["startup", started[1], "shutdown", started[1]]

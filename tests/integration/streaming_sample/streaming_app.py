@@ -2,12 +2,15 @@
 
 Each stream sends ``first``, then waits (at most 10 s) until ``POST /release`` is
 called, then sends ``second``. A server that buffered the body would send nothing
-before the wait ended, and then ``timed out`` in place of ``second``.
+before the wait ended, and then ``timed out`` in place of ``second``. The mounted
+app's lifespan writes ``startup`` and ``shutdown`` to ``POLYSERVE_LIFESPAN_LOG``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
@@ -35,7 +38,19 @@ async def _chunks(name: str) -> AsyncIterator[bytes]:
     yield b"second\n"
 
 
-api = FastAPI()
+def _log(line: str) -> None:
+    with open(os.environ["POLYSERVE_LIFESPAN_LOG"], "a", encoding="utf-8") as out:
+        out.write(line + "\n")
+
+
+@contextlib.asynccontextmanager
+async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+    _log("startup")
+    yield
+    _log("shutdown")
+
+
+api = FastAPI(lifespan=lifespan)
 
 
 @api.get("/events")
