@@ -14,7 +14,7 @@ def _log(line: str) -> None:
         out.write(f"{line} {os.getpid()}\n")
 
 
-async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def asgi(scope: Any, receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         while True:
             message = await receive()
