@@ -9,12 +9,10 @@ binder, its middleware chain and its exception handlers, worked out once.
 from __future__ import annotations
 
 from polyserve._json import dumps
-from polyserve.binding import Shape
 from polyserve.errors import HttpError, InvalidHeaderError, PayloadTooLargeError, PolyserveError
 from polyserve.events.http import _CONTENT_TYPES, HttpResponse
 from polyserve.paths import normalize_path
 from polyserve.pipeline import chain, find_exception_handler, is_async_callable
-from polyserve.streaming import StreamingResponse, collect, collect_blocking, is_stream
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
 TYPE_CHECKING = False
@@ -90,13 +88,18 @@ class HttpDispatch:
         finally:
             if inv.has_teardowns:
                 await inv.close()
-        if response.__class__ is StreamingResponse and not stream:
-            try:
-                if inv.is_blocking:
-                    return collect_blocking(response)
-                return await collect(response, offload=inv.offload)
-            except Exception as exc:
-                return error_response(exc, inv.context)
+        if response.__class__ is not HttpResponse and not stream:
+            # A StreamingResponse (render gave HttpResponse or it): its module is
+            # loaded only by apps that stream, as the check above costs nothing.
+            from polyserve.streaming import StreamingResponse, collect, collect_blocking
+
+            if isinstance(response, StreamingResponse):
+                try:
+                    if inv.is_blocking:
+                        return collect_blocking(response)
+                    return await collect(response, offload=inv.offload)
+                except Exception as exc:
+                    return error_response(exc, inv.context)
         return response
 
     async def _route_step(self, request: HttpRequest, inv: Invocation) -> HttpResponse:
@@ -166,6 +169,9 @@ class HttpDispatch:
         return plan
 
     def _endpoint(self, plan: _Plan) -> Step:
+        # Loaded with the first route plan: a request to a mounted ASGI app needs none.
+        from polyserve.binding import Shape
+
         resolver = self._app.resolver
         binder, route = plan.binder, plan.route
         fn, is_async, status, shape = route.endpoint, binder.is_async, route.status, binder.shape
@@ -221,9 +227,9 @@ class HttpDispatch:
         if request.method == "HEAD" and response.body:
             headers = response.headers.with_set("content-length", str(len(response.body)))
             response = HttpResponse(response.status, headers, b"")
-        elif request.method == "HEAD" and isinstance(response, StreamingResponse):
-            # No body goes out, so the stream is dropped unread.
-            _drop(response.chunks)
+        elif request.method == "HEAD" and response.__class__ is not HttpResponse:
+            # A StreamingResponse: no body goes out, so the stream is dropped unread.
+            _drop(getattr(response, "chunks", None))
             response = HttpResponse(response.status, response.headers, b"")
         return response
 
@@ -253,7 +259,9 @@ def render(result: Any, status: int) -> HttpResponse:
         return HttpResponse.text(result, status)
     if isinstance(result, (bytes, bytearray, memoryview)):
         return HttpResponse.binary(bytes(result), status)
-    if is_stream(result):
+    if hasattr(cls, "__anext__") or hasattr(cls, "__next__"):  # polyserve.streaming.is_stream
+        from polyserve.streaming import StreamingResponse
+
         return StreamingResponse(status, _OCTETS, b"", result)
     serializer = getattr(type(result), "__pydantic_serializer__", None)
     if serializer is not None and hasattr(result, "model_dump"):

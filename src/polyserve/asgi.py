@@ -19,9 +19,8 @@ from polyserve.app import error_response
 from polyserve.context import Context
 from polyserve.errors import EventError
 from polyserve.events.headers import Headers, QueryParams
-from polyserve.events.http import HttpRequest
+from polyserve.events.http import HttpRequest, HttpResponse
 from polyserve.paths import decode_path
-from polyserve.streaming import StreamingResponse, iterate
 
 if TYPE_CHECKING:
     from polyserve.app import App
@@ -174,10 +173,13 @@ async def serve(app: App, scope: dict[str, Any], receive: Receive, send: Send) -
             ],
         }
     )
-    if isinstance(response, StreamingResponse):
-        # Each chunk as it comes; a failure midway ends the body (and is logged).
-        async for chunk in iterate(response, context, offload=True):
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
-        return
+    if response.__class__ is not HttpResponse:  # loaded only by apps that stream
+        from polyserve.streaming import StreamingResponse, iterate
+
+        if isinstance(response, StreamingResponse):
+            # Each chunk as it comes; a failure midway ends the body (and is logged).
+            async for chunk in iterate(response, context, offload=True):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            return
     await send({"type": "http.response.body", "body": response.body})

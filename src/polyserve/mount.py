@@ -46,7 +46,6 @@ import threading
 from polyserve.errors import ConfigurationError, MountedAppError, StartupError
 from polyserve.events.headers import Headers
 from polyserve.events.http import HttpResponse
-from polyserve.streaming import StreamingResponse
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
 TYPE_CHECKING = False
@@ -427,6 +426,8 @@ class Mount:
         status = exchange.status
         if exchange.queue is not None and status is not None:
             # Sent on as it comes: what goes wrong from here ends the stream early.
+            from polyserve.streaming import StreamingResponse
+
             stream = _Stream(exchange, task, loop)
             return StreamingResponse(status, Headers(exchange.headers), b"", stream)
         if exchange.error is not None:

@@ -20,15 +20,13 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 from polyserve.adapter import problem
 from polyserve.errors import MalformedEventError
-from polyserve.events import Headers, HttpRequest, QueryParams, decode_path
-from polyserve.streaming import StreamingResponse, iterate
+from polyserve.events import Headers, HttpRequest, HttpResponse, QueryParams, decode_path
 from polyserve_cloudflare import _tracing
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from polyserve.context import Context
-    from polyserve.events import HttpResponse
     from polyserve.identity import Principal
     from polyserve_cloudflare.types import JsHeaders, JsRequest, JsRuntime
 
@@ -109,11 +107,14 @@ def to_native(outcome: HttpResponse, raw: Fetch, context: Context) -> Any:
     """The JavaScript ``Response`` for ``outcome``; one the runtime refuses (a
     newline in a header value, say) is logged and answered with a 500."""
     try:
-        if isinstance(outcome, StreamingResponse) and outcome.status not in _NULL_BODY_STATUSES:
-            chunks = iterate(outcome, context)
-            return raw.runtime.new_stream_response(
-                outcome.status, outcome.headers.multi_items(), chunks
-            )
+        if outcome.__class__ is not HttpResponse:  # loaded only by apps that stream
+            from polyserve.streaming import StreamingResponse, iterate
+
+            if isinstance(outcome, StreamingResponse) and outcome.status not in _NULL_BODY_STATUSES:
+                chunks = iterate(outcome, context)
+                return raw.runtime.new_stream_response(
+                    outcome.status, outcome.headers.multi_items(), chunks
+                )
         return response_of(outcome, raw.runtime)
     except Exception as exc:
         context.logger.exception("response could not be sent", exc)

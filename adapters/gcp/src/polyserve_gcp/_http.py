@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING
 from polyserve.adapter import error_response
 from polyserve.errors import ConfigurationError, EventError, MalformedEventError, PolyserveError
 from polyserve.events import Headers, HttpRequest, HttpResponse, QueryParams, decode_path
-from polyserve.streaming import StreamingResponse, iterate_blocking
 from polyserve_gcp import _pubsub, _scheduler
 from polyserve_gcp._context import DEFAULT_TIMEOUT, make_context
 from polyserve_gcp._formats import as_object
@@ -54,6 +53,7 @@ if TYPE_CHECKING:
     from polyserve import App, Context
     from polyserve.adapter import Event
     from polyserve.identity import HeaderTrust
+    from polyserve.streaming import StreamingResponse
     from polyserve_gcp.types import HttpFunction
 
 __all__ = ["http", "matches", "request_id", "to_event", "to_native"]
@@ -118,8 +118,11 @@ def http(
             )
         else:
             response = app.handle_http(native, ctx, stream=True)
-            if isinstance(response, StreamingResponse):
-                return _streamed(response, ctx)
+            if response.__class__ is not HttpResponse:  # loaded only by apps that stream
+                from polyserve.streaming import StreamingResponse
+
+                if isinstance(response, StreamingResponse):
+                    return _streamed(response, ctx)
         return to_native(response)
 
     return handle_http
@@ -190,6 +193,8 @@ def _streamed(response: StreamingResponse, context: Context) -> flask.Response:
     server (gunicorn under functions-framework) sends it chunked.
     """
     import flask
+
+    from polyserve.streaming import iterate_blocking
 
     native = flask.Response(iterate_blocking(response, context), status=response.status)
     native.headers.clear()
