@@ -7,14 +7,18 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import FastAPI, Query, Request
+from fastapi.responses import StreamingResponse
 
 import polyserve_aws
 from polyserve import App
 
 from .support import FakeLambdaContext, load
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 
 def _handler() -> Any:
@@ -55,6 +59,46 @@ def test_a_path_the_mounted_app_lacks_is_its_own_404() -> None:
     result = _handler()(event, FakeLambdaContext())
     assert result["statusCode"] == 404
     assert json.loads(result["body"]) == {"detail": "Not Found"}
+
+
+def test_a_streamed_body_comes_whole_and_a_broken_app_is_a_500_problem() -> None:
+    api = FastAPI()
+
+    @api.post("/pets/{name}")
+    async def stream(name: str) -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"a"
+            yield b"b"
+            if name == "broken":
+                raise RuntimeError("secret detail")
+
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    app = App("pets")
+    app.mount("/", api)
+    handler = polyserve_aws.handler(app)
+    result = handler(load("apigw-http-post.json"), FakeLambdaContext())
+    assert (result["statusCode"], result["body"]) == (200, "ab")  # Lambda buffers the stream
+    event = load("apigw-http-post.json")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/pets/broken"
+    failed = handler(event, FakeLambdaContext())
+    assert failed["statusCode"] == 500
+    assert failed["headers"]["content-type"] == "application/problem+json"
+    assert "secret" not in failed["body"]
+    app.close()
+
+
+def test_an_oversize_body_is_refused_before_the_mounted_app() -> None:
+    seen: list[object] = []
+
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope)
+
+    app = App("small", max_body_size=8)
+    app.mount("/", asgi)
+    result = polyserve_aws.handler(app)(load("apigw-http-post.json"), FakeLambdaContext())
+    assert result["statusCode"] == 413
+    assert seen == []
 
 
 _SIGTERM_APP = """
