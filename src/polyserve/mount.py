@@ -220,7 +220,8 @@ class _Exchange:
     """
 
     __slots__ = (
-        "chunks", "done", "error", "head", "headers", "queue", "request_body", "room", "status",
+        "chunks", "done", "error", "expired", "head", "headers", "queue", "request_body", "room",
+        "status",
     )  # fmt: skip
 
     def __init__(self, body: bytes, head: asyncio.Future[None]) -> None:
@@ -233,6 +234,7 @@ class _Exchange:
         self.queue: asyncio.Queue[object] | None = None
         self.room: asyncio.Event | None = None
         self.error: BaseException | None = None
+        self.expired: float | None = None  # the deadline (s) that cancelled the app, if one did
 
     async def receive(self) -> Message:
         body = self.request_body
@@ -376,6 +378,13 @@ class _Stream:
             self._task.cancel()
 
 
+def _expire(exchange: _Exchange, task: asyncio.Task[None], timeout: float) -> None:
+    """The deadline has come: cancel the app's task, noting why."""
+    if not task.done():
+        exchange.expired = timeout
+        task.cancel()
+
+
 class Mount:
     """An ASGI app mounted at ``prefix``, with its lifespan and its event loop.
 
@@ -418,8 +427,13 @@ class Mount:
         exchange = _Exchange(request.body, loop.create_future())
         scope = scope_for(request, self.prefix, context, self._lifespan.state)
         task = loop.create_task(self._run(exchange, scope, context))
+        # The deadline cancels the app's task: one task per request, as under a server.
+        remaining = context.remaining_time()
+        timeout = DEFAULT_TIMEOUT if remaining is None else max(remaining, 0.001)
+        timer = loop.call_later(timeout, _expire, exchange, task, timeout)
+        task.add_done_callback(lambda _: timer.cancel())
         try:
-            await asyncio.shield(exchange.head)
+            await exchange.head
         except asyncio.CancelledError:
             task.cancel()
             raise
@@ -435,20 +449,19 @@ class Mount:
         return exchange.response()
 
     async def _run(self, exchange: _Exchange, scope: Scope, context: Context) -> None:
-        """Run the app for one request, within the invocation's deadline."""
-        remaining = context.remaining_time()
-        timeout = DEFAULT_TIMEOUT if remaining is None else max(remaining, 0.001)
+        """Run the app for one request (``_serve`` cancels it at the deadline)."""
         error: BaseException | None = None
         try:
-            await asyncio.wait_for(self.app(scope, exchange.receive, exchange.send), timeout)
-        except asyncio.TimeoutError:
-            if not exchange.done.is_set():
-                error = MountedAppError(
-                    f"the ASGI app gave no complete response within {timeout:.3g} s"
-                )
+            await self.app(scope, exchange.receive, exchange.send)
         except asyncio.CancelledError:
-            # The reader went away (a client disconnected from a stream).
-            error = MountedAppError("the response stream was closed before its end")
+            if exchange.expired is not None:
+                if not exchange.done.is_set():
+                    error = MountedAppError(
+                        f"the ASGI app gave no complete response within {exchange.expired:.3g} s"
+                    )
+            else:
+                # The reader went away (a client disconnected from a stream).
+                error = MountedAppError("the response stream was closed before its end")
         except Exception as exc:
             if not exchange.done.is_set():
                 error = exc
