@@ -9,7 +9,6 @@ binder, its middleware chain and its exception handlers, worked out once.
 from __future__ import annotations
 
 from polyserve._json import dumps
-from polyserve.binding import Shape
 from polyserve.errors import HttpError, InvalidHeaderError, PayloadTooLargeError, PolyserveError
 from polyserve.events.http import _CONTENT_TYPES, HttpResponse
 from polyserve.paths import normalize_path
@@ -34,6 +33,7 @@ __all__ = ["HttpDispatch", "error_response", "render"]
 
 # The shared JSON content type: responses need not check it again (see HttpResponse).
 _JSON = _CONTENT_TYPES["application/json"]
+_OCTETS = _CONTENT_TYPES["application/octet-stream"]
 
 
 class _Plan:
@@ -69,8 +69,13 @@ class HttpDispatch:
         self._async_handlers: dict[Callable[..., Any], bool] = {}
         self._chain = chain(app.middleware_stack(), self._route_step, http=True)
 
-    async def serve(self, request: HttpRequest, inv: Invocation) -> HttpResponse:
-        """Answer ``request``. Never raises: every error becomes an HTTP error response."""
+    async def serve(
+        self, request: HttpRequest, inv: Invocation, *, stream: bool = False
+    ) -> HttpResponse:
+        """Answer ``request``. Never raises: every error becomes an HTTP error response.
+
+        A ``StreamingResponse`` is returned as such with ``stream``, else read whole.
+        """
         try:
             try:
                 response = await self._chain(request, inv)
@@ -83,6 +88,18 @@ class HttpDispatch:
         finally:
             if inv.has_teardowns:
                 await inv.close()
+        if response.__class__ is not HttpResponse and not stream:
+            # A StreamingResponse (render gave HttpResponse or it): its module is
+            # loaded only by apps that stream, as the check above costs nothing.
+            from polyserve.streaming import StreamingResponse, collect, collect_blocking
+
+            if isinstance(response, StreamingResponse):
+                try:
+                    if inv.is_blocking:
+                        return collect_blocking(response)
+                    return await collect(response, offload=inv.offload)
+                except Exception as exc:
+                    return error_response(exc, inv.context)
         return response
 
     async def _route_step(self, request: HttpRequest, inv: Invocation) -> HttpResponse:
@@ -152,6 +169,9 @@ class HttpDispatch:
         return plan
 
     def _endpoint(self, plan: _Plan) -> Step:
+        # Loaded with the first route plan: a request to a mounted ASGI app needs none.
+        from polyserve.binding import Shape
+
         resolver = self._app.resolver
         binder, route = plan.binder, plan.route
         fn, is_async, status, shape = route.endpoint, binder.is_async, route.status, binder.shape
@@ -208,15 +228,26 @@ class HttpDispatch:
         if request.method == "HEAD" and response.body:
             headers = response.headers.with_set("content-length", str(len(response.body)))
             response = HttpResponse(response.status, headers, b"")
+        elif request.method == "HEAD" and response.__class__ is not HttpResponse:
+            # A StreamingResponse: no body goes out, so the stream is dropped unread.
+            _drop(getattr(response, "chunks", None))
+            response = HttpResponse(response.status, response.headers, b"")
         return response
+
+
+def _drop(chunks: Any) -> None:
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
 
 
 def render(result: Any, status: int) -> HttpResponse:
     """The response for a handler's return value.
 
     ``HttpResponse`` as is; ``dict``, ``list``, a pydantic model or a dataclass as
-    JSON; ``str`` as text; ``bytes`` as binary; ``None`` as 204 (or the route's
-    status, if not 200).
+    JSON; ``str`` as text; ``bytes`` as binary; an iterator or async iterator of
+    ``bytes`` as a ``StreamingResponse`` (``application/octet-stream``); ``None``
+    as 204 (or the route's status, if not 200).
     """
     cls = result.__class__
     if cls is dict or cls is list:  # the commonest results, first
@@ -229,6 +260,10 @@ def render(result: Any, status: int) -> HttpResponse:
         return HttpResponse.text(result, status)
     if isinstance(result, (bytes, bytearray, memoryview)):
         return HttpResponse.binary(bytes(result), status)
+    if hasattr(cls, "__anext__") or hasattr(cls, "__next__"):  # polyserve.streaming.is_stream
+        from polyserve.streaming import StreamingResponse
+
+        return StreamingResponse(status, _OCTETS, b"", result)
     serializer = getattr(type(result), "__pydantic_serializer__", None)
     if serializer is not None and hasattr(result, "model_dump"):
         # The model's own serializer, straight to JSON bytes.

@@ -203,8 +203,13 @@ async def run_async(
     names: Mapping[str, str],
     *,
     offload: bool = True,
+    stream: bool = False,
 ) -> Any:
-    """``run`` from async code (``offload`` as for ``App.handle_http_async``)."""
+    """``run`` from async code (``offload`` as for ``App.handle_http_async``).
+
+    With ``stream``, an HTTP source's ``to_native`` may get a ``StreamingResponse``
+    (see ``polyserve.streaming``) to send chunk by chunk; else bodies come whole.
+    """
     try:
         request = source.to_event(raw, context, names)
     except EventError as exc:
@@ -222,7 +227,7 @@ async def run_async(
             group_of=request.group_of, offload=offload,
         )  # fmt: skip
     else:
-        result = await app.handle_http_async(request, context, offload=offload)
+        result = await app.handle_http_async(request, context, offload=offload, stream=stream)
     return source.to_native(result, raw, context)
 
 

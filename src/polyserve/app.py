@@ -205,27 +205,37 @@ class App(Router):
         """The mounted ASGI apps, longest prefix first."""
         return tuple(self._mounts)
 
-    def handle_http(self, request: HttpRequest, context: Context) -> HttpResponse:
+    def handle_http(
+        self, request: HttpRequest, context: Context, *, stream: bool = False
+    ) -> HttpResponse:
         """Answer ``request``. Never raises: every error becomes an HTTP error response.
 
         Return values render as: ``HttpResponse`` as is; ``dict``, ``list``, a pydantic
-        model or a dataclass as JSON; ``str`` as text; ``bytes`` as binary; ``None`` as
-        204 (or the route's status).
+        model or a dataclass as JSON; ``str`` as text; ``bytes`` as binary; an
+        iterator or async iterator of ``bytes`` as a stream; ``None`` as 204 (or the
+        route's status).
+
+        A streamed body (see ``polyserve.streaming``) is read whole before this
+        returns, unless ``stream`` is true: then a ``StreamingResponse`` comes back,
+        for an adapter that sends its chunks as they come.
         """
         inv = Invocation(context, is_blocking=True)
+        if stream:
+            return run(self._http_dispatch().serve(request, inv, stream=True))
         return run(self._http_dispatch().serve(request, inv))
 
     async def handle_http_async(
-        self, request: HttpRequest, context: Context, *, offload: bool = True
+        self, request: HttpRequest, context: Context, *, offload: bool = True, stream: bool = False
     ) -> HttpResponse:
         """Answer ``request`` from async code.
 
         With ``offload`` (the default), sync handlers, providers and middleware run
         in a worker thread, so they never block the event loop; runtimes without
-        threads (Workers) pass ``offload=False`` to run them inline.
+        threads (Workers) pass ``offload=False`` to run them inline. ``stream`` is
+        as for ``handle_http``.
         """
         inv = Invocation(context, is_blocking=False, offload=offload)
-        return await self._http_dispatch().serve(request, inv)
+        return await self._http_dispatch().serve(request, inv, stream=stream)
 
     def _http_dispatch(self) -> HttpDispatch:
         http = self._http

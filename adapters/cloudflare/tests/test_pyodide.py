@@ -208,3 +208,16 @@ def test_email_and_tail_reach_the_native_handler(run: dict[str, Any]) -> None:
         {"handler": "email", "from": "ada@example.com", "to": "orders@shop.example"},
         {"handler": "tail", "count": 2},
     ]
+
+
+def test_a_streamed_body_is_read_chunk_by_chunk_while_the_handler_runs(
+    run: dict[str, Any],
+) -> None:
+    # "first" was read before the release, so the handler was still running.
+    assert run["http"]["stream"] == {
+        "status": 200,
+        "contentType": "text/event-stream",
+        "isStream": True,
+        "chunks": ["first", "second"],
+        "releaseStatus": 204,
+    }

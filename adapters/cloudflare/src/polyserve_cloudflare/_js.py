@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from polyserve.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import AsyncIterator, Mapping, Sequence
 
 __all__ = ["PlainEntrypoint", "PyodideRuntime", "entrypoint_base", "runtime_env"]
 
@@ -85,6 +85,45 @@ class PyodideRuntime:
         # bytes become a Uint8Array copy; None becomes undefined, a response without a body.
         payload = None if body is None else self._ffi.to_js(body)
         return self._js.Response.new(payload, init)
+
+    def new_stream_response(
+        self, status: int, headers: Sequence[tuple[str, str]], chunks: AsyncIterator[bytes]
+    ) -> Any:
+        js, ffi = self._js, self._ffi
+        js_headers = js.Headers.new()
+        for name, value in headers:
+            js_headers.append(name, value)
+        iterator = chunks.__aiter__()
+        proxies: list[Any] = []
+
+        def release() -> None:
+            # The stream will not call back again: free the Python functions it held.
+            for proxy in proxies:
+                proxy.destroy()
+            proxies.clear()
+
+        async def pull(controller: Any) -> None:
+            # The stream asks for the next chunk when its reader has room for it.
+            try:
+                chunk = await iterator.__anext__()
+            except StopAsyncIteration:
+                controller.close()
+                release()
+                return
+            controller.enqueue(ffi.to_js(chunk))
+
+        async def cancel(reason: Any = None) -> None:
+            # The client went away: stop the producer.
+            close = getattr(iterator, "aclose", None)
+            if close is not None:
+                await close()
+            release()
+
+        proxies += [ffi.create_proxy(pull), ffi.create_proxy(cancel)]
+        source = self.new_object({"pull": proxies[0], "cancel": proxies[1]})
+        stream = js.ReadableStream.new(source)
+        init = self.new_object({"status": status, "headers": js_headers})
+        return js.Response.new(stream, init)
 
     def new_object(self, fields: Mapping[str, Any]) -> Any:
         # Without dict_converter a dict would reach JavaScript as a Map, which

@@ -176,7 +176,7 @@ class Worker:
             failure = problem(exc.status, exc.code, exc.detail, context, exc.to_dict())
             return _http.response_of(failure, self.runtime)
         fetch = _http.Fetch(raw, body, self.runtime, self._identify)
-        return await run_async(self.app, _http, fetch, context, self.names)
+        return await run_async(self.app, _http, fetch, context, self.names, stream=True)
 
     async def scheduled(self, controller: object, env: Any, ctx: Any) -> None:
         """Run the schedule whose cron fired.

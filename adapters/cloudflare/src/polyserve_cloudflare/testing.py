@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 
     from polyserve.app import App
     from polyserve.events import HttpRequest
@@ -160,15 +160,29 @@ class FakeRequest:
 
 @dataclass
 class FakeResponse:
-    """What ``FakeRuntime.new_response`` makes: ``body`` is ``None`` for no body."""
+    """What ``FakeRuntime.new_response`` makes: ``body`` is ``None`` for no body.
+
+    A streamed response (``new_stream_response``) has ``stream``, the chunks its
+    ``ReadableStream`` would pull, read with ``read()``.
+    """
 
     status: int
     headers: FakeHeaders
     body: bytes | None
+    stream: AsyncIterator[bytes] | None = None
 
     @property
     def content(self) -> bytes:
+        """The body; ``ValueError`` for a stream, which only ``read()`` can read."""
+        if self.stream is not None:
+            raise ValueError("a streamed response is read with read()")
         return self.body or b""
+
+    async def read(self) -> bytes:
+        """The whole body, streamed or not."""
+        if self.stream is None:
+            return self.body or b""
+        return b"".join([chunk async for chunk in self.stream])
 
     def json(self) -> Any:
         return json.loads(self.content)
@@ -244,6 +258,14 @@ class FakeRuntime:
         if body is not None and status in _NULL_BODY_STATUSES:
             raise TypeError(f"a response with status {status} cannot have a body")
         return FakeResponse(status, FakeHeaders(headers), None if body is None else bytes(body))
+
+    def new_stream_response(
+        self, status: int, headers: Sequence[tuple[str, str]], chunks: AsyncIterator[bytes]
+    ) -> FakeResponse:
+        """A response whose body is ``chunks``; the errors of ``new_response``."""
+        response = self.new_response(status, headers, None)
+        response.stream = chunks
+        return response
 
     def new_object(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         return dict(fields)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Iterable, Mapping, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 
 __all__ = [
     "ExecutionContext",
@@ -119,6 +119,12 @@ class JsRuntime(Protocol):
         self, status: int, headers: Sequence[tuple[str, str]], body: bytes | None
     ) -> Any:
         """A ``Response``: each header pair appended on its own; ``None`` means no body."""
+        ...
+
+    def new_stream_response(
+        self, status: int, headers: Sequence[tuple[str, str]], chunks: AsyncIterator[bytes]
+    ) -> Any:
+        """A ``Response`` whose body is a ``ReadableStream`` pulling each chunk from ``chunks``."""
         ...
 
     def new_object(self, fields: Mapping[str, Any]) -> Any:

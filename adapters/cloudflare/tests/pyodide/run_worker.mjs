@@ -144,6 +144,27 @@ for (const sub of ["alice", "bob", "alice", "bob"]) {
   result.http.orders.push(await responseSummary(await accessWorker.fetch(request)));
 }
 
+// A streamed body: the first chunk is read while the handler still waits to send
+// the second, which a POST /release lets it send.
+{
+  const response = await instance.fetch(new Request(`${origin}/stream`));
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  const first = await reader.read();
+  const chunks = [decoder.decode(first.value)];
+  const release = await instance.fetch(new Request(`${origin}/release`, { method: "POST" }));
+  for (let next = await reader.read(); !next.done; next = await reader.read()) {
+    chunks.push(decoder.decode(next.value));
+  }
+  result.http.stream = {
+    status: response.status,
+    contentType: response.headers.get("content-type"),
+    isStream: response.body instanceof ReadableStream,
+    chunks,
+    releaseStatus: release.status,
+  };
+}
+
 // A class-based fetch receives the runtime's Request wrapper, not the JavaScript object.
 py.globals.set("wrapped_request", new Request(`${origin}/pets/9`));
 py.globals.set("js_env", env);

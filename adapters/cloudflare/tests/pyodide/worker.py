@@ -6,8 +6,9 @@ records what its handlers receive so the driver can report it.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyserve import (
     App,
@@ -21,6 +22,9 @@ from polyserve import (
 )
 from polyserve.idempotency import idempotent
 from polyserve_cloudflare import entrypoint
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 app = App("pyodide-worker")
 RECORDED: dict[str, list[dict[str, Any]]] = {
@@ -56,6 +60,30 @@ def create_pet(request: HttpRequest) -> dict[str, Any]:
     if not isinstance(data, dict) or not data.get("name"):
         raise HttpError(422, "name_required", "a pet needs a name")
     return {"created": data["name"], "path": request.path}
+
+
+_released = asyncio.Event()
+
+
+@app.get("/stream")
+def stream() -> HttpResponse:
+    # The second chunk waits for POST /release: only a streamed body lets the
+    # client read the first one meanwhile.
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"first"
+        try:
+            await asyncio.wait_for(_released.wait(), 10)
+        except asyncio.TimeoutError:
+            yield b"timed out"
+            return
+        yield b"second"
+
+    return HttpResponse.stream(chunks(), media_type="text/event-stream")
+
+
+@app.post("/release")
+def release() -> None:
+    _released.set()
 
 
 @app.post("/blobs/{name}")

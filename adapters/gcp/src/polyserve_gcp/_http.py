@@ -25,6 +25,10 @@ handler). A POST to ``schedule_path`` (default ``/_scheduler``) is a Cloud
 Scheduler HTTP job (see ``_scheduler``). Both answer 204 on success, so Pub/Sub
 acknowledges; a rejected event gets its 4xx and a failed handler 500, so Pub/Sub
 redelivers. Set either path to ``None`` to give it back to the app.
+
+A streamed response (a handler's iterator, a mounted app's ``StreamingResponse``)
+goes out chunk by chunk, as a Flask response over an iterator, which gunicorn
+sends chunked.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ if TYPE_CHECKING:
     from polyserve import App, Context
     from polyserve.adapter import Event
     from polyserve.identity import HeaderTrust
+    from polyserve.streaming import StreamingResponse
     from polyserve.tracing import TraceContext
     from polyserve_gcp.types import HttpFunction
 
@@ -117,7 +122,12 @@ def http(
                 app, native, ctx, lambda: _scheduler.from_request(native, schedule, lookup)
             )
         else:
-            response = app.handle_http(native, ctx)
+            response = app.handle_http(native, ctx, stream=True)
+            if response.__class__ is not HttpResponse:  # loaded only by apps that stream
+                from polyserve.streaming import StreamingResponse
+
+                if isinstance(response, StreamingResponse):
+                    return _streamed(response, ctx)
         return to_native(response, raw, ctx)
 
     return handle_http
@@ -196,6 +206,23 @@ def _unwrap(request: flask.Request) -> flask.Request:
     # request context ends, so it keeps the request object itself.
     unwrap = getattr(request, "_get_current_object", None)
     return unwrap() if callable(unwrap) else request
+
+
+def _streamed(response: StreamingResponse, context: Context) -> flask.Response:
+    """A Flask response that sends ``response``'s chunks as they come.
+
+    Werkzeug sends a body given as an iterator without ``Content-Length``, so the
+    server (gunicorn under functions-framework) sends it chunked.
+    """
+    import flask
+
+    from polyserve.streaming import iterate_blocking
+
+    native = flask.Response(iterate_blocking(response, context), status=response.status)
+    native.headers.clear()
+    for name, value in response.headers.multi_items():
+        native.headers.add(name, value)
+    return native
 
 
 def _path(request: flask.Request) -> str:
