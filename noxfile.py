@@ -42,11 +42,19 @@ def tests(session: nox.Session, version: str) -> None:
 def adapter(session: nox.Session, provider: str) -> None:
     """One adapter's tests in an environment holding only core and that adapter.
 
-    Proves that no adapter leans on another's dependencies.
+    Proves that no adapter leans on another's dependencies. The shared test support
+    (``testkit``) is the one other thing installed: the root ``tests`` directory is not used.
     """
     extras, test_deps = ADAPTERS[provider]
     session.install(
-        "-e", ".[pydantic]", "-e", f"adapters/{provider}{extras}", *TEST_DEPS, *test_deps
+        "-e",
+        ".[pydantic]",
+        "-e",
+        f"adapters/{provider}{extras}",
+        "-e",
+        "testkit",
+        *TEST_DEPS,
+        *test_deps,
     )
     session.run("pytest", f"adapters/{provider}", "-p", "no:cacheprovider", *session.posargs)
 

@@ -19,8 +19,9 @@ from polyserve.app import error_response
 from polyserve.context import Context
 from polyserve.errors import EventError
 from polyserve.events.headers import Headers, QueryParams
-from polyserve.events.http import HttpRequest
+from polyserve.events.http import HttpRequest, HttpResponse
 from polyserve.paths import decode_path
+from polyserve.tracing import from_traceparent
 
 if TYPE_CHECKING:
     from polyserve.app import App
@@ -161,8 +162,13 @@ async def serve(app: App, scope: dict[str, Any], receive: Receive, send: Send) -
         context = Context("local", invocation_id=uuid.uuid4().hex, function_name=app.name)
         response = error_response(exc, context)
     else:
-        context = Context("local", invocation_id=request.request_id, function_name=app.name)
-        response = await app.handle_http_async(request, context)
+        # The caller's W3C trace, so that what the handler sends continues it.
+        headers = request.headers
+        trace = from_traceparent(headers.get("traceparent"), headers.get("tracestate"))
+        context = Context(
+            "local", invocation_id=request.request_id, function_name=app.name, trace=trace
+        )
+        response = await app.handle_http_async(request, context, stream=True)
     await send(
         {
             "type": "http.response.start",
@@ -173,4 +179,13 @@ async def serve(app: App, scope: dict[str, Any], receive: Receive, send: Send) -
             ],
         }
     )
+    if response.__class__ is not HttpResponse:  # loaded only by apps that stream
+        from polyserve.streaming import StreamingResponse, iterate
+
+        if isinstance(response, StreamingResponse):
+            # Each chunk as it comes; a failure midway ends the body (and is logged).
+            async for chunk in iterate(response, context, offload=True):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            return
     await send({"type": "http.response.body", "body": response.body})

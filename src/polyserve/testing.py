@@ -9,6 +9,10 @@ and ``client.cloudevent(...)`` run their handler and return what it returned, ra
 what it raised (the platform would retry). ``app.dependency_overrides`` applies, and
 ``client.override(provider, replacement)`` sets one for a ``with`` block.
 
+What the app sends to queues and topics (``app.queue_out``, ``app.topic_out``) goes to
+the in-memory backend unless another was chosen: ``client.sent("orders")`` lists it as
+the consumer would receive it, and ``client.outbound`` is the backend (objects too).
+
 ``TestClient(app, provider="aws")`` goes through ``polyserve_aws.handler`` instead,
 with events from ``polyserve_aws.testing``: the ``TestResponse`` then has the Lambda
 response document in ``native``, and ``queue_native`` returns the batch response document.
@@ -51,6 +55,7 @@ if TYPE_CHECKING:
 
     from polyserve.app import App
     from polyserve.batch import BatchResult
+    from polyserve.outbound import MemoryBackend
 
 __all__ = ["AsyncTestClient", "TestClient", "TestResponse"]
 
@@ -111,6 +116,30 @@ class _Base:
         self._ids = itertools.count(1)
         self._native: Any = None
         self._transport: Any = None
+        from polyserve.outbound.memory import memory_in_use
+
+        #: The in-memory backend the app sends to, or ``None`` when another was chosen.
+        self.outbound: MemoryBackend | None = memory_in_use()
+        # Messages sent before this client was made are not this test's.
+        self._sent_before = (
+            {k: len(v) for k, v in self.outbound.sent.items()} if self.outbound else {}
+        )
+
+    def sent(self, name: str, kind: str = "queue") -> list[Message]:
+        """What the app sent to queue ``name`` (``kind="topic"`` for a topic) since this
+        client was made, as its consumer receives it: ``json()``, ``attributes`` (with
+        ``content-type`` and any ``traceparent``), ``group_key``.
+
+        Raises:
+            ConfigurationError: the outbound backend in use is not the in-memory one.
+        """
+        backend = self.outbound
+        if backend is None:
+            raise ConfigurationError(
+                "client.sent needs the in-memory outbound backend; POLYSERVE_OUTBOUND or "
+                "polyserve.outbound.configure chose another"
+            )
+        return backend.received(name, kind)[self._sent_before.get((kind, name), 0) :]
 
     def _next_id(self, prefix: str) -> str:
         return f"{prefix}-{next(self._ids)}"

@@ -28,13 +28,16 @@ from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
-from tests.support.servers import skip_or_fail
+
+from polyserve_testkit.servers import skip_or_fail
 
 pytestmark = pytest.mark.packaging
 
 ROOT = Path(__file__).resolve().parents[2]
 ADAPTERS = ("aws", "azure", "gcp", "cloudflare")
 OURS = {"polyserve-core", *(f"polyserve-{a}" for a in ADAPTERS)}
+# The test support shared by the suites: a workspace member, so built too, never published.
+TESTKIT = "polyserve-testkit"
 VERSION = "0.1.0"
 # Beside the locked dependencies of the five packages: what builds them, and a
 # pydantic the core does not support, for the version check.
@@ -45,6 +48,7 @@ _TIMEOUT = 600
 WHEEL_SOURCES = (
     "pyproject.toml", "README.md", "LICENSE*", "src",
     "adapters/*/pyproject.toml", "adapters/*/README.md", "adapters/*/LICENSE*", "adapters/*/src",
+    "testkit/pyproject.toml", "testkit/README.md", "testkit/LICENSE*", "testkit/src",
 )  # fmt: skip
 
 
@@ -130,7 +134,8 @@ def _sources_key() -> str:
 
 @pytest.fixture(scope="module")
 def dist(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The five wheels, built from this checkout (offline: hatchling is in the wheelhouse).
+    """The five wheels (and the unpublished test kit), built from this checkout (offline:
+    hatchling is in the wheelhouse).
 
     They are pure Python, the same for every Python version, so the runs of one
     ``./dev test`` share them: the first to need them builds them into the folder that
@@ -247,11 +252,18 @@ def _metadata(wheel: Path) -> Any:
 
 def test_the_wheels_are_ours_and_the_adapters_require_the_core(dist: Path) -> None:
     wheels = {w.name for w in dist.glob("*.whl")}
-    assert wheels == {f"{name.replace('-', '_')}-{VERSION}-py3-none-any.whl" for name in OURS}
+    expected = OURS | {TESTKIT}
+    assert wheels == {f"{name.replace('-', '_')}-{VERSION}-py3-none-any.whl" for name in expected}
+    testkit = _metadata(dist / f"polyserve_testkit-{VERSION}-py3-none-any.whl")
+    # The classifier package indexes refuse an upload for.
+    assert "Private :: Do Not Upload" in testkit.get_all("Classifier")
     core = _metadata(dist / f"polyserve_core-{VERSION}-py3-none-any.whl")
     assert core["Name"] == "polyserve-core"
     assert _requirements(core) == _normalised(
         'opentelemetry-api>=1.20; extra == "otel"',
+        'fastavro>=1.9; extra == "schema-registry"',
+        'jsonschema>=4.18; extra == "schema-registry"',
+        'protobuf>=4.21; extra == "schema-registry"',
         'pydantic>=2.6,<3; extra == "pydantic"',
         'pyjwt[crypto]>=2.8; extra == "jwt"',
         'redis>=5; extra == "redis"',

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 import pytest
 from adapters.azure.tests.support import (
-    Recorder,
     call,
     functions,
     http_request,
@@ -23,12 +22,16 @@ from pydantic import BaseModel
 import polyserve_azure
 from polyserve import (
     App,
+    Context,
     EventError,
     MalformedEventError,
     Message,
     Trigger,
     UnsupportedEventError,
 )
+
+if TYPE_CHECKING:
+    from polyserve_testkit.recorder import Recorder
 
 UTC = dt.timezone.utc
 
@@ -236,3 +239,32 @@ def test_names_give_the_logical_source(recorder: Recorder) -> None:
     fns = functions(polyserve_azure.function_app(recorder.app, names={"orders-prod": "orders"}))
     call(fns["queue_orders-prod"], queue_message(b"x"))
     assert recorder.last.source == "orders"
+
+
+def test_an_envelope_is_unwrapped_and_its_trace_continued() -> None:
+    from polyserve_azure._envelope import wrap
+
+    app = App("envelopes")
+    seen: list[tuple[bytes, dict[str, str], str | None]] = []
+
+    @app.queue("orders")
+    def on_order(message: Message, context: Context) -> None:
+        seen.append((message.body, dict(message.attributes), context.trace_id))
+
+    fn = functions(polyserve_azure.function_app(app))["queue_orders"]
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    call(fn, queue_message(wrap(b"\xff\x00", {"kind": "bin", "traceparent": parent})))
+    call(fn, queue_message(wrap(b"text", {})))
+    # Bodies that only look like an envelope are delivered as they are.
+    for body in (b'{"polyserve":1,', b'{"polyserve":1,"attributes":{"a":1},"body":"x"}'):
+        call(fn, queue_message(body))
+    assert seen[0] == (
+        b"\xff\x00",
+        {"kind": "bin", "traceparent": parent},
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+    )
+    assert seen[1][:2] == (b"text", {})
+    assert [s[:2] for s in seen[2:]] == [
+        (b'{"polyserve":1,', {}),
+        (b'{"polyserve":1,"attributes":{"a":1},"body":"x"}', {}),
+    ]

@@ -16,6 +16,11 @@ Deliveries follow the clouds' rules: a failed delivery is redelivered with backo
 succeeds or the registration's ``max_attempts`` sets it aside (``on_poison`` runs).
 Schedules fire on their cron in local time. State lives in memory, or in the SQLite
 file given as ``state``, where it survives a restart.
+
+What the app sends with ``app.queue_out(name)`` / ``app.topic_out(name)`` is delivered
+the same way to its ``@app.queue(name)`` / ``@app.topic(name)`` handler, when the
+outbound backend is the in-memory one: ``polyserve serve`` configures it unless
+``POLYSERVE_OUTBOUND`` or ``polyserve.outbound.configure`` chose another.
 """
 
 from __future__ import annotations
@@ -28,7 +33,17 @@ from polyserve.local._server import LocalServer
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["LocalServer", "serving"]
+    from polyserve.outbound import MemoryBackend
+
+__all__ = ["LocalServer", "local_outbound", "serving"]
+
+
+def local_outbound() -> MemoryBackend | None:
+    """The memory backend a local run delivers from (``memory_in_use``): ``None`` when
+    another backend was chosen, whose sends then go where it sends them."""
+    from polyserve.outbound.memory import memory_in_use
+
+    return memory_in_use()
 
 
 def serving(
@@ -49,7 +64,7 @@ def serving(
     if not isinstance(app, App):
         return (target if reload else app), False
     if not reload:
-        return LocalServer(app, state=state, fire=fire), False
+        return LocalServer(app, state=state, fire=fire, outbound=local_outbound()), False
     # The worker process --reload starts builds its own server from these.
     os.environ["POLYSERVE_LOCAL_APP"] = target
     os.environ["POLYSERVE_LOCAL_DIR"] = app_dir

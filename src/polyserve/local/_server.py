@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import json
@@ -24,11 +25,15 @@ from polyserve.events import (
 from polyserve.local._cron import Cron
 from polyserve.local._store import Pending, Store
 from polyserve.routing import Trigger
+from polyserve.tracing import from_traceparent
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
     from polyserve.app import App
+    from polyserve.outbound import MemoryBackend
+    from polyserve.outbound.message import Message as OutboundMessage
+    from polyserve.tracing import TraceContext
 
     Receive = Callable[[], Awaitable[dict[str, Any]]]
     Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -82,12 +87,15 @@ def build_event(trigger: Trigger, name: str, payload: Any, attempt: int, at: flo
     message_id = str(payload.get("id", name))
     try:
         if trigger in (Trigger.QUEUE, Trigger.TOPIC):
+            encoded = payload.get("body_base64")
             return Message(
                 id=message_id,
-                body=payload["body"].encode(),
+                body=payload["body"].encode() if encoded is None else base64.b64decode(encoded),
+                attributes=dict(payload.get("attributes") or {}),
                 attempt=attempt,
                 enqueued_at=_utc(at),
                 source=name,
+                group_key=payload.get("key"),
             )
         if trigger is Trigger.STORAGE:
             size = payload.get("size")
@@ -132,11 +140,22 @@ def _id(record: tuple[str, object]) -> str:
     return str(getattr(record[1], "id", ""))
 
 
+def _trace(record: tuple[str, object]) -> TraceContext | None:
+    """The trace a message's producer sent with it, as a ``traceparent`` attribute."""
+    event = record[1]
+    if not isinstance(event, Message):
+        return None
+    attributes = event.attributes
+    return from_traceparent(attributes.get("traceparent"), attributes.get("tracestate"))
+
+
 class LocalServer:
     """ASGI application: ``app`` plus the local triggers (see ``polyserve.local``).
 
     ``state`` is a SQLite file keeping pending and set-aside messages across
     restarts; by default they are kept in memory. ``clock`` gives the time.
+    ``outbound`` is the memory backend whose messages are delivered to the app's
+    own registrations of the same name (``polyserve serve`` passes one).
     """
 
     def __init__(
@@ -146,9 +165,9 @@ class LocalServer:
         state: str | None = None,
         fire: Sequence[str] = (),
         clock: Callable[[], float] = time.time,
+        outbound: MemoryBackend | None = None,
     ) -> None:
         self.app = app
-        self.store = Store(state or ":memory:")
         self.clock = clock
         self.log = ContextLogger({"component": "polyserve.local"})
         self.schedules: dict[str, Cron] = {}
@@ -161,10 +180,37 @@ class LocalServer:
                 names = [r.name for r in app.registrations if r.trigger is Trigger.SCHEDULE]
                 known = ", ".join(names) or "none"
                 raise ConfigurationError(f"no schedule {name!r} to fire; schedules: {known}")
+        self.store = Store(state or ":memory:")
         #: The schedules fired once when the server starts (``polyserve serve --fire``).
         self.fire_on_start = tuple(fire)
         self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
+        #: The memory backend whose sends are delivered here, if any.
+        self.outbound = outbound
+        self._unlisten = outbound.listen(self._sent) if outbound is not None else None
+
+    # -- what the app sends --------------------------------------------------------
+
+    def _sent(self, kind: str, name: str, message: OutboundMessage) -> None:
+        """Store a message the app sent to queue or topic ``name`` for its consumer there."""
+        trigger = Trigger.TOPIC if kind == "topic" else Trigger.QUEUE
+        if self.app.find(trigger, name) is None:
+            self.log.info("local send kept", trigger=trigger.value, name=name, delivered=False)
+            return
+        payload: dict[str, Any] = {"attributes": message.headers()}
+        try:
+            payload["body"] = message.body.decode()
+        except UnicodeDecodeError:
+            payload["body_base64"] = base64.b64encode(message.body).decode()
+        if message.key:
+            payload["key"] = message.key
+        now = self.clock()
+        self.store.add(trigger.value, name, payload, now, due=now + message.delay)
+        # Sends come from handlers, on the loop or in a worker thread.
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            loop.call_soon_threadsafe(wake.set)
 
     # -- deliveries ------------------------------------------------------------
 
@@ -179,7 +225,7 @@ class LocalServer:
         event = build_event(trigger, pending.name, payload, pending.attempt, pending.enqueued)
         result = await self.app.handle_batch_async(
             trigger, [(pending.name, event)], self._context(pending.id),
-            decode=_pair, item_id=_id,
+            decode=_pair, item_id=_id, trace_of=_trace,
         )  # fmt: skip
         fields: dict[str, Any] = {
             "trigger": trigger.value, "name": pending.name, "message_id": pending.id,
@@ -234,6 +280,7 @@ class LocalServer:
     async def run(self) -> None:
         """Deliver due messages and fire schedules until cancelled."""
         wake = self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         now = dt.datetime.now()  # schedules run in local time
         upcoming = {name: cron.next_after(now) for name, cron in self.schedules.items()}
         for name in self.fire_on_start:
@@ -255,6 +302,12 @@ class LocalServer:
             wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(wake.wait(), max(0.0, min(waits)))
+
+    def close_outbound(self) -> None:
+        """Stop taking the memory backend's messages (the server's shutdown does this)."""
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
 
     # -- ASGI ------------------------------------------------------------------
 
@@ -296,6 +349,7 @@ class LocalServer:
                     self._task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await self._task
+                self.close_outbound()
                 await self.app.aclose()
                 self.store.close()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -365,5 +419,8 @@ def create() -> LocalServer:
     app = _load(os.environ["POLYSERVE_LOCAL_APP"], os.environ.get("POLYSERVE_LOCAL_DIR", "."))
     if not isinstance(app, App):
         raise ConfigurationError("local triggers need a polyserve App")
+    from polyserve.local import local_outbound
+
     fire = [n for n in os.environ.get("POLYSERVE_LOCAL_FIRE", "").split(",") if n]
-    return LocalServer(app, state=os.environ.get("POLYSERVE_LOCAL_STATE") or None, fire=fire)
+    state = os.environ.get("POLYSERVE_LOCAL_STATE") or None
+    return LocalServer(app, state=state, fire=fire, outbound=local_outbound())

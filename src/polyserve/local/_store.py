@@ -6,6 +6,7 @@ import json
 import sqlite3
 import threading
 import uuid
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,16 +58,21 @@ class Store:
 
     def __init__(self, path: str = ":memory:") -> None:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # A store dropped without close() (a server that never ran its lifespan) still
+        # closes its database.
+        self._closer = weakref.finalize(self, self._db.close)
         self._lock = threading.Lock()
         with self._lock:
             self._db.execute(_SCHEMA)
 
-    def add(self, trigger: str, name: str, payload: Any, now: float) -> str:
+    def add(
+        self, trigger: str, name: str, payload: Any, now: float, due: float | None = None
+    ) -> str:
         message_id = uuid.uuid4().hex
         with self._lock:
             self._db.execute(
                 "INSERT INTO messages VALUES (?, ?, ?, ?, 1, ?, ?, 'pending', '')",
-                (message_id, trigger, name, json.dumps(payload), now, now),
+                (message_id, trigger, name, json.dumps(payload), now if due is None else due, now),
             )
         return message_id
 
@@ -98,7 +104,7 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._closer()
 
     def _update(self, assignments: str, values: tuple[Any, ...], message_id: str) -> None:
         with self._lock:

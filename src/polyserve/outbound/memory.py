@@ -12,13 +12,58 @@ from polyserve.outbound.errors import ObjectNotFoundError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import datetime as dt
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
+    from polyserve.events.queue import Message as ReceivedMessage
     from polyserve.outbound.message import Message
 
     Listener = Callable[[str, str, Message], None]
 
-__all__ = ["MemoryBackend", "StoredObject"]
+__all__ = ["MemoryBackend", "StoredObject", "as_received", "memory_in_use"]
+
+
+def memory_in_use() -> MemoryBackend | None:
+    """The memory backend local runs and tests send to: the one in use, or a new one
+    (then configured) when neither ``configure`` nor ``POLYSERVE_OUTBOUND`` chose a
+    backend; ``None`` when another backend was chosen.
+    """
+    import os
+
+    from polyserve.errors import ConfigurationError
+    from polyserve.outbound.backend import configure, resolve_backend
+
+    if os.environ.get("POLYSERVE_OUTBOUND", "memory") != "memory":
+        return None
+    try:
+        backend = resolve_backend()
+    except ConfigurationError:
+        backend = MemoryBackend()
+        configure(backend)
+    return backend if isinstance(backend, MemoryBackend) else None
+
+
+def as_received(
+    message: Message,
+    *,
+    id: str,
+    source: str,
+    attempt: int = 1,
+    enqueued_at: dt.datetime | None = None,
+) -> ReceivedMessage:
+    """``message`` as a consumer of ``source`` receives it: the body, the attributes with
+    the content type and trace headers the clouds carry, the key as ``group_key``."""
+    from polyserve.events.queue import Message as Received
+
+    return Received(
+        id=id,
+        body=message.body,
+        attributes=message.headers(),
+        attempt=attempt,
+        enqueued_at=enqueued_at,
+        source=source,
+        group_key=message.key,
+    )
 
 
 class StoredObject:
@@ -68,6 +113,13 @@ class MemoryBackend:
     def messages(self, name: str, kind: str = "queue") -> list[Message]:
         """The messages sent to ``name``, in order."""
         return list(self.sent.get((kind, name), ()))
+
+    def received(self, name: str, kind: str = "queue") -> list[ReceivedMessage]:
+        """The messages sent to ``name`` as its consumer receives them (see ``as_received``)."""
+        return [
+            as_received(m, id=f"{name}-{i}", source=name)
+            for i, m in enumerate(self.messages(name, kind), 1)
+        ]
 
     def clear(self) -> None:
         """Forget everything sent and stored."""

@@ -7,11 +7,11 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tests.support.store_contract import StoreContract, StoreFactory
 
 from polyserve.errors import CorruptRecordError, RecordTooLargeError
 from polyserve.idempotency.store import Status
 from polyserve_aws.idempotency import ITEM_SIZE_LIMIT
+from polyserve_testkit.store_contract import StoreContract, StoreFactory
 
 if TYPE_CHECKING:
     from adapters.aws.tests.idempotency.factories import ClosingDynamoDBStore, DynamoDBStoreFactory

@@ -5,7 +5,9 @@ Where a trace comes from, first found wins:
 - HTTP: the request's ``traceparent`` (W3C, with ``tracestate``), else Application
   Insights' legacy ``Request-Id`` (``|<trace id>.<span id>.``);
 - Service Bus: the message's ``Diagnostic-Id`` application property (a ``traceparent``
-  from current SDKs, a ``Request-Id`` from older ones), else a ``traceparent`` property;
+  from current SDKs, a ``Request-Id`` from older ones; a ``tracestate`` property goes
+  with it), else a ``traceparent`` property;
+- Storage Queue: the ``traceparent`` of a ``polyserve.outbound`` envelope (``_envelope``);
 - Event Hubs: each event's ``Diagnostic-Id`` / ``traceparent`` property (each record's
   context continues its own producer's trace);
 - Event Grid CloudEvents: the ``traceparent`` extension (read by core);
@@ -56,7 +58,9 @@ def properties_trace(properties: object) -> TraceContext | None:
     if not hasattr(properties, "get"):
         return None
     diagnostic = properties.get("Diagnostic-Id")
-    found = from_traceparent(diagnostic) or from_request_id(diagnostic)
+    found = from_traceparent(diagnostic, properties.get("tracestate")) or from_request_id(
+        diagnostic
+    )
     if found is None:
         found = from_traceparent(properties.get("traceparent"), properties.get("tracestate"))
     return found

@@ -14,11 +14,11 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tests.support.store_contract import StoreContract, StoreFactory
 
 from polyserve.errors import CorruptRecordError, RecordTooLargeError, StoreUnavailableError
 from polyserve.idempotency.store import Status
 from polyserve_gcp.idempotency import DOCUMENT_SIZE_LIMIT, FirestoreStore
+from polyserve_testkit.store_contract import StoreContract, StoreFactory
 
 if TYPE_CHECKING:
     from adapters.gcp.tests.idempotency.factories import (

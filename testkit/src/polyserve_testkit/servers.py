@@ -1,9 +1,9 @@
 """Real servers for the integration tests, each started by a session fixture.
 
-Load this module as a pytest plugin (``pytest_plugins = ["tests.support.servers"]``). A server
-starts the first time a test asks for its fixture, on a free port bound to 127.0.0.1 only, keeps
-its data in memory or in a temporary directory, and is stopped with its whole process group at
-the end of the session. Each fixture yields a frozen dataclass with what a client needs.
+Load this module as a pytest plugin (``pytest_plugins = ["polyserve_testkit.servers"]``, as the
+root ``conftest.py`` does). A server starts the first time a test asks for its fixture, on a free
+port bound to 127.0.0.1 only, keeps its data in memory or in a temporary directory, and is
+stopped with its whole process group at the end of the session. Each fixture yields a frozen dataclass with what a client needs.
 
 Fixtures::
 
@@ -15,9 +15,11 @@ Fixtures::
     firestore_emulator GcloudEmulator    the gcloud Firestore emulator
     pubsub_emulator    GcloudEmulator    the gcloud Pub/Sub emulator
     moto_server        MotoServer        moto's server: SQS, SNS, EventBridge, S3 (moto[server])
+    storage_emulator   StorageEmulator   gcp-storage-emulator: the Cloud Storage JSON API
     node_binary        str               Node.js 20 or later: .cache/node's, else the one on PATH
     node_modules_dir   Path              tests/node/node_modules
     pyodide_dir        Path              the pyodide npm package
+    miniflare_dir      Path              the miniflare npm package (Cloudflare's workerd inside)
 
 ``.ci/install-servers`` installs everything except the gcloud emulators. A server that is not
 installed skips the tests that need it, but fails them when ``CI=true``, so CI cannot pass
@@ -51,11 +53,14 @@ __all__ = [
     "DynamoDBServer",
     "GcloudEmulator",
     "RedisServer",
+    "StorageEmulator",
     "skip_or_fail",
 ]
 
 HOST = "127.0.0.1"
-ROOT = Path(__file__).resolve().parents[2]
+# The repository this package is installed from (editable, like every workspace member):
+# the servers .ci/install-servers installs live in it.
+ROOT = Path(__file__).resolve().parents[3]
 NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
 # Where .ci/install-servers unpacks DynamoDB Local: the jar, with its native SQLite
 # libraries in DynamoDBLocal_lib/ beside it.
@@ -367,6 +372,12 @@ def pyodide_dir() -> Path:
     return _require_node_package("pyodide")
 
 
+@pytest.fixture(scope="session")
+def miniflare_dir() -> Path:
+    """The installed ``miniflare`` npm package (with its ``workerd`` binary)."""
+    return _require_node_package("miniflare")
+
+
 @dataclass(frozen=True)
 class MotoServer:
     """moto's standalone server; ``client_options`` are what ``boto3.client`` needs."""
@@ -394,6 +405,25 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
     command = [executable, "-H", HOST, "-p", str(port)]
     with running("moto_server", command, lambda: answers_http(port), workdir):
         yield MotoServer(f"http://{HOST}:{port}")
+
+
+@dataclass(frozen=True)
+class StorageEmulator:
+    """gcp-storage-emulator (a dev dependency): Cloud Storage's JSON API, in memory."""
+
+    endpoint_url: str
+    project: str = GCLOUD_PROJECT
+
+
+@pytest.fixture(scope="session")
+def storage_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorageEmulator]:
+    """gcp-storage-emulator on a free loopback port, keeping its objects in memory."""
+    executable = _require_executable("gcp-storage-emulator")
+    (port,) = free_ports(1)
+    workdir = tmp_path_factory.mktemp("gcs")
+    command = [executable, "start", "--host", HOST, "--port", str(port), "--in-memory", "-q"]
+    with running("gcp-storage-emulator", command, lambda: answers_http(port), workdir):
+        yield StorageEmulator(f"http://{HOST}:{port}")
 
 
 @pytest.fixture(scope="session")
