@@ -27,6 +27,8 @@ import base64
 import datetime as dt
 import inspect
 import json
+import re
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
@@ -324,6 +326,7 @@ class FakeD1:
                     ":memory:", isolation_level=None, check_same_thread=False
                 )
                 self._opened.append(self._shared)
+                weakref.finalize(self, self._shared.close)  # closed when dropped unclosed
             return self._shared
         held = getattr(self._local, "held", None)
         if held is not None and held[0] == os.getpid():
@@ -333,6 +336,7 @@ class FakeD1:
         )
         self._local.held = (os.getpid(), connection)
         self._opened.append(connection)
+        weakref.finalize(self, connection.close)  # closed when dropped unclosed
         return connection
 
     def close(self) -> None:
@@ -353,8 +357,15 @@ class FakeD1:
         """Run one statement; its rows, each with an attribute per column."""
         from types import SimpleNamespace
 
+        # D1's numbered placeholders (?1, ?2, ...) are named ones to Python's sqlite3,
+        # which wants them bound by a mapping.
+        params: Mapping[str, Any] | tuple[Any, ...] = (
+            {str(i): value for i, value in enumerate(values, 1)}
+            if re.search(r"\?\d", sql)
+            else tuple(values)
+        )
         with self._lock:
-            cursor = self._connection().execute(sql, tuple(values))
+            cursor = self._connection().execute(sql, params)
             names = [d[0] for d in cursor.description or ()]
             rows = cursor.fetchall()
         return [SimpleNamespace(**dict(zip(names, row, strict=True))) for row in rows]
