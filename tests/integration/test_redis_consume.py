@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -276,5 +277,43 @@ def test_a_redis_restart_loses_nothing(restartable_redis: Any) -> None:
             consumer.stop()
             await asyncio.wait_for(task, 10)
             assert _pending(_client(url), "restart", "g") == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_message_handled_while_redis_stops_is_acknowledged_once_it_is_back(
+    restartable_redis: Any,
+) -> None:
+    port, server = restartable_redis
+    url = f"redis://{HOST}:{port}/0"
+    seen: list[str] = []
+    app = App("consume")
+
+    @app.queue("restart")
+    def handle(event: Message) -> None:
+        seen.append(event.text)
+        if event.text == "before":
+            # Redis stops (its log kept) while the message is handled: the
+            # acknowledgement cannot be sent until it is back.
+            with contextlib.suppress(redis.ConnectionError):
+                _client(url).shutdown()
+
+    async def scenario() -> None:
+        consumer = RedisStreamConsumer(
+            app, url, "restart", "g", block=0.1, max_backoff=0.2, min_idle=0.2,
+            claim_interval=0.1,
+        )  # fmt: skip
+        with server():
+            _client(url).xadd("restart", {"body": "before"})
+            task = asyncio.create_task(consumer.run())
+            await _until(lambda: seen == ["before"])
+        await asyncio.sleep(0.3)
+        with server():
+            await _until(lambda: _pending(_client(url), "restart", "g") == 0)
+            # Past the idle time after which an unacknowledged message is claimed again.
+            await asyncio.sleep(0.6)
+            consumer.stop()
+            await asyncio.wait_for(task, 10)
+        assert seen == ["before"]
 
     asyncio.run(scenario())

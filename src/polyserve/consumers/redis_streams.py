@@ -138,6 +138,8 @@ class RedisStreamConsumer:
         self.max_backoff = max_backoff
         self.handled = 0
         self._stopping = False
+        # Handled, but not yet acknowledged to Redis: the connection dropped first.
+        self._unacked: list[str] = []
         self._client: Any = None
 
     def stop(self) -> None:
@@ -164,6 +166,7 @@ class RedisStreamConsumer:
             loop = asyncio.get_running_loop()
             while not self._stopping:
                 try:
+                    await self._flush_acks()
                     if loop.time() >= next_claim:
                         next_claim = loop.time() + self.claim_interval
                         await self._claim()
@@ -258,9 +261,16 @@ class RedisStreamConsumer:
             Trigger.QUEUE, entries, context, decode=decode, item_id=lambda e: e[0]
         )
         done = result.acknowledged
-        if done:
-            await self._client.xack(self.stream, self.group, *done)
         self.handled += len(done)
+        self._unacked.extend(done)
+        await self._flush_acks()
+
+    async def _flush_acks(self) -> None:
+        # A message handled while Redis went away is acknowledged once it is back, before
+        # anything else, rather than delivered again when its idle time has passed.
+        if self._unacked:
+            await self._client.xack(self.stream, self.group, *self._unacked)
+            self._unacked.clear()
 
 
 def _text(value: bytes | str) -> str:
