@@ -17,6 +17,7 @@ __all__ = [
     "header_names",
     "http_requests",
     "injected_headers",
+    "message_indexes",
     "messages",
     "nested_json",
     "outbound_sends",
@@ -228,3 +229,9 @@ def outbound_sends(draw: st.DrawFn, *, binary: bool = True) -> dict[str, object]
         "key": draw(st.none() | st.from_regex(r"[A-Za-z0-9-]{1,20}", fullmatch=True)),
         "trace": draw(trace),
     }
+
+
+def message_indexes() -> st.SearchStrategy[list[int]]:
+    """The Protobuf message indexes of the schema registry wire format: a path of
+    non-negative int32 indexes, from a top-level message down to a nested one."""
+    return st.lists(st.integers(0, 2**31 - 1), min_size=1, max_size=8)

@@ -62,10 +62,14 @@ def json_schema(schema: Schema, *, validate: bool) -> Callable[[bytes], Any]:
     def decode(payload: bytes) -> Any:
         try:
             value = json.loads(payload)
+            if check is not None:
+                check(value)
         except ValueError as exc:  # UnicodeDecodeError too
             raise _undecodable("JSON", type(exc).__name__) from None
-        if check is not None:
-            check(value)
+        except RecursionError:
+            # Nested deeper than the parser (or the validator) can follow: a hostile
+            # payload, refused like bad JSON rather than crashing the invocation.
+            raise _undecodable("JSON", "nested too deeply") from None
         return value
 
     return decode
