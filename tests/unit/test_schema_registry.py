@@ -119,6 +119,13 @@ def registry_server() -> Iterator[LocalRegistry]:
             "PROTOBUF", "syntax = \"proto3\"; ...", descriptor=orders.SerializeToString(),
             references=[{"name": "money.proto", "subject": "money-proto", "version": 1}],
         ))  # fmt: skip
+        server.add(7, Registered("JSON", '{"type": "object", "required": ["cents"]}'),
+                   subject="money-json")  # fmt: skip
+        server.add(8, Registered(
+            "JSON", '{"type": "object", "properties": {"total": {"$ref": "money.json"}}}',
+            [{"name": "money.json", "subject": "money-json", "version": 1}],
+        ))  # fmt: skip
+        server.add(9, Registered("JSON", '{"properties": {"total": {"$ref": "nowhere.json"}}}'))
         yield server
 
 
@@ -193,6 +200,17 @@ def test_a_json_value_that_breaks_its_schema_names_where_not_the_value(
     with pytest.raises(SchemaError, match="not valid JSON") as bad:
         registry.decode(encode(1, b"{not json"))
     assert bad.value.code == "undecodable_payload"
+
+
+def test_json_schema_references_resolve_by_their_name(registry: SchemaRegistry) -> None:
+    assert registry.decode(encode(8, b'{"total": {"cents": 5}}')) == {"total": {"cents": 5}}
+    with pytest.raises(SchemaError) as caught:
+        registry.decode(encode(8, b'{"total": {"euros": 5}}'))
+    assert caught.value.code == "schema_mismatch"
+    assert "total" in caught.value.detail
+    with pytest.raises(SchemaError) as unresolved:
+        registry.decode(encode(9, b'{"total": 1}'))
+    assert unresolved.value.code == "invalid_schema"
 
 
 def test_json_validation_can_be_turned_off(registry_server: LocalRegistry) -> None:

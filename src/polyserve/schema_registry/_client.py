@@ -173,14 +173,15 @@ class SchemaRegistry:
             return found
         schema = self.schema(schema_id)
         if schema.type == "JSON":
-            built = _decoders.json_schema(schema, validate=self.validate_json)
+            refs = self._references(schema, "JSON") if self.validate_json else []
+            built = _decoders.json_schema(schema, refs, validate=self.validate_json)
         elif schema.type == "AVRO":
-            built = _decoders.avro(schema, self._references(schema, "AVRO"))
+            built = _decoders.avro(schema, [s for _, s in self._references(schema, "AVRO")])
         elif into is not None:
             built = _decoders.protobuf_into(into)
         else:
             refs = self._references(schema, "PROTOBUF")
-            descriptors = [_descriptor(ref, "a reference") for ref in refs]
+            descriptors = [_descriptor(ref, f"reference {name!r}") for name, ref in refs]
             built = _decoders.protobuf(_descriptor(self._with_descriptor(schema_id, schema),
                                                    f"schema {schema_id}"), descriptors)  # fmt: skip
         with self._lock:
@@ -226,9 +227,10 @@ class SchemaRegistry:
             self._schemas[schema_id] = full
         return full
 
-    def _references(self, schema: Schema, kind: str) -> list[Schema]:
-        """Every schema ``schema`` imports, transitively, dependencies first, each once."""
-        ordered: list[Schema] = []
+    def _references(self, schema: Schema, kind: str) -> list[tuple[str, Schema]]:
+        """Every schema ``schema`` imports, transitively, dependencies first, each once,
+        with the name it is imported by."""
+        ordered: list[tuple[str, Schema]] = []
         seen: set[tuple[str, int]] = set()
 
         def visit(refs: tuple[Reference, ...], depth: int) -> None:
@@ -247,7 +249,7 @@ class SchemaRegistry:
                                   missing=f"reference {ref.name!r}")  # fmt: skip
                 found = _schema(reply, f"reference {ref.name!r}", serialized=serialized)
                 visit(found.references, depth + 1)
-                ordered.append(found)
+                ordered.append((ref.name, found))
 
         visit(schema.references, 0)
         return ordered

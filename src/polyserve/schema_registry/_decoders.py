@@ -48,8 +48,11 @@ def _undecodable(kind: str, why: str) -> SchemaError:
 # -- JSON Schema -------------------------------------------------------------------
 
 
-def json_schema(schema: Schema, *, validate: bool) -> Callable[[bytes], Any]:
-    """A decoder of JSON payloads, validating them against ``schema`` when ``validate``.
+def json_schema(
+    schema: Schema, references: Sequence[tuple[str, Schema]], *, validate: bool
+) -> Callable[[bytes], Any]:
+    """A decoder of JSON payloads, validating them against ``schema`` when ``validate``;
+    a ``$ref`` to a reference's name resolves to that reference's schema.
 
     Raises:
         MissingDependencyError: ``validate`` and jsonschema is not installed.
@@ -57,7 +60,7 @@ def json_schema(schema: Schema, *, validate: bool) -> Callable[[bytes], Any]:
     """
     check: Callable[[Any], None] | None = None
     if validate:
-        check = _json_validator(schema)
+        check = _json_validator(schema, references)
 
     def decode(payload: bytes) -> Any:
         try:
@@ -75,7 +78,9 @@ def json_schema(schema: Schema, *, validate: bool) -> Callable[[bytes], Any]:
     return decode
 
 
-def _json_validator(schema: Schema) -> Callable[[Any], None]:
+def _json_validator(
+    schema: Schema, references: Sequence[tuple[str, Schema]]
+) -> Callable[[Any], None]:
     try:
         import jsonschema
     except ImportError:
@@ -83,16 +88,27 @@ def _json_validator(schema: Schema) -> Callable[[Any], None]:
             "jsonschema", feature="JSON Schema validation",
             extra="polyserve-core[jsonschema]",
         ) from None  # fmt: skip
+    from referencing import Registry, Resource
+    from referencing.exceptions import Unresolvable
+    from referencing.jsonschema import DRAFT202012
+
     try:
         document = json.loads(schema.text)
         cls = jsonschema.validators.validator_for(document)
         cls.check_schema(document)
-        validator = cls(document)
-    except (ValueError, jsonschema.SchemaError) as exc:
+        resources = [
+            (name, Resource.from_contents(json.loads(ref.text), DRAFT202012))
+            for name, ref in references
+        ]
+        validator = cls(document, registry=Registry().with_resources(resources))
+    except (ValueError, TypeError, jsonschema.SchemaError) as exc:
         raise _invalid("JSON", exc) from None
 
     def check(value: Any) -> None:
-        error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+        try:
+            error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+        except Unresolvable as exc:
+            raise _invalid("JSON", exc) from None
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "<root>"
             # The keyword that failed, not error.message, which quotes the value.
