@@ -334,6 +334,19 @@ def test_an_unknown_id_is_remembered_for_a_while(
     assert registry_server.requests.count("/schemas/ids/404") == 3
 
 
+def test_unknown_ids_remembered_are_bounded(
+    registry: SchemaRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from polyserve.schema_registry import _client
+
+    monkeypatch.setattr(_client, "_MAX_UNKNOWN", 3)
+    for schema_id in range(1000, 1010):
+        with pytest.raises(UnknownSchemaError):
+            registry.schema(schema_id)
+    assert 1009 in registry._unknown
+    assert len(registry._unknown) <= 3
+
+
 def test_a_registry_with_no_url_has_only_its_preloaded_schemas() -> None:
     registry = SchemaRegistry(schemas={1: Schema("JSON", json.dumps(ORDER_JSON))})
     assert registry.decode(encode(1, b'{"id": "a", "total": 1}')) == {"id": "a", "total": 1}

@@ -26,6 +26,8 @@ _TYPES = frozenset(("AVRO", "JSON", "PROTOBUF"))
 _ACCEPT = "application/vnd.schemaregistry.v1+json, application/json"
 # Nested references deeper than this are a cycle, or a registry not worth following.
 _MAX_DEPTH = 16
+# Unknown ids remembered at most; past it, the expired ones (or all) are forgotten.
+_MAX_UNKNOWN = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +147,8 @@ class SchemaRegistry:
     def decode(self, value: Any, *, into: type[Any] | None = None) -> Any:
         """The value a wire-format payload holds, decoded with the schema it names.
 
-        ``value`` is a ``Message`` (its ``body`` is read) or bytes. JSON and Avro
+        ``value`` is a ``Message`` (its ``body`` is read) or bytes; ``into`` applies
+        to Protobuf values only. JSON and Avro
         values come back as dicts, lists and scalars; Protobuf values as messages of
         ``into`` (a generated class) or, without it, of a class built from the
         registry's descriptor.
@@ -209,8 +212,14 @@ class SchemaRegistry:
         try:
             reply = self._get(f"/schemas/ids/{schema_id}")
         except UnknownSchemaError:
+            now = time.monotonic()
             with self._lock:
-                self._unknown[schema_id] = time.monotonic() + self.unknown_ttl
+                if len(self._unknown) >= _MAX_UNKNOWN:
+                    # Records naming ever new ids must not grow this without bound.
+                    self._unknown = {k: t for k, t in self._unknown.items() if t > now}
+                    if len(self._unknown) >= _MAX_UNKNOWN:
+                        self._unknown.clear()
+                self._unknown[schema_id] = now + self.unknown_ttl
             raise
         schema = _schema(reply, f"schema {schema_id}")
         with self._lock:
