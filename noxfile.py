@@ -46,9 +46,8 @@ def adapter(session: nox.Session, provider: str) -> None:
     extras are there for the tests decoding Kafka values through each adapter.
     """
     extras, test_deps = ADAPTERS[provider]
-    session.install(
-        "-e", ".[pydantic,avro,jsonschema]", "-e", f"adapters/{provider}{extras}", *TEST_DEPS, *test_deps
-    )
+    core = ".[pydantic,avro,jsonschema]"
+    session.install("-e", core, "-e", f"adapters/{provider}{extras}", *TEST_DEPS, *test_deps)
     session.run("pytest", f"adapters/{provider}", "-p", "no:cacheprovider", *session.posargs)
 
 
