@@ -20,6 +20,8 @@ from polyserve.schema_registry._wire import split
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from polyserve.events import Message
+
 __all__ = ["Reference", "Schema", "SchemaRegistry"]
 
 _TYPES = frozenset(("AVRO", "JSON", "PROTOBUF"))
@@ -144,14 +146,15 @@ class SchemaRegistry:
 
     # -- decoding --------------------------------------------------------------------
 
-    def decode(self, value: Any, *, into: type[Any] | None = None) -> Any:
+    def decode(
+        self, value: Message | bytes | bytearray | memoryview, *, into: type[Any] | None = None
+    ) -> Any:
         """The value a wire-format payload holds, decoded with the schema it names.
 
-        ``value`` is a ``Message`` (its ``body`` is read) or bytes; ``into`` applies
-        to Protobuf values only. JSON and Avro
+        ``value`` is a ``Message`` (its ``body`` is read) or bytes. JSON and Avro
         values come back as dicts, lists and scalars; Protobuf values as messages of
         ``into`` (a generated class) or, without it, of a class built from the
-        registry's descriptor.
+        registry's descriptor. ``into`` applies to Protobuf values only.
 
         Raises:
             SchemaError: not the wire format (``invalid_wire_format``), a payload its
