@@ -409,3 +409,25 @@ def test_a_bad_url_is_a_configuration_error(url: str) -> None:
 def test_a_token_and_a_password_are_one_too_many() -> None:
     with pytest.raises(ConfigurationError, match="not both"):
         SchemaRegistry("http://r", token="t", password="p")
+
+
+def test_well_known_imports_resolve_in_a_fresh_process() -> None:
+    # The default descriptor pool holds timestamp.proto only once timestamp_pb2 is
+    # imported, which other tests here do: a fresh interpreter shows the real case.
+    import subprocess
+    import sys
+
+    code = """
+from google.protobuf import descriptor_pb2 as d
+from polyserve.schema_registry import Schema, SchemaRegistry, encode
+f = d.FileDescriptorProto(name="o.proto", package="p", syntax="proto3",
+                          dependency=["google/protobuf/timestamp.proto"])
+f.message_type.add(name="O").field.add(name="placed", number=3, type=11, label=1,
+                                       type_name=".google.protobuf.Timestamp")
+registry = SchemaRegistry(schemas={1: Schema("PROTOBUF", "", descriptor=f.SerializeToString())})
+print(registry.decode(encode(1, b"\\x1a\\x02\\x08\\x05", [0])).placed.seconds)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "5"

@@ -189,6 +189,20 @@ def protobuf_into(cls: type[Any]) -> Callable[[bytes], Any]:
     return decode
 
 
+def _well_known(path: str) -> Any:
+    """The descriptor of a well-known ``google/protobuf/*.proto`` file, which registries
+    do not serve: from the module protobuf ships for it (``timestamp_pb2``...), imported
+    here, since the default pool holds a file only once its module is imported."""
+    import importlib
+
+    from google.protobuf import descriptor_pb2
+
+    module = importlib.import_module(path.removesuffix(".proto").replace("/", ".") + "_pb2")
+    proto = descriptor_pb2.FileDescriptorProto()
+    module.DESCRIPTOR.CopyToProto(proto)
+    return proto
+
+
 def protobuf(descriptor: bytes, references: Sequence[bytes]) -> Callable[[bytes], Any]:
     """A decoder of Protobuf payloads whose classes are built from serialized file
     descriptors: ``descriptor`` and those of its ``references``, dependencies first.
@@ -202,7 +216,6 @@ def protobuf(descriptor: bytes, references: Sequence[bytes]) -> Callable[[bytes]
     from google.protobuf.message import DecodeError
 
     pool = descriptor_pool.DescriptorPool()
-    default = descriptor_pool.Default()
     try:
         protos = [descriptor_pb2.FileDescriptorProto.FromString(d) for d in references]
         main = descriptor_pb2.FileDescriptorProto.FromString(descriptor)
@@ -210,14 +223,11 @@ def protobuf(descriptor: bytes, references: Sequence[bytes]) -> Callable[[bytes]
         for proto in (*protos, main):
             for dependency in proto.dependency:
                 if dependency not in known and dependency.startswith("google/protobuf/"):
-                    # A well-known type the registry does not serve: protobuf ships it.
-                    wkt = descriptor_pb2.FileDescriptorProto()
-                    default.FindFileByName(dependency).CopyToProto(wkt)
-                    pool.Add(wkt)
+                    pool.Add(_well_known(dependency))
                     known.add(dependency)
             pool.Add(proto)
         file = pool.FindFileByName(main.name)
-    except Exception as exc:  # DecodeError, TypeError, KeyError from the pool
+    except Exception as exc:  # DecodeError, TypeError, KeyError, ImportError...
         raise _invalid("Protobuf", exc) from None
     classes: dict[tuple[int, ...], Any] = {}
 
