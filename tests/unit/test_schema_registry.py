@@ -113,7 +113,11 @@ def registry_server() -> Iterator[LocalRegistry]:
         server.add(2, Registered("AVRO", json.dumps(MONEY_AVRO)), subject="money-value")
         server.add(3, Registered("AVRO", json.dumps(ORDER_AVRO),
                                  [{"name": "shop.Money", "subject": "money-value", "version": 1}]))  # fmt: skip
-        server.add(4, Registered("PROTOBUF", "syntax = \"proto3\"; ...", descriptor=money.SerializeToString()),
+        # Served under a name of the registry's own: it is imported as money.proto.
+        served = descriptor_pb2.FileDescriptorProto()
+        served.CopyFrom(money)
+        served.name = "default"
+        server.add(4, Registered("PROTOBUF", "syntax = \"proto3\"; ...", descriptor=served.SerializeToString()),
                    subject="money-proto")  # fmt: skip
         server.add(5, Registered(
             "PROTOBUF", "syntax = \"proto3\"; ...", descriptor=orders.SerializeToString(),

@@ -187,7 +187,7 @@ class SchemaRegistry:
             built = _decoders.protobuf_into(into)
         else:
             refs = self._references(schema, "PROTOBUF")
-            descriptors = [_descriptor(ref, f"reference {name!r}") for name, ref in refs]
+            descriptors = [(name, _descriptor(ref, f"reference {name!r}")) for name, ref in refs]
             built = _decoders.protobuf(_descriptor(self._with_descriptor(schema_id, schema),
                                                    f"schema {schema_id}"), descriptors)  # fmt: skip
         with self._lock:

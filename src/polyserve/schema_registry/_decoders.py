@@ -203,9 +203,10 @@ def _well_known(path: str) -> Any:
     return proto
 
 
-def protobuf(descriptor: bytes, references: Sequence[bytes]) -> Callable[[bytes], Any]:
+def protobuf(descriptor: bytes, references: Sequence[tuple[str, bytes]]) -> Callable[[bytes], Any]:
     """A decoder of Protobuf payloads whose classes are built from serialized file
-    descriptors: ``descriptor`` and those of its ``references``, dependencies first.
+    descriptors: ``descriptor`` and those of its ``references`` (each with the name
+    it is imported by), dependencies first.
 
     Raises:
         MissingDependencyError: protobuf is not installed.
@@ -217,7 +218,13 @@ def protobuf(descriptor: bytes, references: Sequence[bytes]) -> Callable[[bytes]
 
     pool = descriptor_pool.DescriptorPool()
     try:
-        protos = [descriptor_pb2.FileDescriptorProto.FromString(d) for d in references]
+        protos = []
+        for name, serialized in references:
+            proto = descriptor_pb2.FileDescriptorProto.FromString(serialized)
+            # Imported by the reference's name, whatever name the registry serialized
+            # the file under (Confluent's registry may use a default one).
+            proto.name = name
+            protos.append(proto)
         main = descriptor_pb2.FileDescriptorProto.FromString(descriptor)
         known = {p.name for p in protos}
         for proto in (*protos, main):
