@@ -304,6 +304,19 @@ def test_protobuf_payloads_that_name_no_message_or_do_not_parse(
     assert caught.value.code == "undecodable_payload"
 
 
+def test_a_registry_without_serialized_descriptors_asks_for_a_class(
+    registry_server: LocalRegistry,
+) -> None:
+    registry = SchemaRegistry(registry_server.url, schemas={5: Schema("PROTOBUF", "...")})
+    registry_server.fail_with = 501
+    try:
+        with pytest.raises(SchemaError, match="into=YourMessageClass") as caught:
+            registry.decode(encode(5, b"", [0]))
+    finally:
+        registry_server.fail_with = None
+    assert caught.value.code == "invalid_schema"
+
+
 def test_a_preloaded_protobuf_schema_without_a_descriptor_needs_a_class() -> None:
     registry = SchemaRegistry(schemas={5: Schema("PROTOBUF", 'syntax = "proto3";')})
     with pytest.raises(SchemaError, match="into=YourMessageClass"):

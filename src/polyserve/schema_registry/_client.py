@@ -282,6 +282,12 @@ class SchemaRegistry:
                 raise UnknownSchemaError(_id_of(path)) from None
             if status == 404:
                 raise SchemaError(f"the registry has no {missing}", code="invalid_schema") from None
+            if status == 501 and "format=serialized" in path:
+                raise SchemaError(
+                    "the schema registry serves no Protobuf descriptors (format=serialized): "
+                    "decode with into=YourMessageClass",
+                    code="invalid_schema",
+                ) from None
             code = "registry_unavailable" if status >= 500 or status == 429 else "registry_error"
             raise SchemaRegistryError(
                 f"the schema registry answered {status} to GET {path.split('?')[0]}", code=code
