@@ -448,3 +448,11 @@ print(registry.decode(encode(1, b"\\x1a\\x02\\x08\\x05", [0])).placed.seconds)
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "5"
+
+
+def test_the_module_lists_its_exports_sorted_and_each_resolves() -> None:
+    import polyserve.schema_registry as module
+
+    assert module.__all__ == sorted(module.__all__)
+    assert all(getattr(module, name) is not None for name in module.__all__)
+    assert module.UnknownSchemaError.__module__ == "polyserve.errors"
