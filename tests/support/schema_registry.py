@@ -50,6 +50,7 @@ class LocalRegistry:
         self.requests: list[str] = []
         self.authorization = authorization
         self.fail_with: int | None = None
+        self.redirect_to: str | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -79,6 +80,12 @@ def _handler(registry: LocalRegistry) -> type[BaseHTTPRequestHandler]:
             registry.requests.append(self.path)
             if registry.fail_with is not None:
                 return self._send(registry.fail_with, {"error_code": 50001, "message": "down"})
+            if registry.redirect_to is not None and not self.path.startswith("/moved"):
+                self.send_response(302)
+                self.send_header("Location", registry.redirect_to + self.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
             wanted = registry.authorization
             if wanted is not None and self.headers.get("Authorization") != wanted:
                 return self._send(401, {"error_code": 401, "message": "Unauthorized"})

@@ -408,6 +408,18 @@ def test_a_failing_or_absent_registry_is_a_registry_error(registry_server: Local
     assert isinstance(gone.value, PolyserveError)
 
 
+def test_a_redirect_is_not_followed_with_the_credentials(registry_server: LocalRegistry) -> None:
+    registry_server.requests.clear()
+    registry_server.redirect_to = registry_server.url + "/moved"
+    try:
+        with pytest.raises(SchemaRegistryError, match="answered 302") as caught:
+            SchemaRegistry(registry_server.url, token="t0ken").schema(1)
+    finally:
+        registry_server.redirect_to = None
+    assert caught.value.code == "registry_error"
+    assert registry_server.requests == ["/schemas/ids/1"]
+
+
 def test_settings_come_from_the_environment() -> None:
     env = {"SCHEMA_REGISTRY_URL": "https://registry.example:8081/", "SCHEMA_REGISTRY_TOKEN": "t"}
     registry = SchemaRegistry.from_env(env, timeout=1.0)

@@ -273,7 +273,7 @@ class SchemaRegistry:
 
         request = urllib.request.Request(f"{self.url}{path}", headers=self._headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with _opener().open(request, timeout=self.timeout) as response:
                 body = response.read()
         except urllib.error.HTTPError as exc:
             status = exc.code
@@ -304,6 +304,25 @@ class SchemaRegistry:
                 f"the schema registry's reply to GET {path.split('?')[0]} is not JSON",
                 code="registry_error",
             ) from None
+
+
+_OPENER: Any = None
+
+
+def _opener() -> Any:
+    """urllib's opener, but one that follows no redirect: urllib would send the
+    ``Authorization`` header on to whatever host a redirect names. A registry does not
+    redirect reads; a 3xx is answered as the error it then is."""
+    global _OPENER
+    if _OPENER is None:
+        import urllib.request
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+                return None
+
+        _OPENER = urllib.request.build_opener(NoRedirect)
+    return _OPENER
 
 
 def _id_of(path: str) -> int:
