@@ -335,6 +335,19 @@ def test_each_schema_is_fetched_once(
     assert registry.schema(1).type == "JSON"
 
 
+def test_threads_sharing_a_registry_decode_alike(registry_server: LocalRegistry) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    named: dict[str, Any] = {}
+    fastavro.parse_schema(MONEY_AVRO, named_schemas=named)
+    order = {"id": "T", "total": {"cents": 1, "currency": "EUR"}, "note": "n"}
+    value = encode(3, _avro(ORDER_AVRO, order, named))
+    shared = SchemaRegistry(registry_server.url)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: shared.decode(value), range(64)))
+    assert results == [order] * 64
+
+
 def test_an_unknown_id_is_remembered_for_a_while(
     registry: SchemaRegistry, registry_server: LocalRegistry
 ) -> None:
