@@ -237,6 +237,33 @@ def test_avro_values_are_read_with_the_writers_schema_and_its_references(
     assert set(registry_server.requests) >= {"/schemas/ids/3", "/subjects/money-value/versions/1"}
 
 
+ORDER_V2 = {
+    "type": "record", "name": "Order", "namespace": "shop",
+    "fields": [
+        {"name": "id", "type": "string"},
+        {"name": "note", "type": ["null", "string"], "default": None},
+        {"name": "channel", "type": "string", "default": "web"},
+    ],
+}  # fmt: skip
+
+
+def test_an_avro_reader_schema_resolves_each_value_to_it(registry: SchemaRegistry) -> None:
+    named: dict[str, Any] = {}
+    fastavro.parse_schema(MONEY_AVRO, named_schemas=named)
+    order = {"id": "A-1", "total": {"cents": 1250, "currency": "EUR"}, "note": "gift"}
+    value = encode(3, _avro(ORDER_AVRO, order, named))
+    assert registry.decode(value, reader=ORDER_V2) == {
+        "id": "A-1",
+        "note": "gift",
+        "channel": "web",
+    }
+    assert registry.decode(value) == order  # the writer's schema, as before
+    incompatible = {**ORDER_V2, "fields": [{"name": "sku", "type": "string"}]}
+    with pytest.raises(SchemaError) as caught:
+        registry.decode(value, reader=incompatible)
+    assert caught.value.code == "schema_mismatch"
+
+
 @pytest.mark.parametrize("cut", [b"", b"\x02", b"\x02A-1\xc4\x13"])
 def test_an_avro_value_cut_short_is_undecodable(registry: SchemaRegistry, cut: bytes) -> None:
     with pytest.raises(SchemaError) as caught:

@@ -109,7 +109,7 @@ class SchemaRegistry:
         self.validate_json = validate_json
         self.unknown_ttl = unknown_ttl
         self._schemas: dict[int, Schema] = dict(schemas or {})
-        self._decoders: dict[tuple[int, Any], Callable[[bytes], Any]] = {}
+        self._decoders: dict[tuple[int, Any, int], tuple[Any, Callable[[bytes], Any]]] = {}
         self._unknown: dict[int, float] = {}
         self._lock = threading.Lock()
 
@@ -147,14 +147,21 @@ class SchemaRegistry:
     # -- decoding --------------------------------------------------------------------
 
     def decode(
-        self, value: Message | bytes | bytearray | memoryview, *, into: type[Any] | None = None
+        self,
+        value: Message | bytes | bytearray | memoryview,
+        *,
+        into: type[Any] | None = None,
+        reader: Mapping[str, Any] | None = None,
     ) -> Any:
         """The value a wire-format payload holds, decoded with the schema it names.
 
         ``value`` is a ``Message`` (its ``body`` is read) or bytes. JSON and Avro
         values come back as dicts, lists and scalars; Protobuf values as messages of
         ``into`` (a generated class) or, without it, of a class built from the
-        registry's descriptor. ``into`` applies to Protobuf values only.
+        registry's descriptor. ``into`` applies to Protobuf values only. ``reader``
+        (Avro only) is the schema the handler reads with: each value is resolved from
+        its writer's schema to it, as Avro schema evolution prescribes (new fields
+        take their defaults, removed ones are dropped); it must be self-contained.
 
         Raises:
             SchemaError: not the wire format (``invalid_wire_format``), a payload its
@@ -166,23 +173,32 @@ class SchemaRegistry:
         """
         data = value if isinstance(value, (bytes, bytearray, memoryview)) else value.body
         schema_id, payload = split(bytes(data))
-        return self.decoder(schema_id, into=into)(payload)
+        return self.decoder(schema_id, into=into, reader=reader)(payload)
 
-    def decoder(self, schema_id: int, *, into: type[Any] | None = None) -> Callable[[bytes], Any]:
+    def decoder(
+        self,
+        schema_id: int,
+        *,
+        into: type[Any] | None = None,
+        reader: Mapping[str, Any] | None = None,
+    ) -> Callable[[bytes], Any]:
         """The decoder of payloads (after the 5-byte header) written with schema ``schema_id``.
 
-        Built once per schema (and ``into`` class), then reused. Raises as ``decode``.
+        Built once per schema (and ``into`` class, or ``reader`` schema object: pass
+        the same one each time, a module constant), then reused. Raises as ``decode``.
         """
-        key = (schema_id, into)
+        key = (schema_id, into, id(reader))
         found = self._decoders.get(key)
-        if found is not None:
-            return found
+        # The reader is kept with its decoder, so its id is not reused while cached.
+        if found is not None and found[0] is reader:
+            return found[1]
         schema = self.schema(schema_id)
         if schema.type == "JSON":
             refs = self._references(schema, "JSON") if self.validate_json else []
             built = _decoders.json_schema(schema, refs, validate=self.validate_json)
         elif schema.type == "AVRO":
-            built = _decoders.avro(schema, [s for _, s in self._references(schema, "AVRO")])
+            named = self._references(schema, "AVRO")
+            built = _decoders.avro(schema, [ref for _, ref in named], reader)
         elif into is not None:
             built = _decoders.protobuf_into(into)
         else:
@@ -191,7 +207,7 @@ class SchemaRegistry:
             built = _decoders.protobuf(_descriptor(self._with_descriptor(schema_id, schema),
                                                    f"schema {schema_id}"), descriptors)  # fmt: skip
         with self._lock:
-            self._decoders[key] = built
+            self._decoders[key] = (reader, built)
         return built
 
     # -- schemas ---------------------------------------------------------------------

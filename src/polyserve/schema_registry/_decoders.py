@@ -27,7 +27,7 @@ from polyserve.errors import MissingDependencyError, SchemaError
 from polyserve.schema_registry._wire import decode_message_indexes
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from polyserve.schema_registry._client import Schema
 
@@ -123,8 +123,11 @@ def _json_validator(
 # -- Avro ----------------------------------------------------------------------------
 
 
-def avro(schema: Schema, references: Sequence[Schema]) -> Callable[[bytes], Any]:
-    """A decoder of Avro binary payloads written with ``schema``.
+def avro(
+    schema: Schema, references: Sequence[Schema], reader: Mapping[str, Any] | None = None
+) -> Callable[[bytes], Any]:
+    """A decoder of Avro binary payloads written with ``schema``; with a ``reader``
+    schema (self-contained), each value is resolved to it (Avro schema resolution).
 
     Raises:
         MissingDependencyError: fastavro is not installed.
@@ -132,6 +135,7 @@ def avro(schema: Schema, references: Sequence[Schema]) -> Callable[[bytes], Any]
     """
     try:
         import fastavro
+        from fastavro.read import SchemaResolutionError
     except ImportError:
         raise MissingDependencyError(
             "fastavro", feature="Avro decoding", extra="polyserve-core[avro]"
@@ -141,14 +145,20 @@ def avro(schema: Schema, references: Sequence[Schema]) -> Callable[[bytes], Any]
         for ref in references:
             fastavro.parse_schema(json.loads(ref.text), named_schemas=named)
         parsed = fastavro.parse_schema(json.loads(schema.text), named_schemas=named)
+        resolved = None if reader is None else fastavro.parse_schema(dict(reader))
     except Exception as exc:  # fastavro raises several unrelated types for a bad schema
         raise _invalid("Avro", exc) from None
-    reader = fastavro.schemaless_reader
+    read = fastavro.schemaless_reader
 
     def decode(payload: bytes) -> Any:
         buffer = io.BytesIO(payload)
         try:
-            value = reader(buffer, parsed, None)
+            value = read(buffer, parsed, resolved)
+        except SchemaResolutionError:
+            raise SchemaError(
+                "the writer's Avro schema does not resolve to the reader's",
+                code="schema_mismatch",
+            ) from None
         except Exception as exc:  # EOFError, ValueError, IndexError, UnicodeDecodeError...
             raise _undecodable("Avro", type(exc).__name__) from None
         if buffer.tell() != len(payload):
