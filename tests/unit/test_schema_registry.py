@@ -465,6 +465,11 @@ def test_settings_come_from_the_environment() -> None:
     registry = SchemaRegistry.from_env(env, timeout=1.0)
     assert (registry.url, registry.timeout) == ("https://registry.example:8081", 1.0)
     assert registry._headers["Authorization"] == "Bearer t"
+    basic = SchemaRegistry.from_env(
+        {"SCHEMA_REGISTRY_URL": "http://r", "SCHEMA_REGISTRY_USERNAME": "k",
+         "SCHEMA_REGISTRY_PASSWORD": "s", "SCHEMA_REGISTRY_TOKEN": ""}
+    )  # fmt: skip
+    assert basic._headers["Authorization"] == "Basic " + base64.b64encode(b"k:s").decode()
     with pytest.raises(ConfigurationError, match="SCHEMA_REGISTRY_URL is not set"):
         SchemaRegistry.from_env({})
 

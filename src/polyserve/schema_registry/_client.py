@@ -134,10 +134,11 @@ class SchemaRegistry:
         url = environ.get(prefix + "URL")
         if not url:
             raise ConfigurationError(f"{prefix}URL is not set")
+        # An empty setting is an unset one (app settings are often declared empty).
         return cls(
-            url, username=environ.get(prefix + "USERNAME"),
-            password=environ.get(prefix + "PASSWORD"), token=environ.get(prefix + "TOKEN"),
-            **options,
+            url, username=environ.get(prefix + "USERNAME") or None,
+            password=environ.get(prefix + "PASSWORD") or None,
+            token=environ.get(prefix + "TOKEN") or None, **options,
         )  # fmt: skip
 
     def __repr__(self) -> str:
