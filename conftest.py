@@ -1,4 +1,4 @@
-"""Test-suite wide options and fixtures (real servers live in tests/support/servers.py)."""
+"""Test-suite wide options and fixtures (real servers live in polyserve_testkit.servers)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import settings
 if TYPE_CHECKING:
     import pytest
 
-pytest_plugins = ["tests.support.plugin"]
+pytest_plugins = ["polyserve_testkit.servers"]
 
 # Timing-based deadlines make property tests flaky on a loaded 2-core machine; CI
 # also runs them derandomised so a red build always reproduces.

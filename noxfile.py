@@ -42,12 +42,21 @@ def tests(session: nox.Session, version: str) -> None:
 def adapter(session: nox.Session, provider: str) -> None:
     """One adapter's tests in an environment holding only core and that adapter.
 
-    Proves that no adapter leans on another's dependencies. Core's schema registry
-    extras are there for the tests decoding Kafka values through each adapter.
+    Proves that no adapter leans on another's dependencies. The shared test support
+    (``testkit``) is the one other thing installed: the root ``tests`` directory is not used.
+    Core's ``schema-registry`` extra is there for the tests decoding Kafka values.
     """
     extras, test_deps = ADAPTERS[provider]
-    core = ".[pydantic,avro,jsonschema]"
-    session.install("-e", core, "-e", f"adapters/{provider}{extras}", *TEST_DEPS, *test_deps)
+    session.install(
+        "-e",
+        ".[pydantic,schema-registry]",
+        "-e",
+        f"adapters/{provider}{extras}",
+        "-e",
+        "testkit",
+        *TEST_DEPS,
+        *test_deps,
+    )
     session.run("pytest", f"adapters/{provider}", "-p", "no:cacheprovider", *session.posargs)
 
 

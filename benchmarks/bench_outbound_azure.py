@@ -89,7 +89,7 @@ class AnswerTransport(HttpTransport):  # type: ignore[type-arg]
 
 
 def _azurite(workdir: str) -> tuple[subprocess.Popen[bytes], str]:
-    from tests.support import servers
+    from polyserve_testkit import servers
 
     private = servers.NODE_DIR / "bin" / "node"
     node = str(private) if private.is_file() else "node"

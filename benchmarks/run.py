@@ -6,6 +6,12 @@ installed, and timed otherwise (``benchmarks.measure`` says how); cold start is 
 row gives polyserve's cost, the baseline's, their ratio against the budget, and how it
 was measured. The table is also written to ``.benchmarks/latest.md``. Reports only:
 a case over its budget says FAIL in the table, and the exit status stays 0.
+
+Before and after: the ``before`` column holds polyserve's cost and ratio for the same
+case in an earlier table (``--before FILE``; by default the previous run's
+``.benchmarks/latest.md``, read before this run replaces it), so that a change is
+measured by running ``./dev bench`` once before it and once after. Below the table, a
+summary line counts the budgets met and names the cases over budget.
 """
 
 from __future__ import annotations
@@ -256,16 +262,57 @@ def idempotency_rows(redis_url: str) -> list[Row]:
     return rows
 
 
-def table(rows: Iterable[Row]) -> str:
-    """The rows as one markdown table."""
-    lines = [
-        "| case | polyserve | baseline | ratio | budget | result | method |",
-        "|---|---:|---:|---:|---:|:---:|---|",
-    ]
+_HEADER = "| case | polyserve | baseline | ratio | before | budget | result | method |"
+
+
+def table(rows: Iterable[Row], before: dict[tuple[str, str], str] | None = None) -> str:
+    """The rows as one markdown table; ``before`` (from ``earlier``) fills the before column."""
+    lines = [_HEADER, "|---|---:|---:|---:|---:|---:|:---:|---|"]
     for r in rows:
-        cells = (r.case, r.polyserve, r.baseline, r.ratio, r.budget, r.result, r.method)
+        earlier = (before or {}).get((r.case, r.method.split(":")[0]), "—")
+        cells = (r.case, r.polyserve, r.baseline, r.ratio, earlier, r.budget, r.result, r.method)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def earlier(text: str) -> dict[tuple[str, str], str]:
+    """polyserve's cost and ratio per (case, how measured) in a table this module wrote.
+
+    Reads tables with or without a before column; rows that were skipped are left out.
+    """
+    found: dict[tuple[str, str], str] = {}
+    header: list[str] | None = None
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if header is None:
+            header = cells
+            continue
+        if set(line) <= set("|-: "):
+            continue
+        row = dict(zip(header, cells, strict=False))
+        if row.get("polyserve", "—") == "—":
+            continue
+        ratio = row.get("ratio", "—")
+        value = row["polyserve"] if ratio == "—" else f"{row['polyserve']} ({ratio})"
+        found[(row["case"], row.get("method", "").split(":")[0])] = value
+    return found
+
+
+def summary(rows: Iterable[Row]) -> str:
+    """One line: how many budgets were met, and which cases are over theirs."""
+    rows = list(rows)
+    judged = [r for r in rows if r.result in ("PASS", "FAIL")]
+    over = [
+        f"{r.case} ({r.ratio if r.ratio != '—' else r.polyserve})"
+        for r in rows
+        if r.result == "FAIL"
+    ]
+    line = f"Budgets met: {len(judged) - len(over)} of {len(judged)}."
+    if over:
+        line += " Over budget: " + "; ".join(over) + "."
+    return line
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -282,7 +329,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--startup-runs", type=int, default=41, help="process pairs per case")
     parser.add_argument("--redis-url", help="also run the idempotency benchmark on this Redis")
     parser.add_argument("--output", type=Path, default=Path(".benchmarks/latest.md"))
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="an earlier table for the before column (default: the previous run's --output)",
+    )
     args = parser.parse_args(argv)
+    before_file: Path = args.before or args.output
+    before = earlier(before_file.read_text()) if before_file.is_file() else {}
 
     counted = measure.callgrind_available() and not args.timed
     steps: list[Callable[[], list[Row]]] = [
@@ -295,7 +349,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.redis_url:
         steps.append(lambda: idempotency_rows(args.redis_url))
     rows = [row for step in steps for row in step()]
-    text = table(rows)
+    text = table(rows, before) + "\n\n" + summary(rows)
+    if before:
+        text += f"\nbefore: {before_file}"
     if not counted:
         why = "--timed was given" if args.timed else "valgrind is not installed"
         text += f"\n\n{why}: per-invocation costs are timed, not counted."

@@ -53,6 +53,9 @@ if TYPE_CHECKING:
         StorageAction,
         StorageEvent,
         StreamRecord,
+        StreamWindow,
+        WebSocketAction,
+        WebSocketEvent,
     )
     from polyserve.idempotency.decorator import idempotent
     from polyserve.identity import Principal
@@ -111,6 +114,9 @@ _EXPORTS: dict[str, str] = {
     "StorageEvent": "polyserve.events.storage",
     "StoreUnavailableError": "polyserve.errors",
     "StreamRecord": "polyserve.events.stream",
+    "StreamWindow": "polyserve.events.window",
+    "WebSocketAction": "polyserve.events.websocket",
+    "WebSocketEvent": "polyserve.events.websocket",
     "Trigger": "polyserve.routing",
     "UnsupportedEventError": "polyserve.errors",
     "UnsupportedMediaTypeError": "polyserve.errors",
@@ -165,9 +171,12 @@ __all__ = [
     "StorageEvent",
     "StoreUnavailableError",
     "StreamRecord",
+    "StreamWindow",
     "Trigger",
     "UnsupportedEventError",
     "UnsupportedMediaTypeError",
+    "WebSocketAction",
+    "WebSocketEvent",
     "idempotent",
 ]
 

@@ -100,6 +100,7 @@ class EventDispatch:
         item_id: Callable[[Any], str],
         ordered: bool,
         trace_of: Callable[[Any], TraceContext | None] | None = None,
+        group_of: Callable[[Any], object] | None = None,
     ) -> BatchResult:
         """Run each record through its handler's pipeline (see ``polyserve.batch``).
 
@@ -121,7 +122,7 @@ class EventDispatch:
 
         return await run_batch(
             records, each, inv.context, decode=decode, decoded=decoded, item_id=item_id,
-            ordered=ordered, deadline_margin=self._app.batch_deadline_margin,
+            ordered=ordered, group_of=group_of, deadline_margin=self._app.batch_deadline_margin,
         )  # fmt: skip
 
     async def _outcome(self, plan: _Plan, event: object, inv: Invocation) -> Any:

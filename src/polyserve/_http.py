@@ -9,7 +9,6 @@ binder, its middleware chain and its exception handlers, worked out once.
 from __future__ import annotations
 
 from polyserve._json import dumps
-from polyserve.binding import Shape
 from polyserve.errors import HttpError, InvalidHeaderError, PayloadTooLargeError, PolyserveError
 from polyserve.events.http import _CONTENT_TYPES, HttpResponse
 from polyserve.paths import normalize_path
@@ -34,6 +33,7 @@ __all__ = ["HttpDispatch", "error_response", "render"]
 
 # The shared JSON content type: responses need not check it again (see HttpResponse).
 _JSON = _CONTENT_TYPES["application/json"]
+_OCTETS = _CONTENT_TYPES["application/octet-stream"]
 
 
 class _Plan:
@@ -69,8 +69,13 @@ class HttpDispatch:
         self._async_handlers: dict[Callable[..., Any], bool] = {}
         self._chain = chain(app.middleware_stack(), self._route_step, http=True)
 
-    async def serve(self, request: HttpRequest, inv: Invocation) -> HttpResponse:
-        """Answer ``request``. Never raises: every error becomes an HTTP error response."""
+    async def serve(
+        self, request: HttpRequest, inv: Invocation, *, stream: bool = False
+    ) -> HttpResponse:
+        """Answer ``request``. Never raises: every error becomes an HTTP error response.
+
+        A ``StreamingResponse`` is returned as such with ``stream``, else read whole.
+        """
         try:
             try:
                 response = await self._chain(request, inv)
@@ -78,11 +83,23 @@ class HttpDispatch:
                 response = await self._error(exc, request, inv, None)
             if response.__class__ is not HttpResponse:
                 response = render(response, 200)
-            if self._app.cors is not None or request.method.upper() == "HEAD":
+            if self._app.cors is not None or request.method == "HEAD":
                 response = self._finish(request, response)
         finally:
             if inv.has_teardowns:
                 await inv.close()
+        if response.__class__ is not HttpResponse and not stream:
+            # A StreamingResponse (render gave HttpResponse or it): its module is
+            # loaded only by apps that stream, as the check above costs nothing.
+            from polyserve.streaming import StreamingResponse, collect, collect_blocking
+
+            if isinstance(response, StreamingResponse):
+                try:
+                    if inv.is_blocking:
+                        return collect_blocking(response)
+                    return await collect(response, offload=inv.offload)
+                except Exception as exc:
+                    return error_response(exc, inv.context)
         return response
 
     async def _route_step(self, request: HttpRequest, inv: Invocation) -> HttpResponse:
@@ -152,10 +169,14 @@ class HttpDispatch:
         return plan
 
     def _endpoint(self, plan: _Plan) -> Step:
+        # Loaded with the first route plan: a request to a mounted ASGI app needs none.
+        from polyserve.binding import Shape
+
         resolver = self._app.resolver
         binder, route = plan.binder, plan.route
         fn, is_async, status, shape = route.endpoint, binder.is_async, route.status, binder.shape
         needs_dependencies = bool(binder.dependencies or plan.dependencies)
+        path_only, body_only = shape is Shape.PATH_ONLY, shape is Shape.BODY_ONLY
         names = route.param_names
 
         async def endpoint(request: HttpRequest, inv: Invocation) -> HttpResponse:
@@ -165,9 +186,9 @@ class HttpDispatch:
                         await resolver.dependency(depends, request, inv, names, http=True)
                     kwargs = await resolver.http_arguments(binder, request, inv, names)
                     result = await inv.call(fn, is_async, **kwargs)
-                elif shape is Shape.PATH_ONLY:
+                elif path_only:
                     result = await inv.call(fn, is_async, **inv.path_params)
-                elif shape is Shape.BODY_ONLY:
+                elif body_only:
                     result = await inv.call(fn, is_async, binder.body_argument(request))
                 else:
                     kwargs = await resolver.http_arguments(binder, request, inv, names)
@@ -207,15 +228,26 @@ class HttpDispatch:
         if request.method == "HEAD" and response.body:
             headers = response.headers.with_set("content-length", str(len(response.body)))
             response = HttpResponse(response.status, headers, b"")
+        elif request.method == "HEAD" and response.__class__ is not HttpResponse:
+            # A StreamingResponse: no body goes out, so the stream is dropped unread.
+            _drop(getattr(response, "chunks", None))
+            response = HttpResponse(response.status, response.headers, b"")
         return response
+
+
+def _drop(chunks: Any) -> None:
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
 
 
 def render(result: Any, status: int) -> HttpResponse:
     """The response for a handler's return value.
 
     ``HttpResponse`` as is; ``dict``, ``list``, a pydantic model or a dataclass as
-    JSON; ``str`` as text; ``bytes`` as binary; ``None`` as 204 (or the route's
-    status, if not 200).
+    JSON; ``str`` as text; ``bytes`` as binary; an iterator or async iterator of
+    ``bytes`` as a ``StreamingResponse`` (``application/octet-stream``); ``None``
+    as 204 (or the route's status, if not 200).
     """
     cls = result.__class__
     if cls is dict or cls is list:  # the commonest results, first
@@ -228,6 +260,10 @@ def render(result: Any, status: int) -> HttpResponse:
         return HttpResponse.text(result, status)
     if isinstance(result, (bytes, bytearray, memoryview)):
         return HttpResponse.binary(bytes(result), status)
+    if hasattr(cls, "__anext__") or hasattr(cls, "__next__"):  # polyserve.streaming.is_stream
+        from polyserve.streaming import StreamingResponse
+
+        return StreamingResponse(status, _OCTETS, b"", result)
     serializer = getattr(type(result), "__pydantic_serializer__", None)
     if serializer is not None and hasattr(result, "model_dump"):
         # The model's own serializer, straight to JSON bytes.

@@ -103,12 +103,13 @@ class Batch:
     ``records`` are the native records; ``decoded`` holds, for each, the
     ``(registration name, event)`` pair or the exception that kept it from being
     decoded (it then fails alone). ``item_id`` gives the id a record is reported by.
-    With ``ordered`` (FIFO queues, streams) the first failure stops the batch.
+    With ``ordered`` (FIFO queues, streams) the first failure stops the batch; with
+    ``group_of`` too, it stops only the later records of its group (see ``polyserve.batch``).
     ``trace_of(record)``, where the platform carries a producer's trace with each
     record, reads it (``None`` when there is none); it is called only when needed.
     """
 
-    __slots__ = ("decoded", "item_id", "ordered", "records", "trace_of", "trigger")
+    __slots__ = ("decoded", "group_of", "item_id", "ordered", "records", "trace_of", "trigger")
 
     def __init__(
         self,
@@ -119,6 +120,7 @@ class Batch:
         item_id: Callable[[Any], str],
         ordered: bool = False,
         trace_of: Callable[[Any], TraceContext | None] | None = None,
+        group_of: Callable[[Any], object] | None = None,
     ) -> None:
         self.trigger = trigger
         self.records = records
@@ -126,6 +128,7 @@ class Batch:
         self.item_id = item_id
         self.ordered = ordered
         self.trace_of = trace_of
+        self.group_of = group_of
 
     @classmethod
     def decode(
@@ -137,6 +140,7 @@ class Batch:
         item_id: Callable[[Any], str],
         ordered: bool = False,
         trace_of: Callable[[Any], TraceContext | None] | None = None,
+        group_of: Callable[[Any], object] | None = None,
     ) -> Batch:
         """A batch whose records ``decode`` turns into ``(name, event)``; one that fails fails alone."""
         decoded: list[tuple[str, object] | BaseException] = []
@@ -145,7 +149,10 @@ class Batch:
                 decoded.append(decode(record))
             except Exception as exc:
                 decoded.append(exc)
-        return cls(trigger, records, decoded, item_id=item_id, ordered=ordered, trace_of=trace_of)
+        return cls(
+            trigger, records, decoded, item_id=item_id, ordered=ordered, trace_of=trace_of,
+            group_of=group_of,
+        )  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:
@@ -181,6 +188,7 @@ def run(app: App, source: Source, raw: Any, context: Context, names: Mapping[str
         result = app.handle_batch(
             request.trigger, request.records, context, decoded=request.decoded,
             item_id=request.item_id, ordered=request.ordered, trace_of=request.trace_of,
+            group_of=request.group_of,
         )  # fmt: skip
     else:
         result = app.handle_http(request, context)
@@ -195,8 +203,13 @@ async def run_async(
     names: Mapping[str, str],
     *,
     offload: bool = True,
+    stream: bool = False,
 ) -> Any:
-    """``run`` from async code (``offload`` as for ``App.handle_http_async``)."""
+    """``run`` from async code (``offload`` as for ``App.handle_http_async``).
+
+    With ``stream``, an HTTP source's ``to_native`` may get a ``StreamingResponse``
+    (see ``polyserve.streaming``) to send chunk by chunk; else bodies come whole.
+    """
     try:
         request = source.to_event(raw, context, names)
     except EventError as exc:
@@ -211,10 +224,10 @@ async def run_async(
         result = await app.handle_batch_async(
             request.trigger, request.records, context, decoded=request.decoded,
             item_id=request.item_id, ordered=request.ordered, trace_of=request.trace_of,
-            offload=offload,
+            group_of=request.group_of, offload=offload,
         )  # fmt: skip
     else:
-        result = await app.handle_http_async(request, context, offload=offload)
+        result = await app.handle_http_async(request, context, offload=offload, stream=stream)
     return source.to_native(result, raw, context)
 
 
@@ -233,12 +246,18 @@ def run_native(app: App, provider: str, raw: Any, context: Context, unsupported:
 
 
 async def run_native_async(
-    app: App, provider: str, raw: Any, context: Context, unsupported: Exception
+    app: App,
+    provider: str,
+    raw: Any,
+    context: Context,
+    unsupported: Exception,
+    *,
+    offload: bool = True,
 ) -> Any:
-    """``run_native`` from async code."""
+    """``run_native`` from async code (``offload`` as for ``App.handle_http_async``)."""
     if app.find(Trigger.NATIVE, provider) is None:
         raise unsupported
-    return await app.handle_event_async(Trigger.NATIVE, provider, raw, context)
+    return await app.handle_event_async(Trigger.NATIVE, provider, raw, context, offload=offload)
 
 
 def _is_http(source: Source) -> bool:
@@ -289,15 +308,21 @@ def malformed(what: str, exc: Exception) -> MalformedEventError:
         reason = f"missing attribute {name!r}" if name else "a field has the wrong type"
     elif isinstance(exc, TypeError):
         reason = "a field has the wrong type"
+    elif isinstance(exc, RecursionError):  # a value nested past the stack
+        reason = "a value is nested too deeply"
     else:
         reason = str(exc) or type(exc).__name__
     return MalformedEventError(f"malformed {what}: {reason}")
 
 
+_TRANSLATED = (AttributeError, KeyError, IndexError, TypeError, ValueError, RecursionError)
+
+
 class translating:  # used as a ``with`` statement, like contextlib's helpers
     """``with translating("SQS record"):`` turns lookup and type errors into ``MalformedEventError``.
 
-    polyserve's own errors pass through unchanged.
+    So does a ``RecursionError`` (a value nested past the stack). polyserve's own
+    errors pass through unchanged.
     """
 
     __slots__ = ("what",)
@@ -312,9 +337,7 @@ class translating:  # used as a ``with`` statement, like contextlib's helpers
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> None:
         # Never swallows: the error is either left as it is or replaced by the translation.
-        if isinstance(exc, (AttributeError, KeyError, IndexError, TypeError, ValueError)) and (
-            not isinstance(exc, PolyserveError)
-        ):
+        if isinstance(exc, _TRANSLATED) and not isinstance(exc, PolyserveError):
             raise malformed(self.what, exc) from None
 
 

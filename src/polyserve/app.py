@@ -205,27 +205,37 @@ class App(Router):
         """The mounted ASGI apps, longest prefix first."""
         return tuple(self._mounts)
 
-    def handle_http(self, request: HttpRequest, context: Context) -> HttpResponse:
+    def handle_http(
+        self, request: HttpRequest, context: Context, *, stream: bool = False
+    ) -> HttpResponse:
         """Answer ``request``. Never raises: every error becomes an HTTP error response.
 
         Return values render as: ``HttpResponse`` as is; ``dict``, ``list``, a pydantic
-        model or a dataclass as JSON; ``str`` as text; ``bytes`` as binary; ``None`` as
-        204 (or the route's status).
+        model or a dataclass as JSON; ``str`` as text; ``bytes`` as binary; an
+        iterator or async iterator of ``bytes`` as a stream; ``None`` as 204 (or the
+        route's status).
+
+        A streamed body (see ``polyserve.streaming``) is read whole before this
+        returns, unless ``stream`` is true: then a ``StreamingResponse`` comes back,
+        for an adapter that sends its chunks as they come.
         """
         inv = Invocation(context, is_blocking=True)
+        if stream:
+            return run(self._http_dispatch().serve(request, inv, stream=True))
         return run(self._http_dispatch().serve(request, inv))
 
     async def handle_http_async(
-        self, request: HttpRequest, context: Context, *, offload: bool = True
+        self, request: HttpRequest, context: Context, *, offload: bool = True, stream: bool = False
     ) -> HttpResponse:
         """Answer ``request`` from async code.
 
         With ``offload`` (the default), sync handlers, providers and middleware run
         in a worker thread, so they never block the event loop; runtimes without
-        threads (Workers) pass ``offload=False`` to run them inline.
+        threads (Workers) pass ``offload=False`` to run them inline. ``stream`` is
+        as for ``handle_http``.
         """
         inv = Invocation(context, is_blocking=False, offload=offload)
-        return await self._http_dispatch().serve(request, inv)
+        return await self._http_dispatch().serve(request, inv, stream=stream)
 
     def _http_dispatch(self) -> HttpDispatch:
         http = self._http
@@ -287,6 +297,7 @@ class App(Router):
         item_id: Callable[[R], str],
         ordered: bool = False,
         trace_of: Callable[[R], TraceContext | None] | None = None,
+        group_of: Callable[[R], object] | None = None,
     ) -> BatchResult:
         """Handle each record on its own and report which failed, so only those are redelivered.
 
@@ -295,7 +306,8 @@ class App(Router):
         ``decoded`` instead: one ``(name, event)`` pair per record, or the exception
         that kept that record from being decoded. With ``ordered`` (FIFO queues,
         streams), the first failure stops the batch and it and every record after it
-        are reported failed. Events set aside (``SetAside``, ``on_poison``) are in
+        are reported failed; with ``group_of`` too (SQS FIFO message groups), it stops
+        only the later records of its own group. Events set aside (``SetAside``, ``on_poison``) are in
         ``BatchResult.set_aside``. When ``context`` has less than
         ``batch_deadline_margin`` seconds left, the records not yet started are
         reported failed (see ``polyserve.batch``). ``trace_of(record)`` reads the trace
@@ -305,7 +317,7 @@ class App(Router):
         return run(
             self._event_dispatch().handle_batch(
                 trigger, records, inv, decode=decode, decoded=decoded, item_id=item_id,
-                ordered=ordered, trace_of=trace_of,
+                ordered=ordered, trace_of=trace_of, group_of=group_of,
             )
         )  # fmt: skip
 
@@ -320,13 +332,14 @@ class App(Router):
         item_id: Callable[[R], str],
         ordered: bool = False,
         trace_of: Callable[[R], TraceContext | None] | None = None,
+        group_of: Callable[[R], object] | None = None,
         offload: bool = True,
     ) -> BatchResult:
         """``handle_batch`` for async code (``offload`` as for ``handle_http_async``)."""
         inv = Invocation(context, is_blocking=False, offload=offload)
         return await self._event_dispatch().handle_batch(
             trigger, records, inv, decode=decode, decoded=decoded, item_id=item_id,
-            ordered=ordered, trace_of=trace_of,
+            ordered=ordered, trace_of=trace_of, group_of=group_of,
         )  # fmt: skip
 
     def _event_dispatch(self) -> EventDispatch:

@@ -19,7 +19,7 @@ from polyserve.app import error_response
 from polyserve.context import Context
 from polyserve.errors import EventError
 from polyserve.events.headers import Headers, QueryParams
-from polyserve.events.http import HttpRequest
+from polyserve.events.http import HttpRequest, HttpResponse
 from polyserve.paths import decode_path
 from polyserve.tracing import from_traceparent
 
@@ -168,7 +168,7 @@ async def serve(app: App, scope: dict[str, Any], receive: Receive, send: Send) -
         context = Context(
             "local", invocation_id=request.request_id, function_name=app.name, trace=trace
         )
-        response = await app.handle_http_async(request, context)
+        response = await app.handle_http_async(request, context, stream=True)
     await send(
         {
             "type": "http.response.start",
@@ -179,4 +179,13 @@ async def serve(app: App, scope: dict[str, Any], receive: Receive, send: Send) -
             ],
         }
     )
+    if response.__class__ is not HttpResponse:  # loaded only by apps that stream
+        from polyserve.streaming import StreamingResponse, iterate
+
+        if isinstance(response, StreamingResponse):
+            # Each chunk as it comes; a failure midway ends the body (and is logged).
+            async for chunk in iterate(response, context, offload=True):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            return
     await send({"type": "http.response.body", "body": response.body})

@@ -12,7 +12,12 @@ Every record ends in exactly one of three outcomes:
   nobody mistakes it for one.
 
 For ordered sources (FIFO queues, streams) the first failure stops the batch,
-and that record and every one after it are reported, so order is kept. When the
+and that record and every one after it are reported, so order is kept. Where
+order holds only within a group (an SQS FIFO message group), ``group_of`` names
+each record's group and a failure stops only its own group: the later records
+of that group are reported, and the other groups carry on. A record whose group
+cannot be read stops the whole batch when it fails, and is not started once any
+group has failed, since it may belong to that group. When the
 invocation's deadline comes within ``deadline_margin`` seconds, the batch stops
 too, and every record not yet started is reported failed (``"not processed:
 deadline"``), so it is redelivered rather than lost when the platform stops the
@@ -48,6 +53,8 @@ __all__ = [
 R = TypeVar("R")
 
 _ORDER_BROKEN = "not processed: an earlier record in order failed"
+_GROUP_BROKEN = "not processed: an earlier record of its group failed"
+_UNKNOWN_GROUP = object()  # the group of a record whose group cannot be read
 _DEADLINE = "not processed: deadline"
 
 SET_ASIDE = SetAside()
@@ -103,11 +110,17 @@ class BatchResult:
 class _Batch:
     """The three outcome lists of a batch being processed, and its stop rules."""
 
-    __slots__ = ("context", "cutoff", "failed", "ordered", "set_aside", "stopped", "succeeded")
+    __slots__ = (
+        "broken", "context", "cutoff", "failed", "group", "ordered", "set_aside", "stopped",
+        "succeeded",
+    )  # fmt: skip
 
-    def __init__(self, context: Context, ordered: bool, margin: float) -> None:
+    def __init__(self, context: Context, ordered: bool, margin: float, grouped: bool) -> None:
         self.context = context
         self.ordered = ordered
+        # With groups, the groups a failure stopped, and the group of the current record.
+        self.broken: set[object] | None = set() if grouped else None
+        self.group: object = None
         # The clock time after which no further record starts (None: no deadline).
         deadline = context.deadline
         self.cutoff = None if deadline is None else deadline - margin
@@ -155,11 +168,30 @@ class _Batch:
         # batch: a reference cycle per failure, left to the garbage collector and
         # keeping the whole batch alive until it runs. Where it was raised is logged.
         self.failed.append(ItemFailure(item, reason, exc.with_traceback(None), delay))
-        if self.ordered:
+        if self.broken is not None:
+            if self.group is _UNKNOWN_GROUP:
+                self.stopped = _ORDER_BROKEN
+            self.broken.add(self.group)
+        elif self.ordered:
             self.stopped = _ORDER_BROKEN
+
+    def group_broken(self, group: object) -> bool:
+        """Whether a record of ``group`` must wait, an earlier record of its group having failed."""
+        broken = self.broken
+        if not broken:
+            return False
+        return group is _UNKNOWN_GROUP or group in broken
 
     def result(self) -> BatchResult:
         return BatchResult(tuple(self.succeeded), tuple(self.failed), tuple(self.set_aside))
+
+
+def _group(group_of: Callable[[R], object], record: R) -> object:
+    # A record's group; _UNKNOWN_GROUP when it cannot be read.
+    try:
+        return group_of(record)
+    except Exception:
+        return _UNKNOWN_GROUP
 
 
 def _ident(item_id: Callable[[R], str], record: R, index: int) -> str:
@@ -180,6 +212,7 @@ async def run_batch(
     decoded: Sequence[tuple[str, object] | BaseException] | None = None,
     item_id: Callable[[R], str],
     ordered: bool = False,
+    group_of: Callable[[R], object] | None = None,
     deadline_margin: float = 1.0,
 ) -> BatchResult:
     """Decode and handle each record; see the module docstring for the rules.
@@ -187,14 +220,17 @@ async def run_batch(
     ``handle(name, event, record)`` succeeds by returning, sets the record aside by
     returning a ``SetAside``, and fails it by raising. Records are decoded by ``decode``, one
     at a time, or come ``decoded`` already: one ``(name, event)`` pair per record,
-    or the exception that kept a record from being decoded.
+    or the exception that kept a record from being decoded. With ``ordered``,
+    ``group_of(record)`` (any hashable value) limits a failure's stop to its group.
 
     Raises:
         TypeError: neither or both of ``decode`` and ``decoded`` are given.
     """
     if (decode is None) is (decoded is None):
         raise TypeError("give either decode or decoded")
-    batch = _Batch(context, ordered, deadline_margin)
+    if not ordered:
+        group_of = None
+    batch = _Batch(context, ordered, deadline_margin, group_of is not None)
     count = len(records)
     for index, record in enumerate(records):
         ident = _ident(item_id, record, index)
@@ -202,6 +238,11 @@ async def run_batch(
         if batch.stopped is not None:
             batch.failed.append(ItemFailure(ident, batch.stopped))
             continue
+        if group_of is not None:
+            batch.group = _group(group_of, record)
+            if batch.group_broken(batch.group):
+                batch.failed.append(ItemFailure(ident, _GROUP_BROKEN))
+                continue
         try:
             if decoded is not None:
                 pair = decoded[index]

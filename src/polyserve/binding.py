@@ -58,6 +58,8 @@ _EVENT_CLASSES = (
     ("polyserve.events.storage", "StorageEvent"),
     ("polyserve.events.schedule", "ScheduleEvent"),
     ("polyserve.events.stream", "StreamRecord"),
+    ("polyserve.events.window", "StreamWindow"),
+    ("polyserve.events.websocket", "WebSocketEvent"),
     ("polyserve.events.cloudevent", "CloudEvent"),
 )
 
@@ -154,6 +156,7 @@ class Binder:
     """
 
     __slots__ = (
+        "bound",
         "dependencies",
         "fn",
         "is_async",
@@ -196,6 +199,8 @@ class Binder:
             raise ConfigurationError(f"{fn!r} declares more than one body: {bodies}")
         self.params = tuple(params)
         self.dependencies = tuple(p for p in params if p.source is Source.DEPENDENCY)
+        #: The parameters bound from the request or event: every one but the dependencies.
+        self.bound = tuple(p for p in params if p.source is not Source.DEPENDENCY)
         #: Whether binding needs the invocation's request or event at all: a function
         #: that takes only process-scoped dependencies can be called once per process.
         self.uses_invocation = any(
@@ -222,7 +227,7 @@ class Binder:
             MalformedEventError: the body is not valid JSON.
         """
         kwargs: dict[str, Any] = {}
-        for p in self.params:
+        for p in self.bound:
             source = p.source
             if source is Source.PATH:
                 kwargs[p.name] = path_params[p.alias]
@@ -265,9 +270,13 @@ class Binder:
             EventValidationError: the payload does not validate against the declared type.
         """
         kwargs: dict[str, Any] = {}
-        for p in self.params:
+        for p in self.bound:
             if p.source is Source.EVENT:
                 if p.annotation is not Any and not isinstance(event, p.annotation):
+                    carried = _carried_cloudevent(event, p.annotation)
+                    if carried is not None:
+                        kwargs[p.name] = carried
+                        continue
                     raise UnsupportedEventError(
                         f"handler parameter {p.name!r} expects {_type_name(p.annotation)} "
                         f"but a {type(event).__name__} arrived",
@@ -410,10 +419,29 @@ def _event_types(tp: Any) -> Any:
     return None
 
 
+def _carried_cloudevent(event: object, annotation: Any) -> Any:
+    # A queue or topic message that carries a CloudEvent (structured, or binary ``ce-``
+    # attributes), for a handler that takes a CloudEvent; ``None`` otherwise.
+    message, cloudevent = _event_class("Message"), _event_class("CloudEvent")
+    if message is None or cloudevent is None or not isinstance(event, message):
+        return None
+    if annotation is not cloudevent and not (
+        isinstance(annotation, tuple) and cloudevent in annotation
+    ):
+        return None
+    from polyserve.outbound.cloudevents import from_message
+
+    # ``event`` is a Message: the class was looked up at run time, so mypy cannot tell.
+    return from_message(event)  # type: ignore[arg-type]
+
+
 def _payload(event: object, validator: Validator) -> Any:
     message, cloudevent = _event_class("Message"), _event_class("CloudEvent")
     schedule, stream = _event_class("ScheduleEvent"), _event_class("StreamRecord")
     if message is not None and isinstance(event, message):
+        return validator.from_json(event.body, ("body",))  # type: ignore[attr-defined]
+    websocket = _event_class("WebSocketEvent")
+    if websocket is not None and isinstance(event, websocket):
         return validator.from_json(event.body, ("body",))  # type: ignore[attr-defined]
     if cloudevent is not None and isinstance(event, cloudevent):
         data = event.data  # type: ignore[attr-defined]

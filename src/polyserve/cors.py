@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from polyserve.events.headers import Headers
@@ -88,6 +88,8 @@ class CORS:
             headers = headers.with_set(
                 "access-control-expose-headers", ", ".join(self.expose_headers)
             )
+        if response.__class__ is not HttpResponse:  # a StreamingResponse keeps its stream
+            return replace(response, headers=headers)
         return HttpResponse(response.status, headers, response.body)
 
     def _common(self, origin: str) -> list[tuple[str, str]]:

@@ -155,11 +155,16 @@ class Resolver:
             if value is not _MISSING:
                 return value
         binder = self.binder(provider, path_params, http=http)
-        if http:
+        if not binder.params:
+            kwargs: dict[str, Any] = {}  # most providers take nothing: nothing to bind
+        elif http:
             kwargs = await self.http_arguments(binder, source, inv, path_params)
         else:
             kwargs = await self.event_arguments(binder, source, inv)
-        value = await _call(binder, kwargs, inv, inv.exit_stack)
+        if binder.is_generator or binder.is_async_generator:
+            value = await _enter(binder, kwargs, inv, inv.exit_stack)
+        else:
+            value = await inv.call(binder.fn, binder.is_async, **kwargs)
         if depends.use_cache:
             # Read again: resolving the provider's own dependencies may have made it.
             cache = inv.values
@@ -218,37 +223,38 @@ class Resolver:
             inner = p.depends.provider  # type: ignore[union-attr]
             assert inner is not None  # Binder fills in Depends() from the annotation
             kwargs[p.name] = await self._process_value(self.overrides.get(inner, inner), inv, http)
-        value = await _call(binder, kwargs, inv, self.process.exit_stack)
+        if binder.is_generator or binder.is_async_generator:
+            value = await _enter(binder, kwargs, inv, self.process.exit_stack)
+        else:
+            value = await inv.call(binder.fn, binder.is_async, **kwargs)
         self.process.values[provider] = value
         return value
 
 
-async def _call(
+async def _enter(
     binder: Binder,
     kwargs: dict[str, Any],
     inv: Invocation,
     exit_stack: Callable[[], AsyncExitStack],
 ) -> Any:
-    """Call a provider; a generator's value is what it yields, its rest goes on ``exit_stack``."""
+    """Enter a generator provider: its value is what it yields, its rest goes on ``exit_stack``."""
     fn = binder.fn
     if binder.is_generator:
         from contextlib import contextmanager
 
         return exit_stack().enter_context(contextmanager(fn)(**kwargs))
-    if binder.is_async_generator:
-        from contextlib import asynccontextmanager
+    from contextlib import asynccontextmanager
 
-        manager = asynccontextmanager(fn)(**kwargs)
-        if inv.is_blocking:
-            # No loop runs here: both halves go to the thread's own loop, the exit as a
-            # plain callback so that closing the stack never waits on a loop either.
-            from polyserve._aio import run_sync
+    manager = asynccontextmanager(fn)(**kwargs)
+    if inv.is_blocking:
+        # No loop runs here: both halves go to the thread's own loop, the exit as a
+        # plain callback so that closing the stack never waits on a loop either.
+        from polyserve._aio import run_sync
 
-            value = run_sync(manager.__aenter__())
-            exit_stack().push(lambda *exc_info: run_sync(manager.__aexit__(*exc_info)))
-            return value
-        return await exit_stack().enter_async_context(manager)
-    return await inv.call(fn, binder.is_async, **kwargs)
+        value = run_sync(manager.__aenter__())
+        exit_stack().push(lambda *exc_info: run_sync(manager.__aexit__(*exc_info)))
+        return value
+    return await exit_stack().enter_async_context(manager)
 
 
 def _name(fn: Callable[..., Any]) -> str:

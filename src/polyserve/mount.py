@@ -205,17 +205,36 @@ class _Lifespan:
             await asyncio.wait_for(asyncio.shield(shut), SHUTDOWN_TIMEOUT)
 
 
+# The end of a streamed body, in the queue of its chunks.
+_END = object()
+# How many chunks a streaming app may run ahead of the client before ``send`` waits.
+_QUEUE_SIZE = 16
+
+
 class _Exchange:
-    """One request's ASGI messages: the body in, the response out, checked as they come."""
+    """One request's ASGI messages: the body in, the response out, checked as they come.
 
-    __slots__ = ("body", "chunks", "done", "headers", "request_body", "status")
+    ``head`` is resolved when the caller can answer: once the app has finished (its
+    response complete or not), or at the first body message that says more will
+    follow, from when on the chunks go through ``queue`` to a ``_Stream``.
+    """
 
-    def __init__(self, body: bytes) -> None:
+    __slots__ = (
+        "chunks", "done", "error", "expired", "head", "headers", "queue", "request_body", "room",
+        "status",
+    )  # fmt: skip
+
+    def __init__(self, body: bytes, head: asyncio.Future[None]) -> None:
         self.request_body: bytes | None = body
         self.status: int | None = None
         self.headers: list[tuple[str, str]] = []
         self.chunks: list[bytes] = []
         self.done = asyncio.Event()
+        self.head = head
+        self.queue: asyncio.Queue[object] | None = None
+        self.room: asyncio.Event | None = None
+        self.error: BaseException | None = None
+        self.expired: float | None = None  # the deadline (s) that cancelled the app, if one did
 
     async def receive(self) -> Message:
         body = self.request_body
@@ -251,11 +270,47 @@ class _Exchange:
             chunk = message.get("body", b"")
             if not isinstance(chunk, (bytes, bytearray, memoryview)):
                 raise MountedAppError("the ASGI app sent a body that is not bytes")
-            self.chunks.append(bytes(chunk))
-            if not message.get("more_body", False):
+            more = message.get("more_body", False)
+            queue = self.queue
+            if queue is None and more and not self.head.done():
+                # The first of several chunks: from now on the body is a stream.
+                queue = self.queue = asyncio.Queue()
+                self.room = asyncio.Event()
+                for earlier in self.chunks:
+                    queue.put_nowait(earlier)
+                self.chunks = []
+                self.head.set_result(None)
+            if queue is None:
+                self.chunks.append(bytes(chunk))
+            elif chunk:
+                queue.put_nowait(bytes(chunk))
+                room = self.room
+                while room is not None and queue.qsize() >= _QUEUE_SIZE:
+                    # The reader is behind: wait, as a server's send waits for the socket.
+                    room.clear()
+                    await room.wait()
+            if not more:
                 self.done.set()
         else:
             raise MountedAppError(f"the ASGI app sent an unknown message {kind!r}")
+
+    def finish(self, error: BaseException | None) -> None:
+        """The app has returned (or failed with ``error``): wake whoever waits."""
+        self.done.set()  # any task still waiting for a disconnect gets it
+        self.error = error
+        if self.queue is not None:
+            self.queue.put_nowait(_END if error is None else error)
+        if not self.head.done():
+            self.head.set_result(None)
+
+    async def take(self) -> object:
+        """The next chunk of a streamed body, ``_END``, or the exception that ended it."""
+        queue, room = self.queue, self.room
+        if queue is None or room is None:
+            raise MountedAppError("the ASGI app's body is not a stream")
+        item = await queue.get()
+        room.set()
+        return item
 
     def response(self) -> HttpResponse:
         """The complete response (``MountedAppError`` unless one was sent)."""
@@ -263,6 +318,71 @@ class _Exchange:
             raise MountedAppError("the ASGI app returned without a complete response")
         # Headers as the app sent them, checked as every response's are.
         return HttpResponse(self.status, Headers(self.headers), b"".join(self.chunks))
+
+
+class _Stream:
+    """The rest of a streamed body, read from any thread or loop; the app runs on its own.
+
+    Iterated from async code on the mount's loop, it waits on the queue; from another
+    loop or thread, it waits for the mount's loop to hand each chunk over.
+    """
+
+    __slots__ = ("_exchange", "_loop", "_task")
+
+    def __init__(
+        self, exchange: _Exchange, task: asyncio.Task[None], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self._exchange = exchange
+        self._task = task
+        self._loop = loop
+
+    def __aiter__(self) -> _Stream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        take = self._exchange.take
+        if asyncio.get_running_loop() is self._loop:
+            item = await take()
+        else:
+            item = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(take(), self._loop))
+        if item is _END:
+            raise StopAsyncIteration
+        return self._chunk(item)
+
+    def __iter__(self) -> _Stream:
+        return self
+
+    def __next__(self) -> bytes:
+        item = asyncio.run_coroutine_threadsafe(self._exchange.take(), self._loop).result()
+        if item is _END:
+            raise StopIteration
+        return self._chunk(item)
+
+    @staticmethod
+    def _chunk(item: object) -> bytes:
+        if isinstance(item, BaseException):
+            raise item
+        return item  # type: ignore[return-value]  # the queue holds bytes otherwise
+
+    def close(self) -> None:
+        """Stop reading: the app sees the client disconnect, and is cancelled."""
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._cancel)
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def _cancel(self) -> None:
+        self._exchange.done.set()
+        if not self._task.done():
+            self._task.cancel()
+
+
+def _expire(exchange: _Exchange, task: asyncio.Task[None], timeout: float) -> None:
+    """The deadline has come: cancel the app's task, noting why."""
+    if not task.done():
+        exchange.expired = timeout
+        task.cancel()
 
 
 class Mount:
@@ -303,25 +423,52 @@ class Mount:
 
     async def _serve(self, request: HttpRequest, context: Context) -> HttpResponse:
         await self._lifespan.ensure_started()
-        exchange = _Exchange(request.body)
+        loop = asyncio.get_running_loop()
+        exchange = _Exchange(request.body, loop.create_future())
         scope = scope_for(request, self.prefix, context, self._lifespan.state)
+        task = loop.create_task(self._run(exchange, scope, context))
+        # The deadline cancels the app's task: one task per request, as under a server.
         remaining = context.remaining_time()
         timeout = DEFAULT_TIMEOUT if remaining is None else max(remaining, 0.001)
+        timer = loop.call_later(timeout, _expire, exchange, task, timeout)
+        task.add_done_callback(lambda _: timer.cancel())
         try:
-            await asyncio.wait_for(self.app(scope, exchange.receive, exchange.send), timeout)
-        except asyncio.TimeoutError:
-            if not exchange.done.is_set():
-                raise MountedAppError(
-                    f"the ASGI app gave no complete response within {timeout:.3g} s"
-                ) from None
+            await exchange.head
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        status = exchange.status
+        if exchange.queue is not None and status is not None:
+            # Sent on as it comes: what goes wrong from here ends the stream early.
+            from polyserve.streaming import StreamingResponse
+
+            stream = _Stream(exchange, task, loop)
+            return StreamingResponse(status, Headers(exchange.headers), b"", stream)
+        if exchange.error is not None:
+            raise exchange.error
+        return exchange.response()
+
+    async def _run(self, exchange: _Exchange, scope: Scope, context: Context) -> None:
+        """Run the app for one request (``_serve`` cancels it at the deadline)."""
+        error: BaseException | None = None
+        try:
+            await self.app(scope, exchange.receive, exchange.send)
+        except asyncio.CancelledError:
+            if exchange.expired is not None:
+                if not exchange.done.is_set():
+                    error = MountedAppError(
+                        f"the ASGI app gave no complete response within {exchange.expired:.3g} s"
+                    )
+            else:
+                # The reader went away (a client disconnected from a stream).
+                error = MountedAppError("the response stream was closed before its end")
         except Exception as exc:
             if not exchange.done.is_set():
-                raise
-            # As on a server: the response was sent, and the error only goes to the log.
-            context.logger.exception("the ASGI app raised after its response", exc)
-        finally:
-            exchange.done.set()  # any task still waiting for a disconnect gets it
-        return exchange.response()
+                error = exc
+            else:
+                # As on a server: the response was sent, and the error only goes to the log.
+                context.logger.exception("the ASGI app raised after its response", exc)
+        exchange.finish(error)
 
     async def start(self) -> None:
         """Run the app's lifespan startup now, on the running loop (a server's startup).

@@ -377,7 +377,9 @@ class RouteTable:
             _walk(first, parts, 1, (), found)
         if len(found) > 1:
             found.sort(key=_first)
-        matches = [(entry, _merged(bound)) for _, entry, bound in found]
+        matches: list[tuple[Route, dict[str, Any]]] = []
+        for _, entry, bound in found:
+            matches.append((entry, _merged(bound)))
         static = self._static.get(path)
         if static is not None:
             return [(entry, {}) for _, entry in static] + matches

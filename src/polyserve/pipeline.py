@@ -172,7 +172,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     loop), so one ``send`` finishes it with no event loop at all.
 
     Raises:
-        whatever the coroutine raised.
+        Exception: whatever the coroutine raised.
     """
     try:
         coro.send(None)

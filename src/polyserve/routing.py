@@ -55,6 +55,7 @@ class Trigger(str, enum.Enum):
     SCHEDULE = "schedule"
     STREAM = "stream"
     CLOUDEVENT = "cloudevent"
+    WEBSOCKET = "websocket"
     NATIVE = "native"
 
 
@@ -620,13 +621,31 @@ class Router:
             raise ConfigurationError(f"cron must have five fields: {cron!r}")
         return self._registrar(Trigger.SCHEDULE, name, cron=cron, rate=rate, **options)
 
-    def stream(self, name: str, **options: Any) -> Callable[[F], F]:
-        """Decorator: handle change records (or stream messages) from the source ``name``."""
+    def stream(self, name: str, *, window: bool = False, **options: Any) -> Callable[[F], F]:
+        """Decorator: handle change records (or stream messages) from the source ``name``.
+
+        With ``window=True`` the handler takes tumbling windows instead of records: one
+        ``StreamWindow`` per delivery, returning the window's new state (see
+        ``polyserve.events.window``; Lambda's Kinesis and DynamoDB Streams windows).
+        """
+        if window:
+            options["window"] = True
         return self._registrar(Trigger.STREAM, name, **options)
 
     def cloudevent(self, type: str, **options: Any) -> Callable[[F], F]:
         """Decorator: handle CloudEvents of ``type`` (``"*"`` handles every other type)."""
         return self._registrar(Trigger.CLOUDEVENT, type, **options)
+
+    def websocket(self, route: str = "*", **options: Any) -> Callable[[F], F]:
+        """Decorator: handle ``WebSocketEvent`` values sent to ``route``.
+
+        ``route`` is the platform's route (API Gateway's route key: ``"$connect"``,
+        ``"$disconnect"``, ``"$default"`` or a custom one); ``"*"`` takes every route
+        without a handler of its own. What the handler returns answers the event (see
+        the provider's page): for ``$connect``, an ``HttpResponse`` with an error
+        status refuses the connection.
+        """
+        return self._registrar(Trigger.WEBSOCKET, route, **options)
 
     def native(self, provider: str = "*", **options: Any) -> Callable[[F], F]:
         """Decorator: the escape hatch, for events no typed registration can take.

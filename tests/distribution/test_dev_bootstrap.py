@@ -15,7 +15,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.support.servers import skip_or_fail
+
+from polyserve_testkit.servers import skip_or_fail
 
 pytestmark = pytest.mark.packaging
 

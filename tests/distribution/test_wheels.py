@@ -7,7 +7,8 @@ install. The core is ``polyserve-core`` (the name ``polyserve`` on the index is
 another project's), and each adapter must resolve to it.
 
 The wheelhouse is downloaded once per lockfile and Python version into
-``.cache/wheelhouse/`` and reused offline after that.
+``.cache/wheelhouse/`` and reused offline after that. The wheels are built once per
+``./dev test`` run and shared by its Python versions (see the ``dist`` fixture).
 """
 
 from __future__ import annotations
@@ -27,19 +28,28 @@ from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
-from tests.support.servers import skip_or_fail
+
+from polyserve_testkit.servers import skip_or_fail
 
 pytestmark = pytest.mark.packaging
 
 ROOT = Path(__file__).resolve().parents[2]
 ADAPTERS = ("aws", "azure", "gcp", "cloudflare")
 OURS = {"polyserve-core", *(f"polyserve-{a}" for a in ADAPTERS)}
+# The test support shared by the suites: a workspace member, so built too, never published.
+TESTKIT = "polyserve-testkit"
 VERSION = "0.1.0"
 # Beside the locked dependencies of the five packages: what builds them, and a
 # pydantic the core does not support, for the version check.
 BUILD_REQUIREMENT = "hatchling>=1.24"
 OLD_PYDANTIC = "pydantic>=1.10,<2"
 _TIMEOUT = 600
+# What the wheels are built from (globs under the project root).
+WHEEL_SOURCES = (
+    "pyproject.toml", "README.md", "LICENSE*", "src",
+    "adapters/*/pyproject.toml", "adapters/*/README.md", "adapters/*/LICENSE*", "adapters/*/src",
+    "testkit/pyproject.toml", "testkit/README.md", "testkit/LICENSE*", "testkit/src",
+)  # fmt: skip
 
 
 def _run(*args: str | Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -109,14 +119,46 @@ def wheelhouse(pip: list[str]) -> Path:
     return house
 
 
+def _sources_key() -> str:
+    """A hash of what the five wheels are built from: the projects' files and sources."""
+    digest = hashlib.sha256()
+    for pattern in WHEEL_SOURCES:
+        for top in sorted(ROOT.glob(pattern)):
+            files = [top] if top.is_file() else sorted(top.rglob("*"))
+            for file in files:
+                if file.is_file() and "__pycache__" not in file.parts:
+                    digest.update(f"{file.relative_to(ROOT)}\0".encode())
+                    digest.update(file.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 @pytest.fixture(scope="module")
 def dist(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The five wheels, built from this checkout (offline: hatchling is in the wheelhouse)."""
+    """The five wheels (and the unpublished test kit), built from this checkout (offline:
+    hatchling is in the wheelhouse).
+
+    They are pure Python, the same for every Python version, so the runs of one
+    ``./dev test`` share them: the first to need them builds them into the folder that
+    ``DEV_TEST_RUN_DIR`` names (which lives as long as that command), under the hash of
+    their sources, and the others use those while the sources are unchanged.
+    """
+    shared = os.environ.get("DEV_TEST_RUN_DIR")
+    built = Path(shared) / f"wheels-{_sources_key()}" if shared else None
+    if built is not None and (built / ".complete").exists():
+        return built
     out = tmp_path_factory.mktemp("dist")
     _run(
         _uv(), "build", "--all-packages", "--wheel", "--out-dir", out, "--no-index",
         "--find-links", wheelhouse, "--no-build-logs", cwd=ROOT,
     )  # fmt: skip
+    if built is not None:
+        work = built.with_name(f"{built.name}.{os.getpid()}.partial")
+        shutil.copytree(out, work)
+        (work / ".complete").touch()
+        try:
+            work.rename(built)
+        except OSError:  # another run shared its build meanwhile
+            shutil.rmtree(work, ignore_errors=True)
     return out
 
 
@@ -210,11 +252,22 @@ def _metadata(wheel: Path) -> Any:
 
 def test_the_wheels_are_ours_and_the_adapters_require_the_core(dist: Path) -> None:
     wheels = {w.name for w in dist.glob("*.whl")}
-    assert wheels == {f"{name.replace('-', '_')}-{VERSION}-py3-none-any.whl" for name in OURS}
+    expected = OURS | {TESTKIT}
+    assert wheels == {f"{name.replace('-', '_')}-{VERSION}-py3-none-any.whl" for name in expected}
+    testkit = _metadata(dist / f"polyserve_testkit-{VERSION}-py3-none-any.whl")
+    # The classifier package indexes refuse an upload for.
+    assert "Private :: Do Not Upload" in testkit.get_all("Classifier")
     core = _metadata(dist / f"polyserve_core-{VERSION}-py3-none-any.whl")
     assert core["Name"] == "polyserve-core"
     assert _requirements(core) == _normalised(
         'opentelemetry-api>=1.20; extra == "otel"',
+        'fastavro>=1.9; extra == "avro"',
+        'jsonschema>=4.18; extra == "jsonschema"',
+        'protobuf>=4.25; extra == "protobuf"',
+        # The one extra for all three schema types (the build flattens its self-reference).
+        'fastavro>=1.9; extra == "schema-registry"',
+        'jsonschema>=4.18; extra == "schema-registry"',
+        'protobuf>=4.25; extra == "schema-registry"',
         'pydantic>=2.6,<3; extra == "pydantic"',
         'pyjwt[crypto]>=2.8; extra == "jwt"',
         'redis>=5; extra == "redis"',

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from tests.support.servers import free_ports, skip_or_fail
+
+from polyserve_testkit.servers import free_ports, skip_or_fail
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from tests.support.lambda_runtime import LambdaRuntime, LambdaRuntimeError
+
+from polyserve_testkit.lambda_runtime import LambdaRuntime, LambdaRuntimeError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

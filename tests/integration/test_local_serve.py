@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -12,22 +11,17 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from polyserve_testkit.servers import free_ports
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    port = _free_port()
+    port = free_ports(1)[0]
     proc = subprocess.Popen(
         [sys.executable, "-m", "polyserve._cli", "serve", "petstore.app:app",
          "--app-dir", str(ROOT / "examples" / "petstore"), "--port", str(port)],

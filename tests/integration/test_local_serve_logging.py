@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+
+from polyserve_testkit.servers import free_ports
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -38,18 +39,11 @@ def fail() -> None:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextmanager
 def _serve(app_dir: Path, *options: str) -> Iterator[tuple[str, Path]]:
     """Run ``polyserve serve greeter:app``; yield its URL and the file its stderr goes to."""
     assert COMMAND.exists(), f"the polyserve command is not installed at {COMMAND}"
-    port = _free_port()
+    port = free_ports(1)[0]
     stderr_path = app_dir / "stderr.log"
     with stderr_path.open("wb") as stderr:
         proc = subprocess.Popen(

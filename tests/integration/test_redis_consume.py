@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
-from tests.support.servers import (
+
+from polyserve import App, SetAside
+from polyserve.consumers.redis_streams import RedisStreamConsumer, message, parse_url
+from polyserve.context import Context  # noqa: TC001  # handlers' hints are read at run time
+from polyserve.errors import ConfigurationError
+from polyserve.events import Message  # noqa: TC001
+from polyserve_testkit.servers import (
     HOST,
     _answers_ping,
     _require_executable,
@@ -22,16 +28,10 @@ from tests.support.servers import (
     running,
 )
 
-from polyserve import App, SetAside
-from polyserve.consumers.redis_streams import RedisStreamConsumer, message, parse_url
-from polyserve.context import Context  # noqa: TC001  # handlers' hints are read at run time
-from polyserve.errors import ConfigurationError
-from polyserve.events import Message  # noqa: TC001
-
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from tests.support.servers import RedisServer
+    from polyserve_testkit.servers import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 

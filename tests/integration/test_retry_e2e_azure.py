@@ -1,6 +1,6 @@
 """No Storage Queue message is lost: the Azure adapter, a real queue service, the host's rules.
 
-Orders go to an ``orders`` queue in Azurite. `QueueHost` (``tests/support/azure_queue_host.py``)
+Orders go to an ``orders`` queue in Azurite. `QueueHost` (``testkit/src/polyserve_testkit/azure_queue_host.py``)
 runs the queue function that ``polyserve_azure.function_app`` generates, as the Functions host
 does: it receives with a visibility timeout, deletes what succeeded, lets failures come back with
 a higher dequeue count, and moves a message to ``orders-poison`` when it fails on dequeue
@@ -26,18 +26,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pytest
-from tests.support.azure_queue_host import POISON_SUFFIX, QueueHost, queue_client
-from tests.support.servers import skip_or_fail
 
 import polyserve_azure
 from polyserve import App, Context, Message
+from polyserve_testkit.azure_queue_host import POISON_SUFFIX, QueueHost, queue_client
+from polyserve_testkit.servers import skip_or_fail
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from azure.storage.queue import QueueClient
-    from tests.support.azure_queue_host import Delivery
-    from tests.support.servers import AzuriteServer
+
+    from polyserve_testkit.azure_queue_host import Delivery
+    from polyserve_testkit.servers import AzuriteServer
 
 pytestmark = pytest.mark.integration
 

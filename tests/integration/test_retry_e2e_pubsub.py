@@ -29,13 +29,14 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from tests.support.servers import HOST, answers_http, free_ports, running
+
+from polyserve_testkit.servers import HOST, answers_http, free_ports, running
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from tests.support.servers import GcloudEmulator
+    from polyserve_testkit.servers import GcloudEmulator
 
 pytestmark = pytest.mark.integration
 

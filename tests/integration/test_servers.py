@@ -1,4 +1,4 @@
-"""Each server fixture in tests/support/servers.py starts a server that does its job."""
+"""Each server fixture in polyserve_testkit.servers starts a server that does its job."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
-from tests.support.servers import skip_or_fail
+
+from polyserve_testkit.servers import skip_or_fail
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from tests.support.servers import AzuriteServer, DynamoDBServer, GcloudEmulator, RedisServer
+    from polyserve_testkit.servers import AzuriteServer, DynamoDBServer, GcloudEmulator, RedisServer
 
 pytestmark = pytest.mark.integration
 

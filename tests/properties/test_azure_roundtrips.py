@@ -8,36 +8,19 @@ import re
 import string
 
 import pytest
+from adapters.azure.tests.codecs import HTTP_CODECS, MESSAGE_CODECS
 from adapters.azure.tests.support import functions, trigger
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.properties.providers import HttpCodec, MessageCodec, NativeResponse
-from tests.properties.providers.azure import HTTP_CODECS, MESSAGE_CODECS
-from tests.properties.strategies import http_requests, messages
 
 import polyserve_azure
 from polyserve import App, Context, HttpRequest, HttpResponse, Message, Trigger
 from polyserve_azure import _wire
+from polyserve_testkit.codecs import HttpCodec, MessageCodec, NativeResponse
+from polyserve_testkit.recorder import Recorder
+from polyserve_testkit.strategies import http_requests, messages
 
 _FUNCTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,127}$")
-
-
-class Recorder:
-    """Handlers that record the typed object they were given and answer from it."""
-
-    def __init__(self) -> None:
-        self.app = App("azure-properties")
-        self.requests: list[HttpRequest] = []
-        self.messages: list[Message] = []
-
-        @self.app.route("/echo/{rest:path}", ["GET", "POST", "PUT", "PATCH", "DELETE"])
-        def echo(request: HttpRequest) -> HttpResponse:
-            self.requests.append(request)
-            return _answer(request)
-
-        @self.app.queue("orders")
-        def on_order(msg: Message) -> None:
-            self.messages.append(msg)
 
 
 def _answer(request: HttpRequest) -> HttpResponse:
@@ -56,7 +39,7 @@ def _answer(request: HttpRequest) -> HttpResponse:
 def test_a_request_reaches_the_handler_and_its_answer_the_client(
     codec: HttpCodec, request: HttpRequest
 ) -> None:
-    recorder = Recorder()
+    recorder = Recorder.echo(_answer)
     native = codec.call(recorder.app, request)
     assert len(recorder.requests) == 1
     seen = dataclasses.replace(recorder.requests[0], path_params={})
@@ -73,7 +56,7 @@ def test_a_request_reaches_the_handler_and_its_answer_the_client(
 @settings(max_examples=80, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(message=messages())
 def test_a_message_reaches_the_handler_as_sent(codec: MessageCodec, message: Message) -> None:
-    recorder = Recorder()
+    recorder = Recorder.echo(_answer)
     codec.call(recorder.app, message)
     assert recorder.messages == [codec.expected(message)]
 

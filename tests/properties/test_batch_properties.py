@@ -3,33 +3,41 @@
 A record succeeds, fails (raises, raises ``Retry``, cannot be decoded, or is
 never started) or is set aside (a poison message that ``on_poison`` took). The
 reported failures must be exactly the records that failed (for ordered batches:
-everything from the first failure on); succeeded, failed and set aside must
+everything from the first failure on; for batches ordered by group, such as SQS
+FIFO message groups, everything of the failed record's group from it on, and
+nothing after a failure in its group ever succeeds); succeeded, failed and set aside must
 together be the whole batch and never overlap: no record is both acknowledged
 and failed. That holds whatever metadata is broken: a delivery count or id that
 raises when read (as a malformed SQS record's does, read lazily), an id the batch
-cannot read (reported by position), or an ``on_poison`` hook that raises.
+cannot read (reported by position), a group that cannot be read, or an
+``on_poison`` hook that raises.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+from typing import Literal
 
+from adapters.aws.tests.support import FakeLambdaContext
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.properties.providers.aws import FakeLambdaContext
-from tests.properties.strategies import messages
 from tests.support.unreadable import unreadable
 
 import polyserve_aws
 from polyserve import App, BatchResult, Context, Message, Trigger
 from polyserve.retry import Retry
+from polyserve_testkit.strategies import messages
 
 MAX_ATTEMPTS = 5
 KINDS = ("ok", "fail", "retry", "undecodable")
 # What is broken about a record: nothing, its delivery count or id (they raise when
 # read), or the id the batch reports it by (then it is reported by its position).
 BROKEN = ("", "attempt", "id", "attempt+id", "item_id")
+# How the batch keeps order: not at all, for the whole batch, or within each group.
+MODES = ("unordered", "ordered", "grouped")
+# Message groups; None stands for a group that cannot be read.
+GROUPS = ("g1", "g2", "g3", None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +46,7 @@ class Spec:
     kind: str  # what the handler (or the decoder) does with it
     hook_fails: bool  # whether on_poison raises for it
     broken: str = ""
+    group: str | None = "g1"
 
     @property
     def is_poison(self) -> bool:
@@ -52,34 +61,35 @@ class Spec:
 
 
 @st.composite
-def batches(draw: st.DrawFn) -> tuple[list[Spec], bool, int | None]:
-    """Records with unique ids, whether the batch is ordered, and the index before
-    which the deadline falls (``None``: no deadline; ``0``: already passed)."""
+def batches(draw: st.DrawFn) -> tuple[list[Spec], str, int | None]:
+    """Records with unique ids, how the batch keeps order (``MODES``), and the index
+    before which the deadline falls (``None``: no deadline; ``0``: already passed)."""
     specs = draw(
         st.lists(
             st.builds(
-                Spec, messages(), st.sampled_from(KINDS), st.booleans(), st.sampled_from(BROKEN)
+                Spec, messages(), st.sampled_from(KINDS), st.booleans(), st.sampled_from(BROKEN),
+                st.sampled_from(GROUPS),
             ),
             max_size=12,
             unique_by=lambda s: s.message.id,
         )
-    )
+    )  # fmt: skip
     stop = draw(st.none() | st.integers(min_value=0, max_value=len(specs)))
-    return specs, draw(st.booleans()), stop
+    return specs, draw(st.sampled_from(MODES)), stop
 
 
 class Harness:
     """An app wired so that each record does what its ``Spec`` says.
 
-    The clock moves one second per decoded record, and the deadline is placed so
-    that the batch stops just before record ``stop``.
+    The clock moves one second per record, and the deadline is placed so that the
+    batch stops just before record ``stop``.
     """
 
     def __init__(self, specs: list[Spec], stop: int | None) -> None:
         # The record being handled: its handler and hook run right after its decoding,
         # and cannot look it up by an id that may be unreadable.
         self.current: Spec | None = None
-        self.now = 0.0
+        self.now = -1.0  # record i is checked against the deadline at time i
         margin = 0.5
         deadline = None if stop is None else stop + margin - 0.25
         self.app = App("props", batch_deadline_margin=margin)
@@ -87,7 +97,6 @@ class Harness:
         self.app.queue("orders", max_attempts=MAX_ATTEMPTS, on_poison=self.on_poison)(self.handle)
 
     def decode(self, spec: Spec) -> tuple[str, object]:
-        self.now += 1.0
         self.current = spec
         if spec.kind == "undecodable":
             raise ValueError("not a message")
@@ -107,36 +116,53 @@ class Harness:
         if self.current.hook_fails:
             raise OSError("dead-letter queue unreachable")
 
-    @staticmethod
-    def item_id(spec: Spec) -> str:
+    def item_id(self, spec: Spec) -> str:
+        # Read once per record, started or not, just before the deadline check.
+        self.now += 1.0
         if spec.broken == "item_id":
             raise KeyError("messageId")
         return spec.message.id
 
-    def run(self, specs: list[Spec], ordered: bool) -> BatchResult:
+    @staticmethod
+    def group_of(spec: Spec) -> str:
+        if spec.group is None:
+            raise KeyError("MessageGroupId")
+        return spec.group
+
+    def run(self, specs: list[Spec], mode: str) -> BatchResult:
         return self.app.handle_batch(
             Trigger.QUEUE, specs, self.ctx, decode=self.decode, item_id=self.item_id,
-            ordered=ordered,
+            ordered=mode != "unordered", group_of=self.group_of if mode == "grouped" else None,
         )  # fmt: skip
 
-    def run_async(self, specs: list[Spec], ordered: bool) -> BatchResult:
+    def run_async(self, specs: list[Spec], mode: str) -> BatchResult:
         return asyncio.run(
             self.app.handle_batch_async(
                 Trigger.QUEUE, specs, self.ctx, decode=self.decode, item_id=self.item_id,
-                ordered=ordered,
+                ordered=mode != "unordered",
+                group_of=self.group_of if mode == "grouped" else None,
             )
         )  # fmt: skip
 
 
-def expected(specs: list[Spec], ordered: bool, stop: int | None) -> dict[str, list[str]]:
+def expected(specs: list[Spec], mode: str, stop: int | None) -> dict[str, list[str]]:
     """The outcome the rules promise, worked out without running anything."""
     out: dict[str, list[str]] = {"succeeded": [], "failed": [], "set_aside": []}
     # The first record is always started, however late it is.
     start_limit = None if stop is None else max(stop, 1)
-    broken = False
+    broken = False  # the whole batch is stopped
+    failed_groups: set[str | None] = set()  # grouped: the groups a failure stopped
     for index, spec in enumerate(specs):
         ident = spec.ident(index)
         if broken or (start_limit is not None and index >= start_limit):
+            out["failed"].append(ident)
+            continue
+        # An unreadable group waits once any group has failed: it may be that one.
+        if (
+            mode == "grouped"
+            and failed_groups
+            and (spec.group is None or spec.group in failed_groups)
+        ):
             out["failed"].append(ident)
             continue
         if spec.kind == "ok":
@@ -145,13 +171,17 @@ def expected(specs: list[Spec], ordered: bool, stop: int | None) -> dict[str, li
             out["set_aside"].append(ident)
         else:
             out["failed"].append(ident)
-            broken = ordered
+            if mode == "grouped":
+                failed_groups.add(spec.group)
+                broken = spec.group is None
+            else:
+                broken = mode == "ordered"
     return out
 
 
-def check(result: BatchResult, specs: list[Spec], ordered: bool, stop: int | None) -> None:
+def check(result: BatchResult, specs: list[Spec], mode: str, stop: int | None) -> None:
     ids = [s.ident(i) for i, s in enumerate(specs)]
-    want = expected(specs, ordered, stop)
+    want = expected(specs, mode, stop)
     assert list(result.succeeded) == want["succeeded"]
     assert result.failed_ids == want["failed"]
     assert list(result.set_aside) == want["set_aside"]
@@ -165,9 +195,17 @@ def check(result: BatchResult, specs: list[Spec], ordered: bool, stop: int | Non
     assert not failed & set_aside
     assert not set(result.acknowledged) & failed
 
-    if ordered and result.failed:
+    if mode == "ordered" and result.failed:
         first = ids.index(result.failed_ids[0])
         assert result.failed_ids == ids[first:]
+    if mode == "grouped":
+        # Within a group, nothing after a failed record is acknowledged.
+        seen_failure: set[str | None] = set()
+        for ident, spec in zip(ids, specs, strict=True):
+            if ident in failed:
+                seen_failure.add(spec.group)
+            elif spec.group in seen_failure or (spec.group is None and seen_failure):
+                raise AssertionError(f"{ident} acknowledged after a failure in its group")
 
     by_id = {s.ident(i): s for i, s in enumerate(specs)}
     for failure in result.failed:
@@ -181,20 +219,20 @@ def check(result: BatchResult, specs: list[Spec], ordered: bool, stop: int | Non
 
 @given(batches())
 def test_every_record_is_acknowledged_or_failed_never_both(
-    batch: tuple[list[Spec], bool, int | None],
+    batch: tuple[list[Spec], str, int | None],
 ) -> None:
-    specs, ordered, stop = batch
-    check(Harness(specs, stop).run(specs, ordered), specs, ordered, stop)
+    specs, mode, stop = batch
+    check(Harness(specs, stop).run(specs, mode), specs, mode, stop)
 
 
 @given(batches())
 def test_the_async_path_reports_the_same_outcomes(
-    batch: tuple[list[Spec], bool, int | None],
+    batch: tuple[list[Spec], str, int | None],
 ) -> None:
-    specs, ordered, stop = batch
-    sync_result = Harness(specs, stop).run(specs, ordered)
-    async_result = Harness(specs, stop).run_async(specs, ordered)
-    check(async_result, specs, ordered, stop)
+    specs, mode, stop = batch
+    sync_result = Harness(specs, stop).run(specs, mode)
+    async_result = Harness(specs, stop).run_async(specs, mode)
+    check(async_result, specs, mode, stop)
     assert async_result.succeeded == sync_result.succeeded
     assert async_result.set_aside == sync_result.set_aside
     assert [(f.item_id, f.reason, f.retry_delay) for f in async_result.failed] == [
@@ -252,3 +290,50 @@ def test_an_sqs_batch_reports_exactly_its_failures_whatever_the_receive_counts(
 
     out = polyserve_aws.handler(app)({"Records": records}, FakeLambdaContext("props"))
     assert out == {"batchItemFailures": [{"itemIdentifier": i} for i in expected_failed]}
+
+
+@given(
+    st.lists(
+        st.tuples(messages(), st.sampled_from(["g1", "g2", "g3"]), st.booleans()),
+        min_size=1, max_size=10, unique_by=lambda t: t[0].id,
+    ),
+    st.sampled_from(["group", "batch"]),
+)  # fmt: skip
+def test_an_sqs_fifo_batch_stops_only_the_failed_group(
+    rows: list[tuple[Message, str, bool]], fifo_failure: Literal["group", "batch"]
+) -> None:
+    fails = {m.id for m, _, failing in rows if failing}
+    handled: list[str] = []
+    app = App("props")
+
+    @app.queue("orders.fifo")
+    def handle(msg: Message) -> None:
+        if msg.id in fails:
+            raise RuntimeError(msg.id)
+        handled.append(msg.id)
+
+    records = [
+        {
+            "messageId": m.id, "receiptHandle": "h", "body": m.text, "eventSource": "aws:sqs",
+            "attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": group},
+            "messageAttributes": {},
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:orders.fifo",
+        }
+        for m, group, _ in rows
+    ]  # fmt: skip
+    handler = polyserve_aws.handler(app, fifo_failure=fifo_failure)
+    out = handler({"Records": records}, FakeLambdaContext("props"))
+    reported = [f["itemIdentifier"] for f in out["batchItemFailures"]]
+
+    stopped: set[str] = set()
+    want_failed, want_handled = [], []
+    for m, group, failing in rows:
+        key = group if fifo_failure == "group" else "batch"
+        if key in stopped or failing:
+            want_failed.append(m.id)
+            stopped.add(key)
+        else:
+            want_handled.append(m.id)
+    assert reported == want_failed
+    assert handled == want_handled
+    assert set(reported) | set(handled) == {m.id for m, _, _ in rows}

@@ -1,6 +1,6 @@
 """Hostile input through every provider's real entry point: each is answered, never crashed.
 
-Every HTTP encoding and every message delivery of ``tests.properties.providers`` is
+Every HTTP encoding and every message delivery of the adapters' codecs (``adapters/<provider>/tests/codecs.py``) is
 fed what an attacker sends rather than what a client does, and each must end in an
 answer the platform understands: a response (a 4xx problem for the client's
 mistakes) or, for a message, a failure of that message alone with a typed error.
@@ -19,15 +19,7 @@ from urllib.parse import unquote_to_bytes
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.properties.providers.asgi import AsgiCodec
-from tests.properties.strategies import (
-    INJECTED,
-    any_text,
-    encoded_paths,
-    injected_headers,
-    messages,
-    nested_json,
-)
+from tests.properties.asgi_codec import AsgiCodec
 
 from polyserve import (
     App,
@@ -39,9 +31,17 @@ from polyserve import (
     MalformedEventError,
     Message,
 )
+from polyserve_testkit.strategies import (
+    INJECTED,
+    any_text,
+    encoded_paths,
+    injected_headers,
+    messages,
+    nested_json,
+)
 
 if TYPE_CHECKING:
-    from tests.properties.providers import HttpCodec, MessageCodec, NativeResponse, RawHttpCodec
+    from polyserve_testkit.codecs import HttpCodec, MessageCodec, NativeResponse, RawHttpCodec
 
 PROVIDERS = ("aws", "azure", "gcp", "cloudflare")
 
@@ -50,7 +50,7 @@ def _codecs() -> tuple[list[RawHttpCodec], list[MessageCodec]]:
     http: list[RawHttpCodec] = []
     msg: list[MessageCodec] = []
     for name in PROVIDERS:
-        module = importlib.import_module(f"tests.properties.providers.{name}")
+        module = importlib.import_module(f"adapters.{name}.tests.codecs")
         http.extend(module.HTTP_CODECS)
         msg.extend(module.MESSAGE_CODECS)
     return http, msg

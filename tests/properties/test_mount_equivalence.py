@@ -1,7 +1,8 @@
 """A real FastAPI app answers the same through every provider's entry as under uvicorn.
 
 Hypothesis generates requests (path and query parameters, JSON and form bodies,
-cookies, redirects, HTTPException, validation errors); each goes to uvicorn over a
+multipart file uploads, cookies, redirects, HTTPException, validation errors,
+background tasks, a streamed body, ``/openapi.json``, ``/docs`` and ``/redoc``); each goes to uvicorn over a
 real socket and, as each provider's native request, to its public entry:
 ``polyserve_aws.handler`` (API Gateway HTTP API), ``polyserve_gcp.http`` (a Werkzeug
 request), the HTTP function ``polyserve_azure.function_app`` generates, the Worker
@@ -9,15 +10,18 @@ of ``polyserve_cloudflare.entrypoint`` (in-process, with its ``testing`` stand-i
 for the JavaScript objects, as Pyodide is too slow for a property test), and
 uvicorn serving the polyserve ``App`` itself (``polyserve serve``).
 Status, body and headers must be equal, except the headers a server adds itself
-(``date``, ``server``, ``content-length``), which API Gateway sets on its side.
+(``date``, ``server``) and the framing (``content-length``, or
+``transfer-encoding: chunked`` for a stream), which each platform sets on its side.
+A background task must also have run, in the app that answered, by the time the
+provider's entry returned. Every kind of request runs against every provider.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import http.cookiejar
 import json
-import socket
 import threading
 import time
 from pathlib import Path
@@ -27,20 +31,21 @@ from urllib.parse import quote, urlencode
 import httpx
 import pytest
 import uvicorn
-from fastapi import FastAPI, Form, HTTPException, Query, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi import BackgroundTasks, FastAPI, File, Form, HTTPException, Query, Request, Response
+from fastapi.responses import RedirectResponse, StreamingResponse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
 import polyserve_aws
 from polyserve import App
+from polyserve_testkit.servers import free_ports
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import AsyncIterator, Iterator
 
 SAMPLE = Path(__file__).parents[2] / "adapters/aws/tests/events/apigw-http-post.json"
-SERVER_HEADERS = {"date", "server", "content-length"}
+SERVER_HEADERS = {"date", "server", "content-length", "transfer-encoding"}
 
 
 class Pet(BaseModel):
@@ -48,8 +53,10 @@ class Pet(BaseModel):
     age: int = 0
 
 
-def _api() -> FastAPI:
+def _api(done: list[str] | None = None) -> FastAPI:
+    """The app under test; its background tasks append to ``done``."""
     api = FastAPI()
+    finished = done if done is not None else []
 
     @api.get("/items/{item_id}")
     async def item(item_id: int, q: Annotated[list[str], Query()] = []) -> dict[str, Any]:  # noqa: B006 - FastAPI copies defaults
@@ -74,17 +81,30 @@ def _api() -> FastAPI:
     async def go() -> RedirectResponse:
         return RedirectResponse("/items/1", status_code=307)
 
+    @api.post("/upload")
+    async def upload(
+        file: Annotated[bytes, File()], name: Annotated[str, Form()]
+    ) -> dict[str, Any]:
+        return {"name": name, "size": len(file), "hex": file.hex()}
+
+    @api.get("/stream")
+    async def stream(n: int) -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            for i in range(n):
+                yield f"data: {i}\n\n".encode()
+
+        return StreamingResponse(chunks(), media_type="text/event-stream")
+
+    @api.post("/tasks", status_code=202)
+    async def tasks(name: str, background: BackgroundTasks) -> dict[str, str]:
+        background.add_task(finished.append, name)
+        return {"queued": name}
+
     return api
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_uvicorn(asgi: Any) -> tuple[str, Any]:
-    port = _free_port()
+    port = free_ports(1)[0]
     server = uvicorn.Server(uvicorn.Config(asgi, port=port, log_level="error", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -116,20 +136,47 @@ class _Ctx:
         return 30_000
 
 
+BOUNDARY = "polyserve-equivalence-7d1c0b9e"
+
+
+def _multipart(content: bytes, name: str) -> bytes:
+    """A multipart body with a file part and a field, as a browser's form sends it."""
+    return b"".join([
+        f"--{BOUNDARY}\r\n".encode(),
+        b'Content-Disposition: form-data; name="file"; filename="f.bin"\r\n',
+        b"Content-Type: application/octet-stream\r\n\r\n", content, b"\r\n",
+        f"--{BOUNDARY}\r\n".encode(),
+        b'Content-Disposition: form-data; name="name"\r\n\r\n', name.encode(), b"\r\n",
+        f"--{BOUNDARY}--\r\n".encode(),
+    ])  # fmt: skip
+
+
 words = st.text(st.characters(min_codepoint=48, max_codepoint=122), min_size=1, max_size=8)
-requests: st.SearchStrategy[Any] = st.one_of(
-    st.tuples(st.just("GET"), st.builds(lambda i: f"/items/{i}", st.sampled_from(["1", "404", "x", "77"])),
+# One strategy per kind of request; each kind runs against each provider.
+KINDS: dict[str, st.SearchStrategy[Any]] = {
+    "path-query-errors": st.tuples(st.just("GET"), st.builds(lambda i: f"/items/{i}", st.sampled_from(["1", "404", "x", "77"])),
               st.lists(st.tuples(st.just("q"), words), max_size=3), st.none(), st.none()),
-    st.tuples(st.just("POST"), st.just("/pets"), st.just([]),
+    "json-body": st.tuples(st.just("POST"), st.just("/pets"), st.just([]),
               st.builds(lambda n, a: json.dumps({"name": n, "age": a}).encode(), words,
                         st.one_of(st.integers(0, 99), words)),
               st.just("application/json")),
-    st.tuples(st.just("POST"), st.just("/form"), st.just([]),
+    "form-body": st.tuples(st.just("POST"), st.just("/form"), st.just([]),
               st.builds(lambda n: urlencode({"name": n}).encode(), words),
               st.just("application/x-www-form-urlencoded")),
-    st.tuples(st.just("GET"), st.just("/cookies"), st.just([]), st.none(), st.none()),
-    st.tuples(st.just("GET"), st.just("/go"), st.just([]), st.none(), st.none()),
-)  # fmt: skip
+    "cookies": st.tuples(st.just("GET"), st.just("/cookies"), st.just([]), st.none(), st.none()),
+    "redirect": st.tuples(st.just("GET"), st.just("/go"), st.just([]), st.none(), st.none()),
+    "multipart-upload": st.tuples(st.just("POST"), st.just("/upload"), st.just([]),
+              st.builds(lambda f, n: _multipart(f, n), st.binary(max_size=64), words),
+              st.just(f"multipart/form-data; boundary={BOUNDARY}")),
+    "background-task": st.tuples(st.just("POST"), st.just("/tasks"),
+              st.lists(st.tuples(st.just("name"), words), min_size=1, max_size=1),
+              st.none(), st.none()),
+    "streaming": st.tuples(st.just("GET"), st.just("/stream"),
+              st.lists(st.tuples(st.just("n"), st.integers(0, 5).map(str)), min_size=1, max_size=1),
+              st.none(), st.none()),
+    "openapi-docs": st.tuples(st.just("GET"), st.sampled_from(["/openapi.json", "/docs", "/redoc"]),
+              st.just([]), st.none(), st.none()),
+}  # fmt: skip
 cookie_jars = st.dictionaries(st.sampled_from(["a", "b", "session"]), words, max_size=2)
 
 
@@ -211,19 +258,24 @@ def _via_cloudflare(method: str, path: str, query: list[tuple[str, str]], body: 
 
     url = "https://testserver" + path + ("?" + urlencode(query, quote_via=quote) if query else "")
     worker = _CLOUDFLARE[0](FakeExecutionContext(), {})
-    native = asyncio.run(worker.fetch(FakeRequest(method, url, list(headers.items()), body or b"")))
+
+    async def fetch() -> tuple[Any, bytes]:
+        native = await worker.fetch(FakeRequest(method, url, list(headers.items()), body or b""))
+        return native, await native.read()  # a streamed body is pulled chunk by chunk
+
+    native, content = asyncio.run(fetch())
     got: dict[str, list[str]] = {}
     for name, value in native.headers.entries():
         if name != "set-cookie":
             got.setdefault(name, []).append(value)
     if native.headers.getSetCookie():
         got["set-cookie"] = list(native.headers.getSetCookie())
-    return native.status, got, native.content
+    return native.status, got, content
 
 
 def _via_serve(method: str, path: str, query: list[tuple[str, str]], body: bytes | None,
                headers: dict[str, str], cookies: dict[str, str]) -> tuple[int, dict[str, list[str]], bytes]:  # fmt: skip
-    response = httpx.request(
+    response = _HTTP[0].request(
         method, _SERVE[0] + path, params=urlencode(query, quote_via=quote), content=body, headers=headers,
         follow_redirects=False,
     )  # fmt: skip
@@ -233,8 +285,10 @@ def _via_serve(method: str, path: str, query: list[tuple[str, str]], body: bytes
     return response.status_code, got, response.content
 
 
+DONE: dict[str, list[str]] = {}  # the names each provider's background tasks recorded
 _CLOUDFLARE: list[Any] = []
 _SERVE: list[str] = []
+_HTTP: list[httpx.Client] = []
 _LAMBDA: list[Any] = []
 _GCP: list[Any] = []
 _AZURE: list[Any] = []
@@ -249,8 +303,10 @@ def _entries() -> Iterator[None]:
     import polyserve_azure
     import polyserve_gcp
 
+    shared: list[str] = []
     app = App("equivalence")
-    app.mount("/", _api())
+    app.mount("/", _api(shared))
+    DONE.update(aws=shared, gcp=shared, azure=shared, cloudflare=[], serve=[])
     _LAMBDA[:] = [polyserve_aws.handler(app)]
     _GCP[:] = [polyserve_gcp.http(app)]
     functions = {
@@ -262,33 +318,41 @@ def _entries() -> Iterator[None]:
 
     # Workers run one event loop per isolate: this app is served by its own.
     worker_app = App("equivalence-worker")
-    worker_app.mount("/", _api())
+    worker_app.mount("/", _api(DONE["cloudflare"]))
     _CLOUDFLARE[:] = [polyserve_cloudflare.entrypoint(worker_app, runtime=FakeRuntime())]
     served = App("equivalence-serve")
-    served.mount("/", _api())
+    served.mount("/", _api(DONE["serve"]))
     url, stop = _start_uvicorn(served)
     _SERVE[:] = [url]
-    yield
+    # One client sends every request to uvicorn, as httpx.request would send each (its jar
+    # takes no cookies, so no answer's cookie goes with a later request), without a new
+    # client, SSL context and connection per request.
+    keep_none = http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
+    with httpx.Client(cookies=http.cookiejar.CookieJar(policy=keep_none)) as client:
+        _HTTP[:] = [client]
+        yield
     stop()
     app.close()
 
 
+@pytest.mark.parametrize("kind", sorted(KINDS))
 @pytest.mark.parametrize("provider", sorted(PROVIDERS))
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(request=requests, cookies=cookie_jars)
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data(), cookies=cookie_jars)
 def test_each_provider_answers_as_uvicorn(
-    uvicorn_url: str, provider: str, request: Any, cookies: dict[str, str]
+    uvicorn_url: str, provider: str, kind: str, data: st.DataObject, cookies: dict[str, str]
 ) -> None:
-    method, path, query, body, content_type = request
+    method, path, query, body, content_type = data.draw(KINDS[kind], label=kind)
     headers = {"host": "testserver", "x-forwarded-proto": "http"}
     if content_type:
         headers["content-type"] = content_type
     if cookies:
         headers["cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
-    expected = httpx.request(
+    expected = _HTTP[0].request(
         method, uvicorn_url + path, params=query, content=body, headers=headers,
         follow_redirects=False,
     )  # fmt: skip
+    assert not _HTTP[0].cookies, "the shared client must keep no cookies"
     status, got_headers, got_body = PROVIDERS[provider](method, path, query, body, headers, cookies)
     assert status == expected.status_code
     assert got_body == expected.content
@@ -298,3 +362,5 @@ def test_each_provider_answers_as_uvicorn(
             want.setdefault(name.lower(), []).append(value)
     got = {k: v for k, v in got_headers.items() if k not in SERVER_HEADERS}
     assert got == want
+    if path == "/tasks":  # the background task ran before the entry returned
+        assert DONE[provider][-1] == query[0][1]

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from tests.properties.providers import HttpCodec, MessageCodec, NativeResponse
-from tests.properties.strategies import http_requests, messages
 
-from polyserve import App, Context, Headers, HttpRequest, HttpResponse, Message
+from polyserve import Context, Headers, HttpRequest, HttpResponse, Message
+from polyserve_testkit.codecs import HttpCodec, MessageCodec, NativeResponse
+from polyserve_testkit.recorder import Recorder
+from polyserve_testkit.strategies import http_requests, messages
 
 PROVIDERS = ("aws", "azure", "gcp", "cloudflare")
 
@@ -21,31 +22,13 @@ def _codecs() -> tuple[list[HttpCodec], list[MessageCodec]]:
     http: list[HttpCodec] = []
     msg: list[MessageCodec] = []
     for name in PROVIDERS:
-        module = importlib.import_module(f"tests.properties.providers.{name}")
+        module = importlib.import_module(f"adapters.{name}.tests.codecs")
         http.extend(module.HTTP_CODECS)
         msg.extend(module.MESSAGE_CODECS)
     return http, msg
 
 
 HTTP_CODECS, MESSAGE_CODECS = _codecs()
-
-
-class Recorder:
-    """An app whose handlers record the typed object they were given."""
-
-    def __init__(self) -> None:
-        self.app = App("portability")
-        self.requests: list[HttpRequest] = []
-        self.messages: list[Message] = []
-
-        @self.app.route("/echo/{rest:path}", ["GET", "POST", "PUT", "PATCH", "DELETE"])
-        def echo(request: HttpRequest) -> HttpResponse:
-            self.requests.append(request)
-            return answer(request)
-
-        @self.app.queue("orders")
-        def on_order(msg: Message) -> None:
-            self.messages.append(msg)
 
 
 def answer(request: HttpRequest) -> HttpResponse:
@@ -78,7 +61,7 @@ def _app_headers(response: NativeResponse, names: set[str]) -> dict[str, list[st
 def test_every_http_encoding_reaches_the_handler_as_the_same_request(
     codec: HttpCodec, request: HttpRequest
 ) -> None:
-    recorder = Recorder()
+    recorder = Recorder.echo(answer)
     native = codec.call(recorder.app, request)
     assert len(recorder.requests) == 1, native
     assert _comparable(recorder.requests[0]) == _comparable(codec.expected(request))
@@ -98,7 +81,7 @@ def test_every_http_encoding_reaches_the_handler_as_the_same_request(
 def test_every_message_encoding_reaches_the_handler_as_the_same_message(
     codec: MessageCodec, message: Message
 ) -> None:
-    recorder = Recorder()
+    recorder = Recorder.echo(answer)
     codec.call(recorder.app, message)
     assert recorder.messages == [codec.expected(message)]
 
@@ -106,7 +89,7 @@ def test_every_message_encoding_reaches_the_handler_as_the_same_message(
 def test_every_provider_contributes_codecs() -> None:
     by_provider: dict[str, int] = {}
     for name in PROVIDERS:
-        module: Any = importlib.import_module(f"tests.properties.providers.{name}")
+        module: Any = importlib.import_module(f"adapters.{name}.tests.codecs")
         by_provider[name] = len(module.HTTP_CODECS) + len(module.MESSAGE_CODECS)
     assert all(count >= 2 for count in by_provider.values()), by_provider
 

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import fastavro
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.properties.strategies import message_indexes, nested_json
 
 from polyserve.schema_registry import (
     Schema,
@@ -20,6 +19,7 @@ from polyserve.schema_registry import (
     encode,
     split,
 )
+from polyserve_testkit.strategies import message_indexes, nested_json
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -68,6 +68,7 @@ def test_text_fields() -> None:
         (KeyError("messageId"), "missing field 'messageId'"),
         (TypeError("x"), "a field has the wrong type"),
         (ValueError("invalid literal"), "invalid literal"),
+        (RecursionError("maximum recursion depth exceeded"), "a value is nested too deeply"),
     ],
 )
 def test_malformed_explains_the_cause(exc: Exception, reason: str) -> None:

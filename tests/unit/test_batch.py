@@ -709,3 +709,41 @@ def test_a_failing_on_poison_hook_is_logged_in_one_line(caplog: pytest.LogCaptur
     )  # fmt: skip
     assert hook["error_function"] == "__call__"
     assert "traceback" not in hook
+
+
+def test_a_failure_stops_only_its_own_group() -> None:
+    from polyserve.batch import run_batch
+    from polyserve.pipeline import run
+
+    # (id, group, fails); group None: a group that cannot be read.
+    rows = [("1", "a", False), ("2", "a", True), ("3", "b", False), ("4", "a", False),
+            ("5", "b", False), ("6", None, False), ("7", "c", False)]  # fmt: skip
+    handled: list[str] = []
+
+    async def handle(name: str, event: Any, record: Any) -> None:
+        if record[2]:
+            raise RuntimeError(record[0])
+        handled.append(record[0])
+
+    def group_of(record: Any) -> str:
+        if record[1] is None:
+            raise KeyError("MessageGroupId")
+        return str(record[1])
+
+    result = run(
+        run_batch(
+            rows, handle, Context("test"), decode=lambda r: ("q", r), item_id=lambda r: r[0],
+            ordered=True, group_of=group_of,
+        )
+    )  # fmt: skip
+    assert handled == ["1", "3", "5", "7"]
+    assert [(f.item_id, f.reason) for f in result.failed] == [
+        ("2", "handler failed"),
+        ("4", "not processed: an earlier record of its group failed"),
+        ("6", "not processed: an earlier record of its group failed"),  # may be group a
+    ]
+    # Without ordered, group_of changes nothing: every record is tried.
+    handled.clear()
+    run(run_batch(rows, handle, Context("test"), decode=lambda r: ("q", r),
+                  item_id=lambda r: r[0], group_of=group_of))  # fmt: skip
+    assert handled == ["1", "3", "4", "5", "6", "7"]

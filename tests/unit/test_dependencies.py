@@ -20,6 +20,7 @@ from polyserve import (
     HttpResponse,
     Message,
     Router,
+    SetAside,
     Trigger,
 )
 
@@ -379,3 +380,64 @@ def test_a_provider_that_raises_is_a_problem_response_without_its_traceback() ->
     assert response.status == 500
     assert b"hunter2" not in response.body
     assert _body(response)["code"] == "internal_error"
+
+
+class LockedError(Exception):
+    pass
+
+
+# Module level: the handlers' string annotations name them.
+def locked() -> str:
+    raise LockedError("the tenant is locked")
+
+
+async def locked_async() -> str:
+    raise LockedError("the tenant is locked")
+
+
+_SESSION_OPENS = False
+
+
+def locked_session() -> Iterator[str]:
+    # A generator that fails before it yields, as a session that cannot open does.
+    if not _SESSION_OPENS:
+        raise LockedError("the tenant is locked")
+    yield "session"
+
+
+def test_a_provider_that_raises_goes_through_the_exception_handlers_for_http_and_events() -> None:
+    app = App("t")
+
+    @app.exception_handler(LockedError)
+    def handled(exc: Exception, event: object, ctx: Context) -> Any:
+        if isinstance(event, HttpRequest):
+            return HttpResponse.problem(423, "locked", str(exc))
+        return SetAside(str(exc))
+
+    @app.get("/sync")
+    def sync_route(v: Annotated[str, Depends(locked)]) -> str:
+        return v
+
+    @app.get("/async")
+    async def async_route(v: Annotated[str, Depends(locked_async)]) -> str:
+        return v
+
+    @app.get("/generator")
+    def generator_route(v: Annotated[str, Depends(locked_session)]) -> str:
+        return v
+
+    @app.queue("orders")
+    def on_order(msg: Message, v: Annotated[str, Depends(locked)]) -> None:
+        raise AssertionError("not reached")
+
+    for path in ("/sync", "/async", "/generator"):
+        response = _get(app, path)
+        assert (response.status, _body(response)["code"]) == (423, "locked"), path
+    response = asyncio.run(app.handle_http_async(HttpRequest("GET", "/async"), _ctx()))
+    assert response.status == 423
+    records = [Message(id="m1", body=b"{}")]
+    result = app.handle_batch(
+        Trigger.QUEUE, records, _ctx(), decode=lambda m: ("orders", m), item_id=lambda m: m.id
+    )
+    assert result.set_aside == ("m1",)
+    assert result.failed == ()

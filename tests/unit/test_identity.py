@@ -11,10 +11,7 @@ from hypothesis import strategies as st
 from polyserve import Context, Principal
 from polyserve.errors import ConfigurationError
 from polyserve.identity import header_trust, unverified_claims
-
-
-def _segment(value: Any) -> str:
-    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+from polyserve_testkit.tokens import segment
 
 
 def test_principals_compare_by_source_and_id_and_hide_claims_in_repr() -> None:
@@ -54,7 +51,7 @@ def test_setting_the_principal_replaces_a_pending_reader() -> None:
 
 def test_unverified_claims_reads_padded_and_unpadded_payloads() -> None:
     payload = {"sub": "123", "email": "a@example.com"}
-    token = f"{_segment({'alg': 'ES256'})}.{_segment(payload)}.sig"
+    token = f"{segment({'alg': 'ES256'})}.{segment(payload)}.sig"
     padded = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode()
     assert unverified_claims(token) == payload
     assert unverified_claims(f"x.{padded}.SIGNATURE_REMOVED_BY_GOOGLE") == payload
@@ -62,7 +59,7 @@ def test_unverified_claims_reads_padded_and_unpadded_payloads() -> None:
 
 @pytest.mark.parametrize(
     "token",
-    ["", "a.b", "a.b.c.d", "x.!!!.y", f"x.{_segment([1, 2])}.y", f"x.{_segment('text')}.y",
+    ["", "a.b", "a.b.c.d", "x.!!!.y", f"x.{segment([1, 2])}.y", f"x.{segment('text')}.y",
      "x." + base64.urlsafe_b64encode(b"\xff\xfe").decode() + ".y", 42],
 )  # fmt: skip
 def test_unverified_claims_of_anything_else_is_none(token: Any) -> None:
@@ -95,7 +92,7 @@ json_values = st.recursive(
 )  # fmt: skip
 
 
-@given(st.text(max_size=200) | json_values.map(lambda v: f"e30.{_segment(v)}.sig"))
+@given(st.text(max_size=200) | json_values.map(lambda v: f"e30.{segment(v)}.sig"))
 def test_unverified_claims_never_raises(token: str) -> None:
     claims = unverified_claims(token)
     assert claims is None or isinstance(claims, dict)

@@ -199,9 +199,28 @@ async def _hangs(scope: Any, receive: Any, send: Any) -> None:
         await receive()  # waits for a disconnect that comes only after a response
 
 
+async def _streams_then_raises(scope: Any, receive: Any, send: Any) -> None:
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"part", "more_body": True})
+        raise RuntimeError("secret detail")
+
+
+async def _streams_then_hangs(scope: Any, receive: Any, send: Any) -> None:
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"part", "more_body": True})
+        await receive()
+        await receive()  # the client stays until the body is complete: past the deadline
+
+
 @pytest.mark.parametrize(
-    "asgi", [_raises, _silent, _twice, _body_first, _bad_status, _bad_header, _hangs]
-)
+    "asgi",
+    [
+        _raises, _silent, _twice, _body_first, _bad_status, _bad_header, _hangs,
+        _streams_then_raises, _streams_then_hangs,
+    ],
+)  # fmt: skip
 def test_a_misbehaving_asgi_app_gets_a_500_problem_and_a_log_line(
     asgi: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -1,8 +1,12 @@
-"""polyserve.otel: a span per invocation, checked with the SDK's in-memory exporter."""
+"""polyserve.otel: a span per invocation, checked with the SDK's in-memory exporter, also
+through each cloud's real entry point (the adapters' property-test codecs)."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import importlib
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -107,3 +111,69 @@ def test_async_entry_points_are_traced_too(app: App, exporter: InMemorySpanExpor
 
     assert asyncio.run(call()) == 200
     assert _only(exporter).name == "GET /pets/{pet_id:int}"
+
+
+def _codecs(kind: str) -> list[tuple[str, Any]]:
+    found = []
+    for provider in ("aws", "azure", "gcp", "cloudflare"):
+        module: Any = importlib.import_module(f"adapters.{provider}.tests.codecs")
+        found += [(provider, codec) for codec in getattr(module, kind)]
+    return found
+
+
+_HTTP = _codecs("HTTP_CODECS")
+_MESSAGES = _codecs("MESSAGE_CODECS")
+
+
+def _instrumented(exporter: InMemorySpanExporter) -> App:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = App("clouds")
+    instrument(app, tracer_provider=provider)
+
+    @app.route("/echo/{rest:path}", ["GET"])
+    def echo(rest: str) -> str:
+        return rest
+
+    @app.queue("orders")
+    def on_order(msg: Message) -> None:
+        return None
+
+    return app
+
+
+@pytest.mark.parametrize(("provider", "codec"), _HTTP, ids=[c.name for _, c in _HTTP])
+def test_every_clouds_http_entry_point_opens_one_span_continuing_the_callers_trace(
+    provider: str, codec: Any, exporter: InMemorySpanExporter
+) -> None:
+    app = _instrumented(exporter)
+    headers = Headers({"traceparent": f"00-{TRACE}-{SPAN}-01"})
+    request = HttpRequest("GET", "/echo/x", headers=headers, request_id="req-1")
+    assert codec.call(app, request).status == 200
+    span = _only(exporter)
+    assert span.kind is SpanKind.SERVER
+    assert format(span.context.trace_id, "032x") == TRACE
+    assert span.parent is not None
+    assert format(span.parent.span_id, "016x") == SPAN
+    attributes = dict(span.attributes or {})
+    assert attributes["cloud.provider"] == provider
+    assert attributes["faas.trigger"] == "http"
+    assert attributes["http.route"] == "/echo/{rest:path}"
+    assert isinstance(attributes["faas.invocation_id"], str)
+    assert attributes["faas.invocation_id"]
+    assert isinstance(attributes["faas.coldstart"], bool)
+
+
+@pytest.mark.parametrize(("provider", "codec"), _MESSAGES, ids=[c.name for _, c in _MESSAGES])
+def test_every_clouds_message_delivery_opens_one_consumer_span(
+    provider: str, codec: Any, exporter: InMemorySpanExporter
+) -> None:
+    app = _instrumented(exporter)
+    sent = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    codec.call(app, Message(id="m-1", body=b"{}", source="orders", enqueued_at=sent))
+    span = _only(exporter)
+    assert span.kind is SpanKind.CONSUMER
+    attributes = dict(span.attributes or {})
+    assert attributes["cloud.provider"] == provider
+    assert attributes["faas.trigger"] == "pubsub"
+    assert attributes["messaging.destination.name"] == "orders"

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import fastavro
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from tests.support.schema_registry import LocalRegistry, Registered, running_registry
 
 from polyserve import Message
 from polyserve.errors import ConfigurationError, EventError, PolyserveError
@@ -25,6 +24,7 @@ from polyserve.schema_registry import (
     encode_message_indexes,
     split,
 )
+from polyserve_testkit.schema_registry import LocalRegistry, Registered, running_registry
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

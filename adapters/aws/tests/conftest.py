@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from adapters.aws.tests.support import FakeLambdaContext, Recorder, recording_app
+from adapters.aws.tests.support import FakeLambdaContext
+
+from polyserve_testkit.recorder import Recorder
 
 
 @pytest.fixture
@@ -13,4 +15,4 @@ def lambda_context() -> FakeLambdaContext:
 
 @pytest.fixture
 def recorder() -> Recorder:
-    return recording_app()
+    return Recorder.catch_all()

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from polyserve import App, HttpRequest, StorageAction, Trigger
-
 EVENTS = Path(__file__).parent / "events"
-ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 @dataclass
@@ -31,44 +28,8 @@ class FakeLambdaContext:
         return max(0, int(self._deadline_ms - time.time() * 1000))
 
 
-@dataclass
-class Recorder:
-    """An app that records every request and event it receives and answers ``ok``."""
-
-    app: App
-    seen: list[Any] = field(default_factory=list)
-
-    @property
-    def last(self) -> Any:
-        assert self.seen, "the app received nothing"
-        return self.seen[-1]
-
-
 def load(name: str) -> dict[str, Any]:
     """One of this adapter's samples in ``tests/events`` (a fresh copy each time)."""
     data = json.loads((EVENTS / name).read_text())
     assert isinstance(data, dict)
     return data
-
-
-def recording_app() -> Recorder:
-    """An app with a catch-all route and a ``*`` registration for every typed trigger."""
-    app = App("recorder")
-    recorder = Recorder(app)
-
-    def on_request(request: HttpRequest) -> str:
-        recorder.seen.append(request)
-        return "ok"
-
-    def on_event(event: object) -> None:
-        recorder.seen.append(event)
-
-    app.add_route("/{rest:path}", on_request, ALL_METHODS)
-    for trigger in Trigger:
-        if trigger is Trigger.NATIVE:  # the escape hatch would take every unknown event
-            continue
-        options: dict[str, Any] = {}
-        if trigger is Trigger.STORAGE:
-            options["actions"] = frozenset(a.value for a in StorageAction)
-        app.register(trigger, "*", on_event, **options)
-    return recorder

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import TYPE_CHECKING
 
 import pytest
-from adapters.aws.tests.support import FakeLambdaContext, Recorder, load
+from adapters.aws.tests.support import FakeLambdaContext, load
 
 import polyserve_aws
 from polyserve import App, HttpRequest, HttpResponse, QueryParams
 from polyserve_aws import _alb
+
+if TYPE_CHECKING:
+    from polyserve_testkit.recorder import Recorder
 
 
 def test_single_value_request_decodes_path_and_query(

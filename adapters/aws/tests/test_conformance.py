@@ -26,7 +26,7 @@ from typing import Any, cast
 from urllib.parse import unquote, unquote_plus
 
 import pytest
-from adapters.aws.tests.support import EVENTS, FakeLambdaContext, Recorder, recording_app
+from adapters.aws.tests.support import EVENTS, FakeLambdaContext
 
 import polyserve_aws
 from polyserve import (
@@ -40,8 +40,10 @@ from polyserve import (
     StorageAction,
     StorageEvent,
     StreamRecord,
+    WebSocketEvent,
 )
 from polyserve.errors import MalformedEventError, UnsupportedEventError
+from polyserve_testkit.recorder import Recorder
 
 UTC = dt.timezone.utc
 
@@ -79,6 +81,15 @@ def kind_of(raw: Any) -> str | None:
         return None
     if raw.get("version") == "2.0" and ("rawPath" in raw or "routeKey" in raw):
         return "http_v2"
+    if "raw_path" in raw or (raw.get("version") == "2.0" and "serviceNetworkArn" in str(raw)):
+        return "lattice"
+    if isinstance(raw.get("requestContext"), dict) and raw["requestContext"].get("eventType") in (
+        "CONNECT", "MESSAGE", "DISCONNECT",
+    ):  # fmt: skip
+        return "websocket"
+    first = (raw.get("Records") or [None])[0]
+    if isinstance(first, dict) and isinstance(first.get("cf"), dict):
+        return "edge"
     context = raw.get("requestContext")
     if isinstance(context, dict) and "elb" in context:
         return "alb"
@@ -89,6 +100,10 @@ def kind_of(raw: Any) -> str | None:
     ):
         return "kafka"
     records = raw.get("Records")
+    if isinstance(raw.get("window"), dict) and isinstance(raw.get("eventSourceARN"), str):
+        service = raw["eventSourceARN"].split(":")[2:3]
+        if service in (["kinesis"], ["dynamodb"]):
+            return "window"
     if isinstance(records, list) and records and isinstance(records[0], dict):
         source = records[0].get("eventSource", records[0].get("EventSource"))
         return _RECORD_SOURCES.get(source) if isinstance(source, str) else None
@@ -380,6 +395,76 @@ def check_kafka(raw: dict[str, Any], seen: list[Any]) -> None:
         )
 
 
+def _lattice_pairs(value: Any) -> list[tuple[str, str]]:
+    return [
+        (k, v) for k, vs in (value or {}).items() for v in (vs if isinstance(vs, list) else [vs])
+    ]
+
+
+def check_lattice(raw: dict[str, Any], recorder: Recorder, out: Any) -> None:
+    v2 = "raw_path" not in raw
+    encoded = raw.get("isBase64Encoded" if v2 else "is_base64_encoded")
+    try:
+        body = b64(raw.get("body") or "") if encoded else (raw.get("body") or "").encode()
+    except binascii.Error:
+        assert out["statusCode"] == 400
+        return
+    assert out["statusCode"] == 200, out
+    (request,) = recorder.seen
+    assert isinstance(request, HttpRequest)
+    path, _, raw_query = (raw["path"] if v2 else raw["raw_path"]).partition("?")
+    assert request.method == raw["method"]
+    assert request.path == unquote(path)
+    assert request.headers == Headers(_lattice_pairs(raw.get("headers")))
+    if v2:
+        assert request.query == QueryParams(_lattice_pairs(raw.get("queryStringParameters")))
+    elif raw.get("query_string_parameters") is not None or not raw_query:
+        assert request.query == QueryParams(_lattice_pairs(raw.get("query_string_parameters")))
+    else:
+        assert request.query == QueryParams.from_string(raw_query)
+    assert request.body == body
+    assert request.raw is raw
+    assert out["statusDescription"] == "200 OK"
+
+
+def check_edge(raw: dict[str, Any], recorder: Recorder, out: Any) -> None:
+    cf = raw["Records"][0]["cf"]
+    request = cf["request"]
+    assert out["status"] == "200", out
+    (seen,) = recorder.seen
+    assert isinstance(seen, HttpRequest)
+    assert seen.method == request["method"]
+    assert seen.path == unquote(request["uri"])
+    assert seen.query == QueryParams.from_string(request.get("querystring", ""))
+    headers = [(name, e["value"]) for name, entries in request["headers"].items() for e in entries]
+    assert seen.headers == Headers(headers)
+    assert seen.client == request.get("clientIp")
+    assert seen.request_id == cf["config"]["requestId"]
+    body = request.get("body")
+    if body is not None:
+        data = body.get("data", "")
+        assert seen.body == (b64(data) if body.get("encoding") == "base64" else data.encode())
+    assert ("body" in out) == (cf["config"]["eventType"] != "viewer-response")
+    for name, entries in out["headers"].items():
+        assert name == name.lower()
+        assert all(e["key"].lower() == name for e in entries)
+
+
+def check_websocket(raw: dict[str, Any], recorder: Recorder, out: Any) -> None:
+    context = raw["requestContext"]
+    assert out == {"statusCode": 200}
+    (seen,) = recorder.seen
+    assert isinstance(seen, WebSocketEvent)
+    assert seen.action.value == context["eventType"].lower()
+    assert seen.connection_id == context["connectionId"]
+    assert seen.route == context["routeKey"]
+    body = raw.get("body") or ""
+    assert seen.body == (b64(body) if raw.get("isBase64Encoded") else body.encode())
+    assert seen.source == context.get("apiId", "")
+    if "domainName" in context and "stage" in context:
+        assert seen.endpoint == f"https://{context['domainName']}/{context['stage']}"
+
+
 def _item_id(record: dict[str, Any], key: Any) -> str:
     if isinstance(key, tuple):
         return str(record[key[0]][key[1]])
@@ -389,7 +474,7 @@ def _item_id(record: dict[str, Any], key: Any) -> str:
 def test_sample_conforms(sample: Path) -> None:
     raw = json.loads(sample.read_text())
     kind = kind_of(raw)
-    recorder = recording_app()
+    recorder = Recorder.catch_all()
     handler = polyserve_aws.handler(recorder.app)
     ctx = FakeLambdaContext()
 
@@ -407,6 +492,23 @@ def test_sample_conforms(sample: Path) -> None:
         handler(raw, ctx)
         (seen,) = recorder.seen
         check_eventbridge(raw, seen)
+    elif kind == "lattice":
+        check_lattice(raw, recorder, handler(raw, ctx))
+    elif kind == "edge":
+        check_edge(raw, recorder, handler(raw, ctx))
+    elif kind == "websocket":
+        check_websocket(raw, recorder, handler(raw, ctx))
+    elif kind == "window":
+        # Records go one by one to the "*" registration, as without a window, and the
+        # answer carries the state unchanged (see test_window.py for window handlers).
+        out = handler(raw, ctx)
+        assert out["state"] == raw.get("state", {})
+        assert out["batchItemFailures"] == []
+        records = raw["Records"]
+        assert len(recorder.seen) == len(records)
+        for record, seen in zip(records, recorder.seen, strict=True):
+            family = _RECORD_SOURCES[record["eventSource"]]
+            _CHECKS[family][0](record, seen)
     elif kind in ("sns", "s3"):
         check, _ = _CHECKS[kind]
         handler(raw, ctx)

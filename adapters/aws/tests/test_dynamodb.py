@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from adapters.aws.tests.support import FakeLambdaContext, Recorder, load
+from adapters.aws.tests.support import FakeLambdaContext, load
 
 import polyserve_aws
 from polyserve import App, ChangeType, StreamRecord
 from polyserve.errors import MalformedEventError
 from polyserve_aws import _dynamodb
+
+if TYPE_CHECKING:
+    from polyserve_testkit.recorder import Recorder
 
 
 @pytest.mark.parametrize(

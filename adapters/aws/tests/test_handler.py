@@ -9,7 +9,7 @@ import textwrap
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from adapters.aws.tests.support import EVENTS, FakeLambdaContext, Recorder, load
+from adapters.aws.tests.support import EVENTS, FakeLambdaContext, load
 
 import polyserve_aws
 from polyserve import App
@@ -18,17 +18,23 @@ from polyserve_aws import (
     _alb,
     _apigateway,
     _dynamodb,
+    _edge,
     _eventbridge,
     _handler,
     _kafka,
     _kinesis,
+    _lattice,
     _s3,
     _sns,
     _sqs,
+    _websocket,
+    _window,
 )
 
 if TYPE_CHECKING:
     from types import ModuleType
+
+    from polyserve_testkit.recorder import Recorder
 
 # Which source recognises each of this adapter's samples (None: no source does).
 EXPECTED_SOURCE: dict[str, ModuleType | None] = {
@@ -46,6 +52,11 @@ EXPECTED_SOURCE: dict[str, ModuleType | None] = {
     "cloudwatch-logs.json": None,
     "cognito-pre-sign-up.json": None,
     "dynamodb-stream.json": _dynamodb,
+    "dynamodb-window-final.json": _window,
+    "edge-origin-request-body.json": _edge,
+    "edge-origin-response.json": _edge,
+    "edge-viewer-request.json": _edge,
+    "edge-viewer-response.json": _edge,
     "eventbridge-custom.json": _eventbridge,
     "eventbridge-s3-object-created.json": _eventbridge,
     "eventbridge-scheduled-rule.json": _eventbridge,
@@ -55,6 +66,9 @@ EXPECTED_SOURCE: dict[str, ModuleType | None] = {
     "kafka-msk.json": _kafka,
     "kafka-self-managed.json": _kafka,
     "kinesis.json": _kinesis,
+    "kinesis-window.json": _window,
+    "lattice-v1.json": _lattice,
+    "lattice-v2.json": _lattice,
     "s3-delete.json": _s3,
     "s3-put.json": _s3,
     "scheduler-input.json": _eventbridge,
@@ -62,6 +76,9 @@ EXPECTED_SOURCE: dict[str, ModuleType | None] = {
     "sns.json": _sns,
     "sqs-fifo.json": _sqs,
     "sqs-standard.json": _sqs,
+    "websocket-connect.json": _websocket,
+    "websocket-disconnect.json": _websocket,
+    "websocket-message.json": _websocket,
 }
 
 

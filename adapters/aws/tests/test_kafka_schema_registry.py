@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 import fastavro
 import pytest
 from adapters.aws.tests.support import FakeLambdaContext, load
-from tests.support.schema_registry import LocalRegistry, Registered, running_registry
 
 import polyserve_aws
 from polyserve import App, Context, Message, SetAside
 from polyserve.schema_registry import SchemaError, SchemaRegistry, UnknownSchemaError, encode
+from polyserve_testkit.schema_registry import LocalRegistry, Registered, running_registry
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -116,3 +116,32 @@ def test_an_unreachable_registry_fails_the_batch_for_redelivery(
     with pytest.raises(SchemaRegistryError, match="cannot be reached"):
         polyserve_aws.handler(app)(_event(VALUES), lambda_context)
     assert (decoded, refused) == ([], [])  # not set aside: the registry's fault, not the record's
+
+
+def test_preloaded_schemas_decode_across_partitions_until_an_unknown_id(
+    lambda_context: FakeLambdaContext,
+) -> None:
+    from polyserve.schema_registry import Schema
+
+    order = {"type": "record", "name": "Order", "fields": [{"name": "total", "type": "double"}]}
+    registry = SchemaRegistry(schemas={11: Schema("AVRO", json.dumps(order))})
+
+    def avro(total: float, schema_id: int = 11) -> str:
+        out = io.BytesIO()
+        fastavro.schemaless_writer(out, fastavro.parse_schema(order), {"total": total})
+        return base64.b64encode(encode(schema_id, out.getvalue())).decode()
+
+    raw = load("kafka-msk.json")
+    first, second = raw["records"]["orders-0"]
+    first["value"], second["value"] = avro(12.5), avro(3.0)
+    raw["records"]["orders-3"][0]["value"] = avro(1.0, schema_id=12)  # not in the registry
+    app = App("kafka")
+    totals: list[float] = []
+
+    @app.stream("orders")
+    def handle(event: Message) -> None:
+        totals.append(registry.decode(event)["total"])
+
+    with pytest.raises(UnknownSchemaError, match="12"):
+        polyserve_aws.handler(app)(raw, lambda_context)
+    assert totals == [12.5, 3.0]

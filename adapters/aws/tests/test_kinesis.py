@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import pytest
-from adapters.aws.tests.support import FakeLambdaContext, Recorder, load
+from adapters.aws.tests.support import FakeLambdaContext, load
 
 import polyserve_aws
 from polyserve import App, Message
 from polyserve.errors import MalformedEventError
 from polyserve_aws import _kinesis
+
+if TYPE_CHECKING:
+    from polyserve_testkit.recorder import Recorder
 
 SEQ1 = "49650000000000000000000000000000000000000000000000000001"
 SEQ2 = "49650000000000000000000000000000000000000000000000000002"

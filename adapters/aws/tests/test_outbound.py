@@ -6,6 +6,8 @@ build → ``polyserve_aws.handler``, so the consumer is the project's own inboun
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -15,7 +17,7 @@ import pytest
 from adapters.aws.tests.support import FakeLambdaContext
 
 import polyserve_aws
-from polyserve import App, Context
+from polyserve import App, CloudEvent, Context
 from polyserve.errors import ConfigurationError
 from polyserve.events.queue import Message  # noqa: TC001 (the handler's hints are read at run time)
 from polyserve.outbound import (
@@ -30,7 +32,7 @@ from polyserve.tracing import TraceContext
 from polyserve_aws.outbound import AwsBackend
 
 if TYPE_CHECKING:
-    from tests.support.servers import MotoServer
+    from polyserve_testkit.servers import MotoServer
 
 TRACE = TraceContext("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", True)
 
@@ -125,13 +127,161 @@ def test_sqs_round_trip_through_the_lambda_handler(
     assert sorted(s[0]["n"] for s in seen) == list(range(12))
     assert {s[1] for s in seen} == {"created"}
     # The trace travels as a traceparent attribute (and as AWSTraceHeader, which
-    # moto's server does not echo back, so the consumer's trace is not checked here).
+    # moto's server does not echo back), and each record's handler continues it.
     assert {m["MessageAttributes"]["traceparent"]["StringValue"] for m in received} == {
         TRACE.traceparent
     }
+    assert {s[3] for s in seen} == {TRACE.trace_id}
     if fifo:
         assert [s[0]["n"] for s in seen] == list(range(12))
         assert {s[2] for s in seen} == {"c-1"}
+
+
+BINARY = [b"\x00\xff\xfe\x80 not UTF-8", "NUL \x00 and U+FFFF \uffff".encode(), b"plain"]
+
+
+def test_sqs_binary_payloads_reach_the_consumer_as_the_same_bytes(
+    moto_server: MotoServer, backend: AwsBackend
+) -> None:
+    url = backend.client("sqs").create_queue(QueueName="blobs")["QueueUrl"]
+    queue = Queue("blobs", target=url, backend=backend)
+    for payload in BINARY:
+        queue.send(payload, attributes={"kind": "blob"}, trace=TRACE)
+    received = _receive(backend, url, len(BINARY))
+    # Bytes SQS cannot carry as text travel base64-encoded, marked by an attribute.
+    marked = [m for m in received if "content-transfer-encoding" in m["MessageAttributes"]]
+    assert len(marked) == 2
+    app = App("blobs")
+    seen: list[tuple[Message, str | None]] = []
+
+    @app.queue("blobs")
+    def consume(message: Message, context: Context) -> None:
+        seen.append((message, context.trace_id))
+
+    event = _lambda_event(moto_server, url, received)
+    assert polyserve_aws.handler(app)(event, FakeLambdaContext()) == {"batchItemFailures": []}
+    assert sorted(m.body for m, _ in seen) == sorted(BINARY)
+    for message, trace_id in seen:
+        assert message.attributes == {
+            "kind": "blob",
+            "content-type": "application/octet-stream",
+            "traceparent": TRACE.traceparent,
+        }
+        assert trace_id == TRACE.trace_id
+
+
+def test_sns_notification_carries_trace_and_bytes_to_the_lambda_handler(
+    moto_server: MotoServer, backend: AwsBackend
+) -> None:
+    """SNS → an SQS subscription without raw delivery, whose body is the notification
+    Lambda gets as ``Records[0].Sns`` → ``polyserve_aws.handler``."""
+    arn = backend.client("sns").create_topic(Name="alerts")["TopicArn"]
+    url = backend.client("sqs").create_queue(QueueName="alerts-sub")["QueueUrl"]
+    queue_arn = f"arn:aws:sqs:{moto_server.region}:{moto_server.account}:alerts-sub"
+    backend.client("sns").subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn)
+    topic = Topic("alerts", target=arn, backend=backend)
+    for payload in BINARY:
+        topic.publish(payload, attributes={"kind": "blob"}, trace=TRACE)
+    app = App("alerts")
+    seen: list[tuple[bytes, dict[str, str], str | None]] = []
+
+    @app.topic("alerts")
+    def alert(message: Message, context: Context) -> None:
+        seen.append((message.body, dict(message.attributes), context.trace_id))
+
+    for received in _receive(backend, url, len(BINARY)):
+        notification = json.loads(received["Body"])
+        record = {"EventSource": "aws:sns", "EventVersion": "1.0", "Sns": notification}
+        polyserve_aws.handler(app)({"Records": [record]}, FakeLambdaContext())
+    assert sorted(body for body, _, _ in seen) == sorted(BINARY)
+    for _, attributes, trace_id in seen:
+        assert attributes == {
+            "kind": "blob",
+            "content-type": "application/octet-stream",
+            "traceparent": TRACE.traceparent,
+        }
+        assert trace_id == TRACE.trace_id
+
+
+def test_sqs_size_counts_attributes_and_base64(backend: AwsBackend) -> None:
+    url = backend.client("sqs").create_queue(QueueName="counted")["QueueUrl"]
+    queue = Queue("counted", target=url, backend=backend)
+    limit = 1024 * 1024
+    with pytest.raises(MessageTooLargeError, match="SQS's limit"):
+        queue.send("x" * (limit - 200), attributes={"note": "y" * 300})
+    with pytest.raises(MessageTooLargeError, match="SQS's limit"):  # 1 MiB once in base64
+        queue.send(b"\xff" * (limit * 3 // 4 + 10))
+
+
+CLOUDEVENTS = [
+    CloudEvent(
+        id="e1", source="/shop", type="order.created", data={"id": 1, "total": 9.5},
+        datacontenttype="application/json", subject="orders/1",
+        time=dt.datetime(2026, 3, 1, 12, 30, 5, 123000, tzinfo=dt.timezone.utc),
+        extensions={"tenant": "t1"},
+    ),
+    CloudEvent(id="e2", source="/shop", type="thumb.made", data=b"\x00\xff\xd8jpeg"),
+    CloudEvent(id="e3", source="/shop", type="note", data="caf\u00e9", datacontenttype="text/plain"),
+]  # fmt: skip
+
+
+def test_a_cloudevent_on_sqs_is_structured_json_and_reads_back_equal(
+    moto_server: MotoServer, backend: AwsBackend
+) -> None:
+    url = backend.client("sqs").create_queue(QueueName="ce")["QueueUrl"]
+    queue = Queue("ce", target=url, backend=backend)
+    for event in CLOUDEVENTS:
+        queue.send(event, trace=TRACE)
+    received = _receive(backend, url, len(CLOUDEVENTS))
+    first = next(m for m in received if '"e1"' in m["Body"])
+    assert json.loads(first["Body"])["data"] == {"id": 1, "total": 9.5}
+    assert first["MessageAttributes"]["content-type"]["StringValue"] == (
+        "application/cloudevents+json; charset=utf-8"
+    )
+    app = App("ce")
+    seen: list[tuple[CloudEvent, str | None]] = []
+
+    @app.queue("ce")
+    def consume(event: CloudEvent, context: Context) -> None:
+        seen.append((event, context.trace_id))
+
+    batch = _lambda_event(moto_server, url, received)
+    assert polyserve_aws.handler(app)(batch, FakeLambdaContext()) == {"batchItemFailures": []}
+    assert sorted((e for e, _ in seen), key=lambda e: e.id) == CLOUDEVENTS
+    assert {trace_id for _, trace_id in seen} == {TRACE.trace_id}
+
+
+def test_a_cloudevent_on_eventbridge_is_the_detail_and_reads_back_equal(
+    moto_server: MotoServer, backend: AwsBackend
+) -> None:
+    """PutEvents → a rule with an SQS target (the envelope as the body) → the Lambda
+    handler: ``@app.cloudevent(type)`` gets the event, its handler continues the trace."""
+    events = backend.client("events")
+    events.create_event_bus(Name="shop")
+    url = backend.client("sqs").create_queue(QueueName="bus-target")["QueueUrl"]
+    events.put_rule(Name="all", EventBusName="shop", EventPattern=json.dumps({"source": ["/shop"]}))
+    target = f"arn:aws:sqs:{moto_server.region}:{moto_server.account}:bus-target"
+    events.put_targets(Rule="all", EventBusName="shop", Targets=[{"Id": "q", "Arn": target}])
+    topic = Topic("shop", target="events:shop", backend=backend)
+    for event in CLOUDEVENTS:
+        topic.publish(event, trace=TRACE)
+    app = App("bus")
+    seen: list[tuple[CloudEvent, str | None]] = []
+
+    @app.cloudevent("*")
+    def on_event(event: CloudEvent, context: Context) -> None:
+        seen.append((event, context.trace_id))
+
+    for received in _receive(backend, url, len(CLOUDEVENTS)):
+        envelope = json.loads(received["Body"])
+        assert envelope["source"] == "/shop"
+        polyserve_aws.handler(app)(envelope, FakeLambdaContext())
+    # The trace rides in the event as the distributed-tracing extension.
+    assert sorted((e for e, _ in seen), key=lambda e: e.id) == [
+        dataclasses.replace(e, extensions={**e.extensions, "traceparent": TRACE.traceparent})
+        for e in CLOUDEVENTS
+    ]
+    assert {trace_id for _, trace_id in seen} == {TRACE.trace_id}
 
 
 def test_sqs_limit_is_checked_before_sending(backend: AwsBackend) -> None:

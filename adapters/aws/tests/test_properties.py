@@ -8,24 +8,24 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from adapters.aws.tests.support import load
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from tests.properties.providers import NativeResponse
-from tests.properties.providers.aws import (
+from adapters.aws.tests.codecs import (
     HTTP_CODECS,
     MESSAGE_CODECS,
     BatchItemFailedError,
-    FakeLambdaContext,
 )
-from tests.properties.strategies import http_requests, messages
+from adapters.aws.tests.support import FakeLambdaContext, load
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import polyserve_aws
 from polyserve import App, Context, HttpRequest, HttpResponse, Message
 from polyserve.errors import PolyserveError
+from polyserve_testkit.codecs import NativeResponse
+from polyserve_testkit.recorder import Recorder
+from polyserve_testkit.strategies import http_requests, messages
 
 if TYPE_CHECKING:
-    from tests.properties.providers import HttpCodec, MessageCodec
+    from polyserve_testkit.codecs import HttpCodec, MessageCodec
 
 
 class EchoApp:
@@ -201,22 +201,8 @@ def _mutated_samples(draw: st.DrawFn) -> Any:
     return _mutations(draw, load(draw(st.sampled_from(_SAMPLES))))
 
 
-def _recording_app() -> App:
-    app = App("junk")
-    app.add_route("/{rest:path}", lambda rest: "ok", ("GET", "POST", "PUT", "DELETE"))
-    app.queue("*")(lambda event: None)
-    app.stream("*")(lambda event: None)
-    app.topic("*")(lambda event: None)
-    app.cloudevent("*")(lambda event: None)
-    app.schedule("*")(lambda event: None)
-    app.storage("*", actions=["created", "deleted", "restored", "archived", "metadata_updated"])(
-        lambda event: None
-    )
-    return app
-
-
 def _check_outcome(event: Any) -> None:
-    handler = polyserve_aws.handler(_recording_app())
+    handler = polyserve_aws.handler(Recorder.catch_all("junk").app)
     status: int | None = None
     try:
         out = handler(event, FakeLambdaContext("junk-request"))

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import pytest
-from adapters.aws.tests.support import FakeLambdaContext, Recorder, load
+from adapters.aws.tests.support import FakeLambdaContext, load
 
 import polyserve_aws
 from polyserve import App, StorageAction, StorageEvent
 from polyserve.errors import MalformedEventError, UnsupportedEventError
 from polyserve_aws import _s3
+
+if TYPE_CHECKING:
+    from polyserve_testkit.recorder import Recorder
 
 
 def test_created_object(recorder: Recorder, lambda_context: FakeLambdaContext) -> None:

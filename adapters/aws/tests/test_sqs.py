@@ -6,14 +6,18 @@ import copy
 import dataclasses
 import datetime as dt
 import pickle
+from typing import TYPE_CHECKING
 
 import pytest
-from adapters.aws.tests.support import FakeLambdaContext, Recorder, load
+from adapters.aws.tests.support import FakeLambdaContext, load
 
 import polyserve_aws
 from polyserve import App, Message
-from polyserve.errors import MalformedEventError
+from polyserve.errors import ConfigurationError, MalformedEventError
 from polyserve_aws import _sqs
+
+if TYPE_CHECKING:
+    from polyserve_testkit.recorder import Recorder
 
 
 def test_records_become_messages(recorder: Recorder, lambda_context: FakeLambdaContext) -> None:
@@ -74,15 +78,55 @@ def test_a_malformed_record_fails_alone(lambda_context: FakeLambdaContext) -> No
     assert handled == ["plain text, ünïcödé"]
 
 
-def test_fifo_stops_at_the_first_failure(lambda_context: FakeLambdaContext) -> None:
-    app, handled = _failing_app({"second"}, name="adoptions.fifo")
+def test_fifo_failure_stops_only_its_message_group(lambda_context: FakeLambdaContext) -> None:
+    app, handled = _failing_app({"first"}, name="adoptions.fifo")
 
     out = polyserve_aws.handler(app)(load("sqs-fifo.json"), lambda_context)
+
+    # f1f0-0001 and -0002 are group pet-7; -0003 is pet-8, which carries on.
+    assert handled == ["third"]
+    assert out == {
+        "batchItemFailures": [{"itemIdentifier": "f1f0-0001"}, {"itemIdentifier": "f1f0-0002"}]
+    }
+
+
+def test_fifo_failure_batch_stops_everything_after_it(lambda_context: FakeLambdaContext) -> None:
+    app, handled = _failing_app({"second"}, name="adoptions.fifo")
+
+    out = polyserve_aws.handler(app, fifo_failure="batch")(load("sqs-fifo.json"), lambda_context)
 
     assert handled == ["first"]
     assert out == {
         "batchItemFailures": [{"itemIdentifier": "f1f0-0002"}, {"itemIdentifier": "f1f0-0003"}]
     }
+
+
+def test_a_fifo_record_without_a_readable_group_stops_the_batch_when_it_fails(
+    lambda_context: FakeLambdaContext,
+) -> None:
+    app, handled = _failing_app({"first"}, name="adoptions.fifo")
+    raw = load("sqs-fifo.json")
+    raw["Records"][0]["attributes"]["MessageGroupId"] = 7  # which group it is, nobody knows
+
+    out = polyserve_aws.handler(app)(raw, lambda_context)
+
+    assert handled == []
+    assert [f["itemIdentifier"] for f in out["batchItemFailures"]] == [
+        "f1f0-0001", "f1f0-0002", "f1f0-0003",
+    ]  # fmt: skip
+
+    # And after any failure, such a record waits: it may belong to the failed group.
+    app, handled = _failing_app({"first"}, name="adoptions.fifo")
+    raw = load("sqs-fifo.json")
+    del raw["Records"][2]["attributes"]["MessageGroupId"]
+    out = polyserve_aws.handler(app)(raw, lambda_context)
+    assert handled == []
+    assert len(out["batchItemFailures"]) == 3
+
+
+def test_fifo_failure_takes_group_or_batch_only() -> None:
+    with pytest.raises(ConfigurationError, match="fifo_failure"):
+        polyserve_aws.handler(App("x"), fifo_failure="queue")  # type: ignore[arg-type]
 
 
 def test_fifo_group_key(recorder: Recorder, lambda_context: FakeLambdaContext) -> None:
@@ -266,3 +310,34 @@ def test_a_record_without_an_id_fails_alone_reported_by_its_position(
     assert out == {"batchItemFailures": [{"itemIdentifier": "1"}]}
     assert handled == [raw["Records"][0]["messageId"]]
     assert "missing field 'messageId'" in caplog.text
+
+
+def test_a_body_marked_base64_is_decoded_and_the_mark_left_out(
+    lambda_context: FakeLambdaContext,
+) -> None:
+    import base64
+
+    app = App("binary")
+    seen: list[Message] = []
+
+    @app.queue("*")
+    def consume(message: Message) -> None:
+        seen.append(message)
+
+    raw = load("sqs-standard.json")
+    first, second = raw["Records"]
+    first["body"] = base64.b64encode(b"\x00\xff binary").decode()
+    first["messageAttributes"]["content-transfer-encoding"] = {
+        "stringValue": "base64",
+        "dataType": "String",
+    }
+    second["body"] = "not base64!"
+    second["messageAttributes"] = {
+        "content-transfer-encoding": {"stringValue": "base64", "dataType": "String"}
+    }
+    out = polyserve_aws.handler(app)(raw, lambda_context)
+    assert out == {"batchItemFailures": [{"itemIdentifier": second["messageId"]}]}
+    (got,) = seen
+    assert got.body == b"\x00\xff binary"
+    assert "content-transfer-encoding" not in got.attributes
+    assert got.attributes["tenant"] == "acme"

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from adapters.aws.tests.support import FakeLambdaContext, load
-from tests.support.servers import HOST, answers_http, free_ports, running, skip_or_fail
 
 import polyserve_aws
 from polyserve import App, Message, Retry
@@ -29,6 +28,7 @@ from polyserve_aws._visibility import (
     queue_url,
     visibility_timeout,
 )
+from polyserve_testkit.servers import HOST, answers_http, free_ports, running, skip_or_fail
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence

@@ -10,6 +10,7 @@ import pytest
 from adapters.aws.tests import test_conformance as conformance
 from adapters.aws.tests.support import EVENTS
 
+import polyserve_aws
 from polyserve import App, Message
 from polyserve.testing import TestClient
 from polyserve_aws.testing import BUILDERS, build
@@ -32,6 +33,10 @@ _SAMPLES = {
     "scheduler": "eventbridge-scheduler.json",
     "dynamodb": "dynamodb-stream.json",
     "kinesis": "kinesis.json",
+    "kinesis_window": "kinesis-window.json",
+    "lattice": "lattice-v2.json",
+    "edge": "edge-viewer-request.json",
+    "websocket": "websocket-message.json",
 }
 
 
@@ -95,3 +100,21 @@ def test_client_through_the_lambda_handler() -> None:
     failed = client.queue_native("orders", {"fail": True}, message_id="m-9")
     assert failed == {"batchItemFailures": [{"itemIdentifier": "m-9"}]}
     assert got == [{"n": 1}, {"fail": True}]
+
+
+def test_binary_sqs_and_sns_bodies_reach_the_handler_as_bytes() -> None:
+    from polyserve_aws.testing import LambdaContext, sns, sqs
+
+    app = App("bytes")
+    seen: list[bytes] = []
+
+    @app.queue("orders")
+    @app.topic("alerts")
+    def consume(message: Message) -> None:
+        seen.append(message.body)
+        assert "content-transfer-encoding" not in message.attributes
+
+    handler = polyserve_aws.handler(app)
+    assert handler(sqs(b"\x00\xff bytes"), LambdaContext()) == {"batchItemFailures": []}
+    handler(sns(b"\xfe\xff"), LambdaContext())
+    assert seen == [b"\x00\xff bytes", b"\xfe\xff"]

@@ -84,3 +84,50 @@ def test_each_sqs_record_continues_its_producers_trace(
     raw["Records"][0]["attributes"]["AWSTraceHeader"] = XRAY
     polyserve_aws.handler(_tracing_app(seen))(raw, lambda_context)
     assert seen == [XRAY_TRACE, None]
+
+
+def _attribute(value: str) -> dict[str, str]:
+    return {"stringValue": value, "dataType": "String"}
+
+
+@pytest.mark.parametrize(
+    ("traceparent", "expected"),
+    [
+        (f"00-{TRACE}-00f067aa0ba902b7-01", TRACE),  # the W3C attribute wins
+        ("not a trace", XRAY_TRACE),  # a malformed one leaves the X-Ray header
+    ],
+)
+def test_an_sqs_records_traceparent_attribute_comes_before_its_xray_header(
+    lambda_context: FakeLambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+    traceparent: str,
+    expected: str,
+) -> None:
+    monkeypatch.delenv("_X_AMZN_TRACE_ID", raising=False)
+    seen: list[str | None] = []
+    raw = load("sqs-standard.json")
+    raw["Records"][0]["attributes"]["AWSTraceHeader"] = XRAY
+    raw["Records"][0]["messageAttributes"]["traceparent"] = _attribute(traceparent)
+    raw["Records"][1]["messageAttributes"] = {"traceparent": _attribute(traceparent)}
+    polyserve_aws.handler(_tracing_app(seen))(raw, lambda_context)
+    assert seen == [expected, TRACE if expected == TRACE else None]
+
+
+def test_an_sns_notification_continues_its_traceparent_attribute(
+    lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", XRAY)
+    app = App("sns")
+    seen: list[str | None] = []
+
+    @app.topic("pet-alerts")
+    def alert(msg: Message, ctx: Context) -> None:
+        seen.append(ctx.trace_id)
+
+    raw = load("sns.json")
+    polyserve_aws.handler(app)(raw, lambda_context)
+    attributes = raw["Records"][0]["Sns"]["MessageAttributes"]
+    attributes["traceparent"] = {"Type": "String", "Value": f"00-{TRACE}-00f067aa0ba902b7-01"}
+    polyserve_aws.handler(app)(raw, lambda_context)
+    # Without the attribute, the invocation's X-Ray trace (SNS propagates the publisher's).
+    assert seen == [XRAY_TRACE, TRACE]

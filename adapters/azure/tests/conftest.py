@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from adapters.azure.tests.support import Recorder, functions, recording_app
+from adapters.azure.tests.support import functions, recording_app
 
 import polyserve_azure
 
 if TYPE_CHECKING:
     from azure.functions.decorators.function_app import Function
+
+    from polyserve_testkit.recorder import Recorder
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import base64
 import inspect
 import json
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,14 +14,14 @@ from typing import Any
 import azure.functions as func
 from azure.functions import meta
 
-from polyserve import App, HttpRequest, StorageAction, Trigger
+from polyserve import StorageAction, Trigger
 from polyserve_azure import testing
+from polyserve_testkit.recorder import ALL_METHODS, Recorder
 
 if typing.TYPE_CHECKING:
     from azure.functions.decorators.function_app import Function
 
 EVENTS = Path(__file__).parent / "events"
-ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 class InvocationContext(func.Context):
@@ -64,34 +63,13 @@ class InvocationContext(func.Context):
         return SimpleNamespace(retry_count=self._retry_count, max_retry_count=5, exception=None)
 
 
-@dataclass
-class Recorder:
-    """An app that records every request and event it receives."""
-
-    app: App
-    seen: list[Any] = field(default_factory=list)
-
-    @property
-    def last(self) -> Any:
-        assert self.seen, "the app received nothing"
-        return self.seen[-1]
-
-
 def recording_app() -> Recorder:
     """An app with a catch-all route, a queue ``orders``, a topic ``events`` (subscription
     ``billing``), a Service Bus queue ``jobs``, an Event Hub ``telemetry``, a Cosmos container
     ``items``, a blob container ``uploads``, a schedule ``tick`` and every CloudEvent type."""
-    app = App("recorder")
-    recorder = Recorder(app)
-
-    def on_request(request: HttpRequest) -> str:
-        recorder.seen.append(request)
-        return "ok"
-
-    def on_event(event: object) -> None:
-        recorder.seen.append(event)
-
-    app.add_route("/{rest:path}", on_request, ALL_METHODS)
+    recorder = Recorder()
+    app, on_event = recorder.app, recorder.event
+    app.add_route("/{rest:path}", recorder.request, ALL_METHODS)
     app.register(Trigger.QUEUE, "orders", on_event)
     app.register(Trigger.QUEUE, "jobs", on_event, service="servicebus")
     app.register(Trigger.TOPIC, "events", on_event, subscription="billing")

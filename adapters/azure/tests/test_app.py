@@ -13,7 +13,6 @@ import azure.functions as func
 import pytest
 from adapters.azure.tests.support import (
     InvocationContext,
-    Recorder,
     assert_worker_accepts,
     bindings,
     call,
@@ -28,6 +27,8 @@ from polyserve import App, ConfigurationError, Context, Message, Trigger
 
 if TYPE_CHECKING:
     from azure.functions.decorators.function_app import Function
+
+    from polyserve_testkit.recorder import Recorder
 
 
 def _app(*registrations: tuple[Trigger, str, dict[str, Any]]) -> App:
@@ -184,6 +185,7 @@ def test_service_bus_options() -> None:
         (Trigger.STREAM, "items", {"service": "cosmosdb", "database": "d", "partition_key": 5}),
         (Trigger.STREAM, "clicks", {"service": "kinesis"}),
         (Trigger.STREAM, "clicks", {"max_retries": -2}),
+        (Trigger.STREAM, "clicks", {"window": True}),
         (Trigger.STORAGE, "*", {}),
         (Trigger.SCHEDULE, "nightly", {}),
         (Trigger.SCHEDULE, "nightly", {"rate": "7 minutes"}),
@@ -409,3 +411,12 @@ def test_an_http_deadline_is_never_past_azures_request_limit() -> None:
     assert 225 < limits[0] <= 230
     assert 225 < limits[1] <= 230
     assert 25 < limits[2] <= 30
+
+
+def test_native_and_websocket_registrations_get_no_function() -> None:
+    app = _app(
+        (Trigger.QUEUE, "orders", {}),
+        (Trigger.NATIVE, "*", {}),
+        (Trigger.WEBSOCKET, "$default", {}),
+    )
+    assert list(_functions(app)) == ["queue_orders"]

@@ -6,15 +6,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from adapters.azure.tests.support import (
-    Recorder,
-    as_json,
-    call,
-    decode,
-    functions,
-    load_native,
-    text,
-)
+from adapters.azure.tests.support import as_json, call, decode, functions, load_native, text
 from azure.functions.blob import InputStream
 
 import polyserve_azure
@@ -22,6 +14,8 @@ from polyserve import App, MalformedEventError, StorageAction, StorageEvent
 
 if TYPE_CHECKING:
     from azure.functions.decorators.function_app import Function
+
+    from polyserve_testkit.recorder import Recorder
 
 UTC = dt.timezone.utc
 

@@ -7,15 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 import pytest
-from adapters.azure.tests.support import (
-    Recorder,
-    as_json,
-    call,
-    decode,
-    functions,
-    load,
-    load_native,
-)
+from adapters.azure.tests.support import as_json, call, decode, functions, load, load_native
 
 import polyserve_azure
 from polyserve import (
@@ -29,6 +21,8 @@ from polyserve import (
 
 if TYPE_CHECKING:
     from azure.functions.decorators.function_app import Function
+
+    from polyserve_testkit.recorder import Recorder
 
 UTC = dt.timezone.utc
 

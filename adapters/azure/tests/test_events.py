@@ -59,24 +59,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def _translate(binding: str, native: Any, ctx: Context) -> list[object]:
     if binding == "httpTrigger":
-        return [_http.to_event(native, ctx, route_prefix="api")]
+        return [_http.read(native, ctx, route_prefix="api")]
     if binding == "queueTrigger":
-        return [_queue.to_event(native, ctx, source="q")]
+        return [_queue.read(native, ctx, source="q")]
     if binding == "serviceBusTrigger":
-        return [_servicebus.to_event(native, ctx, source="sb")]
+        return [_servicebus.read(native, ctx, source="sb")]
     if binding == "eventHubTrigger":
-        return [_eventhub.to_event(e, i, source="hub") for i, e in enumerate(native)]
+        return [_eventhub.read(e, i, source="hub") for i, e in enumerate(native)]
     if binding == "kafkaTrigger":
         batch = _kafka.records(native)
-        return [_kafka.to_event(e, i, source="topic") for i, e in enumerate(batch)]
+        return [_kafka.read(e, i, source="topic") for i, e in enumerate(batch)]
     if binding == "cosmosDBTrigger":
-        return [_cosmos.to_event(d, source="items") for d in native]
+        return [_cosmos.read(d, source="items") for d in native]
     if binding == "blobTrigger":
-        return [_blob.to_event(native, ctx, container=native.name.split("/", 1)[0])]
+        return [_blob.read(native, ctx, container=native.name.split("/", 1)[0])]
     if binding == "timerTrigger":
-        return [_timer.to_event(native, ctx, name="tick")]
+        return [_timer.read(native, ctx, name="tick")]
     if binding == "eventGridTrigger":
-        cloud = _eventgrid.to_event(native, ctx)
+        cloud = _eventgrid.read(native, ctx)
         return [_eventgrid.storage_change(cloud) or cloud]
     raise AssertionError(f"no converter for {binding}")
 
@@ -123,7 +123,7 @@ def test_sample_parses(sample_path: Path) -> None:
 def test_the_http_sample_keeps_the_request_id_of_the_invocation() -> None:
     sample = json.loads((EVENTS / "http-get-query.json").read_text())
     native = decode(sample["binding"], sample["data"])
-    request = _http.to_event(native, Context("azure", invocation_id="abc"), route_prefix="api")
+    request = _http.read(native, Context("azure", invocation_id="abc"), route_prefix="api")
     assert isinstance(request, HttpRequest)
     assert request.request_id == "abc"
     assert request.headers.get("accept") == "application/json, text/plain"

@@ -7,17 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 import pytest
-from adapters.azure.tests.support import (
-    Recorder,
-    call,
-    functions,
-    http_request,
-    load_native,
-)
+from adapters.azure.tests.support import call, functions, http_request, load_native
 from azure.functions.http import HttpResponseConverter
 
 import polyserve_azure
 from polyserve import App, HttpError, HttpRequest, HttpResponse, QueryParams
+from polyserve_testkit.recorder import Recorder
 
 if TYPE_CHECKING:
     from azure.functions.decorators.function_app import Function

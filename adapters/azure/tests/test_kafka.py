@@ -160,7 +160,7 @@ def test_something_that_is_not_a_kafka_record_is_unsupported() -> None:
 def test_records_without_a_position_are_reported_by_index() -> None:
     event = func.KafkaEvent(body=b"x")
     with pytest.raises(MalformedEventError):
-        _kafka.to_event(event, 0, source="orders")
+        _kafka.read(event, 0, source="orders")
     assert _kafka.failure_id(event, 3) == "#3"
 
 

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 import azure.functions as func
 import pytest
 from adapters.azure.tests.support import call, functions
-from tests.support.schema_registry import LocalRegistry, Registered, running_registry
 
 import polyserve_azure
 from polyserve import App, Message
 from polyserve.schema_registry import SchemaRegistry, UnknownSchemaError, encode
 from polyserve_azure import BatchFailedError
+from polyserve_testkit.schema_registry import LocalRegistry, Registered, running_registry
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

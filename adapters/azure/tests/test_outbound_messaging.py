@@ -561,7 +561,7 @@ def test_targets_name_the_service() -> None:
 
 
 def test_the_real_sender_without_a_server_is_a_transient_error() -> None:
-    from tests.support.servers import free_ports
+    from polyserve_testkit.servers import free_ports
 
     (port,) = free_ports(1)  # nothing listens there
     secret = "c2VjcmV0LWtleS12YWx1ZQ=="

@@ -25,7 +25,7 @@ from polyserve.tracing import TraceContext
 from polyserve_azure.outbound import AzureBackend
 
 if TYPE_CHECKING:
-    from tests.support.servers import AzuriteServer
+    from polyserve_testkit.servers import AzuriteServer
 
 TRACE = TraceContext("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", True)
 names = st.text(st.characters(codec="utf-8"), min_size=1, max_size=12)
@@ -50,7 +50,8 @@ def test_storage_queue_messages_arrive_unchanged(
     azurite: AzuriteServer, payload: Any, sent_attributes: dict[str, str], traced: bool
 ) -> None:
     from azure.storage.queue import QueueServiceClient
-    from tests.support.azure_queue_host import QueueHost
+
+    from polyserve_testkit.azure_queue_host import QueueHost
 
     name = f"prop-{uuid.uuid4().hex[:12]}"
     settings_ = {"AzureWebJobsStorage": azurite.connection_string}

@@ -38,7 +38,7 @@ from polyserve_azure.outbound import QUEUE_LIMIT, AzureBackend
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from tests.support.servers import AzuriteServer
+    from polyserve_testkit.servers import AzuriteServer
 
 TRACE = TraceContext(
     "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", True, tracestate="shop=1"
@@ -71,7 +71,7 @@ def queue_name(azurite: AzuriteServer) -> str:
 
 
 def _stored(azurite: AzuriteServer, name: str) -> list[bytes]:
-    from tests.support.azure_queue_host import queue_client
+    from polyserve_testkit.azure_queue_host import queue_client
 
     with queue_client(azurite.connection_string, name) as client:
         return [bytes(m.content) for m in client.peek_messages(max_messages=32)]
@@ -86,7 +86,7 @@ def _body(stored: bytes) -> bytes:
 
 
 def _consume(azurite: AzuriteServer, name: str, app: App) -> None:
-    from tests.support.azure_queue_host import QueueHost
+    from polyserve_testkit.azure_queue_host import QueueHost
 
     with QueueHost(polyserve_azure.function_app(app), {SETTING: azurite.connection_string}) as host:
         deliveries = host.run_until_empty(20)

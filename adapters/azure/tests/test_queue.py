@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 import pytest
 from adapters.azure.tests.support import (
-    Recorder,
     call,
     functions,
     http_request,
@@ -30,6 +29,9 @@ from polyserve import (
     Trigger,
     UnsupportedEventError,
 )
+
+if TYPE_CHECKING:
+    from polyserve_testkit.recorder import Recorder
 
 UTC = dt.timezone.utc
 

@@ -10,7 +10,6 @@ import azure.functions as func
 import pytest
 from adapters.azure.tests.support import (
     InvocationContext,
-    Recorder,
     as_json,
     call,
     datum,
@@ -32,6 +31,8 @@ from polyserve_azure import BatchFailedError, _eventhub
 
 if TYPE_CHECKING:
     from azure.functions.decorators.function_app import Function
+
+    from polyserve_testkit.recorder import Recorder
 
 UTC = dt.timezone.utc
 
@@ -144,7 +145,7 @@ def test_a_single_event_reads_its_properties_from_its_own_metadata() -> None:
             "Properties": as_json({"kind": "greeting"}),
         },
     )
-    message = _eventhub.to_event(native, 0, source="hub")
+    message = _eventhub.read(native, 0, source="hub")
     assert (message.id, message.body, message.attributes) == ("9", b"hello", {"kind": "greeting"})
 
 
@@ -166,7 +167,7 @@ def test_a_single_event_reads_its_properties_from_its_own_metadata() -> None:
 )
 def test_malformed_events_are_typed_errors(event: func.EventHubEvent) -> None:
     with pytest.raises(MalformedEventError):
-        _eventhub.to_event(event, 0, source="hub")
+        _eventhub.read(event, 0, source="hub")
 
 
 def test_a_cosmos_change_feed_batch(recorder: Recorder, fns: dict[str, Function]) -> None:

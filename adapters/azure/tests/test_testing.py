@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import azure.functions as func
 import pytest
 from adapters.azure.tests import test_events as conformance
-from adapters.azure.tests.support import EVENTS, Recorder
+from adapters.azure.tests.support import EVENTS
 
 import polyserve_azure
 from polyserve import (
@@ -28,6 +28,8 @@ from polyserve_azure.testing import BUILDERS, FunctionHost, build, invoke, nativ
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from polyserve_testkit.recorder import Recorder
 
 _SAMPLES = {
     "http": "http-get-query.json",

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from adapters.azure.tests.support import Recorder, call, functions, load_native, trigger
+from adapters.azure.tests.support import call, functions, load_native, trigger
 from azure.functions.timer import TimerRequest
 
 import polyserve_azure
@@ -15,6 +15,8 @@ from polyserve_azure._timer import ncrontab
 
 if TYPE_CHECKING:
     from azure.functions.decorators.function_app import Function
+
+    from polyserve_testkit.recorder import Recorder
 
 UTC = dt.timezone.utc
 

@@ -13,11 +13,12 @@ from adapters.azure.tests.support import (
     InvocationContext,
     functions,
     http_request,
+    load_native,
     service_bus_message,
 )
 
 import polyserve_azure
-from polyserve import App, Context, HttpRequest, Message, Trigger
+from polyserve import App, CloudEvent, Context, HttpRequest, Message, Trigger
 from polyserve_azure import _eventhub, _tracing
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -125,6 +126,20 @@ def test_each_event_hubs_event_has_its_own_producer_trace() -> None:
     found = [_eventhub.trace_of(event, i) for i, event in enumerate(events)]
     assert [None if t is None else t.trace_id for t in found] == [TRACE, None, other]
     assert _eventhub.trace_of(SimpleNamespace(), 0) is None
+
+
+def test_an_event_grid_cloudevent_continues_its_traceparent_extension() -> None:
+    app = App("grid")
+    seen: list[str | None] = []
+
+    @app.cloudevent("*")
+    def on_event(event: CloudEvent, ctx: Context) -> None:
+        seen.append(ctx.trace_id)
+
+    fn = functions(polyserve_azure.function_app(app))["eventgrid"]
+    # An invocation without a host trace: the trace can only be the sample's extension.
+    fn.get_user_function()(load_native("eventgrid-cloudevent.json"), InvocationContext("inv-1"))
+    assert seen == ["0af7651916cd43dd8448eb211c80319c"]
 
 
 def test_an_invocation_without_a_trace_context_has_none() -> None:

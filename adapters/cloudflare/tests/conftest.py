@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -25,6 +27,20 @@ class Seen:
         self.contexts: list[Context] = []
         self.messages: list[Message] = []
         self.schedules: list[ScheduleEvent] = []
+
+
+SDK_DIR = Path(__file__).parents[3] / ".cache" / "workers-runtime-sdk"
+
+
+@pytest.fixture(scope="session")
+def sdk_dir() -> Path:
+    """The folder holding the ``workers-runtime-sdk`` wheel (skips, or fails under CI, without)."""
+    if not any(SDK_DIR.glob("workers_runtime_sdk-*.whl")):
+        message = f"no workers-runtime-sdk wheel in {SDK_DIR}; run .ci/install-servers"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return SDK_DIR
 
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:

@@ -30,7 +30,7 @@ def test_the_class_is_the_default_entrypoint(app: App) -> None:
     assert issubclass(cls, Entrypoint)
     assert issubclass(cls, PlainEntrypoint)  # outside Pyodide
     public = sorted(n for n in dir(cls) if not n.startswith("_") and callable(getattr(cls, n)))
-    assert public == ["fetch", "queue", "scheduled"]
+    assert public == ["email", "fetch", "queue", "scheduled", "tail"]
 
 
 def test_the_runtime_constructor_order_is_ctx_then_env(app: App) -> None:
@@ -74,7 +74,7 @@ def test_handlers_unpack_into_module_level_functions(app: App) -> None:
         {"http_timeout": 0},
         {"event_timeout": -1.0},
         {"retry_delay": -1},
-        {"retry_delay": 43_201},
+        {"retry_delay": 86_401},
     ],
 )
 def test_bad_options_are_configuration_errors(app: App, options: dict[str, float]) -> None:
@@ -103,6 +103,8 @@ def test_the_runtime_base_is_used_inside_pyodide(monkeypatch: pytest.MonkeyPatch
     fake_workers.WorkerEntrypoint = WorkerEntrypoint  # type: ignore[attr-defined]
     monkeypatch.setattr(sys, "platform", "emscripten")
     monkeypatch.setitem(sys.modules, "workers", fake_workers)
+    # Inside Pyodide entrypoint() sets POLYSERVE_OUTBOUND when it is unset: keep ours.
+    monkeypatch.setenv("POLYSERVE_OUTBOUND", "memory")
     assert entrypoint_base() is WorkerEntrypoint
     cls = entrypoint(App("x"))
     assert issubclass(cls, WorkerEntrypoint)

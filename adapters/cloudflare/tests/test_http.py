@@ -110,7 +110,7 @@ def test_context_carries_provider_function_and_deadline(worker: Entrypoint, seen
     assert ctx.invocation_id == "ray-1"
     assert ctx.deadline is not None
     assert before + 30 <= ctx.deadline <= time.time() + 30
-    assert ctx.raw == WorkerContext(worker.env, worker.ctx)
+    assert ctx.raw == WorkerContext(worker.env, worker.ctx, "fetch")
     assert ctx.raw.env == {"KV": "kv"}
 
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from polyserve import App, Context, HttpError
+from polyserve import App, Context, HttpError, HttpResponse
 from polyserve.errors import ConfigurationError
 from polyserve.events import Headers
+from polyserve.idempotency import MemoryStore, idempotent
 from polyserve_cloudflare import entrypoint
 from polyserve_cloudflare._identity import Identity
 from polyserve_cloudflare.testing import (
@@ -22,14 +21,7 @@ from polyserve_cloudflare.testing import (
     FakeResponse,
     FakeRuntime,
 )
-
-
-def _segment(value: Any) -> str:
-    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
-
-
-def _token(claims: dict[str, Any], signature: str = "c2ln") -> str:
-    return f"{_segment({'alg': 'RS256', 'kid': 'k'})}.{_segment(claims)}.{signature}"
+from polyserve_testkit.tokens import unsigned_token
 
 
 def _whoami(**options: Any) -> Any:
@@ -62,17 +54,47 @@ class _Verifier:
 
 def test_a_verified_service_token_is_named_by_its_common_name() -> None:
     call = _whoami(identity_headers={"access": _Verifier()})
-    seen = call({"cf-access-jwt-assertion": _token({"sub": "x"})})
+    seen = call({"cf-access-jwt-assertion": unsigned_token({"sub": "x"})})
     assert (seen["source"], seen["id"]) == ("cloudflare.access", "svc.access")
-    assert call({"cf-access-jwt-assertion": _token({"sub": "x"}, "forged")}) == {}
+    assert call({"cf-access-jwt-assertion": unsigned_token({"sub": "x"}, "forged")}) == {}
     assert call({"cf-access-authenticated-user-email": "a@example.com"}) == {}
+
+
+def test_replays_reach_only_the_caller_who_made_them() -> None:
+    app = App("access-orders")
+    seen: list[str | None] = []
+
+    @app.post("/orders")
+    @idempotent(MemoryStore(), mode="header")
+    def create(body: dict[str, Any], ctx: Context) -> HttpResponse:
+        seen.append(ctx.principal.id if ctx.principal else None)
+        return HttpResponse.json({"caller": seen[-1], "run": len(seen)}, 201)
+
+    cls = entrypoint(app, runtime=FakeRuntime(), identity_headers={"access": True})
+
+    def post(user: str) -> Any:
+        headers = [
+            ("cf-access-jwt-assertion", unsigned_token({"sub": user})),
+            ("idempotency-key", "k-9"),
+            ("content-type", "application/json"),
+        ]
+        request = FakeRequest("POST", "https://w.example/orders", headers, b'{"sku": "A"}')
+        response = asyncio.run(cls(FakeExecutionContext(), {}).fetch(request))
+        assert isinstance(response, FakeResponse)
+        assert response.status == 201
+        return response.json()
+
+    first_a, first_b, again_a, again_b = post("ana"), post("ben"), post("ana"), post("ben")
+    assert seen == ["ana", "ben"]
+    assert (first_a, first_b) == (again_a, again_b)
+    assert first_a != first_b
 
 
 def test_trusted_headers_fall_back_to_the_email_header() -> None:
     call = _whoami(identity_headers={"access": True})
     assert call({"cf-access-authenticated-user-email": "a@example.com"})["id"] == "a@example.com"
-    assert call({"cf-access-jwt-assertion": _token({"sub": "u-1"})})["id"] == "u-1"
-    assert _whoami()({"cf-access-jwt-assertion": _token({"sub": "u-1"})}) == {}
+    assert call({"cf-access-jwt-assertion": unsigned_token({"sub": "u-1"})})["id"] == "u-1"
+    assert _whoami()({"cf-access-jwt-assertion": unsigned_token({"sub": "u-1"})}) == {}
 
 
 def test_unknown_sources_are_refused() -> None:
@@ -82,7 +104,7 @@ def test_unknown_sources_are_refused() -> None:
 
 @given(st.dictionaries(
     st.sampled_from(["cf-access-jwt-assertion", "cf-access-authenticated-user-email"]),
-    st.text(max_size=60) | st.dictionaries(st.text(max_size=5), st.text(max_size=5)).map(_token),
+    st.text(max_size=60) | st.dictionaries(st.text(max_size=5), st.text(max_size=5)).map(unsigned_token),
 ))  # fmt: skip
 def test_reading_any_headers_never_raises(headers: dict[str, str]) -> None:
     for trust in (True, _Verifier()):

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from polyserve import App, HttpRequest, HttpResponse, Message
+from polyserve import HttpRequest, HttpResponse
 from polyserve_cloudflare import entrypoint
 from polyserve_cloudflare._queue import body_bytes
 from polyserve_cloudflare.testing import (
@@ -23,33 +23,21 @@ from polyserve_cloudflare.testing import (
     FakeMessage,
     FakeRuntime,
 )
+from polyserve_testkit.recorder import Recorder
+
+
+def _answer(request: HttpRequest) -> HttpResponse:
+    response = HttpResponse.binary(request.body, 200 + len(request.path) % 4)
+    return response.set_cookie("a", "1").set_cookie("b", "2").with_header("x-n", "1")
+
 
 SETTINGS = settings(max_examples=50, suppress_health_check=[HealthCheck.too_slow], deadline=None)
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.app = App("roundtrip")
-        self.requests: list[HttpRequest] = []
-        self.messages: list[Message] = []
-
-        @self.app.route("/echo/{rest:path}", ["GET", "POST", "PUT", "PATCH", "DELETE"])
-        def echo(request: HttpRequest) -> HttpResponse:
-            self.requests.append(request)
-            response = HttpResponse.binary(request.body, 200 + len(request.path) % 4)
-            return response.set_cookie("a", "1").set_cookie("b", "2").with_header("x-n", "1")
-
-        @self.app.queue("orders")
-        def on_order(message: Message) -> None:
-            self.messages.append(message)
-            if message.body.startswith(b"!"):
-                raise RuntimeError("rejected")
 
 
 @SETTINGS
 @given(bodies=st.lists(st.binary(max_size=16), max_size=8))
 def test_exactly_the_failing_messages_are_retried(bodies: list[bytes]) -> None:
-    recorder = Recorder()
+    recorder = Recorder.echo(_answer, fails=lambda message: message.body.startswith(b"!"))
     worker = entrypoint(recorder.app, runtime=FakeRuntime())(FakeExecutionContext(), {})
     natives = [FakeMessage(f"m{i}", FakeBuffer(body)) for i, body in enumerate(bodies)]
     asyncio.run(worker.queue(FakeBatch("orders", natives)))

@@ -116,7 +116,7 @@ def test_a_handler_asking_for_a_delay_gets_it_rounded_up_and_capped() -> None:
     short, long_ = FakeMessage("1", "1.2"), FakeMessage("2", "999999")
     asyncio.run(cls(FakeExecutionContext(), {}).queue(FakeBatch("jobs", [short, long_])))
     assert short.retry_options == {"delaySeconds": 2}
-    assert long_.retry_options == {"delaySeconds": 43_200}
+    assert long_.retry_options == {"delaySeconds": 86_400}
 
 
 def test_poison_messages_set_aside_are_acked() -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from adapters.gcp.tests.support import Recorder, recording_app
+
+from polyserve_testkit.recorder import Recorder
 
 
 @pytest.fixture
 def recorder() -> Recorder:
-    return recording_app()
+    return Recorder.catch_all()
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ import base64
 import json
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polyserve_gcp
 from polyserve import (
@@ -25,6 +25,9 @@ from polyserve import (
     StorageEvent,
     StreamRecord,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 app = App("live")
 _lock = threading.Lock()
@@ -45,6 +48,25 @@ def hello(name: str, tag: list[str], ctx: Context) -> dict[str, Any]:
 def echo(request: HttpRequest) -> HttpResponse:
     answer = HttpResponse.binary(request.body, 201, {"x-client": request.client or ""})
     return answer.set_cookie("a", "1").set_cookie("b", "2")
+
+
+_released = threading.Event()
+
+
+@app.get("/stream")
+def stream() -> HttpResponse:
+    # Waits for POST /release between its chunks: only a streamed body lets the
+    # client read the first chunk meanwhile.
+    def chunks() -> Iterator[bytes]:
+        yield b"first\n"
+        yield b"second\n" if _released.wait(10) else b"timed out\n"
+
+    return HttpResponse.stream(chunks(), media_type="text/event-stream")
+
+
+@app.post("/release")
+def release() -> None:
+    _released.set()
 
 
 def _message(kind: str, msg: Message, ctx: Context) -> None:

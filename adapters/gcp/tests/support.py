@@ -12,11 +12,8 @@ import struct
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from polyserve import App, HttpRequest, StorageAction, Trigger
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -29,7 +26,6 @@ if TYPE_CHECKING:
     )
 
 EVENTS = Path(__file__).parent / "events"
-ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def load(name: str) -> dict[str, Any]:
@@ -59,41 +55,6 @@ def background_args(sample: dict[str, Any]) -> tuple[Any, LegacyContext]:
     from google.cloud.functions.context import Context
 
     return sample["data"], Context(**sample["context"])
-
-
-@dataclass
-class Recorder:
-    """An app that records every request and event it receives."""
-
-    app: App
-    seen: list[Any] = field(default_factory=list)
-
-    @property
-    def last(self) -> Any:
-        assert self.seen, "the app received nothing"
-        return self.seen[-1]
-
-
-def recording_app() -> Recorder:
-    """An app with a catch-all route and a ``"*"`` registration for every trigger."""
-    recorder = Recorder(App("recorder"))
-
-    def on_request(request: HttpRequest) -> str:
-        recorder.seen.append(request)
-        return "ok"
-
-    def on_event(event: object) -> None:
-        recorder.seen.append(event)
-
-    recorder.app.add_route("/{rest:path}", on_request, ALL_METHODS)
-    for trigger in Trigger:
-        if trigger is Trigger.NATIVE:  # the escape hatch would take every unknown event
-            continue
-        options: dict[str, Any] = {}
-        if trigger is Trigger.STORAGE:
-            options["actions"] = frozenset(action.value for action in StorageAction)
-        recorder.app.register(trigger, "*", on_event, **options)
-    return recorder
 
 
 # -- protobuf ----------------------------------------------------------------

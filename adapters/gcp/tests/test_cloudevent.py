@@ -9,7 +9,7 @@ import textwrap
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from adapters.gcp.tests.support import Recorder, load, structured
+from adapters.gcp.tests.support import load, structured
 
 import polyserve_gcp
 from polyserve import App, CloudEvent, Context
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
     import flask
     import flask.testing
+
+    from polyserve_testkit.recorder import Recorder
 
 CTX = make_context(App("t"), "", 60, None)
 

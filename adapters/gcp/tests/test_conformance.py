@@ -17,17 +17,12 @@ from typing import Any
 
 import flask
 import pytest
-from adapters.gcp.tests.support import (
-    EVENTS,
-    background_args,
-    recording_app,
-    sample_kind,
-    structured,
-)
+from adapters.gcp.tests.support import EVENTS, background_args, sample_kind, structured
 
 import polyserve_gcp
 from polyserve import CloudEvent, HttpRequest, Message, ScheduleEvent, StorageEvent, StreamRecord
 from polyserve_gcp.testing import Targets
+from polyserve_testkit.recorder import Recorder
 
 TYPED = (CloudEvent, Message, ScheduleEvent, StorageEvent, StreamRecord)
 
@@ -53,7 +48,7 @@ def test_sample_parses(sample_path: Path) -> None:
         if sample_path.parent == EVENTS:
             pytest.fail(f"{sample_path.name} is not a GCP delivery format")
         pytest.skip(f"{sample_path.name} is not a GCP delivery format")
-    recorder = recording_app()
+    recorder = Recorder.catch_all()
     if kind == "http":
         response = Targets(recorder.app).call(sample)
         assert response is not None

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from adapters.gcp.tests.support import Recorder, encode_document_event, load, structured
+from adapters.gcp.tests.support import encode_document_event, load, structured
 
 import polyserve_gcp
 from polyserve import App, ChangeType, StreamRecord
@@ -16,6 +16,9 @@ from polyserve.errors import MalformedEventError
 from polyserve_gcp import _firestore
 from polyserve_gcp._context import make_context
 from polyserve_gcp._names import Names
+
+if TYPE_CHECKING:
+    from polyserve_testkit.recorder import Recorder
 
 UTC = dt.timezone.utc
 

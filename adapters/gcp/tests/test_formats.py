@@ -7,16 +7,9 @@ from typing import Any
 
 import pytest
 
+from polyserve.adapter import from_rfc3339, json_object, optional_text, text
 from polyserve.errors import MalformedEventError
-from polyserve_gcp._formats import (
-    decode_base64,
-    json_object,
-    last_segment,
-    optional_text,
-    parse_time,
-    payload,
-    text,
-)
+from polyserve_gcp._formats import decode_base64, last_segment, payload
 from polyserve_gcp._names import Names
 
 UTC = dt.timezone.utc
@@ -34,22 +27,24 @@ UTC = dt.timezone.utc
         ("2024-05-01T08:00:00-02:00", dt.datetime(2024, 5, 1, 10, 0, tzinfo=UTC)),
     ],
 )
-def test_parse_time_gives_utc(value: str, expected: dt.datetime) -> None:
-    parsed = parse_time(value, "t")
+def test_from_rfc3339_gives_utc(value: str, expected: dt.datetime) -> None:
+    parsed = from_rfc3339(value, "t")
     assert parsed == expected
     assert parsed.tzinfo is UTC
 
 
 @pytest.mark.parametrize("value", ["2024-05-01", "2024-05-01T10:00:00"])
-def test_parse_time_reads_a_time_without_zone_as_utc(value: str) -> None:
+def test_from_rfc3339_reads_a_time_without_zone_as_utc(value: str) -> None:
     # The shared adapter reader, as on every provider: no zone means UTC.
-    assert parse_time(value, "t") == dt.datetime(2024, 5, 1, 10 if "T" in value else 0, tzinfo=UTC)
+    assert from_rfc3339(value, "t") == dt.datetime(
+        2024, 5, 1, 10 if "T" in value else 0, tzinfo=UTC
+    )
 
 
 @pytest.mark.parametrize("value", ["", "2024-13-01T10:00:00Z", "yesterday", 1714557600, None])
-def test_parse_time_rejects_other_forms(value: Any) -> None:
+def test_from_rfc3339_rejects_other_forms(value: Any) -> None:
     with pytest.raises(MalformedEventError, match="publishTime"):
-        parse_time(value, "publishTime")
+        from_rfc3339(value, "publishTime")
 
 
 @pytest.mark.parametrize(

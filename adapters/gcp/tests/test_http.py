@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import flask
 import pytest
-from adapters.gcp.tests.support import Recorder, load
+from adapters.gcp.tests.support import load
 from pydantic import BaseModel
 
 import polyserve_gcp
@@ -18,6 +18,7 @@ from polyserve_gcp import _http
 
 if TYPE_CHECKING:
     from polyserve_gcp.types import HttpFunction
+    from polyserve_testkit.recorder import Recorder
 
 FLASK = flask.Flask(__name__)
 

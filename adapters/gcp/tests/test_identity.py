@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,7 @@ from polyserve.errors import ConfigurationError
 from polyserve.events import Headers
 from polyserve.idempotency import MemoryStore, idempotent
 from polyserve_gcp._identity import Identity
+from polyserve_testkit.tokens import segment
 
 if TYPE_CHECKING:
     from polyserve_gcp.types import HttpFunction
@@ -25,17 +25,11 @@ FLASK = flask.Flask(__name__)
 SEEN: list[str | None] = []
 
 
-def _segment(value: Any) -> str:
-    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
-
-
 def _stripped_token(sub: str, email: str) -> str:
     """An ID token as Cloud Run forwards it once checked: signature replaced."""
     claims = {"iss": "https://accounts.google.com", "aud": "https://orders-xyz-ew.a.run.app",
               "sub": sub, "email": email, "exp": 1714561200, "iat": 1714557600}  # fmt: skip
-    return (
-        f"{_segment({'alg': 'RS256', 'kid': 'k1'})}.{_segment(claims)}.SIGNATURE_REMOVED_BY_GOOGLE"
-    )
+    return f"{segment({'alg': 'RS256', 'kid': 'k1'})}.{segment(claims)}.SIGNATURE_REMOVED_BY_GOOGLE"
 
 
 def _iap(user: str) -> dict[str, str]:
@@ -44,7 +38,7 @@ def _iap(user: str) -> dict[str, str]:
     return {
         "x-goog-authenticated-user-id": f"accounts.google.com:{user}",
         "x-goog-authenticated-user-email": f"accounts.google.com:{user}@example.com",
-        "x-goog-iap-jwt-assertion": f"{_segment({'alg': 'ES256'})}.{_segment(claims)}.c2ln",
+        "x-goog-iap-jwt-assertion": f"{segment({'alg': 'ES256'})}.{segment(claims)}.c2ln",
     }
 
 

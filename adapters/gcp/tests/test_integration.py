@@ -25,7 +25,7 @@ from cloudevents.http import CloudEvent
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from tests.support.servers import GcloudEmulator
+    from polyserve_testkit.servers import GcloudEmulator
 
 pytestmark = pytest.mark.integration
 
@@ -109,6 +109,19 @@ def test_http_errors_are_problem_json(live: Live) -> None:
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "not_found"
+
+
+def test_http_stream_reaches_the_client_chunk_by_chunk(live: Live) -> None:
+    url = live.urls["http"]
+    with live.client.stream("GET", url + "/stream") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/event-stream"
+        assert response.headers.get("transfer-encoding") == "chunked"
+        chunks = response.iter_raw()
+        assert next(chunks) == b"first\n"
+        # The handler is waiting: a second request lets it go on.
+        assert live.client.post(url + "/release").status_code == 204
+        assert b"".join(chunks) == b"second\n"
 
 
 def test_pubsub_push_is_acknowledged_with_204(live: Live) -> None:
@@ -311,3 +324,20 @@ def test_emulator_pushes_a_published_message(live: Live, emulator: GcloudEmulato
     seen = live.one("topic", id=message_id)
     assert base64.b64decode(seen["body"]) == b"via emulator"
     assert seen["attributes"] == {"e2e": "yes"}
+
+
+def test_a_mounted_apps_lifespan_starts_once_and_shuts_down_with_the_worker(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "lifespan.log"
+    env = {"POLYSERVE_LIFESPAN_LOG": str(log)}
+    source = Path(__file__).parent / "mount_app.py"
+    with functions_framework(source, "handle_http", "http", tmp_path, env) as url:
+        with httpx.Client(timeout=TIMEOUT, trust_env=False) as client:
+            for _ in range(5):
+                assert client.get(url + "/anything").text == "ok"
+        started = log.read_text().split()
+        assert started[0] == "startup"
+    # Stopping the server (SIGTERM, as Cloud Run sends) lets the worker exit, which
+    # sends the lifespan shutdown, in the same process.
+    assert log.read_text().split() == ["startup", started[1], "shutdown", started[1]]

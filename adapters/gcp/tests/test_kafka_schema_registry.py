@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 import fastavro
 import pytest
 from cloudevents.http import CloudEvent, from_http
-from tests.support.schema_registry import LocalRegistry, Registered, running_registry
 
 import polyserve_gcp
 from polyserve import App, Message
 from polyserve.schema_registry import SchemaRegistry, UnknownSchemaError, encode
+from polyserve_testkit.schema_registry import LocalRegistry, Registered, running_registry
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

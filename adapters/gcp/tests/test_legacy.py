@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from adapters.gcp.tests.support import Recorder, background_args, load
+from adapters.gcp.tests.support import background_args, load
 
 # functions-framework's context class ships without type information.
 from google.cloud.functions.context import (  # type: ignore[import-untyped]
@@ -24,6 +24,9 @@ from polyserve import (
     StreamRecord,
 )
 from polyserve.errors import MalformedEventError
+
+if TYPE_CHECKING:
+    from polyserve_testkit.recorder import Recorder
 
 UTC = dt.timezone.utc
 

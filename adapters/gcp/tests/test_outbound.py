@@ -7,6 +7,7 @@ so the consumer is the project's own inbound adapter.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import subprocess
 import sys
@@ -15,10 +16,9 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tests.support.servers import free_ports
 
 import polyserve_gcp
-from polyserve import App, Context
+from polyserve import App, CloudEvent, Context
 from polyserve.errors import ConfigurationError
 from polyserve.events import Message
 from polyserve.outbound import (
@@ -34,9 +34,12 @@ from polyserve.outbound import (
 from polyserve.outbound.backend import resolve_backend
 from polyserve.tracing import TraceContext
 from polyserve_gcp.outbound import GcpBackend
+from polyserve_testkit.servers import free_ports
 
 if TYPE_CHECKING:
-    from tests.support.servers import GcloudEmulator, StorageEmulator
+    from collections.abc import Callable, Iterator
+
+    from polyserve_testkit.servers import GcloudEmulator, StorageEmulator
 
 pytestmark = pytest.mark.integration
 
@@ -180,6 +183,51 @@ def test_topic_publish_reaches_a_topic_handler(pubsub: PubSub) -> None:
     assert seen[0].attributes["content-type"] == "application/octet-stream"
 
 
+CLOUDEVENTS = [
+    CloudEvent(
+        id="e1", source="/shop", type="order.created", data={"id": 1, "total": 9.5},
+        datacontenttype="application/json", subject="orders/1",
+        time=dt.datetime(2026, 3, 1, 12, 30, 5, 123000, tzinfo=dt.timezone.utc),
+        dataschema="https://example.com/order.json", extensions={"tenant": "t1"},
+    ),
+    CloudEvent(id="e2", source="/shop", type="thumb.made", data=b"\x00\xff\xd8jpeg"),
+    CloudEvent(id="e3", source="/shop", type="note", data="caf\u00e9", datacontenttype="text/plain"),
+]  # fmt: skip
+
+
+def test_a_cloudevent_travels_in_binary_mode_and_reads_back_equal(pubsub: PubSub) -> None:
+    """The Pub/Sub binding's binary content mode: ``ce-`` attributes, the data as the
+    message data; a handler that takes a CloudEvent gets an equal one, in the trace."""
+    topic_id, subscription = pubsub.topic("cloudevents")
+    topic = Topic("events", target=f"{PROJECT}/{topic_id}", backend=pubsub.backend)
+    for event in CLOUDEVENTS:
+        topic.publish(event, attributes={"kind": "ce"}, trace=TRACE)
+    received = sorted(pubsub.pull(subscription, 3), key=lambda r: r.message.attributes["ce-id"])
+    first = received[0].message
+    assert bytes(first.data) == b'{"id":1,"total":9.5}'
+    assert dict(first.attributes) == {
+        "ce-specversion": "1.0", "ce-id": "e1", "ce-source": "/shop",
+        "ce-type": "order.created", "ce-subject": "orders/1",
+        "ce-dataschema": "https://example.com/order.json",
+        "ce-time": "2026-03-01T12:30:05.123000Z", "ce-tenant": "t1",
+        "content-type": "application/json", "kind": "ce", "traceparent": TRACE.traceparent,
+    }  # fmt: skip
+    assert bytes(received[1].message.data) == b"\x00\xff\xd8jpeg"
+    assert "content-type" not in received[1].message.attributes
+    app = App("shop")
+    seen: list[tuple[CloudEvent, str | None]] = []
+
+    @app.topic("events")
+    def on_event(event: CloudEvent, context: Context) -> None:
+        seen.append((event, context.trace_id))
+
+    handle = polyserve_gcp.cloudevent(app, names={topic_id: "events"})
+    for one in received:
+        handle(cloudevent(topic_id, subscription, one))
+    assert [event for event, _ in seen] == CLOUDEVENTS
+    assert {trace_id for _, trace_id in seen} == {TRACE.trace_id}
+
+
 def test_one_request_per_ordering_key_keeps_each_keys_order(pubsub: PubSub) -> None:
     topic_id, subscription = pubsub.topic("keys", ordered=True)
     queue = Queue("keys", target=f"{PROJECT}/{topic_id}", backend=pubsub.backend)
@@ -240,21 +288,15 @@ def test_unreachable_service_is_retried_then_transient(monkeypatch: pytest.Monke
     assert slept == [0.05, 0.2, 0.8]
 
 
-def test_a_keys_later_requests_wait_for_its_failed_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Over 10 MB of one ordering key goes in two requests; when the first fails, the
-    second is not sent before it, so the key's order holds through the retry."""
+@contextlib.contextmanager
+def stub_pubsub(
+    publish: Callable[[Any, Any], Any], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """A gRPC server on a free port answering ``Publish`` with ``publish``, as the emulator."""
     from concurrent import futures
 
     import grpc  # type: ignore[import-untyped]  # grpcio ships no type information
     from google.pubsub_v1 import PublishRequest, PublishResponse
-
-    calls: list[list[bytes]] = []
-
-    def publish(request: Any, context: Any) -> Any:
-        calls.append([m.data[:1] for m in request.messages])
-        if len(calls) == 1:
-            context.abort(grpc.StatusCode.UNAVAILABLE, "try again")
-        return PublishResponse(message_ids=[str(len(calls))] * len(request.messages))
 
     handler = grpc.method_handlers_generic_handler(
         "google.pubsub.v1.Publisher",
@@ -275,6 +317,26 @@ def test_a_keys_later_requests_wait_for_its_failed_one(monkeypatch: pytest.Monke
     server.start()
     try:
         monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{port}")
+        yield
+    finally:
+        server.stop(None)
+
+
+def test_a_keys_later_requests_wait_for_its_failed_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over 10 MB of one ordering key goes in two requests; when the first fails, the
+    second is not sent before it, so the key's order holds through the retry."""
+    import grpc
+    from google.pubsub_v1 import PublishResponse
+
+    calls: list[list[bytes]] = []
+
+    def publish(request: Any, context: Any) -> Any:
+        calls.append([m.data[:1] for m in request.messages])
+        if len(calls) == 1:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "try again")
+        return PublishResponse(message_ids=[str(len(calls))] * len(request.messages))
+
+    with stub_pubsub(publish, monkeypatch):
         queue = Queue("big", target=f"{PROJECT}/big", backend=GcpBackend(), sleep=lambda _: None)
         big = 6_000_000
         ids = queue.send_batch(
@@ -284,10 +346,41 @@ def test_a_keys_later_requests_wait_for_its_failed_one(monkeypatch: pytest.Monke
                 queue.message(b"C"),
             ]
         )
-    finally:
-        server.stop(None)
     assert calls == [[b"A"], [b"C"], [b"A"], [b"B"]]
     assert ids == ["3", "4", "2"]
+
+
+@pytest.mark.parametrize(("over", "requests"), [(0, 1), (1, 2)])
+def test_requests_are_split_by_attribute_bytes_not_characters(
+    monkeypatch: pytest.MonkeyPatch, over: int, requests: int
+) -> None:
+    """Attributes count in UTF-8 bytes: 99 attributes of 341 euro signs are 101 KiB, though
+    34 K characters. Two messages filling the 10 MB request budget exactly go in one
+    request; one byte more splits them, and no request Pub/Sub gets is over 10 MB."""
+    from google.pubsub_v1 import PublishRequest, PublishResponse
+
+    from polyserve_gcp.outbound import MAX_REQUEST_BYTES, _checked
+
+    sizes: list[int] = []
+
+    def publish(request: Any, context: Any) -> Any:
+        sizes.append(PublishRequest.pb(request).ByteSize())
+        return PublishResponse(message_ids=[str(i) for i in range(len(request.messages))])
+
+    topic = f"projects/{PROJECT}/topics/wide"
+    budget = MAX_REQUEST_BYTES - len(topic) - 64
+    queue = Queue("wide", target=topic, backend=GcpBackend(), sleep=lambda _: None)
+    wide = {f"a{i:02d}": "\u20ac" * 341 for i in range(99)}  # 1,023 bytes each
+    first = queue.message(b"x" * 4_000_000, attributes=wide)
+    first_size = _checked(first.body, None, first.headers())
+    rest = budget - int(first_size) - int(_checked(b"", None, first.headers()))
+    second = queue.message(b"y" * (rest + over), attributes=wide)
+    characters = sum(len(k) + len(v) for k, v in first.headers().items()) * 2
+    assert characters + len(first.body) + len(second.body) < budget - 100_000
+    with stub_pubsub(publish, monkeypatch):
+        assert len(queue.send_batch([first, second])) == 2
+    assert len(sizes) == requests
+    assert max(sizes) <= MAX_REQUEST_BYTES
 
 
 def test_missing_credentials_are_a_configuration_error(

@@ -11,21 +11,22 @@ import string
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from adapters.gcp.tests.support import encode_document_event, recording_app, structured
+from adapters.gcp.tests.codecs import HTTP_CODECS, MESSAGE_CODECS, PushRejectedError
+from adapters.gcp.tests.support import encode_document_event, structured
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.properties.providers import NativeResponse
-from tests.properties.providers.gcp import HTTP_CODECS, MESSAGE_CODECS, PushRejectedError
-from tests.properties.strategies import http_requests, messages
 
 import polyserve_gcp
 from polyserve import App, Context, HttpRequest, HttpResponse, Message
 from polyserve.errors import PolyserveError
 from polyserve_gcp import _firestore
 from polyserve_gcp._protobuf import decode_document_event
+from polyserve_testkit.codecs import NativeResponse
+from polyserve_testkit.recorder import Recorder
+from polyserve_testkit.strategies import http_requests, messages
 
 if TYPE_CHECKING:
-    from tests.properties.providers import HttpCodec, MessageCodec
+    from polyserve_testkit.codecs import HttpCodec, MessageCodec
 
 SETTINGS = settings(max_examples=75, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 
@@ -168,7 +169,7 @@ def test_junk_cloud_events_succeed_or_raise_polyserve_errors(
 ) -> None:
     attributes = {"specversion": "1.0", "type": event_type, "source": "//x/y", "id": "1"}
     attributes.update({k: v for k, v in extra.items() if isinstance(v, str)})
-    target = polyserve_gcp.cloudevent(recording_app().app)
+    target = polyserve_gcp.cloudevent(Recorder.catch_all().app)
     with contextlib.suppress(PolyserveError):
         target(structured({**attributes, "data": data}))
 

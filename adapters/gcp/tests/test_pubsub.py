@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from adapters.gcp.tests.support import Recorder, load, structured
+from adapters.gcp.tests.support import load, structured
 
 import polyserve_gcp
 from polyserve import App, Message, ScheduleEvent
 from polyserve.errors import MalformedEventError, UnsupportedEventError
 from polyserve_gcp import _pubsub
 from polyserve_gcp._names import Names
+
+if TYPE_CHECKING:
+    from polyserve_testkit.recorder import Recorder
 
 
 def event(topic: str = "orders", subscription: str | None = "orders-sub", **message: Any) -> Any:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from adapters.gcp.tests.support import Recorder, load, structured
+from adapters.gcp.tests.support import load, structured
 
 import polyserve_gcp
 from polyserve import App, StorageAction, StorageEvent
 from polyserve.errors import MalformedEventError, UnsupportedEventError
 from polyserve_gcp import _storage
+
+if TYPE_CHECKING:
+    from polyserve_testkit.recorder import Recorder
 
 
 def test_finalized_object_becomes_a_created_event(recorder: Recorder) -> None:

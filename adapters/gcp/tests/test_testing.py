@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 import flask
 import pytest
 from adapters.gcp.tests import test_conformance as conformance
-from adapters.gcp.tests.support import EVENTS, recording_app, sample_kind
+from adapters.gcp.tests.support import EVENTS, sample_kind
 
 from polyserve import App, HttpRequest, Message, ScheduleEvent, StreamRecord
 from polyserve import HttpResponse as PolyResponse
 from polyserve.testing import AsyncTestClient, TestClient
 from polyserve_gcp.testing import BUILDERS, Targets, build, invoke
+from polyserve_testkit.recorder import Recorder
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -76,7 +77,7 @@ def test_overrides() -> None:
 
 
 def test_firestore_values_are_typed_as_firestore_does() -> None:
-    recorder = recording_app()
+    recorder = Recorder.catch_all()
     when = dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.timezone.utc)
     value = {"n": 7, "x": 1.5, "ok": True, "none": None, "at": when, "raw": b"\x00", "tags": ["a"]}
     Targets(recorder.app).call(build("firestore", document="pets/rex", value=value))
@@ -87,7 +88,7 @@ def test_firestore_values_are_typed_as_firestore_does() -> None:
 
 
 def test_targets_answer_http_with_the_flask_response() -> None:
-    recorder = recording_app()
+    recorder = Recorder.catch_all()
     response = Targets(recorder.app).call(
         build("http", method="post", path="/pets/1", query={"q": "a b"}, body={"a": 1})
     )

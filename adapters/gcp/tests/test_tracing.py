@@ -164,3 +164,32 @@ def test_reader_never_raises_on_odd_objects() -> None:
 
     assert _tracing.trace_of(Broken()) is None
     assert _tracing.trace_of(None) is None
+
+
+def _push_trace(attributes: dict[str, str], headers: dict[str, str]) -> str | None:
+    app = App("traced")
+    seen: list[str | None] = []
+
+    @app.queue("orders")
+    def on_order(message: Message, ctx: Context) -> None:
+        seen.append(ctx.trace_id)
+
+    envelope = {
+        "subscription": "projects/p/subscriptions/orders-sub",
+        "message": {"data": base64.b64encode(b"{}").decode(), "messageId": "m-1",
+                    "publishTime": "2026-01-02T03:04:05Z", "attributes": attributes},
+    }  # fmt: skip
+    with FLASK.test_request_context(
+        "/_pubsub/orders", method="POST", data=json.dumps(envelope), headers=headers
+    ):
+        response = polyserve_gcp.http(app)(flask.request)
+    assert response.status_code == 204
+    return seen[0]
+
+
+def test_a_push_delivery_continues_its_messages_producer_trace() -> None:
+    other = f"00-{'2' * 32}-{SPAN}-01"
+    assert _push_trace({"googclient_traceparent": TRACEPARENT}, {"traceparent": other}) == TRACE
+    # Without a trace in the message, the push request's own.
+    assert _push_trace({}, {"traceparent": other}) == "2" * 32
+    assert _push_trace({"googclient_traceparent": "00-xyz"}, {}) is None

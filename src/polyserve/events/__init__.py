@@ -21,9 +21,19 @@ if TYPE_CHECKING:
     from polyserve.events.schedule import ScheduleEvent
     from polyserve.events.storage import StorageAction, StorageEvent
     from polyserve.events.stream import ChangeType, StreamRecord
+    from polyserve.events.websocket import WebSocketAction, WebSocketEvent
+    from polyserve.events.window import StreamWindow
     from polyserve.paths import decode_path
 
-    Event = Message | StorageEvent | ScheduleEvent | StreamRecord | CloudEvent
+    Event = (
+        Message
+        | StorageEvent
+        | ScheduleEvent
+        | StreamRecord
+        | StreamWindow
+        | WebSocketEvent
+        | CloudEvent
+    )
     """Any non-HTTP event a handler can receive."""
 
 __all__ = [
@@ -39,6 +49,9 @@ __all__ = [
     "StorageAction",
     "StorageEvent",
     "StreamRecord",
+    "StreamWindow",
+    "WebSocketAction",
+    "WebSocketEvent",
     "decode_path",
     "parse_json",
 ]
@@ -55,6 +68,9 @@ _MODULES = {
     "StorageAction": "storage",
     "StorageEvent": "storage",
     "StreamRecord": "stream",
+    "StreamWindow": "window",
+    "WebSocketAction": "websocket",
+    "WebSocketEvent": "websocket",
     "decode_path": "polyserve.paths",
     "parse_json": "_body",
 }
@@ -64,7 +80,8 @@ def __getattr__(name: str) -> Any:
     if name == "Event":
         value: Any = (
             __getattr__("Message") | __getattr__("StorageEvent") | __getattr__("ScheduleEvent")
-            | __getattr__("StreamRecord") | __getattr__("CloudEvent")
+            | __getattr__("StreamRecord") | __getattr__("StreamWindow")
+            | __getattr__("WebSocketEvent") | __getattr__("CloudEvent")
         )  # fmt: skip
     elif name in _MODULES:
         module = _MODULES[name]

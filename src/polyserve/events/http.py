@@ -13,8 +13,10 @@ from polyserve.events.headers import Headers, QueryParams
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import AsyncIterable, Iterable, Mapping
     from typing import Any, Literal
+
+    from polyserve.streaming import StreamingResponse
 
 
 __all__ = ["Headers", "HttpRequest", "HttpResponse", "QueryParams", "check_header"]
@@ -189,6 +191,24 @@ class HttpResponse:
     ) -> HttpResponse:
         """A binary response; adapters base64-encode it where the provider needs that."""
         return cls._make(status, bytes(data), media_type, headers)
+
+    @classmethod
+    def stream(
+        cls,
+        chunks: Iterable[bytes | str] | AsyncIterable[bytes | str],
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        *,
+        media_type: str = "application/octet-stream",
+    ) -> StreamingResponse:
+        """A response whose body is sent chunk by chunk where the platform can
+        (see ``polyserve.streaming``); ``str`` chunks are sent UTF-8 encoded."""
+        from polyserve.streaming import StreamingResponse
+
+        merged = Headers(headers) if headers else Headers()
+        if "content-type" not in merged:
+            merged = merged.with_added("content-type", media_type)
+        return StreamingResponse(status, merged, b"", chunks)
 
     @classmethod
     def empty(cls, status: int = 204, headers: Mapping[str, str] | None = None) -> HttpResponse:

@@ -19,9 +19,10 @@ if TYPE_CHECKING:
     from polyserve.idempotency.memory import MemoryStore
     from polyserve.idempotency.redis import RedisStore
     from polyserve.idempotency.sqlite import SQLiteStore
-    from polyserve.idempotency.store import Record, Status, Store, is_live
+    from polyserve.idempotency.store import AsyncStore, Record, Status, Store, is_live
 
 _EXPORTS: dict[str, str] = {
+    "AsyncStore": "polyserve.idempotency.store",
     "MemoryStore": "polyserve.idempotency.memory",
     "REPLAYED_HEADER": "polyserve.idempotency.decorator",
     "Record": "polyserve.idempotency.store",
@@ -35,6 +36,7 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "REPLAYED_HEADER",
+    "AsyncStore",
     "MemoryStore",
     "Record",
     "RedisStore",

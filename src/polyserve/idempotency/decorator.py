@@ -48,7 +48,7 @@ from polyserve.errors import (
 from polyserve.events import HttpRequest
 from polyserve.idempotency import _keys
 from polyserve.idempotency._serialize import canonical, decode_result, digest, encode_result
-from polyserve.idempotency.store import Record, Status, Store, is_live
+from polyserve.idempotency.store import AsyncStore, Record, Status, Store, is_live
 from polyserve.identity import Principal
 
 __all__ = ["REPLAYED_HEADER", "idempotent"]
@@ -245,6 +245,16 @@ class _Idempotent:
         self.is_async = inspect.iscoroutinefunction(inspect.unwrap(fn)) or (
             inspect.iscoroutinefunction(fn)
         )
+        # A store whose database is reached asynchronously (a Workers binding) has
+        # *_async methods, which only an async function can await.
+        self.async_store: AsyncStore | None = (
+            cast("AsyncStore", self.store) if hasattr(self.store, "acquire_async") else None
+        )
+        if self.async_store is not None and not self.is_async:
+            raise ConfigurationError(
+                f"{self.namespace}: {type(self.store).__name__} is asynchronous; "
+                "decorate an async def function"
+            )
 
     # -- the wrapper ------------------------------------------------------------
 
@@ -332,6 +342,8 @@ class _Idempotent:
         return result
 
     async def call_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self.async_store is not None:
+            return await self._call_awaiting_store(args, kwargs)
         call = self._plan(args, kwargs)
         if call is None:
             return await self.fn(*args, **kwargs)
@@ -349,6 +361,39 @@ class _Idempotent:
             self._release(call)
             raise
         self._complete(call, result)
+        return result
+
+    async def _call_awaiting_store(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        # call_async's steps, awaiting an asynchronous store's *_async methods.
+        import asyncio
+
+        store = cast("AsyncStore", self.async_store)
+        call = self._plan(args, kwargs)
+        if call is None:
+            return await self.fn(*args, **kwargs)
+        step = await self._claim_async(store, call)
+        while step.sleep:
+            await asyncio.sleep(step.sleep)
+            record = await store.get_async(call.key)
+            polled = self._polled(call, record)
+            step = await self._claim_async(store, call) if polled is None else polled
+        if step.replay:
+            return step.value
+        try:
+            result = await self.fn(*args, **kwargs)
+        except BaseException:
+            await self._release_async(store, call)
+            raise
+        try:
+            data = self._result_data(result)
+        except IdempotencyError:
+            await self._release_async(store, call)
+            raise
+        expires_at = self.options.clock() + self.options.ttl
+        stored = await store.complete_async(
+            call.key, token=call.token, result=data, expires_at=expires_at
+        )
+        self._completed(call, data, expires_at, stored)
         return result
 
     # -- key and fingerprint ----------------------------------------------------
@@ -537,6 +582,25 @@ class _Idempotent:
             expires_at=now + self.options.ttl,
             now=now,
         )
+        return self._claimed(call, found)
+
+    async def _claim_async(self, store: AsyncStore, call: _Call) -> _Step:
+        now = self.options.clock()
+        if self.cache is not None:
+            cached = self.cache.get(call.key, now)
+            if cached is not None:
+                return self._judge(call, cached)
+        found = await store.acquire_async(
+            call.key,
+            token=call.token,
+            fingerprint=call.fingerprint,
+            lock_expires_at=now + call.lock_seconds,
+            expires_at=now + self.options.ttl,
+            now=now,
+        )
+        return self._claimed(call, found)
+
+    def _claimed(self, call: _Call, found: Record | None) -> _Step:
         if found is None or (found.token == call.token and found.status is Status.IN_PROGRESS):
             # The second case is our own write, returned by an acquire its client retried.
             return _RUN
@@ -577,10 +641,13 @@ class _Idempotent:
         return _Step(sleep=delay)
 
     def _poll(self, call: _Call) -> _Step:
-        record = self.store.get(call.key)
+        polled = self._polled(call, self.store.get(call.key))
+        return self._claim(call) if polled is None else polled
+
+    def _polled(self, call: _Call, record: Record | None) -> _Step | None:
         if record is None or not is_live(record, self.options.clock()):
-            # The holder released the key or its lock expired: try to take it.
-            return self._claim(call)
+            # The holder released the key or its lock expired: try to take it (None).
+            return None
         return self._judge(call, record)
 
     def _release(self, call: _Call) -> None:
@@ -590,20 +657,33 @@ class _Idempotent:
             # The handler's own exception matters more; the lock expires by itself.
             _warn(call.context, "could not release an idempotency lock", error=str(exc))
 
-    def _complete(self, call: _Call, result: Any) -> None:
+    async def _release_async(self, store: AsyncStore, call: _Call) -> None:
         try:
-            data = encode_result(result)
-        except IdempotencyError:
-            self._release(call)
-            raise
+            await store.release_async(call.key, token=call.token)
+        except (StoreUnavailableError, CorruptRecordError) as exc:
+            _warn(call.context, "could not release an idempotency lock", error=str(exc))
+
+    def _result_data(self, result: Any) -> bytes:
+        data = encode_result(result)
         limit = self.store.max_result_bytes
         if len(data) > limit:
-            self._release(call)
             raise RecordTooLargeError(
                 f"the result takes {len(data)} bytes; the store keeps at most {limit}"
             )
+        return data
+
+    def _complete(self, call: _Call, result: Any) -> None:
+        try:
+            data = self._result_data(result)
+        except IdempotencyError:
+            self._release(call)
+            raise
         expires_at = self.options.clock() + self.options.ttl
-        if not self.store.complete(call.key, token=call.token, result=data, expires_at=expires_at):
+        stored = self.store.complete(call.key, token=call.token, result=data, expires_at=expires_at)
+        self._completed(call, data, expires_at, stored)
+
+    def _completed(self, call: _Call, data: bytes, expires_at: float, stored: bool) -> None:
+        if not stored:
             _warn(
                 call.context,
                 "idempotency lock expired before the handler finished; result not stored",

@@ -47,6 +47,7 @@ _C = TypeVar("_C")
 _V = TypeVar("_V")
 
 __all__ = [
+    "AsyncStore",
     "ConditionalStore",
     "Failure",
     "LazyClient",
@@ -146,6 +147,44 @@ class Store(Protocol):
 
     def clear(self) -> None:
         """Remove every record of this store (its table, file or key prefix). For tests."""
+        ...
+
+
+class AsyncStore(Protocol):
+    """A store whose database is reached asynchronously (a Workers binding).
+
+    ``@idempotent`` on an ``async def`` function awaits these methods, which keep the
+    meaning of ``Store``'s of the same name; decorating a sync function with such a
+    store is a ``ConfigurationError``. Such a store may refuse the blocking methods.
+    """
+
+    max_result_bytes: int
+
+    async def acquire_async(
+        self,
+        key: str,
+        *,
+        token: str,
+        fingerprint: str | None,
+        lock_expires_at: float,
+        expires_at: float,
+        now: float,
+    ) -> Record | None:
+        """``Store.acquire``."""
+        ...
+
+    async def complete_async(
+        self, key: str, *, token: str, result: bytes, expires_at: float
+    ) -> bool:
+        """``Store.complete``."""
+        ...
+
+    async def release_async(self, key: str, *, token: str) -> bool:
+        """``Store.release``."""
+        ...
+
+    async def get_async(self, key: str) -> Record | None:
+        """``Store.get``."""
         ...
 
 

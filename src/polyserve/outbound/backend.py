@@ -6,6 +6,10 @@ target in ``POLYSERVE_QUEUE_ORDERS`` (a queue URL, topic ARN, ``namespace/entity
 ``configure(names=...)`` or the resource's own ``target=`` names it. The backend
 is the one given to ``configure``, else the one ``POLYSERVE_OUTBOUND`` names
 (``memory`` is built in; adapters register theirs with ``register``).
+
+A message backend may also define ``message_size(kind, target, message) -> int``, the
+bytes its service counts against ``max_bytes`` when that is more than the body
+(attributes, an encoding); resources then check the limit with it.
 """
 
 from __future__ import annotations
@@ -50,6 +54,28 @@ if TYPE_CHECKING:
         def list(self, target: str, prefix: str) -> Iterator[str]: ...
         def url(self, target: str, key: str, expires: int, method: str) -> str: ...
 
+    class AsyncMessageBackend(MessageBackend, Protocol):
+        """A backend whose service is reached asynchronously (Workers bindings).
+
+        ``Queue.send_async`` and friends await ``send_async``; a backend without it
+        has its ``send`` run in a worker thread.
+        """
+
+        async def send_async(
+            self, kind: str, target: str, messages: Sequence[Message]
+        ) -> list[str | Exception]: ...
+
+    class AsyncObjectBackend(ObjectBackend, Protocol):
+        """A bucket backend reached asynchronously; ``Bucket.*_async`` use these methods."""
+
+        async def put_async(
+            self, target: str, key: str, data: bytes, content_type: str, metadata: Mapping[str, str]
+        ) -> None: ...
+        async def get_async(self, target: str, key: str) -> bytes: ...
+        def open_async(self, target: str, key: str, chunk_size: int) -> AsyncIterator[bytes]: ...
+        async def delete_async(self, target: str, key: str) -> None: ...
+        def list_async(self, target: str, prefix: str) -> AsyncIterator[str]: ...
+
     AsyncChunks = AsyncIterator[bytes]
 
 __all__ = ["configure", "register", "resolve_backend", "resolve_target"]
@@ -59,6 +85,7 @@ _factories: dict[str, Callable[[], object]] = {}
 _KNOWN = {
     "aws": ("polyserve_aws.outbound", "AwsBackend"),
     "azure": ("polyserve_azure.outbound", "AzureBackend"),
+    "cloudflare": ("polyserve_cloudflare.outbound", "CloudflareBackend"),
     "gcp": ("polyserve_gcp.outbound", "GcpBackend"),
 }
 _configured: object | None = None

@@ -1,26 +1,47 @@
-"""CloudEvents 1.0 out: the structured (JSON) and binary (headers) modes, and HTTP responses.
+"""CloudEvents 1.0 on the wire: the structured (JSON) and binary (headers) modes, written
+and read back, and HTTP responses.
 
 The structured form writes bytes data as ``data_base64``, JSON data as a JSON value
 (when ``datacontenttype`` is JSON or absent) and other text as a string; extensions
-are top-level attributes. The binary form puts every attribute in a ``ce-`` header
-and the data in the body, typed by ``datacontenttype``.
+are top-level attributes, written as text. The binary form puts every attribute in a
+``ce-`` header (``content-type`` for ``datacontenttype``) and the data in the body.
+
+Reading the binary form back types the data by its content type: a JSON type gives
+the decoded JSON value, ``text/*`` a ``str``, any other (or none) ``bytes``. So an event
+reads back equal to the one written when its ``datacontenttype`` says what its data
+is; an event without one whose data is not bytes is written with, and reads back
+with, ``application/json``. Empty data reads back as ``None``, extensions as text,
+times in UTC.
 """
 
 from __future__ import annotations
 
 from polyserve._json import dumps
 from polyserve.outbound.errors import PublishError
+from polyserve.outbound.message import STRUCTURED_TYPE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
     from polyserve.events.cloudevent import CloudEvent
     from polyserve.events.http import HttpResponse
+    from polyserve.events.queue import Message
 
-__all__ = ["STRUCTURED_TYPE", "attributes", "cloudevent_response", "to_binary", "to_structured"]
+__all__ = [
+    "STRUCTURED_TYPE",
+    "attributes",
+    "cloudevent_response",
+    "from_binary",
+    "from_dict",
+    "from_message",
+    "from_structured",
+    "to_binary",
+    "to_dict",
+    "to_structured",
+]
 
-STRUCTURED_TYPE = "application/cloudevents+json; charset=utf-8"
 _CORE = ("specversion", "id", "source", "type", "subject", "datacontenttype", "dataschema")
 _RESERVED = frozenset((*_CORE, "time", "data", "data_base64"))
 
@@ -133,3 +154,120 @@ def cloudevent_response(
         media = headers.pop("content-type", "application/octet-stream")
         return HttpResponse.binary(body, status, headers, media_type=media)
     return HttpResponse.binary(to_structured(event), status, media_type=STRUCTURED_TYPE)
+
+
+# -- reading -------------------------------------------------------------------
+
+
+def _event(fields: Mapping[str, Any], data: Any, what: str) -> CloudEvent:
+    from polyserve.adapter import from_rfc3339
+    from polyserve.errors import MalformedEventError
+    from polyserve.events.cloudevent import CloudEvent
+
+    for name in ("id", "source", "type", "specversion"):
+        value = fields.get(name)
+        if not isinstance(value, str) or not value:
+            raise MalformedEventError(f"{what} has no {name}")
+    for name in ("subject", "datacontenttype", "dataschema"):
+        if not isinstance(fields.get(name, ""), str):
+            raise MalformedEventError(f"{what} {name} must be a string")
+    when = fields.get("time")
+    return CloudEvent(
+        id=fields["id"],
+        source=fields["source"],
+        type=fields["type"],
+        specversion=fields["specversion"],
+        subject=fields.get("subject"),
+        time=None if when is None else from_rfc3339(when, f"{what} time"),
+        datacontenttype=fields.get("datacontenttype"),
+        dataschema=fields.get("dataschema"),
+        data=data,
+        extensions={k: v for k, v in fields.items() if k not in _RESERVED},
+    )
+
+
+def from_structured(body: bytes | str) -> CloudEvent:
+    """The event in a structured-mode JSON document (as ``to_structured`` writes it).
+
+    Raises:
+        MalformedEventError: the document is not JSON, not an object, or lacks a
+            required attribute.
+    """
+    from polyserve.errors import MalformedEventError
+    from polyserve.events._body import parse_json
+
+    what = "structured CloudEvent"
+    fields = parse_json(body, what)
+    if not isinstance(fields, dict):
+        raise MalformedEventError(f"{what} is not a JSON object")
+    return from_dict(fields)
+
+
+def from_dict(fields: Mapping[str, Any]) -> CloudEvent:
+    """The event in a decoded structured-mode document (as ``to_dict`` writes it; an
+    EventBridge ``detail``).
+
+    Raises:
+        MalformedEventError: a required attribute is missing or has the wrong type.
+    """
+    data = fields.get("data")
+    if "data_base64" in fields:
+        from polyserve.adapter import decode_base64
+
+        data = decode_base64(fields["data_base64"], "structured CloudEvent data_base64")
+    return _event(fields, data, "structured CloudEvent")
+
+
+def from_binary(headers: Mapping[str, str], body: bytes) -> CloudEvent:
+    """The event in binary mode: ``ce-`` headers or attributes (names in any case),
+    ``content-type`` for ``datacontenttype``, and the data in ``body``, typed as the
+    module docstring says. Other headers are not part of the event.
+
+    Raises:
+        MalformedEventError: a required attribute is missing, or JSON data is not JSON.
+    """
+    from polyserve.events._body import parse_json
+
+    what = "binary CloudEvent"
+    fields: dict[str, str] = {}
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower.startswith("ce-"):
+            fields[lower[3:]] = value
+        elif lower == "content-type":
+            fields["datacontenttype"] = value
+    media = fields.get("datacontenttype")
+    data: Any
+    if not body:
+        data = None
+    elif media is not None and _is_json(media):
+        data = parse_json(body, f"{what} data")
+    elif media is not None and media.lower().startswith("text/"):
+        data = body.decode("utf-8", errors="replace")
+    else:
+        data = body
+    return _event(fields, data, what)
+
+
+def from_message(message: Message) -> CloudEvent | None:
+    """The event a queue or topic message carries: structured when its ``content-type``
+    is ``application/cloudevents+json``, binary when it has a ``ce-specversion``
+    attribute; ``None`` when it carries none.
+
+    Raises:
+        MalformedEventError: the message says it carries an event that cannot be read.
+    """
+    attributes = message.attributes
+    media = ""
+    is_binary = False
+    for name, value in attributes.items():
+        lower = name.lower()
+        if lower == "content-type":
+            media = value.lower()
+        elif lower == "ce-specversion":
+            is_binary = True
+    if media.startswith("application/cloudevents+json"):
+        return from_structured(message.body)
+    if is_binary:
+        return from_binary(attributes, message.body)
+    return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from polyserve._json import dumps
 
 TYPE_CHECKING = False
@@ -9,23 +11,39 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
+    from polyserve.events.cloudevent import CloudEvent
     from polyserve.tracing import TraceContext
 
-__all__ = ["Failure", "Message", "encode_payload"]
+__all__ = ["STRUCTURED_TYPE", "Failure", "Message", "encode_payload"]
+
+STRUCTURED_TYPE = "application/cloudevents+json; charset=utf-8"
+"""The media type of a CloudEvent in structured mode (JSON)."""
 
 
 def encode_payload(payload: Any) -> tuple[bytes, str]:
     """``payload`` as bytes and its media type, encoded the way responses are.
 
     bytes stay as they are (``application/octet-stream``), text is UTF-8
-    (``text/plain``); anything else (dicts, lists, pydantic models, dataclasses)
-    is compact JSON.
+    (``text/plain``), a ``CloudEvent`` is its structured JSON form
+    (``application/cloudevents+json``); anything else (dicts, lists, pydantic models,
+    dataclasses) is compact JSON.
     """
     if isinstance(payload, (bytes, bytearray, memoryview)):
         return bytes(payload), "application/octet-stream"
     if isinstance(payload, str):
         return payload.encode(), "text/plain; charset=utf-8"
+    if _cloudevent(payload):
+        from polyserve.outbound.cloudevents import to_structured
+
+        return to_structured(payload), STRUCTURED_TYPE
     return dumps(payload), "application/json"
+
+
+def _cloudevent(payload: Any) -> bool:
+    # A payload can be a CloudEvent only once its module is loaded: sending anything
+    # else does not load it.
+    module = sys.modules.get("polyserve.events.cloudevent")
+    return module is not None and isinstance(payload, module.CloudEvent)
 
 
 class Message:
@@ -34,9 +52,14 @@ class Message:
     ``key`` orders messages (SQS FIFO group id, Pub/Sub ordering key, Service Bus
     session id); ``dedup_id`` lets the service drop a repeat; ``trace`` is the
     producer's trace, written into the message so that the consumer continues it.
+    ``cloudevent`` is the ``CloudEvent`` the message was made from, if any: ``body`` is
+    then its structured form, which backends whose service has a CloudEvents binding
+    (Pub/Sub's binary mode, EventBridge) write their own way instead.
     """
 
-    __slots__ = ("attributes", "body", "content_type", "dedup_id", "delay", "key", "trace")
+    __slots__ = (
+        "attributes", "body", "cloudevent", "content_type", "dedup_id", "delay", "key", "trace",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -47,6 +70,7 @@ class Message:
         dedup_id: str | None = None,
         delay: int = 0,
         trace: TraceContext | None = None,
+        cloudevent: CloudEvent | None = None,
     ) -> None:
         self.body = body
         self.content_type = content_type
@@ -55,6 +79,7 @@ class Message:
         self.dedup_id = dedup_id
         self.delay = delay
         self.trace = trace
+        self.cloudevent = cloudevent
 
     def headers(self) -> dict[str, str]:
         """The attributes with the content type and trace headers added, as most services carry them."""

@@ -1,4 +1,4 @@
-"""Every store against the shared contract in ``tests/support/store_contract.py``.
+"""Every store against the shared contract in ``polyserve_testkit.store_contract``.
 
 Memory, SQLite and Redis here; the cloud stores run the same checks in their adapters.
 MemoryStore lives in one process, so it races threads instead of processes.
@@ -14,15 +14,15 @@ import pytest
 import redis
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
-from tests.support import store_contract as contract
 
 from polyserve import CorruptRecordError, Message
 from polyserve.idempotency import MemoryStore, RedisStore, SQLiteStore, Status, idempotent
+from polyserve_testkit import store_contract as contract
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from tests.support.servers import RedisServer
+    from polyserve_testkit.servers import RedisServer
 
 STORES = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.integration)]
 SHARED_STORES = ["sqlite", pytest.param("redis", marks=pytest.mark.integration)]

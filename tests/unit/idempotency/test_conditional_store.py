@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
-from tests.support import store_contract as contract
 
 from polyserve.errors import (
     ConfigurationError,
@@ -29,6 +28,7 @@ from polyserve.errors import (
     StoreUnavailableError,
 )
 from polyserve.idempotency.store import ConditionalStore, Failure, Record, Status, Store
+from polyserve_testkit import store_contract as contract
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping

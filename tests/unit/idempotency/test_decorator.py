@@ -10,7 +10,6 @@ import time
 from typing import Any
 
 import pytest
-from tests.support.store_contract import FakeClock, namespaced
 
 from polyserve import (
     App,
@@ -32,6 +31,7 @@ from polyserve import (
     Trigger,
 )
 from polyserve.idempotency import MemoryStore, Record, RedisStore, Status, idempotent
+from polyserve_testkit.store_contract import FakeClock, namespaced
 
 
 def _ctx(deadline: float | None = None) -> Context:

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from tests.support.store_contract import namespaced
 
 from polyserve import App, Context, Headers, HttpRequest, HttpResponse
 from polyserve.idempotency import REPLAYED_HEADER, MemoryStore, Record, RedisStore, idempotent
+from polyserve_testkit.store_contract import namespaced
 
 
 class Order(BaseModel):

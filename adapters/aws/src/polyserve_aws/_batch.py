@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from polyserve.routing import Trigger
+    from polyserve.tracing import TraceContext
 
 __all__ = ["batch_response", "one_or_ordered", "raise_first_failure"]
 
@@ -35,11 +36,14 @@ def one_or_ordered(
     records: Sequence[Any],
     decode: Callable[[Any], tuple[str, object]],
     item_id: Callable[[Any], str],
+    trace_of: Callable[[Any], TraceContext | None] | None = None,
 ) -> Event | Batch:
     """The event of an asynchronous invocation's one record (SNS, S3), or all of them in order.
 
     Such services send one record per invocation. Should one send several, they run
-    in order, the first failure stopping the rest (``raise_first_failure`` then raises it).
+    in order, the first failure stopping the rest (``raise_first_failure`` then raises it),
+    each continuing the trace ``trace_of(record)`` reads (the invocation's trace reads
+    a single record's).
 
     Raises:
         MalformedEventError: the one record cannot be read.
@@ -47,7 +51,7 @@ def one_or_ordered(
     if len(records) == 1:
         name, event = decode(records[0])
         return Event(trigger, name, event)
-    return Batch.decode(trigger, records, decode, item_id=item_id, ordered=True)
+    return Batch.decode(trigger, records, decode, item_id=item_id, ordered=True, trace_of=trace_of)
 
 
 def raise_first_failure(outcome: object) -> None:

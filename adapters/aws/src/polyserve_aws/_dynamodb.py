@@ -58,7 +58,10 @@ _CHANGES = {"INSERT": ChangeType.INSERT, "MODIFY": ChangeType.MODIFY, "REMOVE": 
 def matches(raw: dict[str, Any]) -> bool:
     """True for a batch of DynamoDB stream records."""
     record = first_record(raw)
-    return record is not None and record.get("eventSource") == "aws:dynamodb"
+    # A tumbling window's batch is ``_window``'s: its answer must carry the state.
+    return (
+        record is not None and record.get("eventSource") == "aws:dynamodb" and "window" not in raw
+    )
 
 
 def _number(value: Any) -> int | float:

@@ -16,7 +16,10 @@ Recognised by the envelope's ``detail-type`` and ``source`` fields, or by a
 * anything else -> ``CloudEvent`` for the ``Trigger.CLOUDEVENT`` registration of its
   type: ``id``, ``source`` and ``time`` as they are, ``detail-type`` the type, ``detail``
   the data (``application/json``), and ``account``, ``region`` and ``resources`` as
-  extensions.
+  extensions. When ``detail`` is itself a CloudEvent in the structured JSON form, with
+  the envelope's ``source`` and ``detail-type`` as its source and type (as
+  ``polyserve_aws.outbound`` puts a ``CloudEvent``), the event is that CloudEvent, and its
+  ``traceparent`` extension the trace the handler continues.
 
 An EventBridge Scheduler target, or a rule target with its own input, receives that
 input and nothing else, so it cannot be recognised. Send this input instead::
@@ -35,6 +38,7 @@ failure destination apply.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
@@ -151,6 +155,18 @@ def _storage(raw: dict[str, Any], action: StorageAction, names: Mapping[str, str
 
 
 def _cloud_event(raw: dict[str, Any], source: str, detail_type: str) -> Event:
+    detail = raw.get("detail")
+    if (
+        isinstance(detail, dict)
+        and "specversion" in detail
+        and detail.get("source") == source
+        and detail.get("type") == detail_type
+    ):
+        # A CloudEvent put in its structured form (as ``polyserve_aws.outbound`` does).
+        from polyserve.outbound.cloudevents import from_dict
+
+        event = replace(from_dict(detail), raw=raw)
+        return Event(Trigger.CLOUDEVENT, detail_type, event)
     extensions: dict[str, Any] = {
         key: raw[key] for key in ("account", "region", "resources") if key in raw
     }

@@ -5,13 +5,17 @@ handles it:
 
 1. API Gateway REST (payload 1.0), HTTP API (payload 2.0) and Function URLs
 2. Application Load Balancer
-3. SQS
-4. SNS
-5. S3 notifications
-6. DynamoDB Streams
-7. Kinesis Data Streams
-8. EventBridge (S3 via EventBridge, scheduled rules and Scheduler, other events)
-9. Kafka (Amazon MSK and self-managed Apache Kafka)
+3. VPC Lattice (event structures v1 and v2)
+4. Lambda@Edge (CloudFront viewer and origin requests and responses)
+5. API Gateway WebSocket APIs (connect, message, disconnect)
+6. SQS
+7. SNS
+8. S3 notifications
+9. Kinesis and DynamoDB Streams tumbling windows
+10. DynamoDB Streams
+11. Kinesis Data Streams
+12. EventBridge (S3 via EventBridge, scheduled rules and Scheduler, other events)
+13. Kafka (Amazon MSK and self-managed Apache Kafka)
 
 The checks do not overlap, so the order only puts the most frequent (HTTP) first.
 Anything else goes to the app's ``@app.native()`` handler, as the Lambda event dict,
@@ -36,7 +40,7 @@ from polyserve_aws._identity import HEADER_SOURCES, Identity
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
-    from typing import Any
+    from typing import Any, Literal
 
     from polyserve.adapter import Batch, Source
     from polyserve.app import App
@@ -52,9 +56,13 @@ __all__ = ["SOURCES", "describe", "handler", "sources"]
 SOURCES: tuple[str, ...] = (
     "_apigateway",
     "_alb",
+    "_lattice",
+    "_edge",
+    "_websocket",
     "_sqs",
     "_sns",
     "_s3",
+    "_window",
     "_dynamodb",
     "_kinesis",
     "_eventbridge",
@@ -118,27 +126,30 @@ def describe(event: object) -> dict[str, Any]:
 _SHOWN = 100
 
 
-class _DelayedSqs:
-    """The SQS source, with ``Retry(delay=...)`` passed on as visibility changes."""
+class _SqsOptions:
+    """The SQS source with the handler's options: FIFO failures stopping the whole
+    batch, and ``Retry(delay=...)`` passed on as visibility changes."""
 
     is_http = False
 
-    def __init__(self, retry_delays: RetryDelays) -> None:
+    def __init__(self, retry_delays: RetryDelays | None, per_group: bool) -> None:
         from polyserve_aws import _sqs
 
         self._sqs = _sqs
         self._delays = retry_delays
+        self._per_group = per_group
 
     def matches(self, raw: Any) -> bool:
         return self._sqs.matches(raw)
 
     def to_event(self, raw: Any, context: Context, names: Mapping[str, str]) -> Batch:
-        return self._sqs.to_event(raw, context, names)
+        return self._sqs.batch_of(raw, names, per_group=self._per_group)
 
     def to_native(self, outcome: BatchResult, raw: Any, context: Context) -> Any:
         response = self._sqs.to_native(outcome, raw, context)
-        # After the response is decided: nothing that happens here changes it.
-        self._delays.apply(raw["Records"], outcome.failed, context)
+        if self._delays is not None:
+            # After the response is decided: nothing that happens here changes it.
+            self._delays.apply(raw["Records"], outcome.failed, context)
         return response
 
 
@@ -149,6 +160,7 @@ def handler(
     sqs_client: VisibilityClient | None = None,
     honor_retry_delay: bool = False,
     identity_headers: Mapping[str, HeaderTrust] | None = None,
+    fifo_failure: Literal["group", "batch"] = "group",
 ) -> Callable[[Any, LambdaContext], Any]:
     """A Lambda handler running ``app``: ``handler = polyserve_aws.handler(app)``.
 
@@ -163,6 +175,12 @@ def handler(
     same. ``sqs_client`` makes the calls (anything with
     ``change_message_visibility_batch``, such as a boto3 SQS client); by default a
     botocore client is created on first use.
+
+    ``fifo_failure`` says what a failed record of a FIFO queue stops: ``"group"``
+    (the default) its own message group, whose later records are reported with it
+    while the other groups carry on; ``"batch"`` every later record of the batch.
+    SQS orders a FIFO queue only within a message group, so ``"group"`` keeps every
+    order SQS promises and redelivers less.
 
     ``Context.principal`` is the caller API Gateway or a Function URL authorized
     (Cognito, JWT, Lambda and IAM authorizers). ``identity_headers={"alb_oidc": True}``
@@ -184,7 +202,8 @@ def handler(
 
     Raises:
         ConfigurationError: ``sqs_client`` is given without ``honor_retry_delay=True``,
-            or ``identity_headers`` names an unknown source or holds a wrong value.
+            ``fifo_failure`` is neither ``"group"`` nor ``"batch"``, or
+            ``identity_headers`` names an unknown source or holds a wrong value.
     """
     mapping: Mapping[str, str] = dict(names or {})
     trust: Mapping[str, HeaderTrust] = {}
@@ -195,26 +214,40 @@ def handler(
     identify = Identity(trust)
     if sqs_client is not None and not honor_retry_delay:
         raise ConfigurationError("sqs_client is used only with honor_retry_delay=True")
-    delayed: _DelayedSqs | None = None
-    if honor_retry_delay:
+    if fifo_failure not in ("group", "batch"):
+        raise ConfigurationError(f'fifo_failure must be "group" or "batch", got {fifo_failure!r}')
+    sqs_options: _SqsOptions | None = None
+    if honor_retry_delay or fifo_failure != "group":
         # Imported now rather than on the first SQS event, since a function that asks
         # for this takes SQS events; botocore still waits for the first delayed record.
         from polyserve_aws import _sqs
-        from polyserve_aws._visibility import RetryDelays
 
-        delayed = _DelayedSqs(RetryDelays(sqs_client))
+        delays = None
+        if honor_retry_delay:
+            from polyserve_aws._visibility import RetryDelays
+
+            delays = RetryDelays(sqs_client)
+        sqs_options = _SqsOptions(delays, per_group=fifo_failure == "group")
         sqs_module: Any = _sqs
 
+    windows: Source | None = None
     last: Source | None = None
 
     def lambda_handler(event: Any, lambda_context: LambdaContext) -> Any:
-        nonlocal last
+        nonlocal last, windows
         try:
             source = last = _recognise(event, last)
         except UnsupportedEventError as exc:  # @app.native takes it, if there is one
             return run_native(app, "aws", event, to_context(lambda_context), exc)
-        if delayed is not None and source is sqs_module:
-            source = delayed
+        if sqs_options is not None and source is sqs_module:
+            source = sqs_options
+        elif getattr(source, "__name__", None) == "polyserve_aws._window":
+            # Windows need the app: whether a registration takes windows or records.
+            if windows is None:
+                from polyserve_aws._window import Windows
+
+                windows = Windows(app)
+            source = windows
         context = to_context(lambda_context)
         context.principal_from(identify, event)
         context.trace_from(_tracing.trace_of, event)

@@ -16,13 +16,16 @@ source                 where                                               trust
 ``aws.iam``            IAM authorization: REST ``requestContext.identity``, always
                        HTTP API and Function URL ``authorizer.iam`` (id:
                        the Cognito identity id, else the caller's ARN)
+``aws.lattice``        VPC Lattice (v2) with an ``AWS_IAM`` auth policy:   always
+                       ``requestContext.identity`` (id: ``principal``,
+                       the caller's ARN; claims: the identity fields)
 ``aws.alb_oidc``       ALB ``authenticate-oidc``/``authenticate-cognito``   opt-in
                        actions: ``x-amzn-oidc-identity`` and
                        ``x-amzn-oidc-data`` headers
 =====================  ==================================================  ==========
 
-``requestContext`` is written by API Gateway and Lambda, never by the client, so the
-first four are read whenever present. The ALB headers are only as good as the listener
+``requestContext`` is written by API Gateway, VPC Lattice and Lambda, never by the
+client, so the first five are read whenever present. The ALB headers are only as good as the listener
 rules: a rule without an authenticate action passes whatever headers the client sent.
 They are read only with ``identity_headers={"alb_oidc": True}`` (every rule that
 reaches the function authenticates), or with a ``TokenVerifier`` that checks the signed
@@ -71,6 +74,10 @@ class Identity:
                 return found
         identity = request_context.get("identity")
         if identity.__class__ is dict:
+            if "serviceNetworkArn" in request_context:  # VPC Lattice, after its auth policy
+                if identity.get("type") != "AWS_IAM":
+                    return None
+                return _principal(identity.get("principal"), "aws.lattice", identity)
             return _iam(identity, "cognitoIdentityId", "userArn")
         return None
 

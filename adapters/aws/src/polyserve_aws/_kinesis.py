@@ -46,7 +46,8 @@ _WHAT = "Kinesis record"
 def matches(raw: dict[str, Any]) -> bool:
     """True for a batch of Kinesis stream records."""
     record = first_record(raw)
-    return record is not None and record.get("eventSource") == "aws:kinesis"
+    # A tumbling window's batch is ``_window``'s: its answer must carry the state.
+    return record is not None and record.get("eventSource") == "aws:kinesis" and "window" not in raw
 
 
 def to_event(raw: dict[str, Any], context: Context, names: Mapping[str, str]) -> Batch:

@@ -8,9 +8,12 @@ function's on-failure destination or dead-letter queue apply; nothing is swallow
 SNS sends one record per invocation; should an event carry several, they are
 handled in order and the first failure raises.
 
-``Message`` becomes the UTF-8 body, ``Subject`` the subject, ``Timestamp`` the
-enqueue time and each message attribute its ``Value`` (Binary attributes keep their
-base64 text). SNS keeps no delivery count, so ``attempt`` is 1.
+``Message`` becomes the UTF-8 body (base64-decoded when the
+``content-transfer-encoding: base64`` attribute marks it, as for SQS), ``Subject`` the
+subject, ``Timestamp`` the enqueue time and each message attribute its ``Value`` (Binary
+attributes keep their base64 text). SNS keeps no delivery count, so ``attempt`` is 1.
+The handler continues the trace of the ``traceparent`` attribute, else the invocation's
+X-Ray trace (which SNS propagates from the publisher when tracing is active).
 """
 
 from __future__ import annotations
@@ -28,15 +31,17 @@ from polyserve.adapter import (
 )
 from polyserve.events import Message
 from polyserve.routing import Trigger
+from polyserve.tracing import from_traceparent
 from polyserve_aws._batch import one_or_ordered, raise_first_failure
-from polyserve_aws._wire import first_record, logical_name
+from polyserve_aws._wire import decoded_body, first_record, logical_name
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from polyserve.context import Context
+    from polyserve.tracing import TraceContext
 
-__all__ = ["is_http", "matches", "message", "to_event", "to_native"]
+__all__ = ["is_http", "matches", "message", "producer_trace", "to_event", "to_native"]
 
 is_http = False
 
@@ -60,7 +65,17 @@ def to_event(raw: dict[str, Any], context: Context, names: Mapping[str, str]) ->
         event = message(record, names)
         return event.source, event
 
-    return one_or_ordered(Trigger.TOPIC, raw["Records"], decode, _message_id)
+    return one_or_ordered(Trigger.TOPIC, raw["Records"], decode, _message_id, producer_trace)
+
+
+def producer_trace(record: Any) -> TraceContext | None:
+    """The trace of a record's ``traceparent`` (and ``tracestate``) attribute, or ``None``."""
+    try:
+        attributes = record["Sns"]["MessageAttributes"]
+        state = attributes.get("tracestate")
+        return from_traceparent(attributes["traceparent"]["Value"], state and state.get("Value"))
+    except (KeyError, TypeError, AttributeError):
+        return None
 
 
 def _message_id(record: dict[str, Any]) -> str:
@@ -81,9 +96,10 @@ def message(record: Any, names: Mapping[str, str]) -> Message:
             if isinstance(value, str):
                 attributes[name] = value
         timestamp = sns.get("Timestamp")
+        body = text(sns, "Message", _WHAT)
         return Message(
             id=text(sns, "MessageId", _WHAT),
-            body=text(sns, "Message", _WHAT).encode(),
+            body=decoded_body(body, attributes, _WHAT) if attributes else body.encode(),
             attributes=attributes,
             enqueued_at=None
             if timestamp is None

@@ -14,7 +14,11 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-__all__ = ["first_record", "logical_name", "resource_name"]
+__all__ = ["ENCODING_ATTRIBUTE", "decoded_body", "first_record", "logical_name", "resource_name"]
+
+ENCODING_ATTRIBUTE = "content-transfer-encoding"
+"""The message attribute that marks an SQS or SNS body as base64 (``polyserve_aws.outbound``
+writes it for bytes SQS and SNS cannot carry as text)."""
 
 
 def first_record(raw: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -52,3 +56,24 @@ def logical_name(native: str, names: Mapping[str, str]) -> str:
         short = resource_name(native)
         return names.get(short, short)
     return resource_name(native)
+
+
+def decoded_body(body: str, attributes: dict[str, str], what: str) -> bytes:
+    """The bytes of an SQS or SNS body: base64-decoded, and the marking attribute removed,
+    when ``attributes`` say ``content-transfer-encoding: base64``; else its UTF-8.
+
+    Raises:
+        MalformedEventError: the body is marked base64 but is not.
+    """
+    if attributes.get(ENCODING_ATTRIBUTE) != "base64":
+        return body.encode()
+    import base64
+    import binascii
+
+    del attributes[ENCODING_ATTRIBUTE]
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        from polyserve.errors import MalformedEventError
+
+        raise MalformedEventError(f"{what} body is marked base64 but is not") from None

@@ -5,6 +5,18 @@ or ``polyserve.outbound.configure(AwsBackend())``. Targets: a queue URL, a topic
 an event bus name or ARN (``POLYSERVE_TOPIC_<NAME>=events:<bus>``), a bucket name.
 boto3 is imported by the first send, and each service's client is made once.
 
+Bodies SQS and SNS cannot carry as text (bytes that are not UTF-8, or hold characters
+outside XML's) are sent base64-encoded with the attribute ``content-transfer-encoding:
+base64``, which the Lambda adapter honours. The producer's trace travels as the
+``traceparent`` (and ``tracestate``) message attribute, and on SQS as ``AWSTraceHeader``
+too; on EventBridge as ``TraceHeader`` (X-Ray).
+
+A ``CloudEvent`` goes to SQS and SNS (which have no CloudEvents binding) in the
+structured JSON form, with ``content-type: application/cloudevents+json``; to
+EventBridge with its source and type as the entry's ``Source`` and ``DetailType``, its
+time as ``Time``, and the structured form as ``detail`` (plus the ``traceparent``
+extension from ``trace=``), which the Lambda adapter reads back as the CloudEvent.
+
 Limits (AWS documentation): an SQS message up to 1 MiB (1,048,576 bytes, raised
 from 256 KiB in 2025), an SNS message and an EventBridge entry up to 256 KiB, batches
 of 10 for all three; one S3 ``PutObject`` up to 5 GiB.
@@ -14,15 +26,17 @@ from __future__ import annotations
 
 from polyserve.errors import ConfigurationError
 from polyserve.outbound.errors import ObjectNotFoundError, PublishError, TransientPublishError
+from polyserve_aws._wire import ENCODING_ATTRIBUTE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
     from typing import Any
 
+    from polyserve.events.cloudevent import CloudEvent
     from polyserve.outbound.message import Message
 
-__all__ = ["AwsBackend"]
+__all__ = ["ENCODING_ATTRIBUTE", "AwsBackend"]
 
 KIB = 1024
 _LIMITS = {"SQS": 1024 * KIB, "SNS": 256 * KIB, "EventBridge": 256 * KIB, "S3": 5 * 1024**3}
@@ -55,6 +69,31 @@ _MISSING = frozenset(
         "UnrecognizedClientException",
     )
 )
+
+
+def _text(body: bytes) -> tuple[str, bool]:
+    """``body`` as the text SQS and SNS carry, and whether it had to be base64-encoded.
+
+    Both take only XML characters (no NUL or other control characters but tab and line
+    breaks, no U+FFFE/U+FFFF): a body that is not UTF-8, or holds one of those, travels
+    base64-encoded with the ``content-transfer-encoding: base64`` attribute, which the
+    Lambda adapter honours, so the consumer gets the same bytes.
+    """
+    try:
+        text = body.decode()
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and (text.isprintable() or _carried(text)):
+        return text, False
+    import base64
+
+    return base64.b64encode(body).decode(), True
+
+
+def _carried(text: str) -> bool:
+    import re
+
+    return re.search("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]", text) is None
 
 
 def _error(code: str, message: str, target: str) -> Exception:
@@ -140,12 +179,10 @@ class AwsBackend:
         return self._events(target.removeprefix("events:"), messages)
 
     @staticmethod
-    def _attributes(message: Message, data_type: str = "String") -> dict[str, Any]:
-        out = {k: {"DataType": data_type, "StringValue": v} for k, v in message.attributes.items()}
-        out["content-type"] = {"DataType": "String", "StringValue": message.content_type}
-        trace = message.trace
-        if trace is not None and trace.traceparent is not None:
-            out["traceparent"] = {"DataType": "String", "StringValue": trace.traceparent}
+    def _attributes(message: Message, encoded: bool) -> dict[str, Any]:
+        out = {k: {"DataType": "String", "StringValue": v} for k, v in message.headers().items()}
+        if encoded:
+            out[ENCODING_ATTRIBUTE] = {"DataType": "String", "StringValue": "base64"}
         return out
 
     @staticmethod
@@ -155,24 +192,27 @@ class AwsBackend:
             return None
         return f"Root={trace.xray_id};Parent={trace.span_id};Sampled={1 if trace.sampled else 0}"
 
-    @staticmethod
-    def _text(message: Message) -> str:
-        # SQS and SNS carry text: bytes that are not UTF-8 travel base64-encoded.
-        try:
-            return message.body.decode()
-        except UnicodeDecodeError:
-            import base64
-
-            return base64.b64encode(message.body).decode()
+    def message_size(self, kind: str, target: str, message: Message) -> int:
+        """The bytes the service counts against its limit. SQS and SNS count the body as
+        sent (base64 when it is not text they carry) and each attribute's name, type and
+        value; EventBridge, the entry (counted as its body)."""
+        if self._kind(kind, target) not in ("SQS", "SNS"):
+            return len(message.body)
+        body, encoded = _text(message.body)
+        size = len(body) + len(ENCODING_ATTRIBUTE) + 12 if encoded else len(message.body)
+        for name, value in message.headers().items():
+            size += len(name.encode()) + len(value.encode()) + 6  # 6: the type, "String"
+        return size
 
     def _sqs(self, url: str, messages: Sequence[Message]) -> list[str | Exception]:
         fifo = url.endswith(".fifo")
         entries = []
         for i, message in enumerate(messages):
+            body, encoded = _text(message.body)
             entry: dict[str, Any] = {
                 "Id": str(i),
-                "MessageBody": self._text(message),
-                "MessageAttributes": self._attributes(message),
+                "MessageBody": body,
+                "MessageAttributes": self._attributes(message, encoded),
             }
             xray = self._xray(message)
             if xray is not None:
@@ -194,10 +234,11 @@ class AwsBackend:
         fifo = arn.endswith(".fifo")
         entries = []
         for i, message in enumerate(messages):
+            body, encoded = _text(message.body)
             entry: dict[str, Any] = {
                 "Id": str(i),
-                "Message": self._text(message),
-                "MessageAttributes": self._attributes(message),
+                "Message": body,
+                "MessageAttributes": self._attributes(message, encoded),
             }
             if fifo:
                 entry["MessageGroupId"] = message.key or "default"
@@ -215,20 +256,26 @@ class AwsBackend:
 
         entries = []
         for message in messages:
-            try:
-                detail = (
-                    json.loads(message.body) if message.content_type == "application/json" else None
-                )
-            except ValueError:
-                detail = None
-            if not isinstance(detail, dict):
-                detail = {"data": self._text(message)}
-            entry: dict[str, Any] = {
-                "EventBusName": bus,
-                "Source": message.attributes.get("source", "polyserve"),
-                "DetailType": message.attributes.get("type", "message"),
-                "Detail": json.dumps(detail, separators=(",", ":")),
-            }
+            event = message.cloudevent
+            if event is not None:
+                entry = self._cloudevent_entry(bus, message, event)
+            else:
+                try:
+                    detail = (
+                        json.loads(message.body)
+                        if message.content_type == "application/json"
+                        else None
+                    )
+                except ValueError:
+                    detail = None
+                if not isinstance(detail, dict):
+                    detail = {"data": _text(message.body)[0]}
+                entry = {
+                    "EventBusName": bus,
+                    "Source": message.attributes.get("source", "polyserve"),
+                    "DetailType": message.attributes.get("type", "message"),
+                    "Detail": json.dumps(detail, separators=(",", ":")),
+                }
             xray = self._xray(message)
             if xray is not None:
                 entry["TraceHeader"] = xray
@@ -244,6 +291,31 @@ class AwsBackend:
         while len(out) < len(messages):
             out.append(PublishError("EventBridge returned no result for the entry"))
         return out
+
+    @staticmethod
+    def _cloudevent_entry(bus: str, message: Message, event: CloudEvent) -> dict[str, Any]:
+        # The event's source and type route it; the detail is the whole event in the
+        # structured JSON form, with the producer's trace as the CloudEvents
+        # distributed-tracing extension when the event carries none.
+        import json
+
+        from polyserve.outbound.cloudevents import to_dict
+
+        detail = to_dict(event)
+        trace = message.trace
+        if trace is not None and trace.traceparent is not None and "traceparent" not in detail:
+            detail["traceparent"] = trace.traceparent
+            if trace.tracestate:
+                detail["tracestate"] = trace.tracestate
+        entry: dict[str, Any] = {
+            "EventBusName": bus,
+            "Source": event.source,
+            "DetailType": event.type,
+            "Detail": json.dumps(detail, separators=(",", ":")),
+        }
+        if event.time is not None:
+            entry["Time"] = event.time
+        return entry
 
     @staticmethod
     def _outcomes(count: int, answer: Any, id_field: str, target: str) -> list[str | Exception]:

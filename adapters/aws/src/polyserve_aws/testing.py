@@ -185,8 +185,12 @@ def sqs(
     """An SQS batch of one message; ``group_id`` (or a ``.fifo`` queue) makes it FIFO.
 
     ``sent_timestamp`` is when the message was sent, in milliseconds since the epoch.
+    A ``bytes`` body that is not UTF-8 is sent base64-encoded and marked with the
+    ``content-transfer-encoding: base64`` attribute, as ``polyserve_aws.outbound`` sends it.
     """
-    text, _ = _text(body)
+    text, encoded = _text(body)
+    if encoded:
+        attributes = {**(attributes or {}), "content-transfer-encoding": "base64"}
     attrs = {
         "ApproximateReceiveCount": str(attempt),
         "SentTimestamp": str(sent_timestamp),
@@ -224,14 +228,16 @@ def sqs_fifo(**overrides: Any) -> dict[str, Any]:
 
 
 def sns(
-    message: str | dict[str, Any] | list[Any] = "",
+    message: str | bytes | dict[str, Any] | list[Any] = "",
     topic: str = "alerts",
     message_id: str = "sns-1",
     subject: str | None = None,
     attributes: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """An SNS notification delivered to a Lambda subscription."""
-    text, _ = _text(message)
+    """An SNS notification delivered to a Lambda subscription (bytes as ``sqs`` sends them)."""
+    text, encoded = _text(message)
+    if encoded:
+        attributes = {**(attributes or {}), "content-transfer-encoding": "base64"}
     arn = f"arn:aws:sns:{_REGION}:{_ACCOUNT}:{topic}"
     return {
         "Records": [
@@ -428,6 +434,133 @@ def kinesis(
     }
 
 
+def kinesis_window(
+    data: str | bytes | dict[str, Any] | list[Any] = "",
+    stream: str = "events",
+    state: dict[str, Any] | None = None,
+    start: str = "2024-05-01T10:00:00Z",
+    end: str = "2024-05-01T10:05:00Z",
+    final: bool = False,
+) -> dict[str, Any]:
+    """A Kinesis batch of one record in a tumbling window (``final``: its last delivery)."""
+    event = kinesis(data, stream)
+    event.update(
+        window={"start": start, "end": end},
+        state=state or {},
+        shardId="shardId-000000000000",
+        eventSourceARN=f"arn:aws:kinesis:{_REGION}:{_ACCOUNT}:stream/{stream}",
+        isFinalInvokeForWindow=final,
+        isWindowTerminatedEarly=False,
+    )
+    return event
+
+
+def lattice(
+    method: str = "GET",
+    path: str = "/",
+    query: dict[str, list[str]] | None = None,
+    headers: dict[str, str] | None = None,
+    body: str | bytes | dict[str, Any] | list[Any] | None = None,
+    source_ip: str = "10.0.0.1",
+) -> dict[str, Any]:
+    """A VPC Lattice request, event structure v2 (headers and query values in lists)."""
+    text, is_base64 = _text(body)
+    multi = {k: [v] for k, v in _headers(headers, body).items()}
+    multi.setdefault("x-forwarded-for", [source_ip])
+    return {
+        "version": "2.0",
+        "path": path,
+        "method": method,
+        "headers": multi,
+        "queryStringParameters": query or {},
+        "body": text or "",
+        "isBase64Encoded": is_base64,
+        "requestContext": {
+            "serviceNetworkArn": f"arn:aws:vpc-lattice:{_REGION}:{_ACCOUNT}:servicenetwork/sn-1",
+            "serviceArn": f"arn:aws:vpc-lattice:{_REGION}:{_ACCOUNT}:service/svc-1",
+            "targetGroupArn": f"arn:aws:vpc-lattice:{_REGION}:{_ACCOUNT}:targetgroup/tg-1",
+            "identity": {"sourceVpcArn": f"arn:aws:ec2:{_REGION}:{_ACCOUNT}:vpc/vpc-1"},
+            "region": _REGION,
+            "timeEpoch": str(_EPOCH_MS * 1000),
+        },
+    }
+
+
+def edge(
+    method: str = "GET",
+    path: str = "/",
+    query: str = "",
+    headers: dict[str, str] | None = None,
+    body: str | bytes | dict[str, Any] | list[Any] | None = None,
+    event_type: str = "viewer-request",
+    client_ip: str = "198.51.100.1",
+    request_id: str = "edge-req-1",
+) -> dict[str, Any]:
+    """A Lambda@Edge event (``event_type``: viewer/origin request/response)."""
+    cf_headers = {
+        name: [{"key": name.title(), "value": value}]
+        for name, value in {"host": "d1example.cloudfront.net", **_headers(headers, body)}.items()
+    }
+    request: dict[str, Any] = {
+        "clientIp": client_ip,
+        "headers": cf_headers,
+        "method": method,
+        "querystring": query,
+        "uri": path,
+    }
+    if body is not None:
+        text, is_base64 = _text(body)
+        request["body"] = {
+            "action": "read-only",
+            "data": text if is_base64 else base64.b64encode((text or "").encode()).decode(),
+            "encoding": "base64",
+            "inputTruncated": False,
+        }
+    cf: dict[str, Any] = {
+        "config": {
+            "distributionDomainName": "d1example.cloudfront.net",
+            "distributionId": "E1EXAMPLE",
+            "eventType": event_type,
+            "requestId": request_id,
+        },
+        "request": request,
+    }
+    if event_type.endswith("-response"):
+        cf["response"] = {"headers": {}, "status": "200", "statusDescription": "OK"}
+    return {"Records": [{"cf": cf}]}
+
+
+def websocket(
+    route: str = "$default",
+    body: str | bytes | dict[str, Any] | list[Any] | None = None,
+    event_type: str = "MESSAGE",
+    connection_id: str = "conn-1",
+    api_id: str = "ws1example",
+    stage: str = "prod",
+) -> dict[str, Any]:
+    """An API Gateway WebSocket event (``event_type``: CONNECT, MESSAGE or DISCONNECT)."""
+    text, is_base64 = _text(body)
+    event: dict[str, Any] = {
+        "requestContext": {
+            "routeKey": route,
+            "eventType": event_type,
+            "messageDirection": "IN",
+            "stage": stage,
+            "connectedAt": _EPOCH_MS,
+            "requestTimeEpoch": _EPOCH_MS,
+            "identity": {"sourceIp": "203.0.113.1"},
+            "requestId": f"{connection_id}-req",
+            "domainName": f"{api_id}.execute-api.{_REGION}.amazonaws.com",
+            "connectionId": connection_id,
+            "apiId": api_id,
+        },
+        "isBase64Encoded": is_base64,
+    }
+    if text is not None:
+        event["body"] = text
+    return event
+
+
 def _call(builder: Callable[..., dict[str, Any]], overrides: dict[str, Any]) -> dict[str, Any]:
     allowed = inspect.signature(builder).parameters
     unknown = sorted(set(overrides) - set(allowed))
@@ -453,6 +586,10 @@ BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {
     "scheduler": scheduler,
     "dynamodb": dynamodb,
     "kinesis": kinesis,
+    "kinesis_window": kinesis_window,
+    "lattice": lattice,
+    "edge": edge,
+    "websocket": websocket,
 }
 
 

@@ -11,7 +11,7 @@ from adapters.aws.tests.idempotency.factories import ClosingDynamoDBStore, Dynam
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from tests.support.servers import DynamoDBServer
+    from polyserve_testkit.servers import DynamoDBServer
 
 
 @pytest.fixture(scope="session")

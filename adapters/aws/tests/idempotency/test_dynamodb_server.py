@@ -7,11 +7,11 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tests.support.store_contract import StoreContract, StoreFactory
 
 from polyserve.errors import CorruptRecordError, RecordTooLargeError
 from polyserve.idempotency.store import Status
 from polyserve_aws.idempotency import ITEM_SIZE_LIMIT
+from polyserve_testkit.store_contract import StoreContract, StoreFactory
 
 if TYPE_CHECKING:
     from adapters.aws.tests.idempotency.factories import ClosingDynamoDBStore, DynamoDBStoreFactory
@@ -23,6 +23,8 @@ NOW = 1_700_000_000.0
 
 class TestDynamoDBStoreContract(StoreContract):
     """The shared store contract, against the real server."""
+
+    preload = ("adapters.aws.tests.idempotency.preload",)
 
     @pytest.fixture
     def make_store(self, dynamodb_factory: DynamoDBStoreFactory) -> StoreFactory:

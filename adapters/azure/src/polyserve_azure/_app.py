@@ -325,6 +325,10 @@ class _Builder:
     # -- streams ------------------------------------------------------------------
 
     def _stream(self, reg: Registration) -> None:
+        if reg.options.get("window"):
+            # Tumbling windows are Lambda's (Kinesis, DynamoDB Streams): no Azure trigger
+            # delivers a StreamWindow, so the handler would never get what it declares.
+            raise ConfigurationError(f"stream {reg.name!r}: window=True has no Azure trigger")
         service = self._service(reg, ("eventhub", "cosmosdb", "kafka"))
         connection = self._connection(reg, service)
         retries = _settings.retries(reg)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from polyserve.adapter import translating
 from polyserve.errors import MalformedEventError
 from polyserve.events import StorageAction, StorageEvent
 from polyserve_azure import _wire
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from polyserve.context import Context
     from polyserve_azure._types import NativeBlob
 
-__all__ = ["matches", "to_event", "to_native"]
+__all__ = ["matches", "read"]
 
 
 def matches(raw: object) -> bool:
@@ -28,7 +29,7 @@ def matches(raw: object) -> bool:
     return hasattr(raw, "name") and hasattr(raw, "blob_properties") and hasattr(raw, "read")
 
 
-def to_event(blob: NativeBlob, context: Context, *, container: str) -> StorageEvent:
+def read(blob: NativeBlob, context: Context, *, container: str) -> StorageEvent:
     """The event for a blob written to ``container`` (its name as in Azure).
 
     ``key`` is the blob name without the container; ``id`` is ``container/key``
@@ -39,7 +40,7 @@ def to_event(blob: NativeBlob, context: Context, *, container: str) -> StorageEv
         MalformedEventError: the blob name is missing or outside ``container``, or a
             property has the wrong type.
     """
-    with _wire.translating("blob trigger input"):
+    with translating("blob trigger input"):
         key = _key(_wire.text(blob.name, "blob name"), container)
         props = blob.blob_properties
         if props is None:
@@ -59,11 +60,6 @@ def to_event(blob: NativeBlob, context: Context, *, container: str) -> StorageEv
             occurred_at=_wire.utc(props.get("LastModified"), "blob LastModified"),
             raw=blob,
         )
-
-
-def to_native(result: Any) -> None:
-    """Nothing: a blob function has no output binding."""
-    return None
 
 
 def _key(name: str, container: str) -> str:

@@ -14,11 +14,12 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from polyserve.adapter import translating
 from polyserve.errors import ConfigurationError, MalformedEventError
 from polyserve.events import ChangeType, StreamRecord
 from polyserve_azure import _wire
 
-__all__ = ["item_id", "matches", "partition_paths", "to_event", "to_native"]
+__all__ = ["item_id", "matches", "partition_paths", "read"]
 
 
 def matches(raw: object) -> bool:
@@ -44,7 +45,7 @@ def partition_paths(value: object, container: str) -> tuple[str, ...]:
     return tuple(p.strip("/") for p in paths)
 
 
-def to_event(document: object, *, source: str, partition_key: Sequence[str] = ()) -> StreamRecord:
+def read(document: object, *, source: str, partition_key: Sequence[str] = ()) -> StreamRecord:
     """The change record for one document of the container whose logical name is ``source``.
 
     ``keys`` holds ``id`` and each partition key path that the document has (nested
@@ -56,7 +57,7 @@ def to_event(document: object, *, source: str, partition_key: Sequence[str] = ()
     Raises:
         MalformedEventError: the document is not a mapping or has no string ``id``.
     """
-    with _wire.translating("Cosmos DB document"):
+    with translating("Cosmos DB document"):
         if not isinstance(document, Mapping):
             raise MalformedEventError("a Cosmos DB document must be a mapping")
         new = dict(document)
@@ -86,11 +87,6 @@ def item_id(document: object, index: int) -> str:
     if isinstance(document, Mapping) and isinstance(document.get("id"), str):
         return str(document["id"])
     return f"#{index}"
-
-
-def to_native(result: Any) -> None:
-    """Nothing: a Cosmos DB function has no output binding."""
-    return None
 
 
 def _lookup(document: Mapping[str, Any], path: str) -> tuple[bool, Any]:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from polyserve.adapter import translating
 from polyserve.errors import MalformedEventError
 from polyserve.events import CloudEvent, StorageAction, StorageEvent
 from polyserve_azure import _wire
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from polyserve.context import Context
     from polyserve_azure._types import NativeCloudEvent, NativeEventGridEvent
 
-__all__ = ["matches", "storage_change", "to_event", "to_native"]
+__all__ = ["matches", "read", "storage_change"]
 
 _BLOB_ACTIONS = {
     "Microsoft.Storage.BlobCreated": StorageAction.CREATED,
@@ -43,14 +44,14 @@ def matches(raw: object) -> bool:
     return hasattr(raw, "event_type") or hasattr(raw, "specversion")
 
 
-def to_event(raw: NativeEventGridEvent | NativeCloudEvent, context: Context) -> CloudEvent:
+def read(raw: NativeEventGridEvent | NativeCloudEvent, context: Context) -> CloudEvent:
     """The delivery as a ``CloudEvent``.
 
     Raises:
         MalformedEventError: ``id``, ``source`` (topic) or ``type`` is missing, a field
             is mistyped, or ``data_base64`` is not base64 (code ``invalid_base64``).
     """
-    with _wire.translating("Event Grid event"):
+    with translating("Event Grid event"):
         if _is_cloudevent(raw):
             return _from_cloudevent(raw)
         return _from_event_grid(raw)
@@ -129,11 +130,6 @@ def storage_change(event: CloudEvent) -> StorageEvent | None:
         occurred_at=event.time,
         raw=event.raw,
     )
-
-
-def to_native(result: Any) -> None:
-    """Nothing: an Event Grid function has no output binding."""
-    return None
 
 
 def _blob_path(subject: str | None, data: Mapping[str, Any]) -> tuple[str, str]:

@@ -10,8 +10,9 @@ Azure docs page for the semantics.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from polyserve.adapter import translating
 from polyserve.errors import MalformedEventError
 from polyserve.events import Message
 from polyserve_azure import _wire
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from polyserve.tracing import TraceContext
     from polyserve_azure._types import NativeEventHubEvent
 
-__all__ = ["item_id", "matches", "to_event", "to_native", "trace_of"]
+__all__ = ["item_id", "matches", "read", "trace_of"]
 
 
 def matches(raw: object) -> bool:
@@ -29,7 +30,7 @@ def matches(raw: object) -> bool:
     return isinstance(raw, list)
 
 
-def to_event(event: NativeEventHubEvent, index: int, *, source: str, attempt: int = 1) -> Message:
+def read(event: NativeEventHubEvent, index: int, *, source: str, attempt: int = 1) -> Message:
     """Event ``index`` of a batch from the hub whose logical name is ``source``.
 
     ``id`` is the sequence number (unique within one partition), ``group_key`` the
@@ -42,7 +43,7 @@ def to_event(event: NativeEventHubEvent, index: int, *, source: str, attempt: in
         MalformedEventError: the sequence number, enqueued time, properties or body
             is missing or mistyped.
     """
-    with _wire.translating("Event Hubs event"):
+    with translating("Event Hubs event"):
         return Message(
             id=_sequence(event.sequence_number),
             body=_wire.body(event.get_body(), "Event Hubs event body"),
@@ -69,11 +70,6 @@ def trace_of(event: NativeEventHubEvent, index: int) -> TraceContext | None:
         return properties_trace(_properties(event, index))
     except AttributeError:
         return None
-
-
-def to_native(result: Any) -> None:
-    """Nothing: an Event Hubs function has no output binding."""
-    return None
 
 
 def _sequence(value: object) -> str:

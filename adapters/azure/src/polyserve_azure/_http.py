@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from polyserve.adapter import translating
 from polyserve.errors import MalformedEventError
 from polyserve.events import Headers, HttpRequest, HttpResponse, QueryParams, decode_path
 from polyserve_azure import _wire
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from polyserve.context import Context
     from polyserve_azure._types import NativeHttpRequest
 
-__all__ = ["matches", "to_event", "to_native"]
+__all__ = ["matches", "native_response", "read"]
 
 
 def matches(raw: object) -> bool:
@@ -35,14 +36,14 @@ def matches(raw: object) -> bool:
     return all(hasattr(raw, name) for name in ("method", "url", "headers", "get_body"))
 
 
-def to_event(req: NativeHttpRequest, context: Context, *, route_prefix: str) -> HttpRequest:
+def read(req: NativeHttpRequest, context: Context, *, route_prefix: str) -> HttpRequest:
     """The request as polyserve sees it; ``route_prefix`` is host.json's ``routePrefix``.
 
     Raises:
         MalformedEventError: the method, URL, headers or body is missing or mistyped;
             code ``invalid_path`` for a path ``decode_path`` refuses.
     """
-    with _wire.translating("HTTP request"):
+    with translating("HTTP request"):
         method = _wire.text(req.method, "HTTP method").upper()
         url = urlsplit(_wire.text(req.url, "HTTP request url"))
         headers = _headers(req.headers)
@@ -59,7 +60,7 @@ def to_event(req: NativeHttpRequest, context: Context, *, route_prefix: str) -> 
     )
 
 
-def to_native(response: HttpResponse) -> func.HttpResponse:
+def native_response(response: HttpResponse) -> func.HttpResponse:
     """The response for the host.
 
     Repeated headers other than ``Set-Cookie`` are joined with ", " because the

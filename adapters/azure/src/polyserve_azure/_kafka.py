@@ -24,6 +24,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from polyserve.adapter import translating
 from polyserve.errors import MalformedEventError
 from polyserve.events import Message
 from polyserve_azure import _wire
@@ -33,16 +34,7 @@ if TYPE_CHECKING:
     from polyserve.tracing import TraceContext
     from polyserve_azure._types import NativeKafkaEvent
 
-__all__ = [
-    "failure_id",
-    "headers",
-    "item_id",
-    "matches",
-    "records",
-    "to_event",
-    "to_native",
-    "trace_of",
-]
+__all__ = ["failure_id", "headers", "item_id", "matches", "read", "records", "trace_of"]
 
 
 def matches(raw: object) -> bool:
@@ -55,7 +47,7 @@ def records(raw: object) -> list[Any]:
     return raw if isinstance(raw, list) else [raw]
 
 
-def to_event(event: NativeKafkaEvent, index: int, *, source: str, attempt: int = 1) -> Message:
+def read(event: NativeKafkaEvent, index: int, *, source: str, attempt: int = 1) -> Message:
     """Record ``index`` of an invocation, from the topic whose logical name is ``source``.
 
     Kafka counts no deliveries: ``attempt`` is the run of the function's retry policy.
@@ -64,7 +56,7 @@ def to_event(event: NativeKafkaEvent, index: int, *, source: str, attempt: int =
         MalformedEventError: the value is null, the topic, partition or offset is
             missing, the timestamp is not a date-time, or a header is not base64 of UTF-8.
     """
-    with _wire.translating("Kafka record"):
+    with translating("Kafka record"):
         value = event.get_body()
         if value is None:
             raise MalformedEventError("Kafka record has a null value")
@@ -148,11 +140,6 @@ def trace_of(event: NativeKafkaEvent, index: int) -> TraceContext | None:
         return properties_trace(headers(_field(event, "headers", "Headers", index)))
     except (AttributeError, MalformedEventError):
         return None
-
-
-def to_native(result: Any) -> None:
-    """Nothing: a Kafka function has no output binding."""
-    return None
 
 
 def _key(value: object) -> str | None:

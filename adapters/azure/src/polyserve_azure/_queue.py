@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from polyserve.adapter import translating
 from polyserve.events import Message
 from polyserve_azure import _envelope, _wire
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from polyserve.tracing import TraceContext
     from polyserve_azure._types import NativeQueueMessage
 
-__all__ = ["envelope_trace", "matches", "to_event", "to_native"]
+__all__ = ["envelope_trace", "matches", "read"]
 
 
 def matches(raw: object) -> bool:
@@ -26,7 +27,7 @@ def matches(raw: object) -> bool:
     return hasattr(raw, "dequeue_count") and hasattr(raw, "get_body")
 
 
-def to_event(msg: NativeQueueMessage, context: Context, *, source: str) -> Message:
+def read(msg: NativeQueueMessage, context: Context, *, source: str) -> Message:
     """The message from the queue whose logical name is ``source``.
 
     Storage Queue messages carry no attributes, ordering key or subject, except those
@@ -36,7 +37,7 @@ def to_event(msg: NativeQueueMessage, context: Context, *, source: str) -> Messa
         MalformedEventError: the id, dequeue count, insertion time or body is missing
             or mistyped.
     """
-    with _wire.translating("queue message"):
+    with translating("queue message"):
         body = _wire.body(msg.get_body(), "queue message body")
         attributes: dict[str, str] = {}
         wrapped = _envelope.unwrap(body)
@@ -63,8 +64,3 @@ def envelope_trace(source: tuple[dict[str, str], Any]) -> TraceContext | None:
     attributes, native = source
     found = from_traceparent(attributes.get("traceparent"), attributes.get("tracestate"))
     return found if found is not None else invocation_trace(native)
-
-
-def to_native(result: Any) -> None:
-    """Nothing: a queue function has no output binding, so a handler's result is dropped."""
-    return None

@@ -6,8 +6,9 @@ after the entity's ``MaxDeliveryCount`` (10 by default) it is dead-lettered.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from polyserve.adapter import translating
 from polyserve.events import Message
 from polyserve_azure import _wire
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from polyserve.context import Context
     from polyserve_azure._types import NativeServiceBusMessage
 
-__all__ = ["matches", "properties_of", "to_event", "to_native"]
+__all__ = ["matches", "properties_of", "read"]
 
 
 def matches(raw: object) -> bool:
@@ -23,7 +24,7 @@ def matches(raw: object) -> bool:
     return hasattr(raw, "delivery_count") and hasattr(raw, "message_id")
 
 
-def to_event(msg: NativeServiceBusMessage, context: Context, *, source: str) -> Message:
+def read(msg: NativeServiceBusMessage, context: Context, *, source: str) -> Message:
     """The message from the queue or topic whose logical name is ``source``.
 
     ``attributes`` are the application properties (the worker's older
@@ -34,7 +35,7 @@ def to_event(msg: NativeServiceBusMessage, context: Context, *, source: str) -> 
         MalformedEventError: the message id, delivery count, enqueued time, properties
             or body is missing or mistyped.
     """
-    with _wire.translating("Service Bus message"):
+    with translating("Service Bus message"):
         properties = properties_of(msg)
         return Message(
             id=_wire.text(msg.message_id, "Service Bus message_id"),
@@ -52,8 +53,3 @@ def to_event(msg: NativeServiceBusMessage, context: Context, *, source: str) -> 
 def properties_of(msg: NativeServiceBusMessage) -> object:
     """The application properties (the worker's older ``user_properties`` when those are empty)."""
     return getattr(msg, "application_properties", None) or getattr(msg, "user_properties", None)
-
-
-def to_native(result: Any) -> None:
-    """Nothing: a Service Bus function has no output binding."""
-    return None

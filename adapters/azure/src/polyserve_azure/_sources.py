@@ -5,7 +5,8 @@ a schedule), so its source is an object bound to that entity's trigger and logic
 name when the function is built: ``to_event(raw, context, names)`` needs no name from
 the native object (which often carries none) and ignores ``names``, which were applied
 then. Each function then runs ``polyserve.adapter.run(app, source, raw, context, names)``.
-The per-record readers stay in the trigger modules (``_queue``, ``_eventhub``, ...).
+The per-record readers stay in the trigger modules (``_queue.read``, ``_eventhub.read``,
+...), which are not sources themselves.
 """
 
 from __future__ import annotations
@@ -66,13 +67,13 @@ class HttpSource:
         return _http.matches(raw)
 
     def to_event(self, raw: Any, context: Context, names: Mapping[str, str]) -> HttpRequest:
-        request = _http.to_event(raw, context, route_prefix=self.route_prefix)
+        request = _http.read(raw, context, route_prefix=self.route_prefix)
         context.principal_from(self.identify, request.headers)
         context.trace_from(_tracing.http_trace, (request.headers, context.raw))
         return request
 
     def to_native(self, outcome: HttpResponse, raw: Any, context: Context) -> Any:
-        return _http.to_native(outcome)
+        return _http.native_response(outcome)
 
 
 class _EntitySource:
@@ -118,7 +119,7 @@ class QueueSource(_EntitySource):
         return _queue.matches(raw)
 
     def to_event(self, raw: Any, context: Context, names: Mapping[str, str]) -> Event:
-        message = _queue.to_event(self._check(raw), context, source=self.name)
+        message = _queue.read(self._check(raw), context, source=self.name)
         return Event(self.trigger, self.name, message)
 
 
@@ -133,7 +134,7 @@ class ServiceBusSource(_EntitySource):
     def to_event(self, raw: Any, context: Context, names: Mapping[str, str]) -> Event:
         msg = self._check(raw)
         context.trace_from(_tracing.message_trace, (_servicebus.properties_of(msg), context.raw))
-        return Event(self.trigger, self.name, _servicebus.to_event(msg, context, source=self.name))
+        return Event(self.trigger, self.name, _servicebus.read(msg, context, source=self.name))
 
 
 class BlobSource(_EntitySource):
@@ -149,7 +150,7 @@ class BlobSource(_EntitySource):
         return _blob.matches(raw)
 
     def to_event(self, raw: Any, context: Context, names: Mapping[str, str]) -> Event:
-        event = _blob.to_event(self._check(raw), context, container=self.container)
+        event = _blob.read(self._check(raw), context, container=self.container)
         return Event(self.trigger, self.name, event)
 
 
@@ -163,7 +164,7 @@ class TimerSource(_EntitySource):
 
     def to_event(self, raw: Any, context: Context, names: Mapping[str, str]) -> Event:
         return Event(
-            self.trigger, self.name, _timer.to_event(self._check(raw), context, name=self.name)
+            self.trigger, self.name, _timer.read(self._check(raw), context, name=self.name)
         )
 
 
@@ -180,7 +181,7 @@ class EventHubSource(_BatchSource):
         return Batch.decode(
             self.trigger,
             list(enumerate(self._check(raw))),
-            lambda item: (name, _eventhub.to_event(item[1], item[0], source=name, attempt=attempt)),
+            lambda item: (name, _eventhub.read(item[1], item[0], source=name, attempt=attempt)),
             item_id=lambda item: _eventhub.item_id(item[1], item[0]),
             ordered=True,
             trace_of=lambda item: _eventhub.trace_of(item[1], item[0]),
@@ -204,7 +205,7 @@ class KafkaSource(_BatchSource):
         return Batch.decode(
             self.trigger,
             list(enumerate(_kafka.records(self._check(raw)))),
-            lambda item: (name, _kafka.to_event(item[1], item[0], source=name, attempt=attempt)),
+            lambda item: (name, _kafka.read(item[1], item[0], source=name, attempt=attempt)),
             item_id=lambda item: _kafka.failure_id(item[1], item[0]),
             ordered=self.ordered,
             trace_of=lambda item: _kafka.trace_of(item[1], item[0]),
@@ -228,7 +229,7 @@ class CosmosSource(_BatchSource):
         return Batch.decode(
             self.trigger,
             list(enumerate(self._check(raw))),
-            lambda item: (name, _cosmos.to_event(item[1], source=name, partition_key=paths)),
+            lambda item: (name, _cosmos.read(item[1], source=name, partition_key=paths)),
             item_id=lambda item: _cosmos.item_id(item[1], item[0]),
             ordered=True,
         )
@@ -250,7 +251,7 @@ class EventGridSource:
         return _eventgrid.matches(raw)
 
     def to_event(self, raw: Any, context: Context, names: Mapping[str, str]) -> Event | Batch:
-        cloud = _eventgrid.to_event(_invoke.expect(raw, self.matches, "Event Grid event"), context)
+        cloud = _eventgrid.read(_invoke.expect(raw, self.matches, "Event Grid event"), context)
         change = _eventgrid.storage_change(cloud)
         if change is not None:
             logical = names.get(change.bucket, change.bucket)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from polyserve.adapter import translating
 from polyserve.errors import ConfigurationError, MalformedEventError
 from polyserve.events import ScheduleEvent
 from polyserve_azure import _wire
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from polyserve.context import Context
     from polyserve_azure._types import NativeTimer
 
-__all__ = ["matches", "ncrontab", "to_event", "to_native"]
+__all__ = ["matches", "ncrontab", "read"]
 
 _RATE = re.compile(r"^\s*(\d+)\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
 
@@ -85,7 +86,7 @@ def matches(raw: object) -> bool:
     return hasattr(raw, "past_due")
 
 
-def to_event(timer: NativeTimer, context: Context, *, name: str) -> ScheduleEvent:
+def read(timer: NativeTimer, context: Context, *, name: str) -> ScheduleEvent:
     """The event for the schedule called ``name``.
 
     ``id`` is the invocation id; ``scheduled_at`` is the occurrence the timer fired
@@ -95,7 +96,7 @@ def to_event(timer: NativeTimer, context: Context, *, name: str) -> ScheduleEven
     Raises:
         MalformedEventError: ``past_due`` is not a boolean or the status is mistyped.
     """
-    with _wire.translating("timer request"):
+    with translating("timer request"):
         past_due = timer.past_due
         if not isinstance(past_due, bool):
             raise MalformedEventError("timer past_due must be a boolean")
@@ -106,11 +107,6 @@ def to_event(timer: NativeTimer, context: Context, *, name: str) -> ScheduleEven
             is_past_due=past_due,
             raw=timer,
         )
-
-
-def to_native(result: Any) -> None:
-    """Nothing: a timer function has no output binding."""
-    return None
 
 
 def _occurrence(status: object) -> dt.datetime | None:

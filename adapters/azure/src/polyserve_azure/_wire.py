@@ -1,8 +1,9 @@
 """Reading values as the Functions host delivers them: text, bytes, counts, times, properties.
 
 Every reader raises ``MalformedEventError`` for a value that is missing or of the
-wrong type, and ``translating`` turns the lookup and type errors of a whole
-conversion into one, so no ``AttributeError`` or ``KeyError`` escapes a converter.
+wrong type; the converters read inside ``polyserve.adapter.translating``, which
+turns the lookup and type errors of a whole conversion into one, so no
+``AttributeError`` or ``KeyError`` escapes a converter.
 """
 
 from __future__ import annotations
@@ -10,13 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from polyserve.errors import MalformedEventError, PolyserveError
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from polyserve.errors import MalformedEventError
 
 __all__ = [
     "attempt",
@@ -24,7 +21,6 @@ __all__ = [
     "optional_text",
     "properties",
     "text",
-    "translating",
     "utc",
 ]
 
@@ -37,25 +33,6 @@ _US_FORMATS = (
     "%m/%d/%Y %H:%M:%S.%f%z",
     "%m/%d/%Y %H:%M:%S.%f",
 )
-
-
-@contextmanager
-def translating(what: str) -> Iterator[None]:
-    """Turn a lookup or type error raised while reading ``what`` into ``MalformedEventError``."""
-    try:
-        yield
-    except PolyserveError:
-        raise
-    except (AttributeError, KeyError, IndexError, TypeError, ValueError, RecursionError) as exc:
-        if isinstance(exc, KeyError):
-            reason = f"missing field {exc.args[0]!r}" if exc.args else "missing field"
-        elif isinstance(exc, RecursionError):  # a property value nested past the stack
-            reason = "a value is nested too deeply"
-        elif isinstance(exc, AttributeError):
-            reason = f"missing attribute {exc.name!r}" if exc.name else "missing attribute"
-        else:
-            reason = str(exc) or type(exc).__name__
-        raise MalformedEventError(f"malformed {what}: {reason}") from None
 
 
 def text(value: object, what: str) -> str:

@@ -20,8 +20,9 @@ class Entrypoint:
     """The methods of every class ``entrypoint()`` makes.
 
     The runtime creates one instance per invocation with ``(ctx, env)`` and calls
-    ``fetch(request)``, ``scheduled(controller, env, ctx)`` or
-    ``queue(batch, env, ctx)``. ``self.env`` and ``self.ctx`` are preferred over the
+    ``fetch(request)``, ``scheduled(controller, env, ctx)``,
+    ``queue(batch, env, ctx)``, ``email(message, env, ctx)`` or ``tail(events, env, ctx)``;
+    the last two have no typed trigger and go to the app's ``@app.native()`` handler. ``self.env`` and ``self.ctx`` are preferred over the
     ``env`` and ``ctx`` arguments: the runtime wraps ``self.env`` so that bindings
     work from Python.
     """
@@ -49,6 +50,14 @@ class Entrypoint:
         # Returns nothing: the runtime would try to convert a return value to JavaScript.
         await self._polyserve_worker.queue(batch, *self._pick(env, ctx))
 
+    async def email(self, message: Any, env: Any = None, ctx: Any = None) -> Any:
+        """Hand an Email Routing message (``ForwardableEmailMessage``) to ``@app.native()``."""
+        return await self._polyserve_worker.native("email", message, *self._pick(env, ctx))
+
+    async def tail(self, events: Any, env: Any = None, ctx: Any = None) -> Any:
+        """Hand a Tail Worker's trace items to ``@app.native()``."""
+        return await self._polyserve_worker.native("tail", events, *self._pick(env, ctx))
+
     def _pick(self, env: Any, ctx: Any) -> tuple[Any, Any]:
         return (
             env if self.env is None else self.env,
@@ -70,7 +79,8 @@ def entrypoint(
     """A ``WorkerEntrypoint`` class that runs ``app``; bind it as ``Default`` in the main module.
 
     ``Default = entrypoint(app)`` in ``worker.py`` (``main`` in the Wrangler file) is
-    the whole Worker: the runtime calls its ``fetch``, ``scheduled`` and ``queue``.
+    the whole Worker: the runtime calls its ``fetch``, ``scheduled`` and ``queue``
+    (and ``email`` and ``tail``, which go to ``@app.native()``).
     The class derives from the runtime's ``workers.WorkerEntrypoint`` when that is
     importable (inside Pyodide), else from a plain base with the same constructor.
 
@@ -94,7 +104,7 @@ def entrypoint(
 
     Raises:
         ConfigurationError: a timeout is not positive, ``retry_delay`` is outside
-            0..43200, two schedules share one cron expression, or ``identity_headers``
+            0..86400, two schedules share one cron expression, or ``identity_headers``
             names an unknown source or holds a wrong value.
     """
     from polyserve_cloudflare._js import entrypoint_base

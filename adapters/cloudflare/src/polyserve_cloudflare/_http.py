@@ -8,6 +8,10 @@ is not UTF-8 is a 400 ``invalid_path``) and its raw query string parsed by
 ``Headers.entries()``, where a repeated name arrives as one value joined with
 ``", "``; ``Set-Cookie`` values come one by one from ``getSetCookie()``. Cloudflare
 sets ``CF-Connecting-IP`` (the client) and ``CF-Ray`` (the request id).
+
+A streamed response (a handler's iterator, a mounted app's ``StreamingResponse``)
+becomes a ``Response`` over a ``ReadableStream`` whose ``pull`` takes the next chunk,
+so the client gets each chunk as it is produced.
 """
 
 from __future__ import annotations
@@ -16,14 +20,13 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 from polyserve.adapter import problem
 from polyserve.errors import MalformedEventError
-from polyserve.events import Headers, HttpRequest, QueryParams, decode_path
+from polyserve.events import Headers, HttpRequest, HttpResponse, QueryParams, decode_path
 from polyserve_cloudflare import _tracing
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from polyserve.context import Context
-    from polyserve.events import HttpResponse
     from polyserve.identity import Principal
     from polyserve_cloudflare.types import JsHeaders, JsRequest, JsRuntime
 
@@ -104,6 +107,14 @@ def to_native(outcome: HttpResponse, raw: Fetch, context: Context) -> Any:
     """The JavaScript ``Response`` for ``outcome``; one the runtime refuses (a
     newline in a header value, say) is logged and answered with a 500."""
     try:
+        if outcome.__class__ is not HttpResponse:  # loaded only by apps that stream
+            from polyserve.streaming import StreamingResponse, iterate
+
+            if isinstance(outcome, StreamingResponse) and outcome.status not in _NULL_BODY_STATUSES:
+                chunks = iterate(outcome, context)
+                return raw.runtime.new_stream_response(
+                    outcome.status, outcome.headers.multi_items(), chunks
+                )
         return response_of(outcome, raw.runtime)
     except Exception as exc:
         context.logger.exception("response could not be sent", exc)

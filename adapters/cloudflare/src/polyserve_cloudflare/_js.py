@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 from polyserve.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import AsyncIterator, Mapping, Sequence
 
-__all__ = ["PlainEntrypoint", "PyodideRuntime", "entrypoint_base"]
+__all__ = ["PlainEntrypoint", "PyodideRuntime", "entrypoint_base", "runtime_env"]
 
 
 class PlainEntrypoint:
@@ -43,6 +43,18 @@ def entrypoint_base() -> type:
         return PlainEntrypoint
     base = getattr(workers, "WorkerEntrypoint", None)
     return base if isinstance(base, type) else PlainEntrypoint
+
+
+def runtime_env() -> Any:
+    """The runtime's module-level ``env`` (``workers.env``) inside Pyodide, else ``None``."""
+    platform: str = sys.platform
+    if platform != "emscripten":
+        return None
+    try:
+        workers = import_module("workers")
+        return workers.env
+    except Exception:  # an older runtime, or cloudflare:workers not importable
+        return None
 
 
 class PyodideRuntime:
@@ -74,6 +86,45 @@ class PyodideRuntime:
         payload = None if body is None else self._ffi.to_js(body)
         return self._js.Response.new(payload, init)
 
+    def new_stream_response(
+        self, status: int, headers: Sequence[tuple[str, str]], chunks: AsyncIterator[bytes]
+    ) -> Any:
+        js, ffi = self._js, self._ffi
+        js_headers = js.Headers.new()
+        for name, value in headers:
+            js_headers.append(name, value)
+        iterator = chunks.__aiter__()
+        proxies: list[Any] = []
+
+        def release() -> None:
+            # The stream will not call back again: free the Python functions it held.
+            for proxy in proxies:
+                proxy.destroy()
+            proxies.clear()
+
+        async def pull(controller: Any) -> None:
+            # The stream asks for the next chunk when its reader has room for it.
+            try:
+                chunk = await iterator.__anext__()
+            except StopAsyncIteration:
+                controller.close()
+                release()
+                return
+            controller.enqueue(ffi.to_js(chunk))
+
+        async def cancel(reason: Any = None) -> None:
+            # The client went away: stop the producer.
+            close = getattr(iterator, "aclose", None)
+            if close is not None:
+                await close()
+            release()
+
+        proxies += [ffi.create_proxy(pull), ffi.create_proxy(cancel)]
+        source = self.new_object({"pull": proxies[0], "cancel": proxies[1]})
+        stream = js.ReadableStream.new(source)
+        init = self.new_object({"status": status, "headers": js_headers})
+        return js.Response.new(stream, init)
+
     def new_object(self, fields: Mapping[str, Any]) -> Any:
         # Without dict_converter a dict would reach JavaScript as a Map, which
         # Response and retry() do not read as options.
@@ -82,3 +133,22 @@ class PyodideRuntime:
     def json_stringify(self, value: Any) -> str | None:
         text = self._js.JSON.stringify(value)
         return text if isinstance(text, str) else None
+
+    def json_parse(self, text: str) -> Any:
+        return self._js.JSON.parse(text)
+
+    def to_js(self, value: Any) -> Any:
+        return self._ffi.to_js(value, dict_converter=self._js.Object.fromEntries)
+
+    def is_null(self, value: Any) -> bool:
+        return value is None or value is getattr(self._ffi, "jsnull", None)
+
+    def unwrap(self, binding: Any) -> Any:
+        if isinstance(binding, self._ffi.JsProxy):
+            return binding
+        # The workers SDK wraps each binding of a class entry point's self.env to convert
+        # values itself; python_to_rpc hands back the JavaScript object, whose calls
+        # this adapter converts (bytes, options objects) as the rest of it does.
+        workers = sys.modules.get("workers")
+        to_rpc = getattr(workers, "python_to_rpc", None)
+        return binding if to_rpc is None else to_rpc(binding)

@@ -7,6 +7,9 @@ arrives as a JavaScript value or, as Cloudflare's ``workers`` SDK passes a
 class-based entrypoint's batch, already converted to Python dicts and lists. A message that
 succeeds is acknowledged; one whose handler fails, or that cannot be decoded, is
 retried, so Queues redelivers it (and dead-letters it after ``max_retries``).
+A message that polyserve's Cloudflare backend sent with attributes or a trace
+arrives in a JSON envelope (see ``unwrap``): the handler gets the original body
+and the attributes, and its ``Context.trace_id`` continues the producer's trace.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from polyserve.adapter import Batch
 from polyserve.errors import MalformedEventError, PolyserveError
 from polyserve.events import Message
 from polyserve.routing import Trigger
+from polyserve.tracing import from_traceparent
 from polyserve_cloudflare._time import from_js_time
 
 if TYPE_CHECKING:
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
 
     from polyserve.batch import BatchResult
     from polyserve.context import Context, ContextLogger
+    from polyserve.tracing import TraceContext
     from polyserve_cloudflare.types import JsMessageBatch, JsQueueMessage, JsRuntime
 
 __all__ = [
@@ -40,10 +45,14 @@ __all__ = [
     "to_event",
     "to_message",
     "to_native",
+    "unwrap",
 ]
 
-MAX_RETRY_DELAY = 43_200
-"""Cloudflare's largest per-message retry delay, in seconds (12 hours)."""
+MAX_RETRY_DELAY = 86_400
+"""Cloudflare's largest per-message retry delay, in seconds (24 hours, raised from 12)."""
+
+_ENVELOPE_START = b'{"polyserve_message":1,'
+_NO_ATTRIBUTES: Mapping[str, str] = {}
 
 is_http = False
 
@@ -87,11 +96,22 @@ def to_event(raw: Delivery, context: Context, names: Mapping[str, str]) -> Batch
 
         return Batch.decode(Trigger.STORAGE, raw.messages, notification, item_id=_item_id)
     source = source_name(raw.batch, names)
+    traces: dict[int, TraceContext] = {}
 
     def decode(message: JsQueueMessage) -> tuple[str, object]:
-        return source, to_message(message, source, runtime)
+        event = to_message(message, source, runtime)
+        if event.attributes:
+            trace = from_traceparent(
+                event.attributes.get("traceparent"), event.attributes.get("tracestate")
+            )
+            if trace is not None:
+                traces[id(message)] = trace
+        return source, event
 
-    return Batch.decode(Trigger.QUEUE, raw.messages, decode, item_id=_item_id)
+    def trace_of(message: JsQueueMessage) -> TraceContext | None:
+        return traces.get(id(message))
+
+    return Batch.decode(Trigger.QUEUE, raw.messages, decode, item_id=_item_id, trace_of=trace_of)
 
 
 def to_native(outcome: BatchResult, raw: Delivery, context: Context) -> BatchResult:
@@ -140,14 +160,43 @@ def to_message(message: JsQueueMessage, source: str, runtime: JsRuntime) -> Mess
     attempts = message.attempts
     if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
         raise MalformedEventError(f"message attempts is not a positive integer: {attempts!r}")
+    body = body_bytes(message.body, runtime)
+    attributes: Mapping[str, str] = _NO_ATTRIBUTES
+    if body.startswith(_ENVELOPE_START):
+        body, attributes = unwrap(body)
     return Message(
         id=str(message.id),
-        body=body_bytes(message.body, runtime),
+        body=body,
+        attributes=attributes,
         attempt=attempts,
         enqueued_at=from_js_time(message.timestamp, "message timestamp"),
         source=source,
         raw=message,
     )
+
+
+def unwrap(envelope: bytes) -> tuple[bytes, dict[str, str]]:
+    """The body and attributes of a message polyserve's Cloudflare backend sent in an envelope.
+
+    Queues carries no attributes, so a message sent with attributes or a trace is the
+    JSON object ``{"polyserve_message": 1, "attributes": {...}, "text": ...}`` (or
+    ``"base64"`` for bytes that are not UTF-8 text).
+
+    Raises:
+        MalformedEventError: the envelope is not one.
+    """
+    from polyserve.adapter import decode_base64, json_object
+
+    data = json_object(envelope, "message envelope")
+    attributes = data.get("attributes")
+    if not isinstance(attributes, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()
+    ):
+        raise MalformedEventError("message envelope attributes are not text to text")
+    text = data.get("text")
+    if isinstance(text, str):
+        return _utf8(text), attributes
+    return decode_base64(data.get("base64"), "message envelope base64"), attributes
 
 
 def body_bytes(value: Any, runtime: JsRuntime) -> bytes:
@@ -220,7 +269,7 @@ def settle(
     (handled, or set aside by ``on_poison``) and not among the failures; anything
     else, including a message whose id could not be read, is retried. A failure
     that asked for a delay (``raise Retry(delay=...)``) is retried after it, rounded
-    up to whole seconds and capped at Cloudflare's 12 hours; the others after
+    up to whole seconds and capped at Cloudflare's 24 hours; the others after
     ``retry_delay`` (``None``: the queue's own setting). Returns the ids whose
     ``ack()`` or ``retry()`` call itself failed (logged here), so the caller can
     fail the invocation.

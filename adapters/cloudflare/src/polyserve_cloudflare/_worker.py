@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from polyserve.adapter import problem, run_async
+from polyserve.adapter import problem, run_async, run_native_async
 from polyserve.context import Context
 from polyserve.errors import ConfigurationError, EventError, UnsupportedEventError
 from polyserve.routing import Trigger
@@ -20,9 +23,34 @@ if TYPE_CHECKING:
     from polyserve.identity import HeaderTrust
     from polyserve_cloudflare.types import JsRuntime
 
-__all__ = ["PROVIDER", "Worker", "WorkerContext"]
+__all__ = ["PROVIDER", "Worker", "WorkerContext", "current_env", "worker_env"]
 
 PROVIDER = "cloudflare"
+
+current_env: ContextVar[Any] = ContextVar("polyserve_cloudflare_env")
+"""The ``env`` of the invocation being handled (outbound bindings are taken from it)."""
+
+
+def worker_env(env: Any = None) -> Any:
+    """``env`` if given, else the current invocation's, else the runtime's ``workers.env``.
+
+    Raises:
+        ConfigurationError: there is none (outside an invocation, outside Pyodide).
+    """
+    if env is not None:
+        return env
+    found = current_env.get(None)
+    if found is not None:
+        return found
+    from polyserve_cloudflare._js import runtime_env
+
+    found = runtime_env()
+    if found is None:
+        raise ConfigurationError(
+            "no Worker env to take bindings from: use them from a handler the Worker's "
+            "entry point runs, or pass the env explicitly"
+        )
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +59,14 @@ class WorkerContext:
 
     A handler reaches a KV namespace as ``context.raw.env.MY_KV`` and keeps work
     going after the response with ``context.raw.ctx.waitUntil(promise)``.
+    ``handler`` names the Worker handler the runtime called (``"fetch"``,
+    ``"queue"``, ``"scheduled"``, ``"email"``, ``"tail"``), so one ``@app.native()``
+    handler can tell an email from a tail batch.
     """
 
     env: Any
     ctx: Any
+    handler: str = ""
 
 
 class Worker:
@@ -44,7 +76,7 @@ class Worker:
 
     Raises:
         ConfigurationError: a timeout is not positive, ``retry_delay`` is outside
-            0..43200 seconds, two schedules share one cron expression, or
+            0..86400 seconds, two schedules share one cron expression, or
             ``identity_headers`` names an unknown source or holds a wrong value.
     """
 
@@ -92,6 +124,12 @@ class Worker:
 
             trust = header_trust(identity_headers, HEADER_SOURCES)
         self._identify = Identity(trust)
+        # Read at run time: a type checker would treat sys.platform as the host's constant.
+        platform: str = sys.platform
+        if platform == "emscripten":
+            # On Workers, bindings are the way out: unless POLYSERVE_OUTBOUND names
+            # another backend, app.queue_out(...) and friends send through them.
+            os.environ.setdefault("POLYSERVE_OUTBOUND", "cloudflare")
 
     @property
     def runtime(self) -> JsRuntime:
@@ -102,18 +140,21 @@ class Worker:
             self._runtime = PyodideRuntime()
         return self._runtime
 
-    def context(self, timeout: float | None, invocation_id: str, env: Any, ctx: Any) -> Context:
+    def context(
+        self, timeout: float | None, invocation_id: str, env: Any, ctx: Any, handler: str = ""
+    ) -> Context:
         """A ``Context`` for one invocation; a missing ``invocation_id`` is generated."""
         if not invocation_id:
             import uuid
 
             invocation_id = uuid.uuid4().hex
+        current_env.set(env)
         return Context.with_timeout(
             PROVIDER,
             timeout,
             invocation_id=invocation_id,
             function_name=self.function_name,
-            raw=WorkerContext(env, ctx),
+            raw=WorkerContext(env, ctx, handler),
         )
 
     async def fetch(self, request: object, env: Any, ctx: Any) -> Any:
@@ -127,7 +168,7 @@ class Worker:
         raw = _http.native(request)
         if not _http.is_request(raw):
             raise _unsupported("fetch", "a Request", raw)
-        context = self.context(self.http_timeout, _http.request_id(raw), env, ctx)
+        context = self.context(self.http_timeout, _http.request_id(raw), env, ctx, "fetch")
         try:
             body = await _http.read_body(raw)
         except EventError as exc:
@@ -135,7 +176,7 @@ class Worker:
             failure = problem(exc.status, exc.code, exc.detail, context, exc.to_dict())
             return _http.response_of(failure, self.runtime)
         fetch = _http.Fetch(raw, body, self.runtime, self._identify)
-        return await run_async(self.app, _http, fetch, context, self.names)
+        return await run_async(self.app, _http, fetch, context, self.names, stream=True)
 
     async def scheduled(self, controller: object, env: Any, ctx: Any) -> None:
         """Run the schedule whose cron fired.
@@ -147,7 +188,7 @@ class Worker:
         """
         if not _scheduled.is_controller(controller):
             raise _unsupported("scheduled", "a ScheduledController", controller)
-        context = self.context(self.event_timeout, "", env, ctx)
+        context = self.context(self.event_timeout, "", env, ctx, "scheduled")
         firing = _scheduled.Firing(controller, _scheduled.cron_table(self.app))
         try:
             await run_async(self.app, _scheduled, firing, context, self.names)
@@ -165,7 +206,7 @@ class Worker:
         """
         if not _queue.is_batch(batch):
             raise _unsupported("queue", "a MessageBatch", batch)
-        context = self.context(self.event_timeout, "", env, ctx)
+        context = self.context(self.event_timeout, "", env, ctx, "queue")
         delivery = _queue.Delivery(
             batch,
             self.runtime,
@@ -174,6 +215,25 @@ class Worker:
         )
         result: BatchResult = await run_async(self.app, _queue, delivery, context, self.names)
         return result
+
+    async def native(self, handler: str, raw: object, env: Any, ctx: Any) -> Any:
+        """Hand what a handler without a typed trigger received to ``@app.native()``.
+
+        ``handler`` is the Worker handler the runtime called (``"email"`` with a
+        ``ForwardableEmailMessage``, ``"tail"`` with a list of trace items); ``raw``
+        goes to the native handler as it came, and its result comes back unchanged.
+
+        Raises:
+            UnsupportedEventError: the app has no ``@app.native("cloudflare")`` (or
+                ``"*"``) handler.
+            Exception: whatever the handler raised, so the runtime records a failure.
+        """
+        context = self.context(self.event_timeout, "", env, ctx, handler)
+        unsupported = UnsupportedEventError(
+            f"{handler}() events need an @app.native() handler",
+            description={"handler": handler, "type": type(raw).__name__},
+        )
+        return await run_native_async(self.app, PROVIDER, raw, context, unsupported)
 
     def _is_storage(self, queue: str) -> bool:
         # R2 notifications: a queue no @app.queue consumes, in an app that has storage handlers.

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 
     from polyserve.app import App
     from polyserve.events import HttpRequest
@@ -44,6 +44,8 @@ __all__ = [
     "FakeBatch",
     "FakeBuffer",
     "FakeController",
+    "FakeD1",
+    "FakeD1Statement",
     "FakeDate",
     "FakeExecutionContext",
     "FakeHeaders",
@@ -158,15 +160,29 @@ class FakeRequest:
 
 @dataclass
 class FakeResponse:
-    """What ``FakeRuntime.new_response`` makes: ``body`` is ``None`` for no body."""
+    """What ``FakeRuntime.new_response`` makes: ``body`` is ``None`` for no body.
+
+    A streamed response (``new_stream_response``) has ``stream``, the chunks its
+    ``ReadableStream`` would pull, read with ``read()``.
+    """
 
     status: int
     headers: FakeHeaders
     body: bytes | None
+    stream: AsyncIterator[bytes] | None = None
 
     @property
     def content(self) -> bytes:
+        """The body; ``ValueError`` for a stream, which only ``read()`` can read."""
+        if self.stream is not None:
+            raise ValueError("a streamed response is read with read()")
         return self.body or b""
+
+    async def read(self) -> bytes:
+        """The whole body, streamed or not."""
+        if self.stream is None:
+            return self.body or b""
+        return b"".join([chunk async for chunk in self.stream])
 
     def json(self) -> Any:
         return json.loads(self.content)
@@ -225,6 +241,11 @@ class FakeExecutionContext:
         self.waited.append(promise)
 
 
+def _js_int(text: str) -> int | float:
+    value = int(text)
+    return value if abs(value) <= 2**53 else float(value)
+
+
 class FakeRuntime:
     """A ``JsRuntime`` that makes ``FakeResponse``s and plain dicts."""
 
@@ -238,19 +259,129 @@ class FakeRuntime:
             raise TypeError(f"a response with status {status} cannot have a body")
         return FakeResponse(status, FakeHeaders(headers), None if body is None else bytes(body))
 
+    def new_stream_response(
+        self, status: int, headers: Sequence[tuple[str, str]], chunks: AsyncIterator[bytes]
+    ) -> FakeResponse:
+        """A response whose body is ``chunks``; the errors of ``new_response``."""
+        response = self.new_response(status, headers, None)
+        response.stream = chunks
+        return response
+
     def new_object(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         return dict(fields)
 
+    def json_parse(self, text: str) -> Any:
+        """``json.loads``, with JavaScript's numbers: integers beyond 2**53 become floats."""
+        return json.loads(text, parse_int=_js_int)
+
+    def to_js(self, value: Any) -> Any:
+        """``value`` itself: the fakes take Python values."""
+        return value
+
+    def is_null(self, value: Any) -> bool:
+        return value is None
+
+    def unwrap(self, binding: Any) -> Any:
+        return binding
+
     def json_stringify(self, value: Any) -> str | None:
-        """JSON text of a ``FakeJsValue`` (``TypeError`` if it has none); ``None`` otherwise."""
-        if not isinstance(value, FakeJsValue):
+        """JSON text of a ``FakeJsValue`` or of dicts and lists (``TypeError`` if it has
+        none); ``None`` otherwise."""
+        if isinstance(value, FakeJsValue):
+            value = value.data
+        elif not isinstance(value, (dict, list)):
             return None
         try:
-            return json.dumps(
-                value.data, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-            )
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         except ValueError as exc:
             raise TypeError(str(exc)) from None
+
+
+class FakeD1:
+    """A D1 database binding on a SQLite file (D1 runs SQLite): ``prepare(sql).bind(...)``
+    then ``await .first()``, ``.run()`` or ``.all()``.
+
+    Rows come back as objects with one attribute per column, as D1's do in Python.
+    Each thread and process opens its own connection, so several can share the file.
+    """
+
+    def __init__(self, path: str = ":memory:") -> None:
+        import threading
+
+        self.path = path
+        self._local = threading.local()
+        self._shared: Any = None
+        self._lock = threading.Lock()
+        self._opened: list[Any] = []
+
+    def _connection(self) -> Any:
+        import os
+        import sqlite3
+
+        if self.path == ":memory:":
+            if self._shared is None:
+                self._shared = sqlite3.connect(
+                    ":memory:", isolation_level=None, check_same_thread=False
+                )
+                self._opened.append(self._shared)
+            return self._shared
+        held = getattr(self._local, "held", None)
+        if held is not None and held[0] == os.getpid():
+            return held[1]
+        connection = sqlite3.connect(
+            self.path, timeout=10.0, isolation_level=None, check_same_thread=False
+        )
+        self._local.held = (os.getpid(), connection)
+        self._opened.append(connection)
+        return connection
+
+    def close(self) -> None:
+        """Close every connection opened here (it reopens them if used again)."""
+        import threading
+
+        with self._lock:
+            opened, self._opened = self._opened, []
+            self._shared = None
+            self._local = threading.local()
+        for connection in opened:
+            connection.close()
+
+    def prepare(self, sql: str) -> FakeD1Statement:
+        return FakeD1Statement(self, sql, ())
+
+    def execute(self, sql: str, values: Sequence[Any]) -> list[Any]:
+        """Run one statement; its rows, each with an attribute per column."""
+        from types import SimpleNamespace
+
+        with self._lock:
+            cursor = self._connection().execute(sql, tuple(values))
+            names = [d[0] for d in cursor.description or ()]
+            rows = cursor.fetchall()
+        return [SimpleNamespace(**dict(zip(names, row, strict=True))) for row in rows]
+
+
+@dataclass(frozen=True)
+class FakeD1Statement:
+    """A prepared statement of ``FakeD1``."""
+
+    database: FakeD1
+    sql: str
+    values: tuple[Any, ...]
+
+    def bind(self, *values: Any) -> FakeD1Statement:
+        return FakeD1Statement(self.database, self.sql, values)
+
+    async def first(self) -> Any:
+        rows = self.database.execute(self.sql, self.values)
+        return rows[0] if rows else None
+
+    async def all(self) -> Any:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(results=self.database.execute(self.sql, self.values))
+
+    async def run(self) -> Any:
+        return await self.all()
 
 
 # -- native events as JSON ---------------------------------------------------------------

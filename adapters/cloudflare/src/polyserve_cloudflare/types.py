@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Iterable, Mapping, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 
 __all__ = [
     "ExecutionContext",
@@ -121,10 +121,33 @@ class JsRuntime(Protocol):
         """A ``Response``: each header pair appended on its own; ``None`` means no body."""
         ...
 
+    def new_stream_response(
+        self, status: int, headers: Sequence[tuple[str, str]], chunks: AsyncIterator[bytes]
+    ) -> Any:
+        """A ``Response`` whose body is a ``ReadableStream`` pulling each chunk from ``chunks``."""
+        ...
+
     def new_object(self, fields: Mapping[str, Any]) -> Any:
         """A plain JavaScript object with ``fields`` (options for JavaScript calls)."""
         ...
 
     def json_stringify(self, value: Any) -> str | None:
         """``JSON.stringify(value)``: ``None`` where JavaScript returns ``undefined``."""
+        ...
+
+    def json_parse(self, text: str) -> Any:
+        """``JSON.parse(text)``: a JavaScript value (raises on text that is not JSON)."""
+        ...
+
+    def to_js(self, value: Any) -> Any:
+        """A JavaScript copy of ``value``: bytes as a ``Uint8Array``, dicts as plain
+        objects, lists as arrays (JavaScript values inside are kept as they are)."""
+        ...
+
+    def is_null(self, value: Any) -> bool:
+        """True for JavaScript ``null`` and ``undefined`` (however Pyodide hands them over)."""
+        ...
+
+    def unwrap(self, binding: Any) -> Any:
+        """The JavaScript object behind a binding the ``workers`` SDK wrapped (else ``binding``)."""
         ...

@@ -1,69 +1,24 @@
 // Runs the polyserve Cloudflare adapter inside real Pyodide under Node.js and prints
 // one JSON object with what came back.
 //
-//   node run_worker.mjs [PYODIDE_DIR]
+//   node run_worker.mjs [PYODIDE_DIR] [SDK_DIR] [MINIFLARE_DIR]
 //
 // PYODIDE_DIR defaults to tests/node/node_modules/pyodide. Nothing is fetched: Pyodide
 // loads its standard library from that folder, and polyserve's sources are copied from
 // this checkout into Pyodide's file system. Node provides the real Fetch Request,
 // Response and Headers classes, so the adapter's `js` calls hit real JavaScript objects;
-// the `workers` module is Cloudflare's SDK; cloudflare:workers and the queue/cron
-// objects are stand-ins.
+// the `workers` module is Cloudflare's SDK; the env's KV namespace is Miniflare's;
+// cloudflare:workers and the queue/cron objects are stand-ins.
 
-import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
+import { loadWorker, root } from "./pyodide_worker.mjs";
+
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, "../../../..");
 const pyodideDir = path.resolve(process.argv[2] ?? path.join(root, "tests/node/node_modules/pyodide"));
-const { loadPyodide } = await import(pathToFileURL(path.join(pyodideDir, "pyodide.mjs")).href);
-
-const APP_DIR = "/polyserve-worker";
-
-// The `workers` package is Cloudflare's own (PyPI's workers-runtime-sdk wheel, which
-// .ci/install-servers downloads into .cache/workers-runtime-sdk). What the runtime
-// builds in beside it stays a stand-in: the `cloudflare:workers` module (env and
-// waitUntil) and the two small modules the SDK imports from the runtime's entrypoint.
 const wheelDir = process.argv[3] ?? path.join(root, ".cache/workers-runtime-sdk");
-const wheel = fs.readdirSync(wheelDir).find((name) => /^workers_runtime_sdk-.*\.whl$/.test(name));
-if (!wheel) throw new Error(`no workers_runtime_sdk wheel in ${wheelDir}`);
-
-const ENTRYPOINT_HELPER_STANDIN = `
-from contextlib import contextmanager
-
-cloudflareWorkersModule = None
-cloudflareSocketsModule = None
-
-
-async def doAnImport(module_name):
-    raise ImportError(f"{module_name} is not available outside the Workers runtime")
-
-
-@contextmanager
-def patch_env_helper(kwds):
-    yield
-
-
-def patchWaitUntil(ctx):
-    pass
-`;
-
-const COMPAT_FLAGS_STANDIN = `
-def __getattr__(name):
-    return False
-`;
-
-function copyTree(py, source, target) {
-  py.FS.mkdirTree(target);
-  for (const entry of fs.readdirSync(source, { withFileTypes: true })) {
-    if (entry.name === "__pycache__") continue;
-    const from = path.join(source, entry.name);
-    const to = `${target}/${entry.name}`;
-    if (entry.isDirectory()) copyTree(py, from, to);
-    else if (entry.name.endsWith(".py") || entry.name === "py.typed") py.FS.writeFile(to, fs.readFileSync(from));
-  }
-}
+const miniflareDir = process.argv[4] ?? path.join(root, "tests/node/node_modules/miniflare");
 
 async function responseSummary(response) {
   const body = new Uint8Array(await response.arrayBuffer());
@@ -101,23 +56,26 @@ async function errorOf(promise) {
 }
 
 const started = performance.now();
-const py = await loadPyodide({ indexURL: pyodideDir + path.sep });
-const loadedMs = performance.now() - started;
-
-copyTree(py, path.join(root, "src/polyserve"), `${APP_DIR}/polyserve`);
-copyTree(py, path.join(root, "adapters/cloudflare/src/polyserve_cloudflare"), `${APP_DIR}/polyserve_cloudflare`);
-py.unpackArchive(new Uint8Array(fs.readFileSync(path.join(wheelDir, wheel))), "wheel", { extractDir: APP_DIR });
-py.FS.writeFile(`${APP_DIR}/_pyodide_entrypoint_helper.py`, ENTRYPOINT_HELPER_STANDIN);
-py.FS.writeFile(`${APP_DIR}/_cloudflare_compat_flags.py`, COMPAT_FLAGS_STANDIN);
-py.FS.writeFile(`${APP_DIR}/worker.py`, fs.readFileSync(path.join(here, "worker.py")));
-py.runPython(`import sys; sys.path.insert(0, ${JSON.stringify(APP_DIR)})`);
-
-const env = { KV: "kv-binding" };
+// The env holds Miniflare's real KV namespace, from getBindings().
+const { Miniflare } = await import(pathToFileURL(path.join(miniflareDir, "dist/src/index.js")).href);
+const mf = new Miniflare({
+  modules: true,
+  compatibilityDate: "2025-01-01",
+  script: "export default { fetch() { return new Response(null, { status: 404 }); } };",
+  kvNamespaces: ["KV"],
+});
+const env = await mf.getBindings();
+await env.KV.put("greeting", "hello from Miniflare's KV");
 const waited = [];
 const waitUntil = (promise) => waited.push(promise);
 const ctx = { waitUntil };
-py.pyimport("_pyodide_entrypoint_helper").cloudflareWorkersModule = { env, waitUntil };
-const worker = py.pyimport("worker");
+const { py, worker, wheel, loadMs: loadedMs } = await loadWorker({
+  pyodideDir,
+  wheelDir,
+  mainFile: path.join(here, "worker.py"),
+  env,
+  waitUntil,
+});
 const instance = worker.Default(ctx, env);
 const result = {
   pyodide: py.version,
@@ -186,6 +144,27 @@ for (const sub of ["alice", "bob", "alice", "bob"]) {
   result.http.orders.push(await responseSummary(await accessWorker.fetch(request)));
 }
 
+// A streamed body: the first chunk is read while the handler still waits to send
+// the second, which a POST /release lets it send.
+{
+  const response = await instance.fetch(new Request(`${origin}/stream`));
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  const first = await reader.read();
+  const chunks = [decoder.decode(first.value)];
+  const release = await instance.fetch(new Request(`${origin}/release`, { method: "POST" }));
+  for (let next = await reader.read(); !next.done; next = await reader.read()) {
+    chunks.push(decoder.decode(next.value));
+  }
+  result.http.stream = {
+    status: response.status,
+    contentType: response.headers.get("content-type"),
+    isStream: response.body instanceof ReadableStream,
+    chunks,
+    releaseStatus: release.status,
+  };
+}
+
 // A class-based fetch receives the runtime's Request wrapper, not the JavaScript object.
 py.globals.set("wrapped_request", new Request(`${origin}/pets/9`));
 py.globals.set("js_env", env);
@@ -248,7 +227,13 @@ result.scheduled = {
   error: await errorOf(instance.scheduled(nightly, env, ctx)),
   unknownCronError: await errorOf(instance.scheduled({ scheduledTime: Date.now(), cron: "1 2 3 4 5" }, env, ctx)),
 };
+// Email and Tail Worker events: no typed trigger, so @app.native() takes them as they came.
+const rejected = [];
+const email = { from: "ada@example.com", to: "orders@shop.example", setReject: (reason) => rejected.push(reason) };
+result.email = { value: await instance.email(email, env, ctx), rejected };
+result.tail = { value: await instance.tail([{ scriptName: "shop", outcome: "ok" }, { scriptName: "shop", outcome: "exception" }], env, ctx) };
 result.recorded = JSON.parse(worker.recorded());
 result.totalMs = Math.round(performance.now() - started);
+await mf.dispose();
 
 process.stdout.write(JSON.stringify(result) + "\n");

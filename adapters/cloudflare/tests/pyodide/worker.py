@@ -6,8 +6,9 @@ records what its handlers receive so the driver can report it.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyserve import (
     App,
@@ -22,12 +23,16 @@ from polyserve import (
 from polyserve.idempotency import idempotent
 from polyserve_cloudflare import entrypoint
 
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
 app = App("pyodide-worker")
 RECORDED: dict[str, list[dict[str, Any]]] = {
     "messages": [],
     "schedules": [],
     "orders": [],
     "storage": [],
+    "native": [],
 }
 
 
@@ -40,7 +45,7 @@ async def get_pet(pet_id: int, request: HttpRequest, ctx: Context) -> HttpRespon
         "client": request.client,
         "request_id": request.request_id,
         "accept": request.headers.get("accept"),
-        "kv": str(ctx.raw.env.KV),
+        "kv": await ctx.raw.env.KV.get("greeting"),
         "provider": ctx.provider,
         "has_deadline": ctx.deadline is not None,
     }
@@ -55,6 +60,30 @@ def create_pet(request: HttpRequest) -> dict[str, Any]:
     if not isinstance(data, dict) or not data.get("name"):
         raise HttpError(422, "name_required", "a pet needs a name")
     return {"created": data["name"], "path": request.path}
+
+
+_released = asyncio.Event()
+
+
+@app.get("/stream")
+def stream() -> HttpResponse:
+    # The second chunk waits for POST /release: only a streamed body lets the
+    # client read the first one meanwhile.
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"first"
+        try:
+            await asyncio.wait_for(_released.wait(), 10)
+        except asyncio.TimeoutError:
+            yield b"timed out"
+            return
+        yield b"second"
+
+    return HttpResponse.stream(chunks(), media_type="text/event-stream")
+
+
+@app.post("/release")
+def release() -> None:
+    _released.set()
 
 
 @app.post("/blobs/{name}")
@@ -112,6 +141,18 @@ def on_photo(event: StorageEvent) -> None:
             "at": when,
         }
     )
+
+
+@app.native("cloudflare")
+async def email_or_tail(event: Any, ctx: Context) -> str:
+    # The runtime's objects as they came: an email message, or the trace items.
+    handler = ctx.raw.handler
+    if handler == "email":
+        RECORDED["native"].append({"handler": handler, "from": event.from_, "to": event.to})
+        event.setReject("no such mailbox")
+    else:
+        RECORDED["native"].append({"handler": handler, "count": len(event)})
+    return f"{handler} handled"
 
 
 Default = entrypoint(app)

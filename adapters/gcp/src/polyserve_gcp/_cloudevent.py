@@ -7,7 +7,9 @@ Pub/Sub (``_pubsub``), Cloud Storage (``_storage``), Firestore
 (``_firestore``), Firebase Realtime Database (``_firebase_database``), Cloud
 Scheduler (``_scheduler_cloudevent``), Kafka (``_kafka``); any other type (Eventarc audit logs, Firebase, custom
 events) becomes a ``polyserve.CloudEvent`` for the ``Trigger.CLOUDEVENT``
-registration of that ``type``, or the ``"*"`` one.
+registration of that ``type``, or the ``"*"`` one. A type no module claims and no
+``@app.cloudevent`` registration takes goes to the app's ``@app.native()`` handler
+as the SDK's ``CloudEvent`` object, and the function returns its result unchanged.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from polyserve.adapter import Event, run
+from polyserve.adapter import Event, from_rfc3339, optional_text, run, run_native, text
 from polyserve.errors import EventError, MalformedEventError, PolyserveError
 from polyserve.events import CloudEvent
 from polyserve.routing import Trigger
@@ -28,8 +30,8 @@ from polyserve_gcp import (
     _storage,
 )
 from polyserve_gcp._context import DEFAULT_TIMEOUT, make_context
-from polyserve_gcp._formats import optional_text, parse_time, text
 from polyserve_gcp._names import Names
+from polyserve_gcp._native import PROVIDER, UnclaimedEventError, claim
 from polyserve_gcp._problem import answer_event_errors
 
 if TYPE_CHECKING:
@@ -62,7 +64,8 @@ def cloudevent(
             ``FUNCTION_TIMEOUT_SEC`` is not set.
 
     The function returns ``None`` when the handler succeeds (functions-framework
-    answers 200) and raises when it fails, so the platform retries the event when
+    answers 200; a ``@app.native()`` handler's result is returned as it is, and
+    ignored by functions-framework) and raises when it fails, so the platform retries the event when
     the trigger has retries enabled. An event nobody handles raises
     ``UnsupportedEventError``, a broken one ``MalformedEventError``; under
     functions-framework both are answered with 400 instead of 500.
@@ -71,11 +74,14 @@ def cloudevent(
     source = CloudEventSource(app)
     answer_event_errors()
 
-    def handle_cloudevent(event: CloudEventLike) -> None:
+    def handle_cloudevent(event: CloudEventLike) -> Any:
         attrs = event.get_attributes()
         ctx = make_context(app, str(attrs.get("id") or ""), timeout, event)
         try:
-            run(app, source, event, ctx, mapping)
+            try:
+                return run(app, source, event, ctx, mapping)
+            except UnclaimedEventError as unclaimed:
+                return run_native(app, PROVIDER, event, ctx, unclaimed)
         except EventError as exc:
             ctx.logger.warning(
                 "event rejected", code=exc.code, detail=exc.detail, type=attrs.get("type")
@@ -94,11 +100,12 @@ class CloudEventSource:
     handler among the app's registrations, so the source is built per app.
     """
 
-    __slots__ = ("_families",)
+    __slots__ = ("_app", "_families")
 
     is_http = False
 
     def __init__(self, app: App) -> None:
+        self._app = app
         # The family modules implement Source with module-level functions.
         families: tuple[Any, ...] = (
             _pubsub.Source(app), _storage, _firestore, _firebase_database,
@@ -116,6 +123,8 @@ class CloudEventSource:
         Raises:
             MalformedEventError: the event is recognised but cannot be read.
             UnsupportedEventError: no registration matches (Pub/Sub decides this early).
+            UnclaimedEventError: no family claims the type and no ``@app.cloudevent``
+                registration takes it.
         """
         try:
             for family in self._families:
@@ -123,7 +132,9 @@ class CloudEventSource:
                     request = family.to_event(raw, context, names)
                     assert isinstance(request, Event)  # CloudEvent families give one event
                     return request
-            return to_event(raw, context, names)
+            request = to_event(raw, context, names)
+            claim(self._app, request)
+            return request
         except PolyserveError:
             raise
         except Exception as exc:
@@ -153,7 +164,7 @@ def to_event(event: CloudEventLike, context: Context, names: Mapping[str, str]) 
     if isinstance(when, dt.datetime):
         time: dt.datetime | None = when
     else:
-        time = parse_time(when, "CloudEvent time") if when else None
+        time = from_rfc3339(when, "CloudEvent time") if when else None
     typed = CloudEvent(
         id=text(attrs, "id", what),
         source=text(attrs, "source", what),

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from polyserve.adapter import Event
+from polyserve.adapter import Event, from_rfc3339, json_object
 from polyserve.errors import MalformedEventError
 from polyserve.events import ChangeType, StreamRecord
 from polyserve.routing import Trigger
-from polyserve_gcp._formats import json_object, parse_time
 from polyserve_gcp._names import logical
 
 if TYPE_CHECKING:
@@ -94,7 +93,7 @@ def to_event(event: CloudEventLike, context: Context, names: Mapping[str, str]) 
         keys={"id": segments[-1], "path": path},
         old=_image(before),
         new=_image(after),
-        occurred_at=when if not isinstance(when, str) else parse_time(when, "event time"),
+        occurred_at=when if not isinstance(when, str) else from_rfc3339(when, "event time"),
         raw=event,
     )
     return Event(Trigger.STREAM, source, record)

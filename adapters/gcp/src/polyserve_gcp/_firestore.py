@@ -32,11 +32,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from polyserve.adapter import Event
+from polyserve.adapter import Event, from_rfc3339, json_object
 from polyserve.errors import MalformedEventError
 from polyserve.events import ChangeType, StreamRecord
 from polyserve.routing import Trigger
-from polyserve_gcp._formats import decode_base64, json_object, parse_time
+from polyserve_gcp._formats import decode_base64
 from polyserve_gcp._names import logical
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ def read_change(
         old=_fields(old_doc),
         new=_fields(new_doc),
         sequence=sequence if isinstance(sequence, str) else None,
-        occurred_at=parse_time(time, "Firestore event time") if time else None,
+        occurred_at=from_rfc3339(time, "Firestore event time") if time else None,
         raw=raw,
     )
     return Event(Trigger.STREAM, source, record)
@@ -276,7 +276,7 @@ _CONVERTERS: dict[str, Any] = {
     "booleanValue": _boolean,
     "integerValue": _integer,
     "doubleValue": _double,
-    "timestampValue": lambda raw: parse_time(raw, "Firestore timestampValue"),
+    "timestampValue": lambda raw: from_rfc3339(raw, "Firestore timestampValue"),
     "stringValue": _string,
     "bytesValue": lambda raw: decode_base64(raw, "Firestore bytesValue"),
     "referenceValue": _string,

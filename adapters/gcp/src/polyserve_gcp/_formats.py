@@ -1,44 +1,20 @@
-"""Reading Google's wire formats: the shared field readers, base64, schedule payloads, resource names.
+"""Reading Google's wire formats: protobuf-JSON base64, schedule payloads, resource names.
 
-The field readers and RFC 3339 times are ``polyserve.adapter``'s, which every
-adapter uses; each raises ``MalformedEventError`` for a value that is missing or
-of the wrong type, so a translation never lets ``KeyError``, ``TypeError`` or
-``binascii.Error`` escape.
+The field readers and RFC 3339 times are ``polyserve.adapter``'s (``text``,
+``json_object``, ``from_rfc3339``...), which every adapter uses; each raises
+``MalformedEventError`` for a value that is missing or of the wrong type, so a
+translation never lets ``KeyError``, ``TypeError`` or ``binascii.Error`` escape.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from polyserve.adapter import (
-    as_object,
-    from_rfc3339,
-    json_object,
-    optional_text,
-    parse_json,
-    text,
-)
 from polyserve.adapter import decode_base64 as _decode_base64
+from polyserve.adapter import parse_json
 from polyserve.errors import MalformedEventError
 
-if TYPE_CHECKING:
-    import datetime as dt
-
-__all__ = [
-    "as_object",
-    "decode_base64",
-    "json_object",
-    "last_segment",
-    "optional_text",
-    "parse_time",
-    "payload",
-    "text",
-]
-
-
-def parse_time(value: Any, what: str) -> dt.datetime:
-    """An RFC 3339 timestamp as a UTC datetime (nanoseconds are cut to microseconds)."""
-    return from_rfc3339(value, what)
+__all__ = ["decode_base64", "last_segment", "payload"]
 
 
 def decode_base64(value: Any, what: str) -> bytes:

@@ -25,19 +25,22 @@ handler). A POST to ``schedule_path`` (default ``/_scheduler``) is a Cloud
 Scheduler HTTP job (see ``_scheduler``). Both answer 204 on success, so Pub/Sub
 acknowledges; a rejected event gets its 4xx and a failed handler 500, so Pub/Sub
 redelivers. Set either path to ``None`` to give it back to the app.
+
+A streamed response (a handler's iterator, a mounted app's ``StreamingResponse``)
+goes out chunk by chunk, as a Flask response over an iterator, which gunicorn
+sends chunked.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from polyserve.adapter import error_response
+from polyserve.adapter import as_object, error_response
 from polyserve.errors import ConfigurationError, EventError, MalformedEventError, PolyserveError
 from polyserve.events import Headers, HttpRequest, HttpResponse, QueryParams, decode_path
-from polyserve_gcp import _pubsub, _scheduler
+from polyserve_gcp import _pubsub, _scheduler, _tracing
 from polyserve_gcp._context import DEFAULT_TIMEOUT, make_context
-from polyserve_gcp._formats import as_object
 from polyserve_gcp._identity import HEADER_SOURCES, Identity
 from polyserve_gcp._names import Names
 
@@ -49,9 +52,15 @@ if TYPE_CHECKING:
     from polyserve import App, Context
     from polyserve.adapter import Event
     from polyserve.identity import HeaderTrust
+    from polyserve.streaming import StreamingResponse
+    from polyserve.tracing import TraceContext
     from polyserve_gcp.types import HttpFunction
 
-__all__ = ["http", "matches", "request_id", "to_event", "to_native"]
+    class _HeaderReader(Protocol):
+        def get(self, key: str, /) -> str | None: ...
+
+
+__all__ = ["flask_response", "http", "is_http", "matches", "request_id", "to_event", "to_native"]
 
 _EXECUTION_ID = "function-execution-id"
 _TRACE_CONTEXT = "x-cloud-trace-context"
@@ -96,53 +105,64 @@ def http(
     identify = Identity(trust)
 
     def handle_http(request: flask.Request) -> flask.Response:
+        raw = _unwrap(request)
+        ctx = make_context(app, request_id(raw.headers), timeout, raw)
         try:
-            native = to_event(request)
+            native = to_event(raw, ctx, lookup)
         except EventError as exc:
-            ids = request_id(Headers(list(request.headers.items())))
-            return to_native(error_response(exc, make_context(app, ids, timeout, request)))
-        ctx = make_context(app, native.request_id, timeout, native.raw)
+            return to_native(error_response(exc, ctx), raw, ctx)
         ctx.principal_from(identify, native.headers)
         push = _below(native.path, push_path)
         schedule = _below(native.path, schedule_path)
         if push is not None:
+            ctx.trace_from(_push_trace, native)
             response = _deliver(app, native, ctx, lambda: _push(app, lookup, native, push))
         elif schedule is not None:
             response = _deliver(
-                app, native, ctx, lambda: _scheduler.to_event(native, schedule, lookup)
+                app, native, ctx, lambda: _scheduler.from_request(native, schedule, lookup)
             )
         else:
-            response = app.handle_http(native, ctx)
-        return to_native(response)
+            response = app.handle_http(native, ctx, stream=True)
+            if response.__class__ is not HttpResponse:  # loaded only by apps that stream
+                from polyserve.streaming import StreamingResponse
+
+                if isinstance(response, StreamingResponse):
+                    return _streamed(response, ctx)
+        return to_native(response, raw, ctx)
 
     return handle_http
 
 
-def matches(request: flask.Request) -> bool:
+is_http = True
+
+
+def matches(raw: flask.Request) -> bool:
     """Every request functions-framework routes to an HTTP function is one."""
     return True
 
 
-def request_id(headers: Headers) -> str:
-    """``Function-Execution-Id``, the trace id of ``X-Cloud-Trace-Context``, or a new id."""
-    execution = headers.get(_EXECUTION_ID, "").strip()
+def request_id(headers: _HeaderReader) -> str:
+    """``Function-Execution-Id``, the trace id of ``X-Cloud-Trace-Context``, or a new id.
+
+    ``headers`` are a request's, a Flask one's or polyserve's (names in any case).
+    """
+    execution = (headers.get(_EXECUTION_ID) or "").strip()
     if execution:
         return execution
-    trace = headers.get(_TRACE_CONTEXT, "").split("/", 1)[0].strip()
+    trace = (headers.get(_TRACE_CONTEXT) or "").split("/", 1)[0].strip()
     return trace or uuid.uuid4().hex
 
 
-def to_event(request: flask.Request) -> HttpRequest:
+def to_event(raw: flask.Request, context: Context, names: Mapping[str, str]) -> HttpRequest:
     """The ``HttpRequest`` for a Flask request (see the module docstring).
+
+    Its ``request_id`` is the invocation's id (``request_id`` of its headers). The
+    push and scheduler paths are the entry point's: ``names`` are used there.
 
     Raises:
         MalformedEventError: code ``invalid_path`` for a path ``decode_path`` refuses.
     """
-    # ``flask.request`` is a context-local proxy; ``raw`` must stay usable after the
-    # request context ends, so it keeps the request object itself.
-    unwrap = getattr(request, "_get_current_object", None)
-    if callable(unwrap):
-        request = unwrap()
+    request = _unwrap(raw)
     headers = Headers(list(request.headers.items()))
     forwarded = headers.get("x-forwarded-for", "").split(",", 1)[0].strip()
     return HttpRequest(
@@ -152,12 +172,17 @@ def to_event(request: flask.Request) -> HttpRequest:
         headers=headers,
         body=request.get_data(cache=True),
         client=forwarded or request.remote_addr or None,
-        request_id=request_id(headers),
+        request_id=context.invocation_id,
         raw=request,
     )
 
 
-def to_native(response: HttpResponse) -> flask.Response:
+def to_native(outcome: HttpResponse, raw: flask.Request, context: Context) -> flask.Response:
+    """The Flask response for ``outcome`` (``flask_response``)."""
+    return flask_response(outcome)
+
+
+def flask_response(response: HttpResponse) -> flask.Response:
     """A Flask response with exactly the response's status, headers and body.
 
     Repeated headers (``Set-Cookie``) stay separate, Flask adds no default
@@ -173,6 +198,30 @@ def to_native(response: HttpResponse) -> flask.Response:
         native.headers.add(name, value)
     if length is not None and "content-length" not in response.headers:
         native.headers["Content-Length"] = length
+    return native
+
+
+def _unwrap(request: flask.Request) -> flask.Request:
+    # ``flask.request`` is a context-local proxy; ``raw`` must stay usable after the
+    # request context ends, so it keeps the request object itself.
+    unwrap = getattr(request, "_get_current_object", None)
+    return unwrap() if callable(unwrap) else request
+
+
+def _streamed(response: StreamingResponse, context: Context) -> flask.Response:
+    """A Flask response that sends ``response``'s chunks as they come.
+
+    Werkzeug sends a body given as an iterator without ``Content-Length``, so the
+    server (gunicorn under functions-framework) sends it chunked.
+    """
+    import flask
+
+    from polyserve.streaming import iterate_blocking
+
+    native = flask.Response(iterate_blocking(response, context), status=response.status)
+    native.headers.clear()
+    for name, value in response.headers.multi_items():
+        native.headers.add(name, value)
     return native
 
 
@@ -223,6 +272,17 @@ def _push(app: App, names: Names, request: HttpRequest, topic: str) -> Event:
         fallback_time=None,
         raw=request.raw,
     )
+
+
+def _push_trace(request: HttpRequest) -> TraceContext | None:
+    """A push delivery continues its message's producer trace (the attributes the Pub/Sub
+    client libraries write), else the push request's own; never raises."""
+    try:
+        message = request.json().get("message")
+        found = _tracing.pubsub_trace(message.get("attributes"))
+    except Exception:  # not a push envelope: _push answers that with a 400
+        found = None
+    return found if found is not None else _tracing.trace_of(request.raw)
 
 
 def _deliver(

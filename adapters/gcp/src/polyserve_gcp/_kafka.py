@@ -41,11 +41,10 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any
 
-from polyserve.adapter import Event
+from polyserve.adapter import Event, from_rfc3339
 from polyserve.errors import MalformedEventError
 from polyserve.events import Message
 from polyserve.routing import Trigger
-from polyserve_gcp._formats import parse_time
 from polyserve_gcp._names import logical
 
 if TYPE_CHECKING:
@@ -136,7 +135,7 @@ def _text(value: Any, what: str) -> str:
 def _time(when: object) -> dt.datetime | None:
     if isinstance(when, dt.datetime):
         return when
-    return parse_time(when, "Kafka record time") if when else None
+    return from_rfc3339(when, "Kafka record time") if when else None
 
 
 def to_native(outcome: object, raw: CloudEventLike, context: Context) -> None:

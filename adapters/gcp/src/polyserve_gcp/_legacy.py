@@ -18,6 +18,10 @@ document.create`` (``update``, ``delete``,
 anything else (Firebase, Analytics, ...)        ``CloudEvent`` with that ``type``
 ==============================================  ==============================
 
+A type of the last row that no ``@app.cloudevent`` registration takes goes to the
+app's ``@app.native()`` handler as the ``(data, context)`` pair, and the function
+returns its result unchanged.
+
 The Pub/Sub message id and publish time come from the context (``event_id``,
 ``timestamp``); the topic from ``resource``. The typed event's ``raw`` is the
 ``(data, context)`` pair.
@@ -27,14 +31,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from polyserve.adapter import Event, run
+from polyserve.adapter import Event, as_object, from_rfc3339, json_object, run, run_native
 from polyserve.errors import EventError, MalformedEventError, PolyserveError
 from polyserve.events import CloudEvent, StorageAction
 from polyserve.routing import Trigger
 from polyserve_gcp import _firestore, _pubsub, _storage
 from polyserve_gcp._context import DEFAULT_TIMEOUT, make_context
-from polyserve_gcp._formats import as_object, json_object, last_segment, parse_time
+from polyserve_gcp._formats import last_segment
 from polyserve_gcp._names import Names
+from polyserve_gcp._native import PROVIDER, UnclaimedEventError, claim
 from polyserve_gcp._problem import answer_event_errors
 
 if TYPE_CHECKING:
@@ -44,7 +49,7 @@ if TYPE_CHECKING:
     from polyserve.context import Context
     from polyserve_gcp.types import BackgroundFunction, LegacyContext
 
-__all__ = ["BackgroundSource", "background", "matches", "to_event", "to_native"]
+__all__ = ["BackgroundSource", "background", "read_event"]
 
 
 def background(
@@ -58,11 +63,14 @@ def background(
     mapping = dict(names or {})
     answer_event_errors()
 
-    def handle_background(data: Any, context: LegacyContext) -> None:
+    def handle_background(data: Any, context: LegacyContext) -> Any:
         event_id = str(getattr(context, "event_id", "") or "")
         ctx = make_context(app, event_id, timeout, context)
         try:
-            run(app, source, (data, context), ctx, mapping)
+            try:
+                return run(app, source, (data, context), ctx, mapping)
+            except UnclaimedEventError as unclaimed:
+                return run_native(app, PROVIDER, (data, context), ctx, unclaimed)
         except EventError as exc:
             ctx.logger.warning(
                 "event rejected",
@@ -95,21 +103,19 @@ class BackgroundSource:
     ) -> Event:
         """The typed event and its registration."""
         data, native = raw
-        return _translated(data, native, self._app, self._names)
+        request = _translated(data, native, self._app, self._names)
+        if request.trigger is Trigger.CLOUDEVENT:
+            claim(self._app, request)
+        return request
 
     def to_native(self, outcome: Any, raw: tuple[Any, LegacyContext], context: Context) -> None:
         """Nothing: functions-framework answers 200 once the function returns."""
         return None
 
 
-def matches(data: Any, context: LegacyContext) -> bool:
-    """Every background event matches: types without a mapping become CloudEvents."""
-    return True
-
-
 def _translated(data: Any, context: LegacyContext, app: App, names: Names) -> Event:
     try:
-        return to_event(data, context, app, names)
+        return read_event(data, context, app, names)
     except PolyserveError:
         raise
     except Exception as exc:
@@ -125,7 +131,7 @@ def _resource_name(resource: Any) -> str:
     return resource
 
 
-def to_event(data: Any, context: LegacyContext, app: App, names: Names) -> Event:
+def read_event(data: Any, context: LegacyContext, app: App, names: Names) -> Event:
     """The typed event for a background event and the registration it goes to."""
     event_type = context.event_type
     if not isinstance(event_type, str) or not event_type:
@@ -178,14 +184,9 @@ def _generic(
         id=event_id,
         source=str(source or ""),
         type=event_type,
-        time=parse_time(timestamp, "background event timestamp") if timestamp else None,
+        time=from_rfc3339(timestamp, "background event timestamp") if timestamp else None,
         datacontenttype="application/json" if isinstance(data, (dict, list)) else None,
         data=data,
         raw=raw,
     )
     return Event(Trigger.CLOUDEVENT, event_type, typed)
-
-
-def to_native(result: object) -> None:
-    """Nothing: returning completes the event; raising fails it (retried if enabled)."""
-    return None

@@ -55,7 +55,7 @@ def answer_event_errors() -> None:
 def _answer(exc: EventError) -> flask.Response:
     import flask
 
-    from polyserve_gcp._http import to_native
+    from polyserve_gcp._http import flask_response
 
     invocation_id = flask.request.headers.get("ce-id", "") if flask.has_request_context() else ""
-    return to_native(problem_for(exc, invocation_id))
+    return flask_response(problem_for(exc, invocation_id))

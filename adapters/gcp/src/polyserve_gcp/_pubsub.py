@@ -19,19 +19,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from polyserve.adapter import Event
+from polyserve.adapter import Event, as_object, from_rfc3339, json_object, optional_text
 from polyserve.errors import MalformedEventError, UnsupportedEventError
 from polyserve.events import Message
 from polyserve.routing import Trigger
 from polyserve_gcp import _scheduler
-from polyserve_gcp._formats import (
-    as_object,
-    decode_base64,
-    json_object,
-    last_segment,
-    optional_text,
-    parse_time,
-)
+from polyserve_gcp._formats import decode_base64, last_segment
 from polyserve_gcp._names import logical
 
 if TYPE_CHECKING:
@@ -50,7 +43,6 @@ __all__ = [
     "matches",
     "read_message",
     "route",
-    "to_native",
 ]
 
 EVENT_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
@@ -233,7 +225,7 @@ def read_message(
         body=decode_base64(data, f"{what} data") if data else b"",
         attributes=dict(attributes),
         attempt=_attempt(attempt),
-        enqueued_at=parse_time(published, f"{what} publishTime") if published else None,
+        enqueued_at=from_rfc3339(published, f"{what} publishTime") if published else None,
         source=source,
         group_key=ordering_key,
         raw=raw,
@@ -251,8 +243,3 @@ def _attempt(value: Any) -> int:
     except (TypeError, ValueError):
         raise MalformedEventError("Pub/Sub deliveryAttempt must be a number") from None
     return max(attempt, 1)
-
-
-def to_native(result: object) -> None:
-    """Nothing: returning acknowledges the message; raising makes Pub/Sub redeliver it."""
-    return None

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from polyserve.adapter import Event
+from polyserve.adapter import Event, from_rfc3339
 from polyserve.errors import MalformedEventError
 from polyserve.events import ScheduleEvent
 from polyserve.routing import Trigger
-from polyserve_gcp._formats import last_segment, parse_time, payload
+from polyserve_gcp._formats import last_segment, payload
 from polyserve_gcp._names import logical
 
 if TYPE_CHECKING:
@@ -35,8 +35,8 @@ __all__ = [
     "JOB_NAME_HEADER",
     "SCHEDULE_TIME_HEADER",
     "from_message",
+    "from_request",
     "schedule_for_topic",
-    "to_event",
 ]
 
 JOB_NAME_HEADER = "x-cloudscheduler-jobname"
@@ -71,7 +71,7 @@ def from_message(message: Message, name: str) -> Event:
     return Event(Trigger.SCHEDULE, name, event)
 
 
-def to_event(request: HttpRequest, suffix: str, names: Mapping[str, str]) -> Event:
+def from_request(request: HttpRequest, suffix: str, names: Mapping[str, str]) -> Event:
     """The ``ScheduleEvent`` for a request to the schedule path (``suffix``: the rest of it).
 
     Raises:
@@ -92,7 +92,7 @@ def to_event(request: HttpRequest, suffix: str, names: Mapping[str, str]) -> Eve
     event = ScheduleEvent(
         id=request.request_id,
         name=name,
-        scheduled_at=parse_time(when, "X-CloudScheduler-ScheduleTime") if when else None,
+        scheduled_at=from_rfc3339(when, "X-CloudScheduler-ScheduleTime") if when else None,
         payload=payload(request.body),
         raw=request.raw,
     )

@@ -13,11 +13,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from polyserve.adapter import Event
+from polyserve.adapter import Event, from_rfc3339, json_object
 from polyserve.errors import MalformedEventError
 from polyserve.events import ScheduleEvent
 from polyserve.routing import Trigger
-from polyserve_gcp._formats import decode_base64, json_object, last_segment, parse_time, payload
+from polyserve_gcp._formats import decode_base64, last_segment, payload
 from polyserve_gcp._names import logical
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def to_event(event: CloudEventLike, context: Context, names: Mapping[str, str]) 
 def _time(when: object) -> dt.datetime | None:
     if isinstance(when, dt.datetime):
         return when
-    return parse_time(when, "Cloud Scheduler event time") if when else None
+    return from_rfc3339(when, "Cloud Scheduler event time") if when else None
 
 
 def to_native(outcome: object, raw: CloudEventLike, context: Context) -> None:

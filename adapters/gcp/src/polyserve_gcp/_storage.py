@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from polyserve.adapter import Event
+from polyserve.adapter import Event, from_rfc3339, json_object, optional_text
 from polyserve.errors import MalformedEventError
 from polyserve.events import StorageAction, StorageEvent
 from polyserve.routing import Trigger
-from polyserve_gcp._formats import json_object, optional_text, parse_time
 from polyserve_gcp._names import logical
 
 if TYPE_CHECKING:
@@ -125,7 +124,7 @@ def read_object(
         etag=optional_text(data, "etag", what),
         version=None if generation is None else str(generation),
         content_type=optional_text(data, "contentType", what),
-        occurred_at=parse_time(when, f"{what} event time") if when else None,
+        occurred_at=from_rfc3339(when, f"{what} event time") if when else None,
         raw=raw,
     )
     return Event(Trigger.STORAGE, name, event)

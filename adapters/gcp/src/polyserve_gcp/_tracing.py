@@ -6,8 +6,11 @@ Where the trace comes from, first found wins:
   ``X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=1``.
 - CloudEvents: the ``traceparent`` extension (the CloudEvents distributed tracing
   extension); for a Pub/Sub message, else the message attributes the Pub/Sub client
-  libraries write when OpenTelemetry is on (``googclient_traceparent``), or a plain
-  ``traceparent`` attribute a producer set itself.
+  libraries write when OpenTelemetry is on (``googclient_traceparent``), a plain
+  ``traceparent`` attribute a producer set itself (``polyserve_gcp.outbound`` writes
+  it), or the ``ce-traceparent`` attribute of a CloudEvent in binary mode.
+- Pub/Sub push requests (the HTTP target's push path): the message attributes as
+  above, else the request's headers.
 
 A malformed value is ignored, never an error. Every log line of a traced invocation
 carries ``logging.googleapis.com/trace`` (``projects/PROJECT/traces/TRACE_ID``),
@@ -73,7 +76,7 @@ def _of_cloudevent(event: Any) -> TraceContext | None:
 
 def pubsub_trace(attributes: dict[str, Any]) -> TraceContext | None:
     """The trace a Pub/Sub message's attributes carry, or ``None``."""
-    for prefix in (_PUBSUB_PREFIX, ""):
+    for prefix in (_PUBSUB_PREFIX, "", "ce-"):
         found = from_traceparent(
             attributes.get(prefix + "traceparent"), attributes.get(prefix + "tracestate")
         )

@@ -15,6 +15,11 @@ then knows exactly which messages were not sent, and retries only those that met
 transient error (with the client library's own retries turned off, so there is one retry
 policy). A request holds messages of one ordering key only, as Pub/Sub requires.
 
+A ``CloudEvent`` is published in the binary content mode of the CloudEvents Pub/Sub
+protocol binding: its attributes as ``ce-`` message attributes (``content-type`` for
+``datacontenttype``), its data as the message data. ``polyserve_gcp`` reads it back for a
+handler that takes a ``CloudEvent``.
+
 Limits (Pub/Sub and Cloud Storage quotas and limits pages): a message's data up to
 10 MB (10,000,000 bytes); a publish request up to 10 MB and 1,000 messages; up to 100
 attributes per message, a key up to 256 bytes, not starting with ``goog``, a value up to
@@ -31,6 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
     from typing import Any
 
+    from polyserve.events.cloudevent import CloudEvent
     from polyserve.outbound.message import Message
 
 __all__ = ["GcpBackend"]
@@ -46,6 +52,8 @@ MAX_OBJECT_BYTES = 5 * 1024**4
 # What a message costs in a request beyond its data and attributes (field tags, lengths),
 # generously counted so that a request never crosses the limit.
 _MESSAGE_OVERHEAD = 64
+# An attribute's map-entry tags and lengths beside its key and value bytes.
+_ATTRIBUTE_OVERHEAD = 8
 _TIMEOUT = 30.0
 
 # google.api_core exception names that mean "try again": the codes Pub/Sub's own
@@ -93,26 +101,34 @@ def _translate(exc: Exception, what: str) -> Exception:
     return PublishError(f"{name} for {what}: {' '.join(str(message).split())}")
 
 
-def _problem(message: Message, attributes: Mapping[str, str]) -> str | None:
-    """Why Pub/Sub would refuse ``message`` with ``attributes``, checked before sending;
-    ``None`` when it is fine."""
+def _checked(data: bytes, key: str | None, attributes: Mapping[str, str]) -> str | int:
+    """What a message of ``data``, ordering ``key`` and ``attributes`` costs in a publish
+    request, in bytes, or why Pub/Sub would refuse it (checked before sending). Keys,
+    values and the ordering key are counted in UTF-8 bytes, as Pub/Sub counts them."""
     if len(attributes) > MAX_ATTRIBUTES:
         return f"{len(attributes)} attributes, over Pub/Sub's limit of {MAX_ATTRIBUTES}"
+    size = len(data) + _MESSAGE_OVERHEAD
     for key, value in attributes.items():
-        size = len(key.encode())
-        if not key or size > MAX_ATTRIBUTE_KEY_BYTES:
-            return f"attribute key of {size} bytes: Pub/Sub takes 1 to {MAX_ATTRIBUTE_KEY_BYTES}"
+        key_size = len(key.encode())
+        if not key or key_size > MAX_ATTRIBUTE_KEY_BYTES:
+            return (
+                f"attribute key of {key_size} bytes: Pub/Sub takes 1 to {MAX_ATTRIBUTE_KEY_BYTES}"
+            )
         if key.startswith("goog"):
             return f"attribute key {key!r}: keys starting with 'goog' are reserved by Pub/Sub"
-        size = len(value.encode())
-        if size > MAX_ATTRIBUTE_VALUE_BYTES:
+        value_size = len(value.encode())
+        if value_size > MAX_ATTRIBUTE_VALUE_BYTES:
             return (
-                f"attribute {key!r} of {size} bytes, over Pub/Sub's limit of "
+                f"attribute {key!r} of {value_size} bytes, over Pub/Sub's limit of "
                 f"{MAX_ATTRIBUTE_VALUE_BYTES}"
             )
-    if message.key and len(message.key.encode()) > MAX_ORDERING_KEY_BYTES:
-        return f"ordering key over Pub/Sub's limit of {MAX_ORDERING_KEY_BYTES} bytes"
-    return None
+        size += key_size + value_size + _ATTRIBUTE_OVERHEAD
+    if key:
+        key_size = len(key.encode())
+        if key_size > MAX_ORDERING_KEY_BYTES:
+            return f"ordering key over Pub/Sub's limit of {MAX_ORDERING_KEY_BYTES} bytes"
+        size += key_size
+    return size
 
 
 class GcpBackend:
@@ -223,7 +239,7 @@ class GcpBackend:
     def send(self, kind: str, target: str, messages: Sequence[Message]) -> list[str | Exception]:
         """Publish ``messages``: one request per ordering key and per 10 MB.
 
-        A message Pub/Sub would refuse (see ``_problem``) fails alone, before sending.
+        A message Pub/Sub would refuse (see ``_checked``) fails alone, before sending.
 
         Raises:
             ConfigurationError: the topic does not exist, or the credentials cannot publish.
@@ -236,22 +252,23 @@ class GcpBackend:
         # Requests in the order their first message comes, each holding one ordering key.
         requests: dict[str, list[list[tuple[int, Any]]]] = {}
         sizes: dict[str, int] = {}
-        budget = MAX_REQUEST_BYTES - len(topic) - _MESSAGE_OVERHEAD
+        budget = MAX_REQUEST_BYTES - len(topic.encode()) - _MESSAGE_OVERHEAD
         for index, message in enumerate(messages):
             attributes = message.headers()
-            problem = _problem(message, attributes)
-            if problem is not None:
-                out[index] = PublishError(problem, code="message_refused")
+            data = message.body
+            if message.cloudevent is not None:
+                data = self._binary_mode(message.cloudevent, attributes)
+            size = _checked(data, message.key, attributes)
+            if isinstance(size, str):
+                out[index] = PublishError(size, code="message_refused")
                 continue
             key = message.key or ""
-            size = len(message.body) + len(key) + _MESSAGE_OVERHEAD
-            size += sum(len(k) + len(v) + 8 for k, v in attributes.items())
             batches = requests.setdefault(key, [[]])
             if batches[-1] and sizes[key] + size > budget:
                 batches.append([])
                 sizes[key] = 0
             sizes[key] = sizes.get(key, 0) + size
-            native = make(data=message.body, attributes=attributes, ordering_key=key)
+            native = make(data=data, attributes=attributes, ordering_key=key)
             batches[-1].append((index, native))
         for key, batches in requests.items():
             failed: Exception | None = None
@@ -276,6 +293,24 @@ class GcpBackend:
                 for (index, _), message_id in zip(batch, answer.message_ids, strict=True):
                     out[index] = message_id
         return out
+
+    @staticmethod
+    def _binary_mode(event: CloudEvent, attributes: dict[str, str]) -> bytes:
+        """The data of ``event`` in the Pub/Sub binding's binary mode; its attributes
+        (``ce-`` names, ``content-type`` for ``datacontenttype``) go into ``attributes``
+        in place of the structured form's content type."""
+        from polyserve.outbound.cloudevents import to_binary
+
+        headers, data = to_binary(event)
+        del attributes["content-type"]
+        attributes.update(headers)
+        return data
+
+    def message_size(self, kind: str, target: str, message: Message) -> int:
+        """The data Pub/Sub counts against its 10 MB: a CloudEvent's data in binary mode."""
+        if message.cloudevent is None:
+            return len(message.body)
+        return len(self._binary_mode(message.cloudevent, {"content-type": ""}))
 
     # -- ObjectBackend -------------------------------------------------------------
 

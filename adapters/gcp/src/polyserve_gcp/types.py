@@ -62,8 +62,8 @@ class LegacyContext(Protocol):
 HttpFunction = Callable[["flask.Request"], "flask.Response"]
 """The HTTP target ``polyserve_gcp.http`` returns (for ``--signature-type=http``)."""
 
-CloudEventFunction = Callable[[CloudEventLike], None]
+CloudEventFunction = Callable[[CloudEventLike], Any]
 """The CloudEvent target ``polyserve_gcp.cloudevent`` returns (``--signature-type=cloudevent``)."""
 
-BackgroundFunction = Callable[[Any, LegacyContext], None]
+BackgroundFunction = Callable[[Any, LegacyContext], Any]
 """The background target ``polyserve_gcp.background`` returns (``--signature-type=event``)."""

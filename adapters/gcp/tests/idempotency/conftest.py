@@ -11,7 +11,7 @@ from adapters.gcp.tests.idempotency.factories import ClosingFirestoreStore, Fire
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from tests.support.servers import GcloudEmulator
+    from polyserve_testkit.servers import GcloudEmulator
 
 _WHY_OPTIONAL = (
     "the Firestore emulator comes with the gcloud SDK, which cannot be installed offline, so "

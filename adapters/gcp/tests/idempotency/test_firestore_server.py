@@ -14,11 +14,11 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tests.support.store_contract import StoreContract, StoreFactory
 
 from polyserve.errors import CorruptRecordError, RecordTooLargeError, StoreUnavailableError
 from polyserve.idempotency.store import Status
 from polyserve_gcp.idempotency import DOCUMENT_SIZE_LIMIT, FirestoreStore
+from polyserve_testkit.store_contract import StoreContract, StoreFactory
 
 if TYPE_CHECKING:
     from adapters.gcp.tests.idempotency.factories import (
@@ -35,6 +35,8 @@ integration = pytest.mark.integration
 @integration
 class TestFirestoreStoreContract(StoreContract):
     """The shared store contract, against the real server."""
+
+    preload = ("google.cloud.firestore",)
 
     @pytest.fixture
     def make_store(self, firestore_factory: FirestoreStoreFactory) -> StoreFactory:

@@ -11,9 +11,8 @@ from tests.integration.idempotency.azure.factories import TableStoreFactory
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from tests.support.servers import AzuriteServer
-
     from polyserve_azure.idempotency import TableStore
+    from polyserve_testkit.servers import AzuriteServer
 
 
 @pytest.fixture(scope="session")

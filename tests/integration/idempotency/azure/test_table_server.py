@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from tests.integration.idempotency.azure.factories import ClosingTableStore, TableStoreFactory
-from tests.support.servers import AZURITE_ACCOUNT_KEY, AZURITE_ACCOUNT_NAME
-from tests.support.store_contract import StoreContract, StoreFactory
 
 from polyserve.errors import CorruptRecordError, RecordTooLargeError, StoreUnavailableError
 from polyserve.idempotency.store import Record, Status
 from polyserve_azure.idempotency import CHUNK_BYTES, TableStore
+from polyserve_testkit.servers import AZURITE_ACCOUNT_KEY, AZURITE_ACCOUNT_NAME
+from polyserve_testkit.store_contract import StoreContract, StoreFactory
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -29,6 +29,8 @@ integration = pytest.mark.integration
 @integration
 class TestTableStoreContract(StoreContract):
     """The shared store contract, against the real server."""
+
+    preload = ("azure.data.tables", "requests")
 
     @pytest.fixture
     def make_store(self, table_factory: TableStoreFactory) -> StoreFactory:

@@ -1,9 +1,9 @@
 """Real servers for the integration tests, each started by a session fixture.
 
-Load this module as a pytest plugin (``pytest_plugins = ["tests.support.servers"]``). A server
-starts the first time a test asks for its fixture, on a free port bound to 127.0.0.1 only, keeps
-its data in memory or in a temporary directory, and is stopped with its whole process group at
-the end of the session. Each fixture yields a frozen dataclass with what a client needs.
+Load this module as a pytest plugin (``pytest_plugins = ["polyserve_testkit.servers"]``, as the
+root ``conftest.py`` does). A server starts the first time a test asks for its fixture, on a free
+port bound to 127.0.0.1 only, keeps its data in memory or in a temporary directory, and is
+stopped with its whole process group at the end of the session. Each fixture yields a frozen dataclass with what a client needs.
 
 Fixtures::
 
@@ -19,6 +19,7 @@ Fixtures::
     node_binary        str               Node.js 20 or later: .cache/node's, else the one on PATH
     node_modules_dir   Path              tests/node/node_modules
     pyodide_dir        Path              the pyodide npm package
+    miniflare_dir      Path              the miniflare npm package (Cloudflare's workerd inside)
 
 ``.ci/install-servers`` installs everything except the gcloud emulators. A server that is not
 installed skips the tests that need it, but fails them when ``CI=true``, so CI cannot pass
@@ -57,7 +58,9 @@ __all__ = [
 ]
 
 HOST = "127.0.0.1"
-ROOT = Path(__file__).resolve().parents[2]
+# The repository this package is installed from (editable, like every workspace member):
+# the servers .ci/install-servers installs live in it.
+ROOT = Path(__file__).resolve().parents[3]
 NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
 # Where .ci/install-servers unpacks DynamoDB Local: the jar, with its native SQLite
 # libraries in DynamoDBLocal_lib/ beside it.
@@ -367,6 +370,12 @@ def node_modules_dir() -> Path:
 def pyodide_dir() -> Path:
     """The installed ``pyodide`` npm package: ``pyodide.mjs``, the wasm, the stdlib zip."""
     return _require_node_package("pyodide")
+
+
+@pytest.fixture(scope="session")
+def miniflare_dir() -> Path:
+    """The installed ``miniflare`` npm package (with its ``workerd`` binary)."""
+    return _require_node_package("miniflare")
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,10 @@ from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from tests.properties.providers import MessageCodec, NativeResponse, RawHttpCodec
-
 import polyserve_azure
 from polyserve import App, Headers, HttpRequest, Message, Trigger
 from polyserve_azure.testing import FunctionHost, InvocationContext, build
+from polyserve_testkit.codecs import MessageCodec, NativeResponse, RawHttpCodec
 
 if TYPE_CHECKING:
     import azure.functions as func
@@ -189,6 +188,8 @@ class _ServiceBusQueue:
             if reg.trigger is Trigger.QUEUE:
                 options["service"] = "servicebus"
             bus.register(reg.trigger, reg.name, reg.endpoint, **options)
+        for mw in app.middleware_stack():  # and its middleware (``polyserve.otel``'s, say)
+            bus.middleware(mw)
         event = build(
             "servicebus", body=message.body, queue=message.source, message_id=message.id,
             attempt=message.attempt, properties=dict(message.attributes),

@@ -65,6 +65,8 @@ StoreFactory = Callable[[], Store]
 
 _JOIN_TIMEOUT = 60.0
 _START_TIMEOUT = 30.0
+# The modules the fork server was last asked to preload (None: not started by a check).
+_forkserver_modules: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +162,21 @@ def _processes(
     context = multiprocessing.get_context("forkserver")
     target = make_store.func if isinstance(make_store, functools.partial) else make_store
     modules = [__name__, getattr(target, "__module__", None) or __name__, *preload]
-    # Only takes effect if the fork server has not started yet in this process.
-    context.set_forkserver_preload(list(dict.fromkeys(modules)))
+    modules = list(dict.fromkeys(modules))
+    global _forkserver_modules
+    if _forkserver_modules is not None and not set(modules) <= set(_forkserver_modules):
+        # A running fork server keeps the modules it started with: one started for another
+        # store would leave every worker to import this store's client library itself.
+        # Stop it (it has no children left: the checks join theirs) so it restarts with these.
+        from multiprocessing import forkserver
+
+        stop = getattr(forkserver._forkserver, "_stop", None)
+        if callable(stop):
+            stop()
+            _forkserver_modules = None
+    if _forkserver_modules is None:
+        context.set_forkserver_preload(modules)
+        _forkserver_modules = modules
     return context
 
 
@@ -678,12 +693,15 @@ class StoreContract:
     processes = 16
     lifecycle_examples = 15
     lifecycle_steps = 10
+    # Modules the worker processes need (the store's client library): the fork server
+    # imports them once, rather than every worker on its own.
+    preload: tuple[str, ...] = ()
 
     def test_one_of_many_processes_runs_the_handler(
         self, make_store: StoreFactory, tmp_path: Path
     ) -> None:
         report = check_exactly_once_across_processes(
-            make_store, n_procs=self.processes, workdir=tmp_path
+            make_store, n_procs=self.processes, workdir=tmp_path, preload=self.preload
         )
         assert (report.callers, report.executions) == (self.processes, 1)
         assert report.results + report.in_progress == self.processes
@@ -691,7 +709,7 @@ class StoreContract:
     def test_killed_worker_is_retried_after_its_lock_expires(
         self, make_store: StoreFactory, tmp_path: Path
     ) -> None:
-        check_crash_recovery(make_store, workdir=tmp_path)
+        check_crash_recovery(make_store, workdir=tmp_path, preload=self.preload)
 
     def test_results_and_locks_expire(self, make_store: StoreFactory) -> None:
         check_expiry(make_store)

@@ -23,11 +23,10 @@ import json
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote_to_bytes
 
-from tests.properties.providers import MessageCodec, NativeResponse, RawHttpCodec
-
 import polyserve_gcp
 from polyserve import Headers, HttpRequest, Message
 from polyserve_gcp.testing import build
+from polyserve_testkit.codecs import MessageCodec, NativeResponse, RawHttpCodec
 
 if TYPE_CHECKING:
     import datetime as dt

@@ -13,9 +13,8 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-from tests.properties.providers import NativeResponse
-
 from polyserve import Headers
+from polyserve_testkit.codecs import NativeResponse
 
 if TYPE_CHECKING:
     from polyserve import App, HttpRequest

@@ -13,8 +13,6 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from tests.properties.providers import MessageCodec, NativeResponse, RawHttpCodec
-
 from polyserve import Headers, HttpRequest, Message
 from polyserve_cloudflare import entrypoint, handlers
 from polyserve_cloudflare.testing import (
@@ -28,6 +26,7 @@ from polyserve_cloudflare.testing import (
     FakeResponse,
     FakeRuntime,
 )
+from polyserve_testkit.codecs import MessageCodec, NativeResponse, RawHttpCodec
 
 if TYPE_CHECKING:
     from polyserve import App

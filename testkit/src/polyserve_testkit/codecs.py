@@ -1,7 +1,7 @@
-"""Each provider's native encodings, for the cross-provider property tests.
+"""The codec protocols: each provider's native encodings, for the property tests.
 
-A module per provider (``aws``, ``azure``, ``gcp``, ``cloudflare``) exposes
-``HTTP_CODECS: list[RawHttpCodec]`` and ``MESSAGE_CODECS: list[MessageCodec]``.
+Each adapter's ``tests/codecs.py`` (``adapters/aws/tests/codecs.py`` and so on)
+exposes ``HTTP_CODECS: list[RawHttpCodec]`` and ``MESSAGE_CODECS: list[MessageCodec]``.
 A codec encodes a typed event into the provider's native form, runs it through
 the adapter's real entry point, and decodes the native response.
 """

@@ -8,11 +8,12 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from polyserve import Headers, HttpRequest, Message, QueryParams
+from polyserve import CloudEvent, Headers, HttpRequest, Message, QueryParams
 from polyserve.tracing import TraceContext
 
 __all__ = [
     "any_text",
+    "cloudevents",
     "encoded_paths",
     "header_names",
     "http_requests",
@@ -210,7 +211,7 @@ def outbound_sends(draw: st.DrawFn, *, binary: bool = True) -> dict[str, object]
     attributes, an ordering key and a trace. Attribute names suit every cloud (SQS's
     are letters, digits, ``-``, ``_``; Pub/Sub's do not start with ``goog``), and there
     are few enough for SQS's ten with the content type and trace added. Without
-    ``binary``, bytes payloads are UTF-8 text (SQS carries text only).
+    ``binary``, bytes payloads are UTF-8 text (for a service that carries text only).
     """
     text = _CARRIED_TEXT.filter(bool)
     data = st.binary(min_size=1, max_size=300) if binary else text.map(lambda t: t.encode())
@@ -229,6 +230,64 @@ def outbound_sends(draw: st.DrawFn, *, binary: bool = True) -> dict[str, object]
         "key": draw(st.none() | st.from_regex(r"[A-Za-z0-9-]{1,20}", fullmatch=True)),
         "trace": draw(trace),
     }
+
+
+_CE_RESERVED = frozenset(
+    ("specversion", "id", "source", "type", "subject", "datacontenttype", "dataschema", "time",
+     "data", "traceparent", "tracestate")
+)  # fmt: skip
+
+
+@st.composite
+def cloudevents(draw: st.DrawFn, *, plain_names: bool = False) -> CloudEvent:
+    """A CloudEvent whose ``datacontenttype`` says what its data is (bytes with none or
+    a binary type, a JSON value with a JSON type, text with a text type), with text
+    extensions and UTC times: the events that read back equal in every mode. With
+    ``plain_names``, id, source and type are letters, digits and ``./:_-`` (moto's
+    EventBridge fails on some other characters)."""
+    short = st.text(
+        st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff"),
+        min_size=1,
+        max_size=30,
+    )
+    names_text = (
+        st.text(string.ascii_letters + string.digits + "./:_-", min_size=1, max_size=30)
+        if plain_names
+        else short
+    )
+    json_value = st.one_of(
+        st.dictionaries(_CARRIED_TEXT, _JSON_VALUES, max_size=4),
+        st.lists(_JSON_VALUES, max_size=4),
+        _CARRIED_TEXT,
+        st.integers(-(2**53), 2**53),
+        st.booleans(),
+    )
+    data, media = draw(
+        st.one_of(
+            st.tuples(st.binary(min_size=1, max_size=200), st.just(None)),
+            st.tuples(st.binary(min_size=1, max_size=200), st.just("application/octet-stream")),
+            st.tuples(json_value, st.sampled_from(["application/json", "application/ld+json"])),
+            st.tuples(_CARRIED_TEXT.filter(bool), st.just("text/plain; charset=utf-8")),
+        )
+    )
+    names = st.from_regex(r"[a-z][a-z0-9]{0,9}", fullmatch=True).filter(
+        lambda n: n not in _CE_RESERVED
+    )
+    times = st.datetimes(
+        min_value=dt.datetime(1971, 1, 1), max_value=dt.datetime(2100, 1, 1),
+        timezones=st.just(dt.timezone.utc),
+    )  # fmt: skip
+    return CloudEvent(
+        id=draw(names_text),
+        source=draw(names_text),
+        type=draw(names_text),
+        subject=draw(st.none() | short),
+        time=draw(st.none() | times),
+        datacontenttype=media,
+        dataschema=draw(st.none() | st.just("https://example.com/schema.json")),
+        data=data,
+        extensions=draw(st.dictionaries(names, short, max_size=3)),
+    )
 
 
 def message_indexes() -> st.SearchStrategy[list[int]]:

@@ -1,4 +1,5 @@
-"""AWS Lambda: API Gateway REST and HTTP APIs, Function URLs, ALB targets, SQS queues.
+"""AWS Lambda: API Gateway REST and HTTP APIs, Function URLs, ALB and VPC Lattice targets,
+Lambda@Edge, SQS queues.
 
 Each codec builds the event the AWS service sends, passes it through JSON (as the Lambda
 service does) to ``polyserve_aws.handler``, and reads the response document back as a
@@ -15,6 +16,8 @@ client would see it. What a format cannot carry is in ``expected`` and
 * SQS bodies are strings: bytes that are not UTF-8 arrive with replacement characters.
 * HTTP APIs decode the path before they build the event (``rawPath`` is decoded); REST
   APIs, Function URLs and ALBs pass it as the client encoded it.
+* VPC Lattice events carry no client address or request id (as ALB events); v1 keeps
+  one value per header and query key, and the response one value per header.
 """
 
 from __future__ import annotations
@@ -25,29 +28,19 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-from tests.properties.providers import MessageCodec, NativeResponse, RawHttpCodec
+from adapters.aws.tests.support import FakeLambdaContext
 
 import polyserve_aws
 from polyserve import Headers, HttpRequest, Message, QueryParams
 from polyserve_aws.testing import build
+from polyserve_testkit.codecs import MessageCodec, NativeResponse, RawHttpCodec
 
 if TYPE_CHECKING:
     from polyserve import App
 
-__all__ = ["HTTP_CODECS", "MESSAGE_CODECS", "BatchItemFailedError", "FakeLambdaContext"]
+__all__ = ["HTTP_CODECS", "MESSAGE_CODECS", "BatchItemFailedError"]
 
 _ACCOUNT = "123456789012"
-
-
-@dataclasses.dataclass
-class FakeLambdaContext:
-    """The Lambda context object, with the request id the codec chose."""
-
-    aws_request_id: str
-    function_name: str = "portability"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 class BatchItemFailedError(Exception):
@@ -397,12 +390,171 @@ class _Sqs:
             raise BatchItemFailedError(f"message {message.id} reported failed: {out}")
 
 
+@dataclasses.dataclass
+class _Lattice:
+    """A VPC Lattice target group, event structure v1 or v2."""
+
+    name: str
+    v2: bool
+
+    decodes_path = False
+
+    def expected(self, request: HttpRequest) -> HttpRequest:
+        headers = request.headers.multi_items()
+        query = request.query.multi_items()
+        if not self.v2:
+            headers = list(_last(headers).items())
+            query = list(_last(query).items())
+        if request.client:
+            headers.append(("x-forwarded-for", request.client))
+        return dataclasses.replace(
+            request,
+            headers=Headers(headers),
+            query=QueryParams(query),
+            request_id="lambda-" + request.request_id,
+        )
+
+    def expected_response(self, response: NativeResponse) -> NativeResponse:
+        headers = _joined(response.headers, ", ", keep="set-cookie").multi_items()
+        cookies = response.headers.get_all("set-cookie")
+        headers = [(k, v) for k, v in headers if k != "set-cookie"] + [
+            ("set-cookie", c) for c in cookies[-1:]
+        ]
+        return dataclasses.replace(response, headers=Headers(headers))
+
+    def _event(
+        self,
+        method: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        query: list[tuple[str, str]],
+        body: str | None,
+        is_base64: bool,
+    ) -> dict[str, Any]:
+        if not self.v2:
+            return {
+                "raw_path": path, "method": method, "headers": _last(headers),
+                "query_string_parameters": _last(query), "body": body or "",
+                "is_base64_encoded": is_base64,
+            }  # fmt: skip
+        return {
+            "version": "2.0", "path": path, "method": method, "headers": _multi(headers),
+            "queryStringParameters": _multi(query), "body": body or "",
+            "isBase64Encoded": is_base64,
+            "requestContext": {
+                "serviceNetworkArn": f"arn:aws:vpc-lattice:us-east-1:{_ACCOUNT}:servicenetwork/sn-1",
+                "targetGroupArn": f"arn:aws:vpc-lattice:us-east-1:{_ACCOUNT}:targetgroup/tg-1",
+                "identity": {}, "region": "us-east-1", "timeEpoch": "1714557600000000",
+            },
+        }  # fmt: skip
+
+    @staticmethod
+    def _answer(out: dict[str, Any]) -> NativeResponse:
+        assert out["statusDescription"].startswith(f"{out['statusCode']} ")
+        return NativeResponse(
+            out["statusCode"], Headers(list(out["headers"].items())), _response_body(out)
+        )
+
+    def call_raw(
+        self, app: App, method: str, target: str, headers: list[tuple[str, str]]
+    ) -> NativeResponse:
+        path, _, query = target.partition("?")
+        event = self._event(method, path, headers, _raw_query(query), None, False)
+        if not self.v2:
+            event["raw_path"] = target
+            del event["query_string_parameters"]
+        return self._answer(_invoke(app, event, "lambda-raw"))
+
+    def call(self, app: App, request: HttpRequest) -> NativeResponse:
+        body, is_base64 = _body(request)
+        headers = request.headers.multi_items()
+        if request.client:
+            headers.append(("x-forwarded-for", request.client))
+        event = self._event(
+            request.method, quote(request.path, safe="/"), headers,
+            request.query.multi_items(), body, is_base64,
+        )  # fmt: skip
+        return self._answer(_invoke(app, event, "lambda-" + request.request_id))
+
+
+@dataclasses.dataclass
+class _Edge:
+    """Lambda@Edge on a CloudFront viewer request, the body included."""
+
+    name: str = "aws_lambda_edge"
+
+    decodes_path = False
+
+    def expected(self, request: HttpRequest) -> HttpRequest:
+        return request
+
+    def expected_response(self, response: NativeResponse) -> NativeResponse:
+        return response
+
+    @staticmethod
+    def _event(
+        method: str,
+        uri: str,
+        query: str,
+        headers: list[tuple[str, str]],
+        body: str | None,
+        is_base64: bool,
+        client: str | None,
+        request_id: str,
+    ) -> dict[str, Any]:
+        cf_headers: dict[str, list[dict[str, str]]] = {}
+        for name, value in headers:
+            cf_headers.setdefault(name.lower(), []).append({"key": name, "value": value})
+        request: dict[str, Any] = {
+            "method": method, "uri": uri, "querystring": query, "headers": cf_headers,
+        }  # fmt: skip
+        if client is not None:
+            request["clientIp"] = client
+        if body is not None:
+            request["body"] = {
+                "action": "read-only", "inputTruncated": False, "data": body,
+                "encoding": "base64" if is_base64 else "text",
+            }  # fmt: skip
+        config = {
+            "distributionDomainName": "d1example.cloudfront.net", "distributionId": "E1EXAMPLE",
+            "eventType": "viewer-request", "requestId": request_id,
+        }  # fmt: skip
+        return {"Records": [{"cf": {"config": config, "request": request}}]}
+
+    @staticmethod
+    def _answer(out: dict[str, Any]) -> NativeResponse:
+        pairs = [
+            (e["key"].lower(), e["value"]) for entries in out["headers"].values() for e in entries
+        ]
+        body = out.get("body") or ""
+        data = base64.b64decode(body) if out.get("bodyEncoding") == "base64" else body.encode()
+        return NativeResponse(int(out["status"]), Headers(pairs), data)
+
+    def call_raw(
+        self, app: App, method: str, target: str, headers: list[tuple[str, str]]
+    ) -> NativeResponse:
+        path, _, query = target.partition("?")
+        event = self._event(method, path, query, headers, None, False, "198.51.100.1", "raw-1")
+        return self._answer(_invoke(app, event, "lambda-raw"))
+
+    def call(self, app: App, request: HttpRequest) -> NativeResponse:
+        body, is_base64 = _body(request)
+        event = self._event(
+            request.method, quote(request.path, safe="/"), request.query.to_string(),
+            request.headers.multi_items(), body, is_base64, request.client, request.request_id,
+        )  # fmt: skip
+        return self._answer(_invoke(app, event, "lambda-" + request.request_id))
+
+
 HTTP_CODECS: list[RawHttpCodec] = [
     _RestApi(),
     _PayloadV2("aws_http_v2", "p8w2m1.execute-api.us-east-1.amazonaws.com"),
     _PayloadV2("aws_function_url", "x7a2b9c4d5e6f.lambda-url.us-east-1.on.aws"),
     _Alb("aws_alb_single", multi_value=False),
     _Alb("aws_alb_multi", multi_value=True),
+    _Lattice("aws_lattice_v1", v2=False),
+    _Lattice("aws_lattice_v2", v2=True),
+    _Edge(),
 ]
 
 MESSAGE_CODECS: list[MessageCodec] = [
