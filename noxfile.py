@@ -44,11 +44,12 @@ def adapter(session: nox.Session, provider: str) -> None:
 
     Proves that no adapter leans on another's dependencies. The shared test support
     (``testkit``) is the one other thing installed: the root ``tests`` directory is not used.
+    Core's ``schema-registry`` extra is there for the tests decoding Kafka values.
     """
     extras, test_deps = ADAPTERS[provider]
     session.install(
         "-e",
-        ".[pydantic]",
+        ".[pydantic,schema-registry]",
         "-e",
         f"adapters/{provider}{extras}",
         "-e",

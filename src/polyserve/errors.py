@@ -12,7 +12,10 @@ clients, and the HTTP ``status`` it becomes when it ends an HTTP request::
     │   │   (codes: invalid_json, invalid_base64, invalid_path, ...)
     │   ├── PayloadTooLargeError         payload_too_large     413
     │   ├── UnsupportedMediaTypeError    unsupported_media_type 415
-    │   └── EventValidationError         validation_error      422
+    │   ├── EventValidationError         validation_error      422
+    │   └── SchemaError                  schema_error          400  (polyserve.schema_registry)
+    │       │   (codes: invalid_wire_format, undecodable_payload, schema_mismatch, invalid_schema)
+    │       └── UnknownSchemaError       unknown_schema        400
     ├── HttpError                        (any status and code, raised by handlers)
     ├── InvalidHeaderError               invalid_header        500  (a response header HTTP cannot carry)
     ├── MountedAppError                  mounted_app_error     500  (a mounted ASGI app misbehaved)
@@ -25,6 +28,7 @@ clients, and the HTTP ``status`` it becomes when it ends an HTTP request::
     │   ├── CorruptRecordError           corrupt_record        500
     │   └── StoreUnavailableError        store_unavailable     503
     ├── RetryExhaustedError              retry_exhausted       500
+    ├── SchemaRegistryError              registry_unavailable  503  (the registry failed; retry)
     └── Retry (polyserve.retry)          retry_requested       503  (a hand-off, not a fault)
 
 Third-party exceptions (pydantic, cloud SDKs) are translated at the boundary,
@@ -60,8 +64,11 @@ __all__ = [
     "PolyserveError",
     "RecordTooLargeError",
     "RetryExhaustedError",
+    "SchemaError",
+    "SchemaRegistryError",
     "StartupError",
     "StoreUnavailableError",
+    "UnknownSchemaError",
     "UnsupportedEventError",
     "UnsupportedMediaTypeError",
 ]
@@ -340,6 +347,37 @@ class RetryExhaustedError(PolyserveError):
         super().__init__(detail)
         self.attempts = attempts
         self.last_exception = last_exception
+
+
+class SchemaError(EventError):
+    """A record's payload cannot be decoded with the schema it names (see
+    ``polyserve.schema_registry``): not in the wire format, not matching its schema,
+    or naming a schema that cannot be read. The record fails alone.
+    """
+
+    default_code = "schema_error"
+
+
+class UnknownSchemaError(SchemaError):
+    """The schema registry has no schema with the id a payload names."""
+
+    default_code = "unknown_schema"
+
+    def __init__(self, schema_id: int) -> None:
+        super().__init__(f"the schema registry has no schema with id {schema_id}")
+        self.schema_id = schema_id
+
+
+class SchemaRegistryError(PolyserveError):
+    """The schema registry could not be asked: unreachable, an error status, a reply
+    that is not a schema. The record fails and is delivered again.
+
+    ``code`` is ``registry_unavailable`` (a network failure or 5xx, worth a retry) or
+    ``registry_error`` (refused credentials, another 4xx, an unreadable reply).
+    """
+
+    default_code = "registry_unavailable"
+    default_status = 503
 
 
 _CODES = {

@@ -164,7 +164,8 @@ def test_pubsub_through_the_cloudevent_handler(
         (received,) = pulled.received_messages
         subscriber.acknowledge(subscription=subscription, ack_ids=[received.ack_id])
         message = received.message
-        published = message.publish_time.rfc3339()
+        # proto-plus gives a DatetimeWithNanoseconds; the protobuf stubs say Timestamp.
+        published = message.publish_time.rfc3339()  # type: ignore[attr-defined]
         data: dict[str, Any] = {
             "message": {
                 "data": base64.b64encode(message.data).decode(),
@@ -326,7 +327,8 @@ def test_cloudevent_on_pubsub_in_binary_mode_through_the_cloudevent_handler(
         subscriber.acknowledge(subscription=subscription, ack_ids=[received.ack_id])
         message = received.message
         assert message.attributes["ce-id"] == event.id  # binary mode
-        published = message.publish_time.rfc3339()
+        # proto-plus gives a DatetimeWithNanoseconds; the protobuf stubs say Timestamp.
+        published = message.publish_time.rfc3339()  # type: ignore[attr-defined]
         data: dict[str, Any] = {
             "message": {
                 "data": base64.b64encode(message.data).decode(),

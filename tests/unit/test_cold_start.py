@@ -17,6 +17,9 @@ HEAVY = (
     "flask",
     "functions_framework",
     "redis",
+    "fastavro",
+    "google.protobuf",
+    "jsonschema",
 )
 
 
@@ -147,3 +150,13 @@ def test_an_http_only_function_loads_no_other_event_module() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip().splitlines()[-1] == "loaded:"
+
+
+def test_a_schema_registry_loads_its_libraries_only_when_a_schema_needs_them() -> None:
+    code = """
+    from polyserve.schema_registry import Schema, SchemaRegistry, encode
+    registry = SchemaRegistry("https://registry.example", schemas={1: Schema("JSON", "{}")})
+    SchemaRegistry(validate_json=False, schemas={1: Schema("JSON", "{}")}).decode(encode(1, b"{}"))
+    assert "urllib.request" not in sys.modules
+    """
+    assert _loaded_after(code) == []

@@ -99,38 +99,3 @@ def test_bad_records_fail_alone(
 def test_a_key_that_is_not_utf8_keeps_its_base64() -> None:
     key = base64.b64encode(b"\xff\x01").decode()
     assert _kafka.message(_record(key=key), {}).group_key == key
-
-
-def test_schema_registry_values_decode_and_an_unknown_id_stops_at_its_record(
-    lambda_context: FakeLambdaContext,
-) -> None:
-    import io
-    import json
-    import struct
-
-    import fastavro
-
-    from polyserve.schema_registry import Schema, SchemaRegistry, SchemaType, UnknownSchemaError
-
-    order = {"type": "record", "name": "Order", "fields": [{"name": "total", "type": "double"}]}
-    registry = SchemaRegistry(schemas={11: Schema(SchemaType.AVRO, json.dumps(order))})
-
-    def avro(total: float, schema_id: int = 11) -> str:
-        out = io.BytesIO()
-        fastavro.schemaless_writer(out, fastavro.parse_schema(order), {"total": total})
-        return base64.b64encode(b"\x00" + struct.pack(">I", schema_id) + out.getvalue()).decode()
-
-    raw = load("kafka-msk.json")
-    first, second = raw["records"]["orders-0"]
-    first["value"], second["value"] = avro(12.5), avro(3.0)
-    raw["records"]["orders-3"][0]["value"] = avro(1.0, schema_id=12)  # not in the registry
-    app = App("kafka")
-    totals: list[float] = []
-
-    @app.stream("orders")
-    def handle(event: Message) -> None:
-        totals.append(registry.decode(event)["total"])
-
-    with pytest.raises(UnknownSchemaError, match="12"):
-        polyserve_aws.handler(app)(raw, lambda_context)
-    assert totals == [12.5, 3.0]

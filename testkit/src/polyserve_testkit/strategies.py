@@ -18,6 +18,7 @@ __all__ = [
     "header_names",
     "http_requests",
     "injected_headers",
+    "message_indexes",
     "messages",
     "nested_json",
     "outbound_sends",
@@ -287,3 +288,9 @@ def cloudevents(draw: st.DrawFn, *, plain_names: bool = False) -> CloudEvent:
         data=data,
         extensions=draw(st.dictionaries(names, short, max_size=3)),
     )
+
+
+def message_indexes() -> st.SearchStrategy[list[int]]:
+    """The Protobuf message indexes of the schema registry wire format: a path of
+    non-negative int32 indexes, from a top-level message down to a nested one."""
+    return st.lists(st.integers(0, 2**31 - 1), min_size=1, max_size=8)
