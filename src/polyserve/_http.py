@@ -260,14 +260,15 @@ def render(result: Any, status: int) -> HttpResponse:
         return HttpResponse.text(result, status)
     if isinstance(result, (bytes, bytearray, memoryview)):
         return HttpResponse.binary(bytes(result), status)
+    serializer = getattr(cls, "__pydantic_serializer__", None)
+    if serializer is not None and hasattr(result, "model_dump"):
+        # The model's own serializer, straight to JSON bytes. Before the stream check:
+        # a missing attribute of a model class is looked up at length by pydantic.
+        return HttpResponse(status, _JSON, serializer.to_json(result))
     if hasattr(cls, "__anext__") or hasattr(cls, "__next__"):  # polyserve.streaming.is_stream
         from polyserve.streaming import StreamingResponse
 
         return StreamingResponse(status, _OCTETS, b"", result)
-    serializer = getattr(type(result), "__pydantic_serializer__", None)
-    if serializer is not None and hasattr(result, "model_dump"):
-        # The model's own serializer, straight to JSON bytes.
-        return HttpResponse(status, _JSON, serializer.to_json(result))
     return HttpResponse.json(result, status)
 
 
