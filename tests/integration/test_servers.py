@@ -65,6 +65,11 @@ def test_dynamodb_server_stores_items(dynamodb_server: DynamoDBServer) -> None:
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         BillingMode="PAY_PER_REQUEST",
     )
+    # A new table is CREATING for a moment (dynalite answers so even with createTableMs 0):
+    # wait for it as a client does, with the waiter, polling every 50 ms for at most 10 s.
+    client.get_waiter("table_exists").wait(
+        TableName=table, WaiterConfig={"Delay": 0.05, "MaxAttempts": 200}
+    )
     description = client.describe_table(TableName=table)["Table"]
     assert description.get("TableStatus") == "ACTIVE"
 
