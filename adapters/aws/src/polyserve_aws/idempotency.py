@@ -10,6 +10,7 @@ One item per key, with the key as the table's partition key (a string attribute 
     lock_expires_at  N   epoch seconds
     expires_at       N   epoch seconds
     result           B   serialised result (COMPLETED only; absent when empty)
+    ttl_offset       N   whole seconds from the caller's clock to this host's, for TTL only
     expiration       N   integer epoch seconds, for DynamoDB TTL clean-up only
 
 Every decision about a record happens on the server, in a condition expression, so any number
@@ -24,7 +25,13 @@ of concurrent invocations agree on one owner:
   record still being IN_PROGRESS with the caller's token.
 
 Liveness is decided by comparing the stored times with ``now``; DynamoDB's TTL only removes
-old items eventually and is never relied on.
+old items eventually and is never relied on. TTL compares ``expiration`` with DynamoDB's own
+clock, which the caller's ``now`` need not follow (a test's fixed clock, a host whose clock
+is behind): were ``expiration`` taken from the caller's clock, TTL could delete a record
+that is still live, and the next ``acquire`` would find the key free while its owner still
+runs. So ``expiration`` is the record's remaining life, measured from the caller's ``now``,
+added to this host's wall clock: ``ttl_offset`` keeps the difference between the two clocks
+for ``complete``, which has no ``now``.
 
 botocore (boto3's core) is imported on first use: Lambda's Python runtime ships it,
 elsewhere install ``polyserve-aws[dynamodb]``.
@@ -34,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from polyserve.errors import ConfigurationError
@@ -60,6 +68,7 @@ _ACQUIRE_CONDITION = (
     " OR (#status = :inprogress AND #lock <= :now)"
 )
 _OWNER_CONDITION = "#status = :inprogress AND #token = :token"
+_OFFSET_ATTR = "ttl_offset"
 
 # Every attribute but the key is named as the record's field.
 _RECORD_ATTRIBUTES = tuple(f.name for f in dataclasses.fields(Record) if f.name != "key")
@@ -106,7 +115,7 @@ class DynamoDBStore(ConditionalStore["DynamoDBClient", None]):
         if not table_name:
             raise ConfigurationError("DynamoDBStore needs a table name")
         super().__init__(table_name, client=client, max_result_bytes=max_result_bytes)
-        reserved = set(_RECORD_ATTRIBUTES)
+        reserved = {*_RECORD_ATTRIBUTES, _OFFSET_ATTR}
         if key_attr in reserved or ttl_attr in reserved or key_attr == ttl_attr:
             raise ConfigurationError(
                 f"key_attr ({key_attr!r}) and ttl_attr ({ttl_attr!r}) must differ from each "
@@ -140,13 +149,17 @@ class DynamoDBStore(ConditionalStore["DynamoDBClient", None]):
 
     def _insert(self, record: Record, now: float) -> None:
         """One ``PutItem`` whose condition accepts only a missing or dead record."""
+        # Rounded up twice, so that TTL never comes before the record's end.
+        offset = math.ceil(_wall_clock() - now)
+        expiration = math.ceil(max(record.lock_expires_at, record.expires_at)) + offset
         item: dict[str, AttributeValueTypeDef] = {
             self.key_attr: {"S": record.key},
             "status": {"S": record.status.value},
             "token": {"S": record.token},
             "lock_expires_at": {"N": _number(record.lock_expires_at)},
             "expires_at": {"N": _number(record.expires_at)},
-            self.ttl_attr: {"N": str(math.ceil(max(record.lock_expires_at, record.expires_at)))},
+            _OFFSET_ATTR: {"N": str(offset)},
+            self.ttl_attr: {"N": str(expiration)},
         }
         if record.fingerprint is not None:
             item["fingerprint"] = {"S": record.fingerprint}
@@ -184,8 +197,13 @@ class DynamoDBStore(ConditionalStore["DynamoDBClient", None]):
             ":token": {"S": token},
             ":exp": {"N": _number(expires_at)},
             ":ttl": {"N": str(math.ceil(expires_at))},
+            ":none": {"N": "0"},
         }
-        update = "SET #status = :completed, #exp = :exp, #ttl = :ttl"
+        # The acquire's clock offset carries expires_at over to this host's clock (an item
+        # written before the store kept one has none: its times are taken as they are).
+        update = (
+            "SET #status = :completed, #exp = :exp, #ttl = if_not_exists(#offset, :none) + :ttl"
+        )
         # DynamoDB accepts empty binary values only since 2020 (older DynamoDB Local rejects
         # them), so an empty result is stored as a missing attribute.
         if result:
@@ -203,6 +221,7 @@ class DynamoDBStore(ConditionalStore["DynamoDBClient", None]):
                 "#token": "token",
                 "#exp": "expires_at",
                 "#ttl": self.ttl_attr,
+                "#offset": _OFFSET_ATTR,
                 "#result": "result",
             },
             ExpressionAttributeValues=values,
@@ -304,6 +323,11 @@ class DynamoDBStore(ConditionalStore["DynamoDBClient", None]):
             except self.client.exceptions.ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "UnknownOperationException":
                     raise
+
+
+def _wall_clock() -> float:
+    """This host's clock, which DynamoDB's TTL is assumed to follow (tests replace it)."""
+    return time.time()
 
 
 def _number(value: float) -> str:

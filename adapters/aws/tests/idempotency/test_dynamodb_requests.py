@@ -26,13 +26,16 @@ if TYPE_CHECKING:
 
 TABLE = "idempotency"
 NOW = 1_700_000_000.25
+# This host's clock in these tests: 299.5 s ahead of the callers' NOW.
+WALL_CLOCK = NOW + 299.5
 
 
 @pytest.fixture
-def stubbed() -> Iterator[tuple[DynamoDBStore, Stubber]]:
+def stubbed(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[DynamoDBStore, Stubber]]:
     import boto3
     from botocore.stub import Stubber
 
+    monkeypatch.setattr("polyserve_aws.idempotency._wall_clock", lambda: WALL_CLOCK)
     client = boto3.client(
         "dynamodb",
         region_name="us-east-1",
@@ -69,7 +72,10 @@ def put_params(token: str = "mine") -> dict[str, Any]:
             "fingerprint": {"S": "fp"},
             "lock_expires_at": {"N": "1700000030.25"},
             "expires_at": {"N": "1700000600.25"},
-            "expiration": {"N": "1700000601"},
+            # The clocks differ by 299.5 s, rounded up: TTL may delete the item only after
+            # its 600.25 s of life have passed on this host's clock.
+            "ttl_offset": {"N": "300"},
+            "expiration": {"N": "1700000901"},
         },
         "ConditionExpression": (
             "attribute_not_exists(#id)"
@@ -177,6 +183,7 @@ def test_complete_is_an_update_conditional_on_token(
         "#token": "token",
         "#exp": "expires_at",
         "#ttl": "expiration",
+        "#offset": "ttl_offset",
         "#result": "result",
     }
     values = {
@@ -185,7 +192,10 @@ def test_complete_is_an_update_conditional_on_token(
         ":token": {"S": "mine"},
         ":exp": {"N": "1700000600.25"},
         ":ttl": {"N": "1700000601"},
+        ":none": {"N": "0"},
     }
+    # The offset the acquire stored carries expires_at over to this host's clock.
+    update = "SET #status = :completed, #exp = :exp, #ttl = if_not_exists(#offset, :none) + :ttl"
     common = {
         "TableName": TABLE,
         "Key": {"id": {"S": "f#k"}},
@@ -197,9 +207,7 @@ def test_complete_is_an_update_conditional_on_token(
         {},
         {
             **common,
-            "UpdateExpression": (
-                "SET #status = :completed, #exp = :exp, #ttl = :ttl, #result = :result"
-            ),
+            "UpdateExpression": update + ", #result = :result",
             "ExpressionAttributeValues": {**values, ":result": {"B": b"42"}},
         },
     )
@@ -209,7 +217,7 @@ def test_complete_is_an_update_conditional_on_token(
         {},
         {
             **common,
-            "UpdateExpression": "SET #status = :completed, #exp = :exp, #ttl = :ttl REMOVE #result",
+            "UpdateExpression": update + " REMOVE #result",
             "ExpressionAttributeValues": values,
         },
     )
@@ -364,6 +372,8 @@ def test_non_finite_times_are_rejected(stubbed: tuple[DynamoDBStore, Stubber]) -
         {"max_result_bytes": 0},
         {"key_attr": "status"},
         {"ttl_attr": "result"},
+        {"ttl_attr": "ttl_offset"},
+        {"key_attr": "ttl_offset"},
         {"key_attr": "pk", "ttl_attr": "pk"},
     ],
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
+# The callers' clock in these tests: fixed, and years behind the servers' clock.
 NOW = 1_700_000_000.0
 
 
@@ -161,3 +163,84 @@ def test_clear_removes_every_record(dynamodb_factory: DynamoDBStoreFactory) -> N
         assert [store.get(key) for key in keys] == [None, None, None]
     finally:
         store.close()
+
+
+def test_ttl_never_precedes_the_record_on_the_callers_clock(
+    dynamodb_store: ClosingDynamoDBStore,
+) -> None:
+    # DynamoDB's TTL compares the expiration attribute with the server's clock. The callers'
+    # clock here is years behind it, so an expiration taken from their times would be long
+    # past, and TTL could delete a record that is live for them.
+    key = f"ttl-{uuid.uuid4().hex}"
+    before = time.time()
+    assert dynamodb_store.acquire(key, token="t", fingerprint=None, lock_expires_at=NOW + 30,
+                                  expires_at=NOW + 600, now=NOW) is None  # fmt: skip
+    assert before + 600 <= expiration(dynamodb_store, key) <= time.time() + 600 + 2
+
+    before = time.time()
+    assert dynamodb_store.complete(key, token="t", result=b"r", expires_at=NOW + 3600)
+    assert before + 3600 - 2 <= expiration(dynamodb_store, key) <= time.time() + 3600 + 2
+
+
+def expiration(store: ClosingDynamoDBStore, key: str) -> float:
+    """The item's TTL attribute, read directly."""
+    item = store.client.get_item(
+        TableName=store.table_name, Key={"id": {"S": key}}, ConsistentRead=True
+    )["Item"]
+    return float(item[store.ttl_attr]["N"])
+
+
+# dynalite has no TTL.
+@pytest.mark.parametrize("dynamodb_server", ["dynamodb-local"], indirect=True)
+def test_ttl_deletion_spares_a_record_live_on_the_callers_clock(
+    dynamodb_store: ClosingDynamoDBStore,
+) -> None:
+    # DynamoDB Local runs TTL every second or so. Had it deleted the first caller's live
+    # record, the second would find the key free and run the handler too.
+    key = f"ttl-race-{uuid.uuid4().hex}"
+    times = {"lock_expires_at": NOW + 90, "expires_at": NOW + 600, "now": NOW + 60}
+    assert dynamodb_store.acquire(key, token="first", fingerprint=None, **times) is None
+    # Two items TTL must delete (within DynamoDB's five years), each waited for: proof that
+    # deletion passes ran after the record was written.
+    for _ in range(2):
+        wait_for_ttl_deletion(dynamodb_store)
+
+    held = dynamodb_store.acquire(key, token="second", fingerprint=None, **times)
+
+    assert held is not None
+    assert held.token == "first"
+
+
+def wait_for_ttl_deletion(store: ClosingDynamoDBStore, timeout: float = 60.0) -> None:
+    key = f"expired-{uuid.uuid4().hex}"
+    item = {"id": {"S": key}, store.ttl_attr: {"N": str(int(time.time()) - 3600)}}
+    store.client.put_item(TableName=store.table_name, Item=item)
+    deadline = time.monotonic() + timeout
+    while "Item" in store.client.get_item(
+        TableName=store.table_name, Key={"id": {"S": key}}, ConsistentRead=True
+    ):
+        assert time.monotonic() < deadline, "DynamoDB Local's TTL deleted nothing"
+        time.sleep(0.1)
+
+
+def test_item_without_a_clock_offset_completes_with_its_own_times(
+    dynamodb_store: ClosingDynamoDBStore,
+) -> None:
+    # An item an older release wrote has no ttl_offset: its expiration is expires_at.
+    key = f"no-offset-{uuid.uuid4().hex}"
+    item = {
+        "id": {"S": key},
+        "status": {"S": "in_progress"},
+        "token": {"S": "t"},
+        "lock_expires_at": {"N": str(NOW + 30)},
+        "expires_at": {"N": str(NOW + 600)},
+        "expiration": {"N": str(int(NOW + 600))},
+    }
+    dynamodb_store.client.put_item(TableName=dynamodb_store.table_name, Item=item)
+
+    assert dynamodb_store.complete(key, token="t", result=b"r", expires_at=NOW + 3600.5)
+
+    assert expiration(dynamodb_store, key) == NOW + 3601
+    stored = dynamodb_store.get(key)
+    assert stored is not None
+    assert (stored.status, stored.result) == (Status.COMPLETED, b"r")
