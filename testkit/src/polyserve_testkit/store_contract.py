@@ -633,7 +633,13 @@ _AFTER_LOCK = {"lock_expires_at": _NOW + 90, "expires_at": _NOW + 600, "now": _N
 
 
 def check_single_takeover(make_store: StoreFactory, callers: int = 8) -> None:
-    """Callers racing to take over one dead IN_PROGRESS record: exactly one wins."""
+    """Callers racing to take over one dead IN_PROGRESS record: exactly one wins.
+
+    The callers' clock (``_NOW``, late 2023) is years behind the wall clock, on purpose: a
+    store whose backend cleanup went by the callers' times (a DynamoDB TTL attribute
+    written from them) would let the backend delete the winner's live record mid-race,
+    and a later caller would win too.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     key = f"takeover-{uuid.uuid4().hex}"
