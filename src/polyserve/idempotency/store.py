@@ -390,7 +390,7 @@ class ConditionalStore(abc.ABC, Generic[_C, _V]):
                 if not self.versioned:
                     continue  # it died after the insert's condition judged it: insert again
                 try:
-                    version = self._replace(record, version)
+                    version = self._replace(record, version, now)
                 except Exception as exc:
                     # Replaced or deleted by someone else first: look again.
                     if self._failure(exc) not in (Failure.CONFLICT, Failure.NOT_FOUND):
@@ -487,9 +487,10 @@ class ConditionalStore(abc.ABC, Generic[_C, _V]):
         """
         return None
 
-    def _replace(self, record: Record, version: _V) -> _V | None:
+    def _replace(self, record: Record, version: _V, now: float) -> _V | None:
         """Overwrite the item of ``record``'s key with ``record`` iff it is still at
-        ``version``; returns the new version, or None when not reported.
+        ``version``; returns the new version, or None when not reported. ``now`` is the
+        caller's, as for ``_insert``.
 
         Versioned stores only: the base never calls it when ``versioned`` is False.
         """

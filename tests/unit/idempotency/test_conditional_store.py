@@ -172,7 +172,7 @@ class TableStore(ConditionalStore[Table, int]):
     def _insert(self, record: Record, now: float) -> int | None:
         return self.client.write(record.key, _fields(record), name="insert")
 
-    def _replace(self, record: Record, version: int) -> int | None:
+    def _replace(self, record: Record, version: int, now: float) -> int | None:
         return self.client.write(record.key, _fields(record), version=version, name="replace")
 
     def _complete(

@@ -148,7 +148,7 @@ class TableStore(ConditionalStore["TableClient", str]):
         """An insert, which fails with 409 if the entity exists."""
         return _etag(self.client.create_entity(_entity(record)))
 
-    def _replace(self, record: Record, version: str) -> str | None:
+    def _replace(self, record: Record, version: str, now: float) -> str | None:
         """A replace conditional on the ETag."""
         from azure.core import MatchConditions
         from azure.data.tables import UpdateMode

@@ -12,6 +12,7 @@ is kept in a field::
         lock_expires_at  number     epoch seconds
         expires_at       number     epoch seconds
         result           bytes      serialised result (COMPLETED only)
+        ttl_offset       number     whole seconds from the caller's clock to this host's
         expire_at        timestamp  for a Firestore TTL policy, clean-up only
 
 Every write that depends on what is stored is conditional, so concurrent invocations agree
@@ -29,6 +30,13 @@ round trips (a transaction also needs BeginTransaction and Commit) and without t
 contention that transactions on one hot document meet. Liveness is decided by comparing the
 stored times with ``now``; a TTL policy on ``expire_at`` only removes old documents.
 
+Firestore's TTL compares ``expire_at`` with Google's clock, which the caller's ``now`` need
+not follow (a test's fixed clock, a host whose clock is behind). A timestamp taken from the
+caller's times could let TTL delete a record that is still live, and a second caller would
+then take the key. So ``expire_at`` is the record's remaining life, measured from the
+caller's ``now``, added to this host's wall clock; ``ttl_offset`` keeps the difference
+between the two clocks for ``complete``, which has no ``now``.
+
 google-cloud-firestore is imported on first use; install ``polyserve-gcp[firestore]``.
 """
 
@@ -38,7 +46,8 @@ import dataclasses
 import datetime
 import hashlib
 import math
-from typing import TYPE_CHECKING, Any, ClassVar
+import time
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from polyserve.errors import ConfigurationError
 from polyserve.idempotency.store import ConditionalStore, Failure, Record, Status
@@ -54,16 +63,27 @@ DOCUMENT_SIZE_LIMIT = 1024 * 1024
 # Room for the document name, the key and the other fields.
 _DEFAULT_MAX_RESULT_BYTES = DOCUMENT_SIZE_LIMIT - 32 * 1024
 
-# Each field is named as the record's attribute.
-_FIELDS = frozenset(f.name for f in dataclasses.fields(Record))
+# Each field is named as the record's attribute, and one more keeps the clock offset.
+_OFFSET_FIELD = "ttl_offset"
+_FIELDS = frozenset({*(f.name for f in dataclasses.fields(Record)), _OFFSET_FIELD})
 
 # How Firestore and its emulator word "document too large" and "value too large".
 _TOO_LARGE = ("maximum allowed size", "maximum entity size", "is longer than")
 
 
-# google-cloud-firestore's client and its update times (the versions) are typed loosely; they
-# stay Any at this boundary.
-class FirestoreStore(ConditionalStore[Any, Any]):
+class _Version(NamedTuple):
+    """What a read learns for the writes that follow it."""
+
+    update_time: Any
+    """The document's update time, for the writes' precondition."""
+
+    ttl_offset: int
+    """The clock offset its acquire stored (0 when there is none)."""
+
+
+# google-cloud-firestore's client and its update times are typed loosely; they stay Any at
+# this boundary.
+class FirestoreStore(ConditionalStore[Any, _Version]):
     """An idempotency store backed by one Firestore collection (native mode).
 
     Pass a ``google.cloud.firestore.Client`` as ``client``, or let the store create one on
@@ -119,21 +139,22 @@ class FirestoreStore(ConditionalStore[Any, Any]):
 
         It keeps no version, so ``complete`` and ``release`` read the document first.
         """
-        self._document(record.key).create(_encode_record(record, self.ttl_field), **self._options())
+        document = _encode_record(record, self.ttl_field, _offset(now))
+        self._document(record.key).create(document, **self._options())
 
-    def _replace(self, record: Record, version: Any) -> None:
+    def _replace(self, record: Record, version: _Version, now: float) -> None:
         """An ``update`` with the precondition that the document's update time is
-        ``version``."""
+        ``version``'s."""
         from google.cloud.firestore import DELETE_FIELD
 
         self._document(record.key).update(
-            {**_encode_record(record, self.ttl_field), "result": DELETE_FIELD},
-            option=self.client.write_option(last_update_time=version),
+            {**_encode_record(record, self.ttl_field, _offset(now)), "result": DELETE_FIELD},
+            option=self.client.write_option(last_update_time=version.update_time),
             **self._options(),
         )
 
     def _complete(
-        self, key: str, token: str, version: Any, result: bytes, expires_at: float
+        self, key: str, token: str, version: _Version, result: bytes, expires_at: float
     ) -> None:
         """An ``update`` with the update time precondition."""
         changes: dict[str, Any] = {
@@ -142,24 +163,32 @@ class FirestoreStore(ConditionalStore[Any, Any]):
             "expires_at": float(expires_at),
         }
         if self.ttl_field is not None:
-            changes[self.ttl_field] = _timestamp(expires_at)
+            changes[self.ttl_field] = _timestamp(expires_at, version.ttl_offset)
         self._document(key).update(
             changes,
-            option=self.client.write_option(last_update_time=version),
+            option=self.client.write_option(last_update_time=version.update_time),
             **self._options(),
         )
 
-    def _delete(self, key: str, token: str, version: Any) -> bool:
+    def _delete(self, key: str, token: str, version: _Version) -> bool:
         """A ``delete`` with the update time precondition."""
         self._document(key).delete(
-            option=self.client.write_option(last_update_time=version), **self._options()
+            option=self.client.write_option(last_update_time=version.update_time),
+            **self._options(),
         )
         return True
 
     def _read(self, key: str) -> tuple[Any, Any] | None:
         """A ``get``: Firestore reads are strongly consistent."""
         snapshot = self._document(key).get(**self._options())
-        return (snapshot.to_dict(), snapshot.update_time) if snapshot.exists else None
+        if not snapshot.exists:
+            return None
+        data = snapshot.to_dict()
+        # A document an older release wrote has no offset: its times are taken as they are.
+        offset = (data or {}).get(_OFFSET_FIELD, 0)
+        if isinstance(offset, bool) or not isinstance(offset, int):
+            offset = 0
+        return data, _Version(snapshot.update_time, offset)
 
     def _fields(self, data: Mapping[str, Any] | None) -> Mapping[str, Any]:
         if data is None:
@@ -217,9 +246,10 @@ class FirestoreStore(ConditionalStore[Any, Any]):
         return options
 
 
-def _encode_record(record: Record, ttl_field: str | None) -> dict[str, Any]:
-    """The Firestore fields for ``record``: ``result`` only when it has one, and a TTL
-    timestamp in ``ttl_field`` unless that is None."""
+def _encode_record(record: Record, ttl_field: str | None, ttl_offset: int = 0) -> dict[str, Any]:
+    """The Firestore fields for ``record``: ``result`` only when it has one, and unless
+    ``ttl_field`` is None, a TTL timestamp in it and ``ttl_offset``, the seconds from the
+    caller's clock to this host's."""
     data: dict[str, Any] = {
         "key": record.key,
         "status": record.status.value,
@@ -231,15 +261,28 @@ def _encode_record(record: Record, ttl_field: str | None) -> dict[str, Any]:
     if record.result is not None:
         data["result"] = bytes(record.result)
     if ttl_field is not None:
-        data[ttl_field] = _timestamp(max(record.lock_expires_at, record.expires_at))
+        data[_OFFSET_FIELD] = ttl_offset
+        data[ttl_field] = _timestamp(max(record.lock_expires_at, record.expires_at), ttl_offset)
     return data
 
 
-def _timestamp(seconds: float) -> datetime.datetime:
-    """The TTL timestamp for ``seconds``, rounded up and capped at Firestore's latest."""
+def _offset(now: float) -> int:
+    """Whole seconds from the caller's ``now`` to this host's clock, rounded up so that TTL
+    never comes before the record's end."""
+    return math.ceil(_wall_clock() - now)
+
+
+def _wall_clock() -> float:
+    """This host's clock, which Firestore's TTL is assumed to follow (tests replace it)."""
+    return time.time()
+
+
+def _timestamp(seconds: float, offset: int = 0) -> datetime.datetime:
+    """The TTL timestamp for ``seconds`` on the caller's clock moved by ``offset`` to this
+    host's, rounded up and kept within the timestamps Firestore accepts."""
     latest = 253402300799  # 9999-12-31T23:59:59Z
     return datetime.datetime.fromtimestamp(
-        min(math.ceil(seconds), latest), tz=datetime.timezone.utc
+        max(0, min(math.ceil(seconds) + offset, latest)), tz=datetime.timezone.utc
     )
 
 

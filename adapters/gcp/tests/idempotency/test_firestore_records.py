@@ -43,8 +43,19 @@ def test_encoding_uses_firestore_types_and_a_ttl_timestamp() -> None:
         "lock_expires_at": NOW + 30,
         "expires_at": NOW + 600,
         "result": b"42",
+        "ttl_offset": 0,
         "expire_at": datetime.datetime(2023, 11, 14, 22, 23, 21, tzinfo=datetime.timezone.utc),
     }
+
+
+def test_ttl_timestamp_is_moved_to_this_hosts_clock() -> None:
+    # The caller's clock is 300 s behind this host's: TTL must wait 300 s longer.
+    record = Record("f#k", Status.IN_PROGRESS, "t", None, NOW + 30, NOW + 600, None)
+
+    encoded = _encode_record(record, "expire_at", 300)
+
+    assert encoded["ttl_offset"] == 300
+    assert encoded["expire_at"].timestamp() == 1_700_000_601 + 300
 
 
 def test_ttl_timestamp_covers_the_lock_and_is_optional() -> None:
@@ -55,6 +66,7 @@ def test_ttl_timestamp_covers_the_lock_and_is_optional() -> None:
     assert encoded["gone_at"].timestamp() == 1_700_000_901
     assert "result" not in encoded
     assert "expire_at" not in _encode_record(record, None)
+    assert "ttl_offset" not in _encode_record(record, None)
 
 
 def test_ttl_timestamp_is_capped_at_firestores_latest() -> None:
@@ -133,6 +145,7 @@ def test_unreadable_fields_raise_corrupt_record(data: dict[str, Any] | None) -> 
         {"max_result_bytes": DOCUMENT_SIZE_LIMIT},
         {"max_result_bytes": -1},
         {"ttl_field": "status"},
+        {"ttl_field": "ttl_offset"},
     ],
 )
 def test_invalid_options_raise_configuration_error(options: dict[str, Any]) -> None:

@@ -6,10 +6,10 @@ included, these tests are skipped (see conftest.py).
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import os
 import socket
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         FirestoreStoreFactory,
     )
 
+# The callers' clock in these tests: fixed, and years behind the emulator's clock.
 NOW = 1_700_000_000.0
 TIMES = {"lock_expires_at": NOW + 30, "expires_at": NOW + 600, "now": NOW}
 
@@ -45,19 +46,24 @@ class TestFirestoreStoreContract(StoreContract):
 
 @integration
 def test_documents_carry_a_ttl_timestamp(firestore_store: ClosingFirestoreStore) -> None:
+    # Firestore's TTL goes by Google's clock; the callers' clock here is years behind it.
+    # A timestamp taken from the callers' times would be long past, and TTL could delete a
+    # record still live for them, so it is their remaining life from now on this clock.
     key = f"ttl-{uuid.uuid4().hex}"
-    assert firestore_store.acquire(key, token="t", fingerprint=None, **TIMES) is None
-    assert firestore_store.complete(key, token="t", result=b"42", expires_at=NOW + 3600)
-
     document = firestore_store.client.collection(firestore_store.collection).document(
         hashlib.sha256(key.encode()).hexdigest()
     )
+    before = time.time()
+    assert firestore_store.acquire(key, token="t", fingerprint=None, **TIMES) is None
+    fields = document.get().to_dict()
+    assert before + 600 <= fields["expire_at"].timestamp() <= time.time() + 600 + 2
+
+    before = time.time()
+    assert firestore_store.complete(key, token="t", result=b"42", expires_at=NOW + 3600)
     fields = document.get().to_dict()
 
     assert fields["key"] == key
-    assert fields["expire_at"] == datetime.datetime.fromtimestamp(
-        NOW + 3600, tz=datetime.timezone.utc
-    )
+    assert before + 3600 - 2 <= fields["expire_at"].timestamp() <= time.time() + 3600 + 2
 
 
 @integration
