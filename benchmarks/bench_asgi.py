@@ -6,12 +6,16 @@ Gateway REST (v1) and HTTP (v2) GET and POST, and the instructions of a cold sta
 a whole process that imports the handler module, builds the app and answers one
 v2 GET.
 
-Caveat: a synchronous entry point runs a mounted app on a loop thread of its own,
-and callgrind's collection toggle counts only the thread that entered the toggled
-function, so the per-invocation instruction counts of polyserve leave out the work
-done on that thread. The timed comparison (both handlers in one process, in
-alternating rounds, ``measure.time_pair``) is printed beside them and is the fair
-one; the cold-start count covers the whole process, every thread included.
+Before anything is measured, ``verify`` calls each side once per workload and checks
+that the FastAPI endpoint ran (``fastapi_app.CALLS``), and that both sides answer
+alike: the same status, content type and body.
+
+A synchronous entry point runs a mounted app on a loop thread of its own (and
+FastAPI runs a plain ``def`` endpoint on a worker thread, on both sides), so the
+per-invocation counts are taken with ``measure.count_instructions(...,
+every_thread=True)``: the instructions of every thread during the measured loop.
+The timed comparison (both handlers in one process, in alternating rounds,
+``measure.time_pair``) is printed beside them.
 
 Cold start runs with every module it loads compiled to bytecode first, as pip
 compiles on install and a deployment bundle should ship it: without that (uv does
@@ -33,7 +37,8 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import measure
+from benchmarks import lambda_runtime, measure
+from benchmarks.workloads import WORKLOADS as WORKLOADS_BY_NAME
 
 _ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS = ("get-v1", "get-v2", "post-v1", "post-valid")
@@ -90,11 +95,49 @@ def wall_clock_ms(codes: dict[str, str], runs: int = 25) -> dict[str, list[float
     return times
 
 
+_ENDPOINTS = {"get-v1": "get_pet", "get-v2": "get_pet", "post-v1": "create_pet",
+              "post-valid": "create_pet"}  # fmt: skip
+
+
+def verify() -> None:
+    """Exit unless each side's answer to each workload came from the FastAPI endpoint.
+
+    Each handler is called once per workload: the endpoint's count must go up by one,
+    and both sides must answer with the same status, content type and body.
+    """
+    import importlib
+
+    from benchmarks.sides.fastapi_app import CALLS
+
+    lambda_runtime.configure_logging()
+    answers: dict[str, list[tuple[object, ...]]] = {}
+    for side in ("polyserve_asgi", "mangum"):
+        handlers = importlib.import_module(f"benchmarks.sides.{side}").handlers()
+        for name in WORKLOADS:
+            endpoint = _ENDPOINTS[name]
+            before = CALLS[endpoint]
+            [(event, context)] = measure._copies(WORKLOADS_BY_NAME[name].event, 1)
+            answer = handlers[name](event, context)
+            problem = WORKLOADS_BY_NAME[name].check(answer)
+            if problem is not None:
+                sys.exit(f"{side} answers {name} wrongly: {problem}")
+            if CALLS[endpoint] != before + 1:
+                sys.exit(f"{side} answered {name} without running the endpoint {endpoint}")
+            headers = {k.lower(): v for k, v in (answer.get("headers") or {}).items()}
+            multi = {k.lower(): v for k, v in (answer.get("multiValueHeaders") or {}).items()}
+            kind = headers.get("content-type") or (multi.get("content-type") or [None])[0]
+            answers.setdefault(name, []).append((answer["statusCode"], kind, answer["body"]))
+    for name, (ours, theirs) in answers.items():
+        if ours != theirs:
+            sys.exit(f"{name}: polyserve answers {ours!r:.300}, mangum {theirs!r:.300}")
+
+
 def main() -> None:
     if not measure.callgrind_available():
         sys.exit("valgrind is needed to count instructions")
-    ours = measure.count_instructions("polyserve_asgi", WORKLOADS)
-    theirs = measure.count_instructions("mangum", WORKLOADS)
+    verify()
+    ours = measure.count_instructions("polyserve_asgi", WORKLOADS, every_thread=True)
+    theirs = measure.count_instructions("mangum", WORKLOADS, every_thread=True)
     print(f"{'workload':<12} {'polyserve':>12} {'mangum':>12} {'ratio':>7}")
     for name in WORKLOADS:
         a, b = ours[name].value, theirs[name].value
