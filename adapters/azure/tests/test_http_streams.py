@@ -10,6 +10,7 @@ what the function returns. A real HTTP client reads the response from the socket
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import sys
 import typing
@@ -82,7 +83,7 @@ def test_the_function_has_the_types_the_worker_accepts_in_this_mode() -> None:
     # The checks the worker makes of an HTTP function once the extension is imported.
     assert RequestTrackerMeta.check_type(hints["req"])
     assert ResponseTrackerMeta.check_type(hints["return"])
-    assert asyncio.iscoroutinefunction(user)
+    assert inspect.iscoroutinefunction(user)
 
 
 async def _serving(function: Function, scenario: Callable[[httpx.AsyncClient], Any]) -> Any:
