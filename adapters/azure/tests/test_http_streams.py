@@ -10,6 +10,7 @@ what the function returns. A real HTTP client reads the response from the socket
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import sys
@@ -37,13 +38,23 @@ if TYPE_CHECKING:
     from azure.functions.decorators.function_app import Function
 
 
-def _app(release: asyncio.Event) -> App:
+def _app(release: asyncio.Event, started: list[int] | None = None) -> App:
     async def chunks() -> AsyncIterator[bytes]:
         yield b"first"
         await release.wait()
         yield b"second"
 
-    api = FastAPI()
+    @contextlib.asynccontextmanager
+    async def lifespan(api: FastAPI) -> AsyncIterator[dict[str, str]]:
+        if started is not None:
+            started.append(1)
+        yield {"greeting": "hello"}
+
+    api = FastAPI(lifespan=lifespan)
+
+    @api.get("/greeting")
+    async def greeting(request: Request) -> str:
+        return str(request.state.greeting)
 
     @api.get("/events")
     async def events() -> StreamingResponse:
@@ -136,6 +147,17 @@ def test_each_chunk_reaches_the_client_while_the_producer_is_still_running(path:
     assert status == 200
     assert content_type.startswith("text/event-stream")
     assert seen == [b"first", b"second"]
+
+
+def test_the_mounted_app_starts_once_and_its_state_reaches_every_request() -> None:
+    started: list[int] = []
+
+    async def scenario(client: httpx.AsyncClient) -> list[str]:
+        return [(await client.get("/api/fast/greeting")).json() for _ in range(3)]
+
+    answers = asyncio.run(_serving(_function(_app(asyncio.Event(), started)), scenario))
+    assert answers == ["hello"] * 3
+    assert started == [1]
 
 
 def test_a_whole_response_keeps_its_status_headers_and_body() -> None:
