@@ -6,12 +6,25 @@ Gateway REST (v1) and HTTP (v2) GET and POST, and the instructions of a cold sta
 a whole process that imports the handler module, builds the app and answers one
 v2 GET.
 
-Caveat: a synchronous entry point runs a mounted app on a loop thread of its own,
-and callgrind's collection toggle counts only the thread that entered the toggled
-function, so the per-invocation instruction counts of polyserve leave out the work
-done on that thread. The timed comparison (both handlers in one process, in
-alternating rounds, ``measure.time_pair``) is printed beside them and is the fair
-one; the cold-start count covers the whole process, every thread included.
+Before anything is measured, ``verify`` calls each side once per workload and checks
+that the FastAPI endpoint ran (``fastapi_app.CALLS``), and that both sides answer
+alike: the same status, content type and body.
+
+A synchronous entry point runs a mounted app on a loop thread of its own (and
+FastAPI runs a plain ``def`` endpoint on a worker thread, on both sides), so the
+per-invocation counts are taken with ``measure.count_instructions(...,
+every_thread=True)``: the instructions of every thread during the measured loop.
+The timed comparison (both handlers in one process, in alternating rounds,
+``measure.time_pair``) is printed beside them.
+
+The cold start is measured twice. "As is" is the process as it comes. CPython
+runs its first full (generation 2) collection once enough objects have survived
+younger collections; importing FastAPI and pydantic brings a process close to that
+point, so whether it falls inside the first request, and on which side, depends
+on a few hundred objects more or less (the app's own module shifts it either way).
+It walks the whole heap, some 20M instructions here. "gc aligned" runs it on both
+sides at the same point, once FastAPI and the app's module are imported and before
+the handler side is, so that the comparison holds the work each side does.
 
 Cold start runs with every module it loads compiled to bytecode first, as pip
 compiles on install and a deployment bundle should ship it: without that (uv does
@@ -33,7 +46,8 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import measure
+from benchmarks import lambda_runtime, measure
+from benchmarks.workloads import WORKLOADS as WORKLOADS_BY_NAME
 
 _ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS = ("get-v1", "get-v2", "post-v1", "post-valid")
@@ -42,7 +56,7 @@ _COLD = """
 from benchmarks import lambda_runtime
 from benchmarks.measure import _copies
 from benchmarks.workloads import WORKLOADS
-from benchmarks.sides.{side} import handlers
+{aligned}from benchmarks.sides.{side} import handlers
 import os
 [(event, context)] = _copies(WORKLOADS["get-v2"].event, 1)
 handlers()["get-v2"](event, context)
@@ -50,22 +64,49 @@ os._exit(0)
 """
 
 
+# The variant with the process's first full collection at the same point on both sides.
+_ALIGNED = """import gc
+from benchmarks.sides import fastapi_app
+gc.collect()
+"""
+
 _UNCOMPILED = """
 import os, sys
 leave = os._exit
 os._exit = lambda status: None  # list the modules once the code has run
 exec(compile(sys.argv[1], "<cold>", "exec"))
+
+def is_current(source, cached):
+    # What the import system checks: the source's mtime and size in the header.
+    try:
+        with open(cached, "rb") as file:
+            header = file.read(16)
+    except OSError:
+        return False
+    stat = os.stat(source)
+    flags = int.from_bytes(header[4:8], "little")
+    return flags != 0 or (
+        int.from_bytes(header[8:12], "little") == int(stat.st_mtime) & 0xFFFFFFFF
+        and int.from_bytes(header[12:16], "little") == stat.st_size & 0xFFFFFFFF
+    )
+
 for module in list(sys.modules.values()):
     cached = getattr(module, "__cached__", None)
-    if cached and not os.path.exists(cached) and getattr(module, "__file__", None):
-        print(module.__file__)
+    source = getattr(module, "__file__", None)
+    if cached and source and source.endswith(".py") and not is_current(source, cached):
+        print(source)
 sys.stdout.flush()
 leave(0)
 """
 
 
 def compile_loaded(code: str) -> None:
-    """Compile to bytecode every module that running ``code`` loads, as an install would."""
+    """Compile to bytecode every module that running ``code`` loads, as an install would.
+
+    A module whose bytecode is missing or older than its source (a checkout changed
+    it) is compiled again: Python would otherwise compile it in every measured run,
+    since the benchmarks' environment keeps it from writing bytecode.
+    """
     import py_compile
 
     done = subprocess.run(
@@ -90,11 +131,49 @@ def wall_clock_ms(codes: dict[str, str], runs: int = 25) -> dict[str, list[float
     return times
 
 
+_ENDPOINTS = {"get-v1": "get_pet", "get-v2": "get_pet", "post-v1": "create_pet",
+              "post-valid": "create_pet"}  # fmt: skip
+
+
+def verify() -> None:
+    """Exit unless each side's answer to each workload came from the FastAPI endpoint.
+
+    Each handler is called once per workload: the endpoint's count must go up by one,
+    and both sides must answer with the same status, content type and body.
+    """
+    import importlib
+
+    from benchmarks.sides.fastapi_app import CALLS
+
+    lambda_runtime.configure_logging()
+    answers: dict[str, list[tuple[object, ...]]] = {}
+    for side in ("polyserve_asgi", "mangum"):
+        handlers = importlib.import_module(f"benchmarks.sides.{side}").handlers()
+        for name in WORKLOADS:
+            endpoint = _ENDPOINTS[name]
+            before = CALLS[endpoint]
+            [(event, context)] = measure._copies(WORKLOADS_BY_NAME[name].event, 1)
+            answer = handlers[name](event, context)
+            problem = WORKLOADS_BY_NAME[name].check(answer)
+            if problem is not None:
+                sys.exit(f"{side} answers {name} wrongly: {problem}")
+            if CALLS[endpoint] != before + 1:
+                sys.exit(f"{side} answered {name} without running the endpoint {endpoint}")
+            headers = {k.lower(): v for k, v in (answer.get("headers") or {}).items()}
+            multi = {k.lower(): v for k, v in (answer.get("multiValueHeaders") or {}).items()}
+            kind = headers.get("content-type") or (multi.get("content-type") or [None])[0]
+            answers.setdefault(name, []).append((answer["statusCode"], kind, answer["body"]))
+    for name, (ours, theirs) in answers.items():
+        if ours != theirs:
+            sys.exit(f"{name}: polyserve answers {ours!r:.300}, mangum {theirs!r:.300}")
+
+
 def main() -> None:
     if not measure.callgrind_available():
         sys.exit("valgrind is needed to count instructions")
-    ours = measure.count_instructions("polyserve_asgi", WORKLOADS)
-    theirs = measure.count_instructions("mangum", WORKLOADS)
+    verify()
+    ours = measure.count_instructions("polyserve_asgi", WORKLOADS, every_thread=True)
+    theirs = measure.count_instructions("mangum", WORKLOADS, every_thread=True)
     print(f"{'workload':<12} {'polyserve':>12} {'mangum':>12} {'ratio':>7}")
     for name in WORKLOADS:
         a, b = ours[name].value, theirs[name].value
@@ -103,19 +182,29 @@ def main() -> None:
     for name in WORKLOADS:
         a_time, b_time, ratio = measure.time_pair(("polyserve_asgi", name), ("mangum", name))
         print(f"{name:<12} {a_time.value:>12,.1f} {b_time.value:>12,.1f} {ratio:>7.2f}")
-    codes = {side: _COLD.format(side=side) for side in ("polyserve_asgi", "mangum")}
+    for variant, aligned in (("as is", ""), ("gc aligned", _ALIGNED)):
+        cold_start(variant, aligned)
+
+
+def cold_start(variant: str, aligned: str) -> None:
+    """Print the instructions and wall-clock medians of both sides' cold starts."""
+    codes = {
+        side: _COLD.format(side=side, aligned=aligned) for side in ("polyserve_asgi", "mangum")
+    }
     for code in codes.values():
         compile_loaded(code)
     cold = {side: measure.count_process_instructions(code) for side, code in codes.items()}
     a, b = cold["polyserve_asgi"], cold["mangum"]
-    print(f"{'cold start':<12} {a:>12,} {b:>12,} {a / b:>7.2f}  (instructions)")
+    print(f"cold start, {variant}: {a:,} {b:,} instructions, {a / b:.3f}, {a - b:+,}")
     times = wall_clock_ms(codes)
     a_ms, b_ms = (statistics.median(times[side]) for side in codes)
     paired = statistics.median(
         x - y for x, y in zip(times["polyserve_asgi"], times["mangum"], strict=True)
     )
-    print(f"{'cold start':<12} {a_ms:>12,.1f} {b_ms:>12,.1f} {a_ms / b_ms:>7.2f}  (ms)")
-    print(f"cold start: polyserve - mangum, median of paired runs: {paired:+.1f} ms")
+    print(
+        f"cold start, {variant}: {a_ms:,.1f} {b_ms:,.1f} ms (medians), "
+        f"median of paired differences {paired:+.1f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,15 @@ start-up objects have long reached the oldest generation. With ``PYTHONHASHSEED=
 the counts repeat from run to run, and move by less than 0.5% when ``N`` goes from
 100 to 400.
 
+**Every thread.** The collection toggle is per thread: it counts only the thread that
+entered ``sys.call_tracing``. A handler that hands its work to a thread of its own (a
+mounted ASGI app runs on a loop thread under a synchronous entry point) is measured
+with ``every_thread=True``: collection stays on in every thread, and callgrind writes
+its counts (of all threads, zeroing them) on entering the region (``--dump-before``)
+and on leaving it (``--dump-after``), so each second file holds exactly the region's
+instructions, whichever thread ran them. Both sides of a comparison are measured the
+same way.
+
 **Time (fallback, without valgrind).** Both handlers of a comparison run in this
 process in alternating rounds (so that load on the machine slows both alike); the
 result is the median over rounds of each round's mean, and the ratio the median of
@@ -140,18 +149,32 @@ def _totals(path: Path) -> int:
 
 
 def count_instructions(
-    side: str, workloads: Sequence[str], invocations: int = INVOCATIONS
+    side: str,
+    workloads: Sequence[str],
+    invocations: int = INVOCATIONS,
+    *,
+    every_thread: bool = False,
 ) -> dict[str, Cost]:
     """Instructions per invocation of ``side``'s handler for each of ``workloads`` it has.
+
+    ``every_thread`` counts the instructions of every thread during the region, not
+    only those of the thread that runs the loop (see the module docstring).
 
     Raises:
         RuntimeError: the process failed, or callgrind did not write one count per workload.
     """
     with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as tmp:
         out = Path(tmp) / "callgrind.out"
+        if every_thread:
+            collect = [f"--dump-before={_TOGGLE}", f"--dump-after={_TOGGLE}"]
+        else:
+            collect = [
+                "--collect-atstart=no",
+                f"--toggle-collect={_TOGGLE}",
+                f"--dump-after={_TOGGLE}",
+            ]
         command = [
-            "valgrind", "--tool=callgrind", "--collect-atstart=no",
-            f"--toggle-collect={_TOGGLE}", f"--dump-after={_TOGGLE}",
+            "valgrind", "--tool=callgrind", *collect,
             f"--callgrind-out-file={out}", "--log-file=/dev/null",
             sys.executable, "-m", "benchmarks.measure", side, str(invocations), *workloads,
         ]  # fmt: skip
@@ -163,6 +186,8 @@ def count_instructions(
         measured: list[str] = json.loads(done.stdout.strip().splitlines()[-1])["measured"]
         # --dump-after writes callgrind.out.1, .2, ... in the order the regions ran.
         parts = sorted(Path(tmp).glob("callgrind.out.*"), key=lambda p: int(p.suffix[1:]))
+        if every_thread:
+            parts = parts[1::2]  # each region's own file follows the one written on entry
         if len(parts) != len(measured):
             raise RuntimeError(
                 f"{side}: {len(parts)} callgrind dumps for {len(measured)} workloads "

@@ -86,6 +86,7 @@ def function_app(
     names: Mapping[str, str] | None = None,
     route_prefix: str = "api",
     identity_headers: Mapping[str, HeaderTrust] | None = None,
+    http_streams: bool = False,
 ) -> func.FunctionApp:
     """An Azure Functions app (Python v2 programming model) that serves ``app``.
 
@@ -111,9 +112,15 @@ def function_app(
             on only with App Service authentication enabled, since without it any
             client can send those headers; a ``TokenVerifier`` instead of ``True``
             reads the caller from the Entra ID token in ``x-ms-token-aad-id-token``.
+        http_streams: serve HTTP in the worker's HTTP streams mode, so that a streamed
+            response (a handler's iterator, a mounted app's ``StreamingResponse``) is
+            sent as it is produced. Imports ``azurefunctions-extensions-http-fastapi``
+            (the ``http-streams`` extra), which turns the mode on for every HTTP
+            function of the process; see ``docs/providers/azure.md``.
 
     Raises:
-        MissingDependencyError: ``azure-functions`` is not installed.
+        MissingDependencyError: ``azure-functions`` is not installed, or
+            ``http_streams`` without ``azurefunctions-extensions-http-fastapi``.
         ConfigurationError: an argument or a registration cannot be deployed on Azure
             (a topic without ``subscription``, a schedule without ``cron``/``rate``, ...).
     """
@@ -128,7 +135,7 @@ def function_app(
     )
     if not isinstance(http_route, str) or not http_route or http_route.startswith("/"):
         raise ConfigurationError(f"http_route must be a route template without '/': {http_route!r}")
-    return _Builder(app, func, settings).build(http_route)
+    return _Builder(app, func, settings).build(http_route, http_streams=http_streams)
 
 
 class _Builder:
@@ -143,9 +150,12 @@ class _Builder:
         )
         self._names: set[str] = set()
 
-    def build(self, http_route: str) -> func.FunctionApp:
+    def build(self, http_route: str, *, http_streams: bool = False) -> func.FunctionApp:
         if self.app.routes or self.app.mounts:
-            self._http(http_route)
+            if http_streams:
+                self._http_streams(http_route)
+            else:
+                self._http(http_route)
         for reg in self.app.registrations:
             if reg.trigger is Trigger.QUEUE:
                 self._queue(reg)
@@ -246,6 +256,29 @@ class _Builder:
 
         self._declare(handler, name, "req", self.func.HttpRequest)
         handler.__annotations__["return"] = self.func.HttpResponse
+        builder = self.native.route(
+            route=route,
+            trigger_arg_name="req",
+            methods=sorted(HTTP_METHODS),
+            auth_level=self.settings.auth_level,
+        )(handler)
+        self._register(name, builder)
+
+    def _http_streams(self, route: str) -> None:
+        from polyserve_azure import _streams
+
+        extension = _streams.extension()
+        app, prefix = self.app, self.settings.route_prefix
+        name = self._name("http")
+        identify = Identity(self.settings.trust)
+
+        async def handler(req: Any, context: InvocationContext | None = None) -> Any:
+            ctx = self._context(context, name, _HTTP_LIMIT)
+            return await _streams.serve(app, req, ctx, route_prefix=prefix, identify=identify)
+
+        # The worker accepts, in this mode, FastAPI's Request and Response types.
+        self._declare(handler, name, "req", extension.Request)
+        handler.__annotations__["return"] = extension.Response
         builder = self.native.route(
             route=route,
             trigger_arg_name="req",

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from polyserve.context import Context
     from polyserve_azure._types import NativeHttpRequest
 
-__all__ = ["matches", "native_response", "read"]
+__all__ = ["client_address", "matches", "native_response", "read", "strip_prefix"]
 
 
 def matches(raw: object) -> bool:
@@ -50,11 +50,11 @@ def read(req: NativeHttpRequest, context: Context, *, route_prefix: str) -> Http
         body = _wire.body(req.get_body(), "HTTP request body")
     return HttpRequest(
         method=method,
-        path=_strip_prefix(decode_path(url.path or "/"), route_prefix),
+        path=strip_prefix(decode_path(url.path or "/"), route_prefix),
         query=QueryParams.from_string(url.query),
         headers=headers,
         body=body,
-        client=_client(headers),
+        client=client_address(headers),
         request_id=context.invocation_id,
         raw=req,
     )
@@ -102,7 +102,8 @@ def _headers(value: object) -> Headers:
     return Headers(pairs)
 
 
-def _strip_prefix(path: str, route_prefix: str) -> str:
+def strip_prefix(path: str, route_prefix: str) -> str:
+    """``path`` without host.json's ``routePrefix`` (matched without regard to case)."""
     prefix = "/" + route_prefix.strip("/")
     if prefix == "/":
         return path
@@ -114,7 +115,8 @@ def _strip_prefix(path: str, route_prefix: str) -> str:
     return path
 
 
-def _client(headers: Headers) -> str | None:
+def client_address(headers: Headers) -> str | None:
+    """The client's address: the last ``X-Forwarded-For`` entry, which Azure appended."""
     # Azure's front end appends the address it saw to X-Forwarded-For, so the last
     # entry is the one a client cannot forge. IPv4 entries may carry a ":port".
     forwarded = headers.get("x-forwarded-for", "")
