@@ -14,6 +14,7 @@ from typing import Any
 
 from polyserve.binding import Shape
 from polyserve.pipeline import SetAside, chain, find_exception_handler, is_async_callable
+from polyserve.routing import Trigger
 from polyserve.tracing import of_event
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
@@ -25,21 +26,29 @@ if TYPE_CHECKING:
     from polyserve.batch import BatchResult
     from polyserve.binding import Binder
     from polyserve.pipeline import Invocation, Step
-    from polyserve.routing import Registration, Trigger
+    from polyserve.routing import Registration
     from polyserve.tracing import TraceContext
 
 __all__ = ["EventDispatch"]
 
 
 class _Plan:
-    """What running one registration takes, worked out on its first event."""
+    """What running one registration takes, worked out on its first event.
 
-    __slots__ = ("binder", "registration", "step")
+    ``direct`` is the handler itself when nothing runs around it (no middleware, no
+    dependencies) and it is a plain function of the event alone: a batch calls it
+    with each record's event of type ``event_type`` as it is, and builds the
+    record's own context only if the record fails.
+    """
+
+    __slots__ = ("binder", "direct", "event_type", "registration", "step")
 
     def __init__(self, registration: Registration, binder: Binder) -> None:
         self.registration = registration
         self.binder = binder
         self.step: Step
+        self.direct: Callable[[Any], Any] | None = None
+        self.event_type: Any = object
 
 
 class EventDispatch:
@@ -58,17 +67,30 @@ class EventDispatch:
             ConfigurationError: the handler's type hints cannot be resolved.
         """
         # Storage events are resolved by their action too; no other event has one.
-        action_of = getattr(event, "action", None)
-        action: str | None = action_of.value if action_of is not None else None
+        action: str | None = None
+        if trigger is Trigger.STORAGE:
+            action_of = getattr(event, "action", None)
+            action = action_of.value if action_of is not None else None
         key = (trigger, name, action)
         plan = self._plans.get(key)
         if plan is None:
-            reg = self._app.resolve(trigger, name, action)
-            binder = self._app.resolver.binder(reg.endpoint, (), http=False)
-            plan = _Plan(reg, binder)
-            middleware = (*self._app.middleware_stack(), *reg.middleware)
-            plan.step = chain(middleware, self._endpoint(plan), http=False)
-            self._plans[key] = plan
+            plan = self._plans[key] = self._new_plan(self._app.resolve(trigger, name, action))
+        return plan
+
+    def _new_plan(self, reg: Registration) -> _Plan:
+        app = self._app
+        binder = app.resolver.binder(reg.endpoint, (), http=False)
+        plan = _Plan(reg, binder)
+        middleware = [m for m in (*app.middleware_stack(), *reg.middleware) if m.events]
+        plan.step = chain(middleware, self._endpoint(plan), http=False)
+        if (
+            not middleware
+            and not (*app.dependency_stack(), *reg.dependencies)
+            and binder.shape is Shape.EVENT_ONLY
+            and not binder.is_async
+        ):
+            plan.direct = reg.endpoint
+            plan.event_type = _event_type(binder)
         return plan
 
     async def handle(self, trigger: Trigger, name: str, event: object, inv: Invocation) -> Any:
@@ -113,9 +135,20 @@ class EventDispatch:
         record = inv.fork()  # restarted for each record
 
         async def each(name: str, event: object, native: Any) -> Any:
+            plan = self.plan(trigger, name, event)
+            raised = None
+            if (
+                plan.direct is not None
+                and not record.offload
+                and isinstance(event, plan.event_type)
+            ):
+                try:
+                    return plan.direct(event)
+                except Exception as exc:
+                    raised = exc
             record.restart(context if trace_of is None else context.for_record(trace_of, native))
             try:
-                return await self._outcome(self.plan(trigger, name, event), event, record)
+                return await self._outcome(plan, event, record, raised)
             finally:
                 if record.has_teardowns:
                     await record.close()
@@ -125,11 +158,18 @@ class EventDispatch:
             ordered=ordered, group_of=group_of, deadline_margin=self._app.batch_deadline_margin,
         )  # fmt: skip
 
-    async def _outcome(self, plan: _Plan, event: object, inv: Invocation) -> Any:
-        # The handler's result or a SetAside; raises when the event failed.
+    async def _outcome(
+        self, plan: _Plan, event: object, inv: Invocation, raised: Exception | None = None
+    ) -> Any:
+        # The handler's result or a SetAside; raises when the event failed. ``raised``:
+        # the handler, called directly (``_Plan.direct``), raised it; it is handled as
+        # the endpoint handles its handler's exception.
         try:
             try:
-                return await plan.step(event, inv)
+                if raised is None:
+                    return await plan.step(event, inv)
+                inv.error = raised
+                return await self._error(raised, event, inv, plan)
             except Exception as exc:  # a middleware raised, and no middleware caught it
                 return await self._error(exc, event, inv, plan)
         except Exception as exc:
@@ -145,9 +185,7 @@ class EventDispatch:
         # A handler that takes just the event, of any type (``Any``) or of the
         # declared ones, is called with it directly.
         event_only = binder.shape is Shape.EVENT_ONLY and not dependencies
-        expected: Any = binder.params[0].annotation if event_only else object
-        if expected is Any:
-            expected = object
+        expected = _event_type(binder) if event_only else object
 
         async def endpoint(event: Any, inv: Invocation) -> Any:
             try:
@@ -219,6 +257,12 @@ class EventDispatch:
             return False
         context.logger.warning("poison message set aside", error_type=type(exc).__name__, **fields)
         return True
+
+
+def _event_type(binder: Binder) -> Any:
+    # The event type a handler of shape EVENT_ONLY declares (``object`` for ``Any``).
+    expected = binder.params[0].annotation
+    return object if expected is Any else expected
 
 
 def _continue_trace(inv: Invocation, event: object) -> None:

@@ -400,3 +400,54 @@ def test_a_single_event_set_aside_returns_none_and_a_failure_raises() -> None:
 def test_exception_handlers_take_exception_classes_only() -> None:
     with pytest.raises(ConfigurationError):
         App("t").exception_handler("KeyError")  # type: ignore[arg-type]  # the point of the test
+
+
+@pytest.mark.parametrize("offload", [False, True])
+def test_a_batch_handler_of_the_event_alone_runs_where_the_invocation_says(offload: bool) -> None:
+    # Called without the pipeline around it, a sync handler still goes to a worker
+    # thread when an async entry point offloads, and runs inline otherwise.
+    import threading
+
+    app = App("t")
+    threads: list[threading.Thread] = []
+
+    @app.queue("orders")
+    def on_order(msg: Message) -> None:
+        threads.append(threading.current_thread())
+        if msg.body == b"bad":
+            raise ValueError("bad")
+
+    async def run() -> BatchResult:
+        return await app.handle_batch_async(
+            Trigger.QUEUE, [Message(id="1"), Message(id="2", body=b"bad")], _ctx(),
+            decode=lambda m: ("orders", m), item_id=lambda m: m.id, offload=offload,
+        )  # fmt: skip
+
+    result = asyncio.run(run())
+    assert (result.succeeded, result.failed_ids) == (("1",), ["2"])
+    main = threading.main_thread()
+    assert len(threads) == 2
+    assert all((t is not main) is offload for t in threads)
+
+
+def test_an_exception_handler_that_raises_another_error_is_handled_again_for_events() -> None:
+    # The same rule with and without middleware: what an exception handler raises
+    # goes to the exception handlers once more, from the outside.
+    for around in (False, True):
+        app = App("t")
+        if around:
+            app.middleware(lambda call, event, ctx: call(event))
+
+        @app.exception_handler(KeyError)
+        def missing(exc: Exception, event: Message, ctx: Context) -> Any:
+            raise OutOfStockError
+
+        @app.exception_handler(OutOfStockError)
+        def out_of_stock(exc: Exception, event: Message, ctx: Context) -> Any:
+            return SetAside("out of stock")
+
+        @app.queue("orders")
+        def on_order(msg: Message) -> None:
+            raise KeyError("sku")
+
+        assert _queue(app, b"x").set_aside == ("0",), around

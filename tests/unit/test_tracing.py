@@ -168,3 +168,42 @@ def test_a_cloudevent_continues_the_trace_in_its_extension() -> None:
     )  # fmt: skip
     app.handle_event(Trigger.CLOUDEVENT, "com.example.created", event, Context("test"))
     assert seen == [TRACE]
+
+
+@pytest.mark.parametrize("around", [False, True], ids=["direct", "with-middleware"])
+def test_a_failed_records_exception_handler_sees_its_own_trace(
+    caplog: pytest.LogCaptureFixture, around: bool
+) -> None:
+    # A handler of the event alone is called without the pipeline around it; a record
+    # that fails still gets its own context, as it does through a middleware.
+    app = App("t")
+    if around:
+        app.middleware(lambda call, event, ctx: call(event))
+    handled: list[tuple[str, str | None]] = []
+
+    @app.exception_handler(KeyError)
+    def missing(exc: Exception, event: Message, ctx: Context) -> None:
+        handled.append((event.id, ctx.trace_id))
+
+    @app.queue("orders")
+    def on_order(msg: Message) -> None:
+        if msg.id == "2":
+            raise KeyError("sku")
+        if msg.id == "3":
+            raise ValueError("no items")
+
+    other = "0af7651916cd43dd8448eb211c80319c"
+    producers = {"2": TraceContext(TRACE, SPAN, True), "3": TraceContext(other, SPAN, True)}
+    with caplog.at_level(logging.INFO, logger="polyserve"):
+        result = app.handle_batch(
+            Trigger.QUEUE, [Message(id=str(i)) for i in range(1, 4)], Context("test"),
+            decode=lambda m: ("orders", m), item_id=lambda m: m.id,
+            trace_of=lambda m: producers.get(m.id),
+        )  # fmt: skip
+    assert result.succeeded == ("1", "2")
+    assert result.failed_ids == ["3"]
+    assert handled == [("2", TRACE)]
+    [line] = [json.loads(r.getMessage()) for r in caplog.records]
+    assert (line["item_id"], line["error_type"], line["error_function"]) == (
+        "3", "ValueError", "on_order",
+    )  # fmt: skip
