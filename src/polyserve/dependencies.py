@@ -163,8 +163,10 @@ class Resolver:
             kwargs = await self.event_arguments(binder, source, inv)
         if binder.is_generator or binder.is_async_generator:
             value = await _enter(binder, kwargs, inv, inv.exit_stack)
-        else:
+        elif binder.is_async or inv.offload:
             value = await inv.call(binder.fn, binder.is_async, **kwargs)
+        else:
+            value = binder.fn(**kwargs)  # what inv.call would do, without a coroutine
         if depends.use_cache:
             # Read again: resolving the provider's own dependencies may have made it.
             cache = inv.values
