@@ -224,8 +224,9 @@ class Binder:
         context: Context,
         path_params: Mapping[str, Any],
         errors: list[FieldError],
-    ) -> dict[str, Any]:
-        """The arguments that come from the request, every failure added to ``errors``.
+        kwargs: dict[str, Any],
+    ) -> None:
+        """Add the arguments that come from the request to ``kwargs``, every failure to ``errors``.
 
         Dependencies are not bound here (see ``polyserve.dependencies``).
 
@@ -233,7 +234,6 @@ class Binder:
             UnsupportedMediaTypeError: a body is declared and the content type is not JSON.
             MalformedEventError: the body is not valid JSON.
         """
-        kwargs: dict[str, Any] = {}
         for p in self.bound:
             source = p.source
             if source is Source.PATH:
@@ -249,7 +249,6 @@ class Binder:
             elif source is Source.REQUEST:
                 # A copy carrying the path parameters, for the handlers that take it.
                 kwargs[p.name] = request.with_path_params(path_params) if path_params else request
-        return kwargs
 
     def body_argument(self, request: HttpRequest) -> Any:
         """The one argument of a ``Shape.BODY_ONLY`` handler.

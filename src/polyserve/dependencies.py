@@ -96,20 +96,19 @@ class Resolver:
             UnsupportedMediaTypeError, MalformedEventError: as ``Binder.http_arguments``.
         """
         errors: list[FieldError] = []
-        values: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {}
         for p in binder.dependencies:
             assert p.depends is not None  # every dependency parameter has one
             try:
-                values[p.name] = await self.dependency(
+                kwargs[p.name] = await self.dependency(
                     p.depends, request, inv, path_params, http=True
                 )
             except EventValidationError as exc:
                 errors.extend(exc.errors)
-        kwargs = binder.http_arguments(request, inv.context, inv.path_params, errors)
+        binder.http_arguments(request, inv.context, inv.path_params, errors, kwargs)
         if errors:
             # Two dependencies on one failing provider report its failure once.
             raise EventValidationError(list(dict.fromkeys(errors)))
-        kwargs.update(values)
         return kwargs
 
     async def event_arguments(
@@ -154,7 +153,9 @@ class Resolver:
             value = cache.get(provider, _MISSING)
             if value is not _MISSING:
                 return value
-        binder = self.binder(provider, path_params, http=http)
+        binder = self._binders.get((provider, path_params, http))
+        if binder is None:
+            binder = self.binder(provider, path_params, http=http)
         if not binder.params:
             kwargs: dict[str, Any] = {}  # most providers take nothing: nothing to bind
         elif http:
@@ -166,7 +167,8 @@ class Resolver:
         elif binder.is_async or inv.offload:
             value = await inv.call(binder.fn, binder.is_async, **kwargs)
         else:
-            value = binder.fn(**kwargs)  # what inv.call would do, without a coroutine
+            # What inv.call would do, without a coroutine (nor, mostly, arguments to pass).
+            value = binder.fn(**kwargs) if kwargs else binder.fn()
         if depends.use_cache:
             # Read again: resolving the provider's own dependencies may have made it.
             cache = inv.values
