@@ -278,7 +278,7 @@ class Binder:
         kwargs: dict[str, Any] = {}
         for p in self.bound:
             if p.source is Source.EVENT:
-                if p.annotation is not form("Any") and not isinstance(event, p.annotation):
+                if p.annotation is not object and not isinstance(event, p.annotation):
                     carried = _carried_cloudevent(event, p.annotation)
                     if carried is not None:
                         kwargs[p.name] = carried
@@ -417,7 +417,7 @@ def _event_param(p: inspect.Parameter, ann: Any) -> Param:
     if _strip_optional(base)[0] is Context:
         return Param(p.name, Source.CONTEXT, p.default, Context)
     if base is form("Any") or base is object:
-        return Param(p.name, Source.EVENT, p.default, _any())
+        return Param(p.name, Source.EVENT, p.default, object)  # any event
     event_types = _event_types(base)
     if event_types is not None:
         return Param(p.name, Source.EVENT, p.default, event_types)
