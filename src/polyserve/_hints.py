@@ -83,6 +83,7 @@ def plain_hints(annotations: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _has_string(tp: Any) -> bool:
-    if isinstance(tp, types.GenericAlias):  # list["Pet"]: get_type_hints resolves "Pet"
+    if isinstance(tp, (types.GenericAlias, types.UnionType)):
+        # list["Pet"], list["Pet"] | None: get_type_hints resolves "Pet".
         return any(map(_has_string, tp.__args__))
     return isinstance(tp, str)
