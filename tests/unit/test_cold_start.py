@@ -169,6 +169,7 @@ def test_a_first_get_to_plainly_annotated_handlers_loads_neither_typing_nor_json
         request = HttpRequest("GET", "/items/3")
         assert app.handle_http(request, Context("t")).body == b'{"id":3,"q":"","tags":null}'
         assert "json" not in sys.modules
+        assert "threading" not in sys.modules  # only process-scoped providers need a lock
         print("typing loaded:", "typing" in sys.modules)
 
         def later(item_id: "int") -> dict:
