@@ -43,17 +43,15 @@ def _kept_encoder(
     """A compact JSON encoder kept for the process.
 
     ``json.dumps`` builds a C encoder on every call; where the C accelerator is there
-    (CPython, Pyodide), one is built here once. It does not track circular
-    references: a circular value ends in RecursionError rather than ValueError.
+    (CPython, Pyodide), one is built here once, straight from it: the ``json``
+    package, whose modules compile regular expressions as they load, costs a first
+    request 5 million instructions that a GET never uses. The encoder does not
+    track circular references: a circular value ends in RecursionError rather than
+    ValueError.
     """
-    import json
-    import json.encoder
-
-    # Both are None or absent where json has no C accelerator.
-    make = getattr(json.encoder, "c_make_encoder", None)
-    escape = getattr(
-        json.encoder, "c_encode_basestring_ascii" if ascii else "c_encode_basestring", None
-    )
+    accelerator = _accelerator()
+    make = getattr(accelerator, "make_encoder", None)
+    escape = getattr(accelerator, "encode_basestring_ascii" if ascii else "encode_basestring", None)
     if make is not None and escape is not None:
         try:
             item, key = separators
@@ -63,8 +61,19 @@ def _kept_encoder(
         if chunks is not None:
             join = "".join
             return lambda data: join(chunks(data, 0))
+    import json
+
     encoder = json.JSONEncoder(default=default, separators=separators, ensure_ascii=ascii)
     return encoder.encode
+
+
+def _accelerator() -> Any:
+    # json's C accelerator, which json.encoder takes its encoder from; None without it.
+    try:
+        import _json
+    except ImportError:
+        return None
+    return _json
 
 
 _encode: Callable[[Any], str] | None = None

@@ -29,10 +29,11 @@ import enum
 import inspect
 import sys
 import types
-import typing
 from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+from polyserve._hints import args as get_args
+from polyserve._hints import form, is_typeddict, plain_hints
+from polyserve._hints import origin as get_origin
 from polyserve.context import Context
 from polyserve.errors import (
     ConfigurationError,
@@ -45,6 +46,12 @@ from polyserve.events.http import HttpRequest
 from polyserve.params import Body, Dependency, Header, Query, RequestOrEvent
 from polyserve.pipeline import is_async_callable
 from polyserve.validation import Validator
+
+# Not ``typing.TYPE_CHECKING``: binding an app's handlers imports typing only for the
+# annotations that need it (see polyserve._hints).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Binder", "Param", "Shape", "Source"]
 
@@ -188,7 +195,7 @@ class Binder:
         for p in inspect.signature(fn).parameters.values():
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                 continue
-            ann = hints.get(p.name, Any)
+            ann = hints[p.name] if p.name in hints else _any()
             param = _dependency_param(p, ann)
             if param is None:
                 param = _http_param(p, ann, path_params) if http else _event_param(p, ann)
@@ -217,8 +224,9 @@ class Binder:
         context: Context,
         path_params: Mapping[str, Any],
         errors: list[FieldError],
-    ) -> dict[str, Any]:
-        """The arguments that come from the request, every failure added to ``errors``.
+        kwargs: dict[str, Any],
+    ) -> None:
+        """Add the arguments that come from the request to ``kwargs``, every failure to ``errors``.
 
         Dependencies are not bound here (see ``polyserve.dependencies``).
 
@@ -226,7 +234,6 @@ class Binder:
             UnsupportedMediaTypeError: a body is declared and the content type is not JSON.
             MalformedEventError: the body is not valid JSON.
         """
-        kwargs: dict[str, Any] = {}
         for p in self.bound:
             source = p.source
             if source is Source.PATH:
@@ -242,7 +249,6 @@ class Binder:
             elif source is Source.REQUEST:
                 # A copy carrying the path parameters, for the handlers that take it.
                 kwargs[p.name] = request.with_path_params(path_params) if path_params else request
-        return kwargs
 
     def body_argument(self, request: HttpRequest) -> Any:
         """The one argument of a ``Shape.BODY_ONLY`` handler.
@@ -272,7 +278,7 @@ class Binder:
         kwargs: dict[str, Any] = {}
         for p in self.bound:
             if p.source is Source.EVENT:
-                if p.annotation is not Any and not isinstance(event, p.annotation):
+                if p.annotation is not object and not isinstance(event, p.annotation):
                     carried = _carried_cloudevent(event, p.annotation)
                     if carried is not None:
                         kwargs[p.name] = carried
@@ -308,6 +314,11 @@ def _parameter_hints(fn: Callable[..., Any], hinted: Any) -> dict[str, Any]:
     """
     annotations = dict(getattr(hinted, "__annotations__", None) or {})
     annotations.pop("return", None)
+    plain = plain_hints(annotations)
+    if plain is not None:
+        return plain
+    import typing
+
     holder = types.SimpleNamespace(__annotations__=annotations)
     module_names = getattr(hinted, "__globals__", None) or {}
     try:
@@ -323,6 +334,13 @@ def _parameter_hints(fn: Callable[..., Any], hinted: Any) -> dict[str, Any]:
 
 
 _KNOWN_TYPES: dict[str, Any] = {"Context": Context, "HttpRequest": HttpRequest}
+
+
+def _any() -> Any:
+    # The annotation of an unannotated parameter.
+    from typing import Any
+
+    return Any
 
 
 def _shape(params: list[Param], positional: list[bool], path_params: Sequence[str]) -> Shape:
@@ -341,7 +359,7 @@ def _shape(params: list[Param], positional: list[bool], path_params: Sequence[st
 
 
 def _split_annotated(ann: Any) -> tuple[Any, list[Any]]:
-    if get_origin(ann) is Annotated:
+    if get_origin(ann) is form("Annotated"):
         base, *meta = get_args(ann)
         return base, meta
     # Python 3.10's get_type_hints wraps the annotation of a parameter that defaults to
@@ -351,7 +369,7 @@ def _split_annotated(ann: Any) -> tuple[Any, list[Any]]:
         args = get_args(ann)
         if len(args) == 2 and type(None) in args:
             inner = args[0] if args[1] is type(None) else args[1]
-            if get_origin(inner) is Annotated:
+            if get_origin(inner) is form("Annotated"):
                 return _split_annotated(inner)
     return ann, []
 
@@ -364,7 +382,7 @@ def _dependency_param(p: inspect.Parameter, ann: Any) -> Param | None:
     if depends is None:
         return None
     if depends.provider is None:
-        if not callable(base) or base is Any:
+        if not callable(base) or base is form("Any"):
             raise ConfigurationError(
                 f"Depends() on parameter {p.name!r} needs a provider or a callable annotation"
             )
@@ -398,8 +416,8 @@ def _event_param(p: inspect.Parameter, ann: Any) -> Param:
     base, _ = _split_annotated(ann)
     if _strip_optional(base)[0] is Context:
         return Param(p.name, Source.CONTEXT, p.default, Context)
-    if base is Any or base is object:
-        return Param(p.name, Source.EVENT, p.default, Any)
+    if base is form("Any") or base is object:
+        return Param(p.name, Source.EVENT, p.default, object)  # any event
     event_types = _event_types(base)
     if event_types is not None:
         return Param(p.name, Source.EVENT, p.default, event_types)
@@ -544,7 +562,7 @@ def _to_float(value: str) -> float:
 
 
 def _scalar(tp: Any) -> Callable[[str], Any]:
-    if tp is str or tp is Any:
+    if tp is str or tp is form("Any"):
         return str
     if tp is bool:
         return _to_bool
@@ -557,7 +575,7 @@ def _scalar(tp: Any) -> Callable[[str], Any]:
         return uuid.UUID  # type: ignore[no-any-return]
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return tp
-    if get_origin(tp) is Literal:
+    if get_origin(tp) is form("Literal"):
         allowed = {str(a): a for a in get_args(tp)}
 
         def literal(value: str) -> Any:
@@ -571,15 +589,19 @@ def _scalar(tp: Any) -> Callable[[str], Any]:
 
 
 def _is_union(tp: Any) -> bool:
-    return get_origin(tp) is Union or isinstance(tp, types.UnionType)
+    return get_origin(tp) is form("Union") or isinstance(tp, types.UnionType)
 
 
 def _strip_optional(tp: Any) -> tuple[Any, bool]:
     if _is_union(tp):
         args = [a for a in get_args(tp) if a is not type(None)]
         if len(args) < len(get_args(tp)):
+            if len(args) == 1:
+                return args[0], True
+            from typing import Union
+
             # Union[...] built at run time from a tuple of types has no `X | Y` spelling.
-            return (args[0] if len(args) == 1 else Union[tuple(args)]), True  # noqa: UP007
+            return Union[tuple(args)], True  # noqa: UP007
     return tp, False
 
 
@@ -599,7 +621,7 @@ def _is_body_type(tp: Any) -> bool:
 def _is_model(tp: Any) -> bool:
     if not isinstance(tp, type):
         return False
-    if dataclasses.is_dataclass(tp) or typing.is_typeddict(tp):
+    if dataclasses.is_dataclass(tp) or is_typeddict(tp):
         return True
     # If pydantic was never imported, no class can be one of its models.
     pydantic = sys.modules.get("pydantic")

@@ -109,7 +109,10 @@ class Invocation:
 
         The one place where sync and async code meet: an async callable is awaited,
         or run on the thread's own loop under a blocking invocation; a sync one is
-        called inline, or in a worker thread when the invocation offloads.
+        called inline, or in a worker thread when the invocation offloads. (The HTTP
+        endpoint and the dependency resolver call a sync callable inline themselves
+        when the invocation does not offload: a coroutine and two copies of the
+        keyword arguments cost a small GET 4%.)
         """
         if is_async:
             if self.is_blocking:

@@ -10,8 +10,10 @@ never load it. pydantic's errors are translated here into polyserve's own
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, get_args, get_origin
 
+from polyserve._hints import args as get_args
+from polyserve._hints import form
+from polyserve._hints import origin as get_origin
 from polyserve.errors import (
     EventValidationError,
     FieldError,
@@ -19,6 +21,11 @@ from polyserve.errors import (
     MissingDependencyError,
 )
 from polyserve.events._body import parse_json
+
+# Not ``typing.TYPE_CHECKING``: importing typing costs cold-start milliseconds.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Validator"]
 
@@ -125,13 +132,14 @@ class Validator:
 
 
 def _plain_container(tp: Any) -> tuple[type, ...] | None:
-    if tp is Any or tp is object:
+    any_ = form("Any")
+    if tp is any_ or tp is object:
         return (object,)
     origin = get_origin(tp) or tp
     args = get_args(tp)
-    if origin in (dict, Mapping) and (not args or args == (str, Any)):
+    if origin in (dict, Mapping) and (not args or args == (str, any_)):
         return (dict,)
-    if origin in (list, Sequence) and (not args or args == (Any,)):
+    if origin in (list, Sequence) and (not args or args == (any_,)):
         return (list,)
     return None
 

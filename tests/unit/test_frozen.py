@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -97,3 +97,30 @@ def test_post_init_runs_on_a_frozen_instance() -> None:
         _Positive(0)
     with pytest.raises(ValueError, match="positive"):
         dataclasses.replace(_Positive(1), x=-1)
+
+
+@fast_init
+@dataclasses.dataclass(frozen=True, slots=True, init=False)
+class _Bare:
+    x: int
+    tags: list[str] = dataclasses.field(default_factory=list)
+
+    if TYPE_CHECKING:  # the __init__ fast_init gives, as type checkers should see it
+
+        def __init__(self, x: int, tags: list[str] = ...) -> None: ...
+
+
+class _BareChild(_Bare):
+    __slots__ = ()
+
+
+def test_a_class_declared_without_init_gets_this_one_as_its_only_one() -> None:
+    assert _Bare(1) == _Bare(x=1, tags=[])
+    assert _Bare(1).tags is not _Bare(1).tags
+    assert dataclasses.replace(_Bare(1), x=2) == _Bare(2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        _Bare(1).x = 2  # type: ignore[misc]  # the point of the test
+    child = _BareChild(3, ["t"])
+    assert (type(child), child.x, child.tags) == (_BareChild, 3, ["t"])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        child.x = 4  # type: ignore[misc]  # the point of the test

@@ -186,6 +186,10 @@ def test_events_keep_dataclass_behaviour() -> None:
     assert HttpRequest("GET", "/pets").path_params == {}
     assert HttpRequest("GET", "/pets").path_params is not HttpRequest("GET", "/pets").path_params
     assert "method='GET'" in repr(request)
+    assert "raw" not in repr(request)
+    assert request == dataclasses.replace(request, raw={"other": 2})  # raw is not compared
+    assert request != dataclasses.replace(request, body=b"x")
+    assert repr(HttpResponse(201)) == "HttpResponse(status=201, headers=Headers([]), body=b'')"
     assert hash(HttpResponse(200, Headers([("a", "1")]), b"x")) == hash(
         HttpResponse(200, Headers([("a", "1")]), b"x")
     )
