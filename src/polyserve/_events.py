@@ -171,6 +171,8 @@ class EventDispatch:
                 inv.error = raised
                 return await self._error(raised, event, inv, plan)
             except Exception as exc:  # a middleware raised, and no middleware caught it
+                if exc is inv.error:
+                    raise  # the handler's own, which no exception handler took
                 return await self._error(exc, event, inv, plan)
         except Exception as exc:
             if await self._poison(plan.registration, event, exc, inv):
