@@ -254,15 +254,7 @@ class _Builder:
         def handler(req: NativeHttpRequest, context: InvocationContext | None = None) -> Any:
             return run(app, source, req, self._context(context, name, _HTTP_LIMIT), names)
 
-        self._declare(handler, name, "req", self.func.HttpRequest)
-        handler.__annotations__["return"] = self.func.HttpResponse
-        builder = self.native.route(
-            route=route,
-            trigger_arg_name="req",
-            methods=sorted(HTTP_METHODS),
-            auth_level=self.settings.auth_level,
-        )(handler)
-        self._register(name, builder)
+        self._http_route(handler, name, route, self.func.HttpRequest, self.func.HttpResponse)
 
     def _http_streams(self, route: str) -> None:
         from polyserve_azure import _streams
@@ -277,8 +269,14 @@ class _Builder:
             return await _streams.serve(app, req, ctx, route_prefix=prefix, identify=identify)
 
         # The worker accepts, in this mode, FastAPI's Request and Response types.
-        self._declare(handler, name, "req", extension.Request)
-        handler.__annotations__["return"] = extension.Response
+        self._http_route(handler, name, route, extension.Request, extension.Response)
+
+    def _http_route(
+        self, handler: Any, name: str, route: str, request_type: Any, response_type: Any
+    ) -> None:
+        # Declares ``handler`` as the HTTP function ``name`` for every method of ``route``.
+        self._declare(handler, name, "req", request_type)
+        handler.__annotations__["return"] = response_type
         builder = self.native.route(
             route=route,
             trigger_arg_name="req",
