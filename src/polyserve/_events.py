@@ -10,8 +10,6 @@ the failure stands and the platform's own redelivery policy decides.
 
 from __future__ import annotations
 
-from typing import Any
-
 from polyserve.binding import Shape
 from polyserve.pipeline import SetAside, chain, find_exception_handler, is_async_callable
 from polyserve.routing import Trigger
@@ -21,6 +19,7 @@ from polyserve.tracing import of_event
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from typing import Any
 
     from polyserve.app import App
     from polyserve.batch import BatchResult
@@ -90,7 +89,7 @@ class EventDispatch:
             and not binder.is_async
         ):
             plan.direct = reg.endpoint
-            plan.event_type = _event_type(binder)
+            plan.event_type = binder.params[0].annotation  # object: any event
         return plan
 
     async def handle(self, trigger: Trigger, name: str, event: object, inv: Invocation) -> Any:
@@ -187,7 +186,7 @@ class EventDispatch:
         # A handler that takes just the event, of any type (``Any``) or of the
         # declared ones, is called with it directly.
         event_only = binder.shape is Shape.EVENT_ONLY and not dependencies
-        expected = _event_type(binder) if event_only else object
+        expected = binder.params[0].annotation if event_only else object
 
         async def endpoint(event: Any, inv: Invocation) -> Any:
             try:
@@ -259,12 +258,6 @@ class EventDispatch:
             return False
         context.logger.warning("poison message set aside", error_type=type(exc).__name__, **fields)
         return True
-
-
-def _event_type(binder: Binder) -> Any:
-    # The event type a handler of shape EVENT_ONLY declares (``object`` for ``Any``).
-    expected = binder.params[0].annotation
-    return object if expected is Any else expected
 
 
 def _continue_trace(inv: Invocation, event: object) -> None:
