@@ -75,6 +75,11 @@ _SOURCE_PARAM = "_idempotency_source"
 _MAX_KEY_CHARS = 250
 _FIRST_POLL = 0.01
 _MAX_POLL = 0.25
+# The shortest in-progress lock, in seconds. A lock lasts until the invocation's
+# deadline, but a context whose deadline has passed (or nearly: a clock that runs
+# ahead) would give a lock that is dead when written, and a concurrent caller would
+# run the handler beside this one.
+_MIN_LOCK_SECONDS = 5.0
 
 
 def idempotent(
@@ -131,6 +136,8 @@ def idempotent(
             ``"skip"`` runs the function unprotected.
         clock: the time source for record timestamps (epoch seconds).
         lock_timeout: how long a call holds the key when the Context gives no deadline.
+            With a deadline, the key is held until it, and for at least five seconds
+            (or ``lock_timeout``, if shorter), even when the deadline has passed.
         scope: ``"caller"`` scopes HTTP keys as above; ``"global"`` shares keys between
             all callers, for keys that are global by design; a function of the request
             (or event, or arguments mapping) and the Context returns the scope itself:
@@ -465,12 +472,16 @@ class _Idempotent:
             )
 
         remaining = context.remaining_time() if context is not None else None
+        if remaining is None:
+            lock = opts.lock_timeout
+        else:
+            lock = max(remaining, min(_MIN_LOCK_SECONDS, opts.lock_timeout))
         return _Call(
             key=f"{self.namespace}@{scope}#{raw}" if scope else f"{self.namespace}#{raw}",
             fingerprint=fingerprint,
             context=context,
             token=_tokens.next(),
-            lock_seconds=opts.lock_timeout if remaining is None else remaining,
+            lock_seconds=lock,
         )
 
     def _scope(

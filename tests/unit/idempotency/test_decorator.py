@@ -812,3 +812,34 @@ def test_a_payload_nested_past_the_stack_fails_its_record_with_a_typed_error() -
     assert failure.item_id == "r-2"
     assert type(failure.error).__name__ == "MalformedEventError"
     assert "nested too deeply" in str(failure.error)
+
+
+@pytest.mark.parametrize("left", [0.0, 0.2, -30.0])
+def test_a_call_past_or_near_its_deadline_still_holds_the_key(left: float) -> None:
+    # remaining_time() is 0 once the deadline has passed: a lock of 0 s would be dead
+    # when written, and a concurrent caller would run the handler beside this one.
+    store = MemoryStore()
+    clock = FakeClock()
+    started = []
+
+    @idempotent(store, clock=clock, lock_timeout=60)
+    def handle(message: Message, context: Context) -> None:
+        started.append(message.id)
+        with pytest.raises(InProgressError):
+            handle(Message("m"), _ctx(deadline=time.time() + left))
+
+    handle(Message("m"), _ctx(deadline=time.time() + left))
+    assert started == ["m"]
+
+
+def test_the_lock_floor_never_exceeds_lock_timeout() -> None:
+    store = SpyStore()
+    clock = FakeClock()
+
+    @idempotent(store, clock=clock, lock_timeout=2)
+    def handle(message: Message, context: Context) -> None:
+        return None
+
+    handle(Message("late"), _ctx(deadline=time.time() - 1))
+    [late] = (args for name, args in store.calls if name == "acquire")
+    assert late["lock_expires_at"] - clock() == 2
