@@ -19,6 +19,7 @@ import contextlib
 import enum
 import math
 import threading
+import time
 from dataclasses import dataclass
 from typing import (
     TYPE_CHECKING,
@@ -55,6 +56,7 @@ __all__ = [
     "Status",
     "Store",
     "is_live",
+    "ttl_offset",
 ]
 
 
@@ -94,6 +96,17 @@ def is_live(record: Record, now: float) -> bool:
     if record.status is Status.COMPLETED:
         return record.expires_at > now
     return record.lock_expires_at > now
+
+
+def ttl_offset(now: float, host_time: float | None = None) -> int:
+    """Whole seconds from a caller's clock reading ``now`` to this host's clock.
+
+    For stores whose database deletes expired items by its own clock (DynamoDB and
+    Firestore TTL): a record's end on the caller's clock plus this offset is a TTL that
+    never comes before that end on this host's clock, which the database is assumed to
+    follow. Rounded up. ``host_time`` is this host's reading (``time.time()`` if not given).
+    """
+    return math.ceil((time.time() if host_time is None else host_time) - now)
 
 
 @runtime_checkable

@@ -3,6 +3,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -10,6 +11,7 @@ import redis
 
 from polyserve import CorruptRecordError, StoreUnavailableError
 from polyserve.idempotency import MemoryStore, RedisStore, SQLiteStore, Status, Store
+from polyserve.idempotency.store import ttl_offset
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -151,3 +153,9 @@ def test_importing_the_package_loads_neither_redis_nor_pydantic() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_ttl_offset_rounds_up_from_the_callers_clock_to_this_hosts() -> None:
+    assert ttl_offset(100.25, host_time=400.0) == 300  # 299.75 s, rounded up
+    assert ttl_offset(500.0, host_time=400.0) == -100  # a caller whose clock runs ahead
+    assert ttl_offset(time.time() - 60) in (60, 61)

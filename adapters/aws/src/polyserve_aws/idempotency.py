@@ -41,11 +41,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from polyserve.errors import ConfigurationError
-from polyserve.idempotency.store import ConditionalStore, Failure, Record, Status
+from polyserve.idempotency.store import ConditionalStore, Failure, Record, Status, ttl_offset
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -150,7 +149,7 @@ class DynamoDBStore(ConditionalStore["DynamoDBClient", None]):
     def _insert(self, record: Record, now: float) -> None:
         """One ``PutItem`` whose condition accepts only a missing or dead record."""
         # Rounded up twice, so that TTL never comes before the record's end.
-        offset = math.ceil(_wall_clock() - now)
+        offset = ttl_offset(now)
         expiration = math.ceil(max(record.lock_expires_at, record.expires_at)) + offset
         item: dict[str, AttributeValueTypeDef] = {
             self.key_attr: {"S": record.key},
@@ -323,11 +322,6 @@ class DynamoDBStore(ConditionalStore["DynamoDBClient", None]):
             except self.client.exceptions.ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "UnknownOperationException":
                     raise
-
-
-def _wall_clock() -> float:
-    """This host's clock, which DynamoDB's TTL is assumed to follow (tests replace it)."""
-    return time.time()
 
 
 def _number(value: float) -> str:

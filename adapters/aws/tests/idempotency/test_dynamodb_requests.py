@@ -35,7 +35,11 @@ def stubbed(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[DynamoDBStore, St
     import boto3
     from botocore.stub import Stubber
 
-    monkeypatch.setattr("polyserve_aws.idempotency._wall_clock", lambda: WALL_CLOCK)
+    from polyserve.idempotency.store import ttl_offset
+
+    monkeypatch.setattr(
+        "polyserve_aws.idempotency.ttl_offset", lambda now: ttl_offset(now, WALL_CLOCK)
+    )
     client = boto3.client(
         "dynamodb",
         region_name="us-east-1",

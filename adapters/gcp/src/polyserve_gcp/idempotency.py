@@ -46,11 +46,10 @@ import dataclasses
 import datetime
 import hashlib
 import math
-import time
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from polyserve.errors import ConfigurationError
-from polyserve.idempotency.store import ConditionalStore, Failure, Record, Status
+from polyserve.idempotency.store import ConditionalStore, Failure, Record, Status, ttl_offset
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -139,7 +138,7 @@ class FirestoreStore(ConditionalStore[Any, _Version]):
 
         It keeps no version, so ``complete`` and ``release`` read the document first.
         """
-        document = _encode_record(record, self.ttl_field, _offset(now))
+        document = _encode_record(record, self.ttl_field, ttl_offset(now))
         self._document(record.key).create(document, **self._options())
 
     def _replace(self, record: Record, version: _Version, now: float) -> None:
@@ -148,7 +147,7 @@ class FirestoreStore(ConditionalStore[Any, _Version]):
         from google.cloud.firestore import DELETE_FIELD
 
         self._document(record.key).update(
-            {**_encode_record(record, self.ttl_field, _offset(now)), "result": DELETE_FIELD},
+            {**_encode_record(record, self.ttl_field, ttl_offset(now)), "result": DELETE_FIELD},
             option=self.client.write_option(last_update_time=version.update_time),
             **self._options(),
         )
@@ -246,10 +245,10 @@ class FirestoreStore(ConditionalStore[Any, _Version]):
         return options
 
 
-def _encode_record(record: Record, ttl_field: str | None, ttl_offset: int = 0) -> dict[str, Any]:
+def _encode_record(record: Record, ttl_field: str | None, offset: int = 0) -> dict[str, Any]:
     """The Firestore fields for ``record``: ``result`` only when it has one, and unless
-    ``ttl_field`` is None, a TTL timestamp in it and ``ttl_offset``, the seconds from the
-    caller's clock to this host's."""
+    ``ttl_field`` is None, a TTL timestamp in it and ``ttl_offset``, the ``offset`` in
+    seconds from the caller's clock to this host's."""
     data: dict[str, Any] = {
         "key": record.key,
         "status": record.status.value,
@@ -261,20 +260,9 @@ def _encode_record(record: Record, ttl_field: str | None, ttl_offset: int = 0) -
     if record.result is not None:
         data["result"] = bytes(record.result)
     if ttl_field is not None:
-        data[_OFFSET_FIELD] = ttl_offset
-        data[ttl_field] = _timestamp(max(record.lock_expires_at, record.expires_at), ttl_offset)
+        data[_OFFSET_FIELD] = offset
+        data[ttl_field] = _timestamp(max(record.lock_expires_at, record.expires_at), offset)
     return data
-
-
-def _offset(now: float) -> int:
-    """Whole seconds from the caller's ``now`` to this host's clock, rounded up so that TTL
-    never comes before the record's end."""
-    return math.ceil(_wall_clock() - now)
-
-
-def _wall_clock() -> float:
-    """This host's clock, which Firestore's TTL is assumed to follow (tests replace it)."""
-    return time.time()
 
 
 def _timestamp(seconds: float, offset: int = 0) -> datetime.datetime:
