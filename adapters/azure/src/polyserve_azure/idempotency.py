@@ -251,12 +251,20 @@ class TableStore(ConditionalStore["TableClient", str]):
             for entity in self.client.list_entities(select=["PartitionKey", "RowKey"]):
                 self.client.delete_entity(entity["PartitionKey"], entity["RowKey"])
 
-    def delete_expired(self, now: float | None = None) -> int:
-        """Delete the records that are dead at ``now`` (default: the current time).
+    def delete_expired(self, now: float | None = None, *, grace: float = 300.0) -> int:
+        """Delete the records that had been dead for ``grace`` seconds at ``now``.
+
+        ``now`` defaults to this host's clock. A record's times come from the clocks of
+        the callers that wrote it, so a record is deleted only once it has been dead
+        for ``grace`` seconds (default five minutes): a host whose clock runs ahead of
+        a caller's by less than that never deletes that caller's live record.
 
         Table Storage has no TTL, so run this from a timer to keep the table small. Each
         delete is conditional on the ETag read, so a record taken over meanwhile stays.
         Returns the number of records deleted.
+
+        Raises:
+            ValueError: ``now`` is not finite, or ``grace`` is negative or not finite.
         """
         from azure.core import MatchConditions
         from azure.core.exceptions import HttpResponseError
@@ -264,6 +272,9 @@ class TableStore(ConditionalStore["TableClient", str]):
         now = float(time.time() if now is None else now)
         if not math.isfinite(now):
             raise ValueError(f"record times must be finite, got {now}")
+        if not (math.isfinite(grace) and grace >= 0):
+            raise ValueError(f"grace must be a finite number of seconds >= 0, got {grace}")
+        now -= grace
         # Dead means COMPLETED and past ExpiresAt, or IN_PROGRESS and past LockExpiresAt. The
         # literals are formatted here: the client's @parameter substitution would turn 1.0
         # into "true".

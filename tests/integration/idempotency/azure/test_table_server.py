@@ -183,7 +183,10 @@ def test_delete_expired_removes_only_dead_records(table_factory: TableStoreFacto
             assert store.acquire(key, token="t", fingerprint=None, **live) is None
             assert store.complete(key, token="t", result=b"r", expires_at=expires_at)
 
-        assert store.delete_expired(NOW) == 3
+        # Dead for at most 5 s: within the default grace, which allows for clock skew.
+        assert store.delete_expired(NOW) == 0
+        assert store.delete_expired(NOW + 294, grace=300) == 0  # the oldest ended at NOW - 5
+        assert store.delete_expired(NOW + 300) == 3
 
         keys = ("running", "abandoned", "fresh", "stale", "older")
         assert {key: store.get(key) is not None for key in keys} == {
@@ -195,6 +198,21 @@ def test_delete_expired_removes_only_dead_records(table_factory: TableStoreFacto
         }
     finally:
         store.client.delete_table()
+        store.close()
+
+
+@pytest.mark.parametrize("grace", [-1.0, float("nan"), float("inf")])
+def test_delete_expired_refuses_a_bad_grace(grace: float) -> None:
+    # Refused before anything is sent: the endpoint is never contacted.
+    connection_string = (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT_NAME};"
+        f"AccountKey={AZURITE_ACCOUNT_KEY};TableEndpoint=http://127.0.0.1:9/{AZURITE_ACCOUNT_NAME};"
+    )
+    store = TableStoreFactory(connection_string, "idempotency", max_attempts=1)()
+    try:
+        with pytest.raises(ValueError, match="grace"):
+            store.delete_expired(NOW, grace=grace)
+    finally:
         store.close()
 
 
