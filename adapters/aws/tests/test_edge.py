@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -172,3 +173,145 @@ def test_forward_hands_cloudfront_back_what_it_had(lambda_context: FakeLambdaCon
     raw["Records"][0]["cf"]["request"]["uri"] = "/api/pets"
     assert handler(raw, lambda_context)["body"] == "edge answered pets"
     assert edge.forward().status == 204  # elsewhere: an empty answer
+
+
+def forwarding(answer: HttpResponse) -> Any:
+    app = App("edge")
+
+    @app.route("/{rest:path}", methods=["GET", "POST"])
+    def anything(rest: str) -> HttpResponse:
+        return answer
+
+    return polyserve_aws.handler(app)
+
+
+def test_forward_rewrites_the_request_on_its_way(lambda_context: FakeLambdaContext) -> None:
+    raw = load("edge-viewer-request.json")
+    original = json.loads(json.dumps(raw))
+    answer = edge.forward(
+        path="/spa/index.html",
+        query={"lang": "fr CA", "page": "2"},
+        headers={"X-Origin-Verify": "s3cret"},
+        remove=["Cookie"],
+    )
+    out = forwarding(answer)(raw, lambda_context)
+
+    assert out["uri"] == "/spa/index.html"
+    assert out["querystring"] == "lang=fr+CA&page=2"
+    assert out["headers"]["x-origin-verify"] == [{"key": "X-Origin-Verify", "value": "s3cret"}]
+    assert "cookie" not in out["headers"]
+    assert out["headers"]["host"] == original["Records"][0]["cf"]["request"]["headers"]["host"]
+    assert out["method"] == "GET"
+    assert out["clientIp"] == original["Records"][0]["cf"]["request"]["clientIp"]
+    assert raw == original  # the event itself is left as it came
+
+
+def test_forward_percent_encodes_the_path_and_keeps_a_query_as_sent(
+    lambda_context: FakeLambdaContext,
+) -> None:
+    out = forwarding(edge.forward(path="/pets/café 100%", query="?a=1&a=2"))(
+        load("edge-viewer-request.json"), lambda_context
+    )
+    assert out["uri"] == "/pets/caf%C3%A9%20100%25"
+    assert out["querystring"] == "a=1&a=2"
+    out = forwarding(edge.forward(query=""))(load("edge-viewer-request.json"), lambda_context)
+    assert out["querystring"] == ""
+    assert out["uri"] == "/pets/caf%C3%A9"  # as it came
+
+
+def test_forward_sets_headers_on_the_origins_response(lambda_context: FakeLambdaContext) -> None:
+    raw = load("edge-origin-response.json")
+    hsts = "max-age=63072000; includeSubDomains"
+    out = forwarding(edge.forward(headers={"Strict-Transport-Security": hsts}, remove=["server"]))(
+        raw, lambda_context
+    )
+    assert out["status"] == "200"
+    assert out["headers"]["strict-transport-security"] == [
+        {"key": "Strict-Transport-Security", "value": hsts}
+    ]
+    assert "server" not in out["headers"]
+    assert (
+        out["headers"]["content-type"]
+        == raw["Records"][0]["cf"]["response"]["headers"]["content-type"]
+    )
+
+
+def test_headers_a_middleware_adds_are_not_taken_for_changes(
+    lambda_context: FakeLambdaContext,
+) -> None:
+    app = App("edge")
+
+    @app.middleware
+    def stamp(call: Any, request: HttpRequest, ctx: Any) -> HttpResponse:
+        response: HttpResponse = call(request)
+        return response.with_header("x-frame-options", "DENY")
+
+    @app.get("/{rest:path}")
+    def everything(rest: str) -> HttpResponse:
+        return edge.forward(headers={"x-origin-verify": "s3cret"})
+
+    raw = load("edge-viewer-request.json")
+    out = polyserve_aws.handler(app)(raw, lambda_context)
+    assert "x-frame-options" not in out["headers"]
+    assert out["headers"]["x-origin-verify"] == [{"key": "X-Origin-Verify", "value": "s3cret"}]
+
+
+@pytest.mark.parametrize(
+    ("event", "answer", "named"),
+    [
+        ("edge-viewer-request.json", edge.forward(headers={"Host": "evil.example"}), "host"),
+        (
+            "edge-origin-request-body.json",
+            edge.forward(remove=["content-length"]),
+            "content-length",
+        ),
+        ("edge-viewer-request.json", edge.forward(headers={"X-Cache": "Hit"}), "x-cache"),
+        ("edge-viewer-request.json", edge.forward(headers={"X-Amz-Cf-Id": "x"}), "x-amz-cf-id"),
+        ("edge-origin-response.json", edge.forward(path="/elsewhere"), "path or query"),
+    ],
+)
+def test_a_forward_cloudfront_would_refuse_is_a_500_that_names_it(
+    event: str,
+    answer: HttpResponse,
+    named: str,
+    lambda_context: FakeLambdaContext,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="polyserve"):
+        out = forwarding(answer)(load(event), lambda_context)
+    assert out["status"] == "500"
+    assert json.loads(out["body"])["code"] == "internal_error"
+    assert "Lambda@Edge forward refused" in caplog.text
+    assert named in caplog.text
+
+
+def test_forward_refuses_what_no_request_can_carry() -> None:
+    from polyserve import InvalidHeaderError
+
+    with pytest.raises(InvalidHeaderError):
+        edge.forward(headers={"x-a": "a\r\nSet-Cookie: x=1"})
+    with pytest.raises(ValueError, match="path"):
+        edge.forward(path="pets")
+    with pytest.raises(ValueError, match="path"):
+        edge.forward(path="/a\r\nb")
+    with pytest.raises(ValueError, match="query"):
+        edge.forward(query="a=\n")
+    with pytest.raises(ValueError, match="both"):
+        edge.forward(headers={"X-A": "1"}, remove=["x-a"])
+
+
+def test_a_generated_response_leaves_out_what_cloudfront_refuses(
+    lambda_context: FakeLambdaContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A mounted ASGI app sets Content-Length; CloudFront frames the body itself and
+    # refuses an origin request's answer that carries it.
+    answer = HttpResponse.text("hi", headers={"Content-Length": "2", "Connection": "close"})
+    with caplog.at_level(logging.WARNING, logger="polyserve"):
+        out = forwarding(answer)(load("edge-origin-request-body.json"), lambda_context)
+    assert out["status"] == "200"
+    assert out["body"] == "hi"
+    assert "content-length" not in out["headers"]
+    assert "connection" not in out["headers"]
+    assert "content-type" in out["headers"]
+    assert "connection" in caplog.text
+    assert "content-length" not in caplog.text  # framing is dropped without a word

@@ -19,16 +19,20 @@ The app's ``HttpResponse`` is answered in CloudFront's form: ``status`` (a strin
 response: CloudFront answers the viewer with it, without going to the cache or the
 origin. For a response event it replaces the origin's response, except that a
 viewer response cannot carry a new body (CloudFront rejects one), so its body is
-left out. A route that returns ``polyserve_aws.edge.forward()`` lets CloudFront go
-on: the function returns ``cf.request`` (request events) or ``cf.response``
-(response events) as it came.
+left out. Headers CloudFront keeps to itself, and those it makes read-only for the
+event (``Content-Length``, which a mounted ASGI app sets, among them), are left out
+of a generated response: CloudFront would refuse the whole answer with a 502.
+
+A route that returns ``polyserve_aws.edge.forward()`` lets CloudFront go on: the
+function returns ``cf.request`` (request events) or ``cf.response`` (response
+events) as it came, or with the changes ``forward`` names (see ``polyserve_aws.edge``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from polyserve.adapter import as_object, decode_base64, response_body, text, translating
+from polyserve.adapter import as_object, decode_base64, problem, response_body, text, translating
 from polyserve.errors import MalformedEventError, PayloadTooLargeError
 from polyserve.events import Headers, HttpRequest, QueryParams, decode_path
 from polyserve_aws._wire import first_record
@@ -48,6 +52,38 @@ _WHAT = "Lambda@Edge event"
 
 EVENT_TYPES = frozenset({"viewer-request", "origin-request", "viewer-response", "origin-response"})
 """The CloudFront events a Lambda@Edge function can be associated with."""
+
+# Headers CloudFront does not show edge functions and refuses from them (a 502).
+_DISALLOWED = frozenset({
+    "connection", "expect", "keep-alive", "proxy-authenticate", "proxy-authorization",
+    "proxy-connection", "trailer", "upgrade", "x-cache", "x-forwarded-proto", "x-real-ip",
+})  # fmt: skip
+_DISALLOWED_PREFIXES = ("x-accel-", "x-amz-cf-", "x-edge-")
+# Headers an edge function may read but not add, change or remove, per event.
+_READ_ONLY = {
+    "viewer-request": frozenset({"content-length", "host", "transfer-encoding", "via"}),
+    "origin-request": frozenset(
+        {
+            "accept-encoding",
+            "content-length",
+            "if-modified-since",
+            "if-none-match",
+            "if-range",
+            "if-unmodified-since",
+            "range",
+            "transfer-encoding",
+            "via",
+        }
+    ),
+    "origin-response": frozenset({"transfer-encoding", "via"}),
+    "viewer-response": frozenset(
+        {"content-encoding", "content-length", "transfer-encoding", "warning", "via"}
+    ),
+}
+# Framing that CloudFront sets itself: left out of a generated response without a word.
+_FRAMING = frozenset({"content-length", "transfer-encoding"})
+# Characters kept as they are when a path becomes CloudFront's uri (RFC 3986 pchar and "/").
+_URI_SAFE = "/:@!$&'()*+,;=-._~"
 
 
 def matches(raw: dict[str, Any]) -> bool:
@@ -128,24 +164,40 @@ def to_native(response: HttpResponse, raw: dict[str, Any], context: Context) -> 
     request or response when the app answered with ``polyserve_aws.edge.forward()``."""
     from http import HTTPStatus
 
-    if response.status == 204 and response.headers.get(_FORWARD) is not None:
-        cf = raw["Records"][0]["cf"]
-        forwarded: dict[str, Any] = cf["response" if "response" in cf else "request"]
-        return forwarded
+    kind = event_type(raw)
+    marker = response.headers.get(_FORWARD) if response.status == 204 else None
+    if marker is not None:
+        try:
+            return _forwarded(raw, kind, marker, response)
+        except _Refused as exc:
+            context.logger.error("Lambda@Edge forward refused", event_type=kind, reason=str(exc))
+            response = problem(500, "internal_error", "Internal Server Error", context)
 
     try:
         phrase = HTTPStatus(response.status).phrase
     except ValueError:
         phrase = "Unknown"
     headers: dict[str, list[dict[str, str]]] = {}
+    dropped: list[str] = []
+    locked = _READ_ONLY.get(kind, _FRAMING)
     for name, value in response.headers.multi_items():
-        headers.setdefault(name.lower(), []).append({"key": _title(name), "value": value})
+        key = name.lower()
+        if _off_limits(key, locked):
+            if key not in _FRAMING and key not in dropped:
+                dropped.append(key)
+            continue
+        headers.setdefault(key, []).append({"key": _title(name), "value": value})
+    if dropped:
+        context.logger.warning(
+            "headers CloudFront does not let an edge function send were left out",
+            event_type=kind, headers=dropped,
+        )  # fmt: skip
     out: dict[str, Any] = {
         "status": str(response.status),
         "statusDescription": phrase,
         "headers": headers,
     }
-    if event_type(raw) == "viewer-response":
+    if kind == "viewer-response":
         if response.body:
             context.logger.warning(
                 "a viewer response cannot change the body; it was left out",
@@ -156,6 +208,59 @@ def to_native(response: HttpResponse, raw: dict[str, Any], context: Context) -> 
     out["body"] = body
     out["bodyEncoding"] = "base64" if is_base64 else "text"
     return out
+
+
+class _Refused(Exception):
+    """A ``forward()`` CloudFront would refuse for this event."""
+
+
+def _off_limits(name: str, locked: frozenset[str]) -> bool:
+    # A lower-case header name that an edge function may not send for the event.
+    return name in _DISALLOWED or name in locked or name.startswith(_DISALLOWED_PREFIXES)
+
+
+def _forwarded(
+    raw: dict[str, Any], kind: str, marker: str, response: HttpResponse
+) -> dict[str, Any]:
+    """``cf.request`` or ``cf.response`` with the changes of a ``forward()``'s ``marker``.
+
+    Raises:
+        _Refused: a change CloudFront does not allow for this event.
+    """
+    cf = raw["Records"][0]["cf"]
+    is_response = kind.endswith("-response")
+    target: dict[str, Any] = cf["response" if is_response else "request"]
+    if marker == "1":
+        return target
+    import json
+
+    changes: dict[str, Any] = json.loads(marker)
+    forwarded = dict(target)  # the event itself is left as it came
+    if "path" in changes or "query" in changes:
+        if is_response:
+            raise _Refused("a response event cannot change the request's path or query")
+        if "path" in changes:
+            from urllib.parse import quote
+
+            forwarded["uri"] = quote(changes["path"], safe=_URI_SAFE)
+        if "query" in changes:
+            forwarded["querystring"] = changes["query"]
+    to_set: list[str] = changes.get("set", [])
+    to_remove: list[str] = changes.get("remove", [])
+    if to_set or to_remove:
+        locked = _READ_ONLY.get(kind, _FRAMING)
+        for name in (*to_set, *to_remove):
+            if _off_limits(name, locked):
+                raise _Refused(f"CloudFront does not let a {kind} function change {name!r}")
+        headers = dict(forwarded.get("headers") or {})
+        for name in to_remove:
+            headers.pop(name, None)
+        for name in to_set:
+            headers[name] = [
+                {"key": _title(name), "value": value} for value in response.headers.get_all(name)
+            ]
+        forwarded["headers"] = headers
+    return forwarded
 
 
 def _title(name: str) -> str:
