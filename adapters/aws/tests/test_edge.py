@@ -315,3 +315,11 @@ def test_a_generated_response_leaves_out_what_cloudfront_refuses(
     assert "content-type" in out["headers"]
     assert "connection" in caplog.text
     assert "content-length" not in caplog.text  # framing is dropped without a word
+
+
+def test_forward_takes_any_printable_path(lambda_context: FakeLambdaContext) -> None:
+    # A zero-width space is not "printable" to Python, but it is no control character.
+    out = forwarding(edge.forward(path="/a\u200bb"))(
+        load("edge-viewer-request.json"), lambda_context
+    )
+    assert out["uri"] == "/a%E2%80%8Bb"

@@ -68,7 +68,7 @@ def forward(
     """
     changes: dict[str, object] = {}
     if path is not None:
-        if not path.startswith("/") or not path.isprintable():
+        if not path.startswith("/") or _has_control(path):
             raise ValueError("forward(path=...) must start with '/' and hold no control character")
         changes["path"] = path
     if query is not None:
@@ -76,7 +76,7 @@ def forward(
             from urllib.parse import urlencode
 
             query = urlencode(list(query.items()) if hasattr(query, "items") else list(query))
-        if not query.isprintable():
+        if _has_control(query):
             raise ValueError("forward(query=...) must hold no control character")
         changes["query"] = query.removeprefix("?")
     to_set = dict(headers or {})
@@ -97,3 +97,9 @@ def forward(
     # header is; the marker names them, so that headers a middleware adds to every
     # response are not taken for changes.
     return HttpResponse.empty(204, {**to_set, FORWARD_HEADER: marker})
+
+
+def _has_control(text: str) -> bool:
+    # isprintable() is False for every control character (and for some harmless
+    # non-ASCII ones): only then is each character looked at.
+    return not text.isprintable() and any(c < " " or c == "\x7f" for c in text)
