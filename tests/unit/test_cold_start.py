@@ -194,3 +194,78 @@ def test_a_schema_registry_loads_its_libraries_only_when_a_schema_needs_them() -
     assert "urllib.request" not in sys.modules
     """
     assert _loaded_after(code) == []
+
+
+_FIRST_INVOCATION = """
+import gc, sys
+import polyserve_aws
+from polyserve import App, Context
+
+app = App("frozen")
+app.get("/pets/{pet_id:int}")(lambda pet_id: {"id": pet_id})
+handler = polyserve_aws.handler(app)
+
+class Ctx:
+    aws_request_id = "r"
+    function_name = "f"
+    def get_remaining_time_in_millis(self):
+        return 1000
+
+def tracked(obj):
+    # gc.get_objects() lists the three generations a collection walks, not the
+    # permanent one.
+    return any(o is obj for o in gc.get_objects())
+
+event = {"version": "2.0", "rawPath": "/pets/7", "headers": {"host": "x"},
+         "requestContext": {"http": {"method": "GET"}, "requestId": "r1"}}
+print("before:", gc.get_freeze_count(), tracked(app))
+assert handler(event, Ctx())["statusCode"] == 200
+frozen = gc.get_freeze_count()
+print("first:", frozen > 0, tracked(app))
+later = [object()]
+assert handler(event, Ctx())["statusCode"] == 200
+print("second:", gc.get_freeze_count() == frozen, tracked(later))
+"""
+
+
+def _run(script: str, **env: str) -> list[str]:
+    import os
+
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60,
+        env={**os.environ, **env},
+    )  # fmt: skip
+    return out.stdout.strip().splitlines()
+
+
+def test_the_first_invocation_freezes_the_heap_built_during_init() -> None:
+    # What exists before the first invocation (modules, classes, the app) lives as long
+    # as the process: no full collection should walk it again. What later
+    # invocations allocate is collected as usual.
+    assert _run(_FIRST_INVOCATION) == [
+        "before: 0 True",
+        "first: True False",
+        "second: True True",
+    ]
+
+
+def test_polyserve_gc_freeze_0_leaves_the_heap_to_the_collector() -> None:
+    assert _run(_FIRST_INVOCATION, POLYSERVE_GC_FREEZE="0") == [
+        "before: 0 True",
+        "first: False True",
+        "second: True True",
+    ]
+
+
+def test_a_context_given_its_cold_start_flag_freezes_nothing() -> None:
+    # Tests and local tools build contexts that say whether they are cold; only the
+    # first invocation of a deployed function ends an init.
+    script = """
+import gc
+from polyserve import Context
+Context("test", is_cold_start=True)
+Context("test", is_cold_start=False)
+print(gc.get_freeze_count())
+print(Context("aws").is_cold_start, gc.get_freeze_count() > 0)
+"""
+    assert _run(script) == ["0", "True True"]
