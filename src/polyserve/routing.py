@@ -239,9 +239,11 @@ _NO_METHODS: frozenset[str] = frozenset()
 
 
 def _dependencies(items: Iterable[Dependency]) -> tuple[Dependency, ...]:
+    deps = tuple(items)
+    if not deps:
+        return deps  # the usual case, which needs nothing imported to check
     from polyserve.params import Dependency
 
-    deps = tuple(items)
     for dep in deps:
         if not isinstance(dep, Dependency) or dep.provider is None:
             raise ConfigurationError(f"dependencies takes Depends(provider) items, got {dep!r}")
