@@ -31,6 +31,11 @@ clients, and the HTTP ``status`` it becomes when it ends an HTTP request::
     ├── SchemaRegistryError              registry_unavailable  503  (the registry failed; retry)
     └── Retry (polyserve.retry)          retry_requested       503  (a hand-off, not a fault)
 
+The idempotency and schema registry errors are defined in
+``polyserve.idempotency.errors`` and ``polyserve.schema_registry.errors``, so that an
+app that uses neither does not build them at cold start; this module gives them by
+name all the same.
+
 Third-party exceptions (pydantic, cloud SDKs) are translated at the boundary,
 so callers only ever need to catch ``PolyserveError``.
 """
@@ -44,6 +49,21 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any, ClassVar
+
+    from polyserve.idempotency.errors import (
+        CorruptRecordError,
+        IdempotencyError,
+        InProgressError,
+        KeyMissingError,
+        PayloadMismatchError,
+        RecordTooLargeError,
+        StoreUnavailableError,
+    )
+    from polyserve.schema_registry.errors import (
+        SchemaError,
+        SchemaRegistryError,
+        UnknownSchemaError,
+    )
 
 __all__ = [
     "ConfigurationError",
@@ -291,53 +311,6 @@ class StartupError(MountedAppError):
     default_code = "startup_failed"
 
 
-class IdempotencyError(PolyserveError):
-    """Base of the errors raised by ``polyserve.idempotency``."""
-
-    default_code = "idempotency_error"
-
-
-class InProgressError(IdempotencyError):
-    """Another invocation with the same idempotency key is still running."""
-
-    default_code = "in_progress"
-    default_status = 409
-
-
-class KeyMissingError(IdempotencyError):
-    """The idempotency key could not be extracted from the event."""
-
-    default_code = "idempotency_key_missing"
-    default_status = 400
-
-
-class PayloadMismatchError(IdempotencyError):
-    """The idempotency key was reused with a different payload."""
-
-    default_code = "payload_mismatch"
-    default_status = 422
-
-
-class RecordTooLargeError(IdempotencyError):
-    """The result is too large for the idempotency store."""
-
-    default_code = "record_too_large"
-
-
-class CorruptRecordError(IdempotencyError):
-    """A stored idempotency record could not be read back."""
-
-    default_code = "corrupt_record"
-
-
-class StoreUnavailableError(IdempotencyError):
-    """The idempotency store could not be reached; the invocation fails so it is retried."""
-
-    default_code = "store_unavailable"
-    default_status = 503
-    is_exposed = True
-
-
 class RetryExhaustedError(PolyserveError):
     """``@retry`` gave up: attempts ran out, or the deadline left no time for another."""
 
@@ -349,35 +322,31 @@ class RetryExhaustedError(PolyserveError):
         self.last_exception = last_exception
 
 
-class SchemaError(EventError):
-    """A record's payload cannot be decoded with the schema it names (see
-    ``polyserve.schema_registry``): not in the wire format, not matching its schema,
-    or naming a schema that cannot be read. The record fails alone.
-    """
-
-    default_code = "schema_error"
-
-
-class UnknownSchemaError(SchemaError):
-    """The schema registry has no schema with the id a payload names."""
-
-    default_code = "unknown_schema"
-
-    def __init__(self, schema_id: int) -> None:
-        super().__init__(f"the schema registry has no schema with id {schema_id}")
-        self.schema_id = schema_id
+# The errors of optional features are defined with them (see their modules), so
+# that an app using neither does not build them at cold start.
+_ELSEWHERE = {
+    "IdempotencyError": "polyserve.idempotency.errors",
+    "InProgressError": "polyserve.idempotency.errors",
+    "KeyMissingError": "polyserve.idempotency.errors",
+    "PayloadMismatchError": "polyserve.idempotency.errors",
+    "RecordTooLargeError": "polyserve.idempotency.errors",
+    "CorruptRecordError": "polyserve.idempotency.errors",
+    "StoreUnavailableError": "polyserve.idempotency.errors",
+    "SchemaError": "polyserve.schema_registry.errors",
+    "UnknownSchemaError": "polyserve.schema_registry.errors",
+    "SchemaRegistryError": "polyserve.schema_registry.errors",
+}
 
 
-class SchemaRegistryError(PolyserveError):
-    """The schema registry could not be asked: unreachable, an error status, a reply
-    that is not a schema. The record fails and is delivered again.
+def __getattr__(name: str) -> Any:
+    module = _ELSEWHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
 
-    ``code`` is ``registry_unavailable`` (a network failure or 5xx, worth a retry) or
-    ``registry_error`` (refused credentials, another 4xx, an unreadable reply).
-    """
-
-    default_code = "registry_unavailable"
-    default_status = 503
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 _CODES = {

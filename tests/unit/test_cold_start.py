@@ -269,3 +269,27 @@ print(gc.get_freeze_count())
 print(Context("aws").is_cold_start, gc.get_freeze_count() > 0)
 """
     assert _run(script) == ["0", "True True"]
+
+
+def test_the_errors_of_optional_features_are_built_only_when_asked_for() -> None:
+    script = """
+import sys
+import polyserve.errors as errors
+print("idempotency.errors" in str(sorted(sys.modules)), "schema_registry" in str(sorted(sys.modules)))
+from polyserve.errors import InProgressError, PolyserveError, SchemaError
+from polyserve.idempotency.errors import InProgressError as Same
+print(InProgressError is Same, issubclass(InProgressError, PolyserveError))
+print(issubclass(SchemaError, errors.EventError), SchemaError().code)
+print(all(getattr(errors, name) for name in errors.__all__))
+try:
+    errors.NoSuchError
+except AttributeError as exc:
+    print(exc)
+"""
+    assert _run(script) == [
+        "False False",
+        "True True",
+        "True schema_error",
+        "True",
+        "module 'polyserve.errors' has no attribute 'NoSuchError'",
+    ]

@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from polyserve._json import _default as _json_default
-from polyserve.errors import CorruptRecordError, IdempotencyError
 from polyserve.events import Headers, HttpRequest, HttpResponse
+from polyserve.idempotency.errors import CorruptRecordError, IdempotencyError
 
 __all__ = ["canonical", "decode_result", "digest", "encode_result"]
 

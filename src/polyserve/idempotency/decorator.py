@@ -35,8 +35,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar, cast
 
 from polyserve.context import Context
-from polyserve.errors import (
-    ConfigurationError,
+from polyserve.errors import ConfigurationError
+from polyserve.events import HttpRequest
+from polyserve.idempotency import _keys
+from polyserve.idempotency._serialize import canonical, decode_result, digest, encode_result
+from polyserve.idempotency.errors import (
     CorruptRecordError,
     IdempotencyError,
     InProgressError,
@@ -45,9 +48,6 @@ from polyserve.errors import (
     RecordTooLargeError,
     StoreUnavailableError,
 )
-from polyserve.events import HttpRequest
-from polyserve.idempotency import _keys
-from polyserve.idempotency._serialize import canonical, decode_result, digest, encode_result
 from polyserve.idempotency.store import AsyncStore, Record, Status, Store, is_live
 from polyserve.identity import Principal
 

@@ -11,7 +11,8 @@ import hashlib
 import math
 from typing import TYPE_CHECKING, Any
 
-from polyserve.errors import CorruptRecordError, MissingDependencyError, StoreUnavailableError
+from polyserve.errors import MissingDependencyError
+from polyserve.idempotency.errors import CorruptRecordError, StoreUnavailableError
 from polyserve.idempotency.store import Record, Status, is_live
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from polyserve.errors import CorruptRecordError, StoreUnavailableError
+from polyserve.idempotency.errors import CorruptRecordError, StoreUnavailableError
 from polyserve.idempotency.store import Record, Status, is_live
 
 if TYPE_CHECKING:

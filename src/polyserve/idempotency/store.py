@@ -32,11 +32,9 @@ from typing import (
     runtime_checkable,
 )
 
-from polyserve.errors import (
-    ConfigurationError,
+from polyserve.errors import ConfigurationError, MissingDependencyError, PolyserveError
+from polyserve.idempotency.errors import (
     CorruptRecordError,
-    MissingDependencyError,
-    PolyserveError,
     RecordTooLargeError,
     StoreUnavailableError,
 )

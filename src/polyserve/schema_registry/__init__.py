@@ -13,7 +13,6 @@ is first used.
 
 from __future__ import annotations
 
-from polyserve.errors import SchemaError, SchemaRegistryError, UnknownSchemaError
 from polyserve.schema_registry._client import Reference, Schema, SchemaRegistry
 from polyserve.schema_registry._wire import (
     decode_message_indexes,
@@ -21,6 +20,7 @@ from polyserve.schema_registry._wire import (
     encode_message_indexes,
     split,
 )
+from polyserve.schema_registry.errors import SchemaError, SchemaRegistryError, UnknownSchemaError
 
 __all__ = [
     "Reference",

@@ -8,14 +8,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from polyserve.errors import (
-    ConfigurationError,
-    SchemaError,
-    SchemaRegistryError,
-    UnknownSchemaError,
-)
+from polyserve.errors import ConfigurationError
 from polyserve.schema_registry import _decoders
 from polyserve.schema_registry._wire import split
+from polyserve.schema_registry.errors import SchemaError, SchemaRegistryError, UnknownSchemaError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping

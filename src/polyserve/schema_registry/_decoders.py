@@ -23,8 +23,9 @@ import io
 import json
 from typing import TYPE_CHECKING, Any
 
-from polyserve.errors import MissingDependencyError, SchemaError
+from polyserve.errors import MissingDependencyError
 from polyserve.schema_registry._wire import decode_message_indexes
+from polyserve.schema_registry.errors import SchemaError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence

@@ -15,7 +15,7 @@ first message) is written as the single byte ``0``.
 
 from __future__ import annotations
 
-from polyserve.errors import SchemaError
+from polyserve.schema_registry.errors import SchemaError
 
 __all__ = ["MAGIC_BYTE", "decode_message_indexes", "encode", "encode_message_indexes", "split"]
 
