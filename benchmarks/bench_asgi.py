@@ -22,20 +22,22 @@ runs its first full (generation 2) collection once enough objects have survived
 younger collections; importing FastAPI and pydantic brings a process close to that
 point, so whether it falls inside the first request, and on which side, depends
 on a few hundred objects more or less (the app's own module shifts it either way).
-It walks the whole heap, some 20M instructions here. "gc aligned" runs it on both
-sides at the same point, once FastAPI and the app's module are imported and before
-the handler side is, so that the comparison holds the work each side does.
+Over a heap that size it is some 20M instructions. polyserve freezes the heap
+built during init at its first invocation (``gc.freeze``), so a collection that
+falls after that walks only what came later. "gc aligned" runs a full collection
+on both sides at the same point, once FastAPI and the app's module are imported
+and before the handler side is, so that both counts hold it at the same point.
 
 Cold start runs with every module it loads compiled to bytecode first, as pip
 compiles on install and a deployment bundle should ship it: without that (uv does
 not compile, and ``PYTHONDONTWRITEBYTECODE`` keeps Python from writing the files)
 each run would measure mostly the compiler, in proportion to the source each side
 loads. Beside the instruction counts, the medians of 25 alternating wall-clock
-runs of each process, and the median of their paired differences. A cold start ends
-with the first answer: each process then leaves with ``os._exit``, so that what a
-process does at exit (polyserve runs the mounted app's lifespan shutdown there; on
-Lambda that happens when the platform stops the process, not during a request)
-is counted on neither side.
+runs of each process (which side runs first alternates too), and the median of
+their paired differences. A cold start ends with the first answer: each process
+then leaves with ``os._exit``, so that what a process does at exit (polyserve runs
+the mounted app's lifespan shutdown there; on Lambda that happens when the platform
+stops the process, not during a request) is counted on neither side.
 """
 
 from __future__ import annotations
@@ -118,10 +120,15 @@ def compile_loaded(code: str) -> None:
 
 
 def wall_clock_ms(codes: dict[str, str], runs: int = 25) -> dict[str, list[float]]:
-    """Milliseconds of each ``python -c code`` process, the sides alternating run by run."""
+    """Milliseconds of each ``python -c code`` process, the sides alternating run by run.
+
+    The side that goes first changes from round to round, so that whatever going
+    first costs (a colder cache, say) falls on both sides alike.
+    """
     times: dict[str, list[float]] = {name: [] for name in codes}
-    for _ in range(runs):
-        for name, code in codes.items():
+    for round_ in range(runs):
+        order = list(codes.items())
+        for name, code in order if round_ % 2 == 0 else reversed(order):
             start = time.perf_counter()
             subprocess.run(
                 [sys.executable, "-c", code], cwd=_ROOT, env=measure.environment(),
