@@ -218,10 +218,12 @@ def tracked(obj):
 
 event = {"version": "2.0", "rawPath": "/pets/7", "headers": {"host": "x"},
          "requestContext": {"http": {"method": "GET"}, "requestId": "r1"}}
-print("before:", gc.get_freeze_count(), tracked(app))
+# Some versions of CPython freeze a few objects of their own at start-up.
+start = gc.get_freeze_count()
+print("before:", tracked(app))
 assert handler(event, Ctx())["statusCode"] == 200
 frozen = gc.get_freeze_count()
-print("first:", frozen > 0, tracked(app))
+print("first:", frozen > start, tracked(app))
 later = [object()]
 assert handler(event, Ctx())["statusCode"] == 200
 print("second:", gc.get_freeze_count() == frozen, tracked(later))
@@ -243,7 +245,7 @@ def test_the_first_invocation_freezes_the_heap_built_during_init() -> None:
     # as the process: no full collection should walk it again. What later
     # invocations allocate is collected as usual.
     assert _run(_FIRST_INVOCATION) == [
-        "before: 0 True",
+        "before: True",
         "first: True False",
         "second: True True",
     ]
@@ -251,7 +253,7 @@ def test_the_first_invocation_freezes_the_heap_built_during_init() -> None:
 
 def test_polyserve_gc_freeze_0_leaves_the_heap_to_the_collector() -> None:
     assert _run(_FIRST_INVOCATION, POLYSERVE_GC_FREEZE="0") == [
-        "before: 0 True",
+        "before: True",
         "first: False True",
         "second: True True",
     ]
@@ -263,12 +265,13 @@ def test_a_context_given_its_cold_start_flag_freezes_nothing() -> None:
     script = """
 import gc
 from polyserve import Context
+start = gc.get_freeze_count()
 Context("test", is_cold_start=True)
 Context("test", is_cold_start=False)
-print(gc.get_freeze_count())
-print(Context("aws").is_cold_start, gc.get_freeze_count() > 0)
+print(gc.get_freeze_count() == start)
+print(Context("aws").is_cold_start, gc.get_freeze_count() > start)
 """
-    assert _run(script) == ["0", "True True"]
+    assert _run(script) == ["True", "True True"]
 
 
 def test_the_errors_of_optional_features_are_built_only_when_asked_for() -> None:
