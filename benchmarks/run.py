@@ -213,7 +213,7 @@ def startup_rows(counted: bool, runs: int) -> list[Row]:
             Row(
                 case,
                 f"{extra:+.1f} ms",
-                f"`python -c pass`: {bare:.1f} ms",
+                f"bare interpreter: {bare:.1f} ms",
                 "—",
                 f"≤ +{budget:g} ms",
                 "PASS" if extra <= budget else "FAIL",
@@ -221,18 +221,18 @@ def startup_rows(counted: bool, runs: int) -> list[Row]:
             )
         )
     if counted:
-        bare_instr = measure.count_process_instructions("pass")
+        bare_instr = measure.count_process_instructions(startup.BARE)
         for case, code, _ in cases:
             extra_instr = measure.count_process_instructions(code) - bare_instr
             rows.append(
                 Row(
                     case,
                     f"{extra_instr / 1e6:+,.1f}M instr",
-                    f"`python -c pass`: {bare_instr / 1e6:,.1f}M instr",
+                    f"bare interpreter: {bare_instr / 1e6:,.1f}M instr",
                     "—",
                     "—",
                     "reported",
-                    "callgrind: the whole process",
+                    "callgrind: the whole process, to its first answer",
                 )
             )
     return rows

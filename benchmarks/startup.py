@@ -2,9 +2,12 @@
 
 Cold start is wall-clock by nature (imports read files, and the first request loads
 modules), so these are medians of many fresh ``python -c`` processes, each run
-alternating with a bare ``python -c pass`` whose time is subtracted; instruction
+alternating with a bare interpreter (``BARE``) whose time is subtracted; instruction
 counts of the same processes under callgrind are reported beside them where valgrind
-is installed. Bytecode is compiled first, as an installed package's is (pip compiles
+is installed. Every process, the bare one too, leaves with ``os._exit`` once it has
+answered: a cold start is import plus the first invocation, and what an interpreter
+does at exit (a last full garbage collection over everything still alive) is
+neither. On Lambda the process lives on after its first invocation. Bytecode is compiled first, as an installed package's is (pip compiles
 on install, and a deployment bundle should ship it): otherwise every run would
 measure the compiler rather than the import.
 """
@@ -21,9 +24,13 @@ from pathlib import Path
 from benchmarks.events import http_v2
 from benchmarks.measure import environment
 
-__all__ = ["FIRST_REQUEST", "IMPORT", "compile_bytecode", "overhead_ms"]
+__all__ = ["BARE", "FIRST_REQUEST", "IMPORT", "compile_bytecode", "overhead_ms"]
 
-IMPORT = "import polyserve, polyserve_aws"
+_LEAVE = "\nimport os\nos._exit(0)\n"
+
+BARE = _LEAVE.strip()
+
+IMPORT = "import polyserve, polyserve_aws" + _LEAVE
 
 # An app without pydantic models: ten routes with a path parameter, the Lambda handler,
 # and one request from API Gateway (HTTP API) to one of them.
@@ -49,7 +56,7 @@ class Context:
 
 event = {http_v2("GET", "/r7/42")!r}
 assert handler(event, Context())["statusCode"] == 200
-"""
+{_LEAVE}"""
 
 _ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,13 +74,13 @@ def _run_ms(code: str) -> float:
 
 
 def overhead_ms(code: str, runs: int = 41) -> tuple[float, float]:
-    """Median milliseconds of ``python -c code`` over ``python -c pass``, and of the latter.
+    """Median milliseconds of ``python -c code`` over ``python -c BARE``, and of the latter.
 
     The two run alternately, so that load on the machine slows both alike; the
     overhead is the median of the per-pair differences.
     """
     _run_ms(code)  # the first run fills the OS's file cache
-    pairs = [(_run_ms(code), _run_ms("pass")) for _ in range(runs)]
+    pairs = [(_run_ms(code), _run_ms(BARE)) for _ in range(runs)]
     return (
         statistics.median(ours - bare for ours, bare in pairs),
         statistics.median(bare for _, bare in pairs),
