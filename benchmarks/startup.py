@@ -7,9 +7,10 @@ counts of the same processes under callgrind are reported beside them where valg
 is installed. Every process, the bare one too, leaves with ``os._exit`` once it has
 answered: a cold start is import plus the first invocation, and what an interpreter
 does at exit (a last full garbage collection over everything still alive) is
-neither. On Lambda the process lives on after its first invocation. Bytecode is compiled first, as an installed package's is (pip compiles
-on install, and a deployment bundle should ship it): otherwise every run would
-measure the compiler rather than the import.
+neither. On Lambda the process lives on after its first invocation. Bytecode is
+compiled first, as an installed package's is (pip compiles on install, and a
+deployment bundle should ship it): otherwise every run would measure the compiler
+rather than the import.
 """
 
 from __future__ import annotations

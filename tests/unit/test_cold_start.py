@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -23,6 +24,15 @@ HEAVY = (
 )
 
 
+def _run(script: str, **env: str) -> list[str]:
+    """The lines ``script`` prints, run in a fresh interpreter (with ``env`` added)."""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60,
+        env={**os.environ, **env},
+    )  # fmt: skip
+    return out.stdout.strip().splitlines()
+
+
 def _loaded_after(code: str) -> list[str]:
     script = textwrap.dedent(
         f"""
@@ -31,10 +41,7 @@ def _loaded_after(code: str) -> list[str]:
         print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))
         """
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
-    )
-    loaded: list[str] = json.loads(out.stdout.strip().splitlines()[-1])
+    loaded: list[str] = json.loads(_run(script)[-1])
     return loaded
 
 
@@ -104,10 +111,7 @@ def _costly_loaded_after(routes: str) -> list[str]:
         print("loaded:" + ",".join(sorted(m for m in {costly!r} if m in sys.modules)))
         """
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
-    )
-    listed = out.stdout.strip().splitlines()[-1].removeprefix("loaded:")
+    listed = _run(script)[-1].removeprefix("loaded:")
     return [m for m in listed.split(",") if m]
 
 
@@ -146,10 +150,7 @@ def test_an_http_only_function_loads_no_other_event_module() -> None:
         print("loaded:" + ",".join(m for m in [*names, "uuid", "datetime"] if m in sys.modules))
         """
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert out.stdout.strip().splitlines()[-1] == "loaded:"
+    assert _run(script)[-1] == "loaded:"
 
 
 def test_a_first_get_to_plainly_annotated_handlers_loads_neither_typing_nor_json() -> None:
@@ -180,10 +181,7 @@ def test_a_first_get_to_plainly_annotated_handlers_loads_neither_typing_nor_json
         print("typing loaded:", "typing" in sys.modules)
         """
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert out.stdout.split("\n")[-3:-1] == ["typing loaded: False", "typing loaded: True"]
+    assert _run(script)[-2:] == ["typing loaded: False", "typing loaded: True"]
 
 
 def test_a_schema_registry_loads_its_libraries_only_when_a_schema_needs_them() -> None:
@@ -197,7 +195,7 @@ def test_a_schema_registry_loads_its_libraries_only_when_a_schema_needs_them() -
 
 
 _FIRST_INVOCATION = """
-import gc, sys
+import gc
 import polyserve_aws
 from polyserve import App, Context
 
@@ -228,16 +226,6 @@ later = [object()]
 assert handler(event, Ctx())["statusCode"] == 200
 print("second:", gc.get_freeze_count() == frozen, tracked(later))
 """
-
-
-def _run(script: str, **env: str) -> list[str]:
-    import os
-
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60,
-        env={**os.environ, **env},
-    )  # fmt: skip
-    return out.stdout.strip().splitlines()
 
 
 def test_the_first_invocation_freezes_the_heap_built_during_init() -> None:
@@ -278,7 +266,7 @@ def test_the_errors_of_optional_features_are_built_only_when_asked_for() -> None
     script = """
 import sys
 import polyserve.errors as errors
-print("idempotency.errors" in str(sorted(sys.modules)), "schema_registry" in str(sorted(sys.modules)))
+print("polyserve.idempotency.errors" in sys.modules, "polyserve.schema_registry" in sys.modules)
 from polyserve.errors import InProgressError, PolyserveError, SchemaError
 from polyserve.idempotency.errors import InProgressError as Same
 print(InProgressError is Same, issubclass(InProgressError, PolyserveError))
